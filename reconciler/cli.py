@@ -1,0 +1,217 @@
+"""The `reconcile` command line: parse options, call one function, map errors to exit codes.
+
+Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, so that
+`reconcile --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CHANGES = 2
+
+
+class Context:
+    """Output settings shared by every command."""
+
+    def __init__(self, verbose: bool, no_color: bool) -> None:
+        self.verbose = verbose
+        self.no_color = no_color
+
+    def color(self, stream: Any) -> bool:
+        if self.no_color or os.environ.get("NO_COLOR"):
+            return False
+        return bool(getattr(stream, "isatty", lambda: False)())
+
+    def warn(self, message: str) -> None:
+        click.echo(
+            click.style("warning: ", fg="yellow") + message
+            if self.color(sys.stderr)
+            else f"warning: {message}",
+            err=True,
+        )
+
+    def info(self, message: str) -> None:
+        if self.verbose:
+            click.echo(message, err=True)
+
+
+def common(func: F) -> F:
+    """-v/--verbose and --no-color on every subcommand, after its name."""
+    func = click.option("-v", "--verbose", is_flag=True, help="Say more on stderr.")(func)
+    func = click.option(
+        "--no-color", is_flag=True, help="Never color output (NO_COLOR is honoured too)."
+    )(func)
+    return func
+
+
+def journal_option(func: F) -> F:
+    return click.option(
+        "--journal",
+        "journal_location",
+        metavar="LOCATION",
+        envvar="RECONCILE_JOURNAL",
+        help="Journal file or postgresql:// URL [default: .reconcile/journal.jsonl].",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spike-reconcile", prog_name="reconcile")
+def cli() -> None:
+    """Desired state for Spike.sh incidents: plan in review, apply after merge.
+
+    State files (YAML) say how incidents should be; `plan` diffs them against the journal of
+    what was last applied (no network needed) and `apply` makes the batched API calls.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@common
+def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
+    """Check state files only (default path: states). Exit 0 valid, 1 invalid."""
+    from .states import load
+
+    desired = load(paths or ("states",))
+    click.echo(f"{len(desired.files)} files, {len(desired.incidents)} incidents: valid.")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan (JSON) for apply.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when applying would change something, 0 when not, 1 on error.",
+)
+@click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
+@journal_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@common
+def plan(
+    paths: tuple[str, ...],
+    out: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    journal_location: str | None,
+    batch_size: int,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Show the API calls that would make Spike match the state files."""
+    from . import render
+    from .commands import make_plan, write_plan
+
+    ctx = Context(verbose, no_color)
+    made = make_plan(paths, journal_location, batch_size, targets)
+    for warning in made.journal_warnings:
+        ctx.warn(warning)
+    if out:
+        write_plan(made, out)
+        ctx.info(f"saved the plan to {out}")
+    if fmt == "json":
+        click.echo(render.plan_json(made.plan, made.created_at), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.plan_markdown(made.plan), nl=False)
+    else:
+        click.echo(render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout)), nl=False)
+    if out and fmt == "text":
+        click.echo(f"\nSaved the plan to {out}. Apply exactly it with: reconcile apply {out}")
+    if detailed_exitcode and made.plan.has_changes:
+        raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+@cli.command()
+@journal_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common
+def show(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
+    """Print the journaled last-applied state."""
+    from . import render
+    from .journal import open_journal
+
+    state = open_journal(journal_location).read()
+    ctx = Context(verbose, no_color)
+    for warning in state.warnings:
+        ctx.warn(warning)
+    show_state = render.state_json if fmt == "json" else render.state_text
+    click.echo(show_state(state.incidents, state.lineage, state.serial), nl=False)
+
+
+@cli.command()
+@journal_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common
+def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
+    """Show the journal's history: when, which plan, which calls, what happened."""
+    import json
+
+    from . import render
+    from .journal import open_journal
+
+    entries = render.history(open_journal(journal_location).records())
+    if fmt == "json":
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render.history_text(entries), nl=False)
+
+
+@cli.command()
+@common
+def schema(verbose: bool, no_color: bool) -> None:
+    """Print the JSON Schema of a state file (for editors)."""
+    from .states import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: every ReconcileError becomes a message and exit 1; usage errors too."""
+    from .model import ReconcileError, StateFileError
+
+    try:
+        code = cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return 1
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except StateFileError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        count = len(exc.problems)
+        click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
+        return 1
+    except ReconcileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Desired states x journal -> Plan. Pure: no I/O, no clock, no randomness.
+
+For each incident and managed field, the desired value is compared with the journal's
+last-applied one; differences become changes, and changes that share an endpoint and a value
+become one batched call. The operation count is the minimum possible for the changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import endpoints as ep
+from .model import (
+    FIELDS,
+    PRIORITIES,
+    SEVERITIES,
+    Change,
+    Operation,
+    PlanError,
+    StateMap,
+    Value,
+)
+
+FORMAT_VERSION = 1
+DEFAULT_BATCH_SIZE = 100
+#: A plan that changes recorded values on more than this share of journaled incidents is
+#: unsafe, once the journal records at least UNSAFE_MIN_INCIDENTS incidents.
+UNSAFE_SHARE = 0.30
+UNSAFE_MIN_INCIDENTS = 10
+
+
+@dataclass
+class Plan:
+    """Everything `apply` needs, and everything a reviewer reads."""
+
+    lineage: str | None
+    serial: int
+    inputs_digest: str
+    incidents: int
+    changes: list[Change] = field(default_factory=list)
+    forget: list[str] = field(default_factory=list)
+    unmanaged: list[tuple[str, str]] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+    unsafe: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed_incidents(self) -> int:
+        return len({c.incident for c in self.changes})
+
+    @property
+    def has_changes(self) -> bool:
+        """True when applying would do anything: API calls or journal-only changes."""
+        return bool(self.operations or self.forget or self.unmanaged)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "incidents": self.incidents,
+            "changed_incidents": self.changed_incidents,
+            "changes": len(self.changes),
+            "operations": len(self.operations),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan file's content (SPEC section 5), without created_at, with plan_digest."""
+        body: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "journal": {"lineage": self.lineage, "serial": self.serial},
+            "inputs_digest": self.inputs_digest,
+            "changes": [c.to_json() for c in self.changes],
+            "forget": list(self.forget),
+            "unmanaged": [{"incident": i, "field": f} for i, f in self.unmanaged],
+            "operations": [op.to_json() for op in self.operations],
+            "summary": self.summary(),
+            "unsafe": self.unsafe,
+            "warnings": list(self.warnings),
+        }
+        body["plan_digest"] = digest(body)
+        return body
+
+
+def digest(body: Mapping[str, Any]) -> str:
+    """sha256 of a plan's canonical JSON, excluding created_at and plan_digest."""
+    content = {k: v for k, v in body.items() if k not in ("created_at", "plan_digest")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def _batched(method: str, path: str, ids: list[str], size: int, **value: Any) -> list[Operation]:
+    ids.sort()
+    return [Operation(method, path, {**value, "ids": chunk}) for chunk in _chunks(ids, size)]
+
+
+def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
+    """Escalate calls so each incident is escalated counts[id] times, in the fewest calls.
+
+    An incident can appear once per call and a call holds `size` ids, so the minimum is
+    max(max count, ceil(total / size)); taking the largest remaining counts first reaches it.
+    """
+    heap = [(-n, cid) for cid, n in counts.items() if n > 0]
+    heapq.heapify(heap)
+    calls: list[Operation] = []
+    while heap:
+        taken = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
+        calls.append(Operation("POST", ep.ESCALATE, {"ids": sorted(cid for _, cid in taken)}))
+        for negative, cid in taken:
+            if negative < -1:
+                heapq.heappush(heap, (negative + 1, cid))
+    return calls
+
+
+def plan(
+    desired: StateMap,
+    journal: StateMap,
+    *,
+    lineage: str | None = None,
+    serial: int = 0,
+    inputs_digest: str = "",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    targets: Sequence[str] | None = None,
+    sources: Mapping[str, str] | None = None,
+    warnings: Sequence[str] = (),
+) -> Plan:
+    """The minimal plan that takes `journal` (last-applied) to `desired`.
+
+    Raises PlanError listing every incident that cannot be planned: a resolved incident moved
+    out of resolved, an escalation count that shrinks or grows on a resolved incident.
+    """
+    if batch_size < 1:
+        raise PlanError(["--batch-size must be at least 1"])
+    sources = sources or {}
+    notes = list(warnings)
+    if targets is not None:
+        wanted = set(targets)
+        scope = sorted(cid for cid in wanted if cid in desired)
+        forget = sorted(cid for cid in wanted if cid in journal and cid not in desired)
+        notes.extend(
+            f"target {cid} is in no state file and not in the journal"
+            for cid in sorted(wanted)
+            if cid not in desired and cid not in journal
+        )
+    else:
+        scope = sorted(desired)
+        forget = sorted(cid for cid in journal if cid not in desired)
+
+    errors: list[str] = []
+    changes: list[Change] = []
+    unmanaged: list[tuple[str, str]] = []
+    acknowledge: list[str] = []
+    unacknowledge: list[str] = []
+    resolve: list[str] = []
+    priority: dict[Value, list[str]] = {}
+    severity: dict[Value, list[str]] = {}
+    sharing: list[Operation] = []
+    escalate: dict[str, int] = {}
+    empty: dict[str, Value] = {}
+
+    for cid in scope:
+        want = desired[cid]
+        have = journal.get(cid, empty)
+        where = f"{sources[cid]}: " if cid in sources else ""
+        known_status = have.get("status")
+        for name in FIELDS:
+            if name not in want:
+                if name in have and name != "escalations":
+                    unmanaged.append((cid, name))
+                continue
+            after = want[name]
+            known = name in have
+            before = have.get(name)
+            if name == "escalations":
+                done = before if isinstance(before, int) else 0
+                assert isinstance(after, int)
+                if after == done:
+                    continue
+                if after < done:
+                    errors.append(
+                        f"{where}incident {cid}: escalations: {after} is below the {done} "
+                        "already applied; the count only grows"
+                    )
+                    continue
+                if known_status == "resolved":
+                    errors.append(
+                        f"{where}incident {cid}: escalations: cannot escalate a resolved incident"
+                    )
+                    continue
+                escalate[cid] = after - done
+            else:
+                if known and before == after:
+                    continue
+                if name == "status":
+                    if known_status == "resolved":
+                        errors.append(
+                            f"{where}incident {cid}: status: resolved incidents are terminal "
+                            f"in Spike; it cannot become {after}"
+                        )
+                        continue
+                    {"acknowledged": acknowledge, "triggered": unacknowledge}.get(
+                        str(after), resolve
+                    ).append(cid)
+                elif name == "priority":
+                    priority.setdefault(after, []).append(cid)
+                elif name == "severity":
+                    severity.setdefault(after, []).append(cid)
+                else:
+                    sharing.append(
+                        Operation("PATCH", ep.public_sharing_path(cid), {"publicSharing": after})
+                    )
+            changes.append(Change(cid, name, before, after, known))
+    if errors:
+        raise PlanError(errors)
+
+    size = batch_size
+    operations = [
+        *_batched("POST", ep.ACKNOWLEDGE, acknowledge, size),
+        *_batched("POST", ep.UNACKNOWLEDGE, unacknowledge, size),
+    ]
+    for value_key, groups, set_path, remove_path, values in (
+        ("priority", priority, ep.PRIORITY, ep.PRIORITY_REMOVE, PRIORITIES),
+        ("severity", severity, ep.SEVERITY, ep.SEVERITY_REMOVE, SEVERITIES),
+    ):
+        for value in values:
+            if value in groups:
+                operations += _batched("POST", set_path, groups[value], size, **{value_key: value})
+        if None in groups:
+            operations += _batched("DELETE", remove_path, groups[None], size)
+    operations += sharing
+    operations += pack_escalations(escalate, size)
+    operations += _batched("POST", ep.RESOLVE, resolve, size)
+
+    result = Plan(
+        lineage=lineage,
+        serial=serial,
+        inputs_digest=inputs_digest,
+        incidents=len(scope),
+        changes=changes,
+        forget=forget,
+        unmanaged=unmanaged,
+        operations=operations,
+        warnings=notes,
+    )
+    result.unsafe = _is_unsafe(changes, journal)
+    if result.unsafe:
+        result.warnings.append(
+            f"unsafe plan: it changes recorded values on {_recorded_changes(changes)} of "
+            f"{len(journal)} journaled incidents (more than {UNSAFE_SHARE:.0%}); "
+            "apply refuses it without --force"
+        )
+    return result
+
+
+def _recorded_changes(changes: Sequence[Change]) -> int:
+    return len({c.incident for c in changes if c.before_known})
+
+
+def _is_unsafe(changes: Sequence[Change], journal: StateMap) -> bool:
+    if len(journal) < UNSAFE_MIN_INCIDENTS:
+        return False
+    return _recorded_changes(changes) > UNSAFE_SHARE * len(journal)

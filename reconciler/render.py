@@ -1,0 +1,292 @@
+"""Plans, journal views and apply results -> text, JSON and markdown. Formats; writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .model import FIELDS, Change, Operation, Value
+from .planner import Plan
+
+#: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
+GITHUB_COMMENT_LIMIT = 65_536
+MARKDOWN_BUDGET = GITHUB_COMMENT_LIMIT - 2_000
+
+Styler = Callable[[str, str], str]
+
+
+def styler(color: bool) -> Styler:
+    """A function painting text in a named color, or leaving it alone."""
+    if not color:
+        return lambda text, _color: text
+    import click
+
+    return lambda text, fg: click.style(text, fg=fg)
+
+
+def show_value(value: Value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def show_before(change: Change) -> str:
+    return show_value(change.before) if change.before_known else "(unknown)"
+
+
+def describe_operation(op: Operation) -> str:
+    """One line: the method, the path and the body, ids listed in full."""
+    body = ", ".join(
+        f"{k}=[{', '.join(v)}]" if isinstance(v, list) else f"{k}={show_value(v)}"
+        for k, v in op.body.items()
+    )
+    return f"{op.method} {op.path}  {body}"
+
+
+def plan_summary(plan: Plan) -> str:
+    parts = [
+        f"{len(plan.changes)} change{'s' * (len(plan.changes) != 1)} "
+        f"on {plan.changed_incidents} of {plan.incidents} incidents",
+        f"{len(plan.operations)} API call{'s' * (len(plan.operations) != 1)}",
+    ]
+    if plan.forget:
+        parts.append(f"{len(plan.forget)} to forget")
+    if plan.unmanaged:
+        parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
+    if not plan.has_changes:
+        return f"No changes. {plan.incidents} incidents match the journal."
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
+    out: dict[str, list[Change]] = {}
+    for change in changes:
+        out.setdefault(change.incident, []).append(change)
+    return out
+
+
+def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
+    """Terraform-style: a block per incident, the calls in order, a summary line."""
+    paint = styler(color)
+    sources = sources or {}
+    lines: list[str] = []
+    width = max(len(f) for f in FIELDS) + 1
+    if plan.changes:
+        lines.append("Changes to incidents (before -> after):")
+        lines.append("")
+        for cid, changes in _grouped(plan.changes).items():
+            where = f"  ({sources[cid]})" if cid in sources else ""
+            lines.append(paint(f"  ~ incident {cid}", "yellow") + where)
+            for c in changes:
+                before = show_before(c)
+                lines.append(
+                    f"      {(c.field + ':').ljust(width)} "
+                    + paint(before, "red")
+                    + " -> "
+                    + paint(show_value(c.after), "green")
+                )
+            lines.append("")
+    if plan.forget or plan.unmanaged:
+        lines.append("Journal only (no API call):")
+        lines.extend(
+            paint(f"  - forget {cid}", "red") + "  (in no state file any more)"
+            for cid in plan.forget
+        )
+        lines.extend(
+            paint(f"  - stop managing {cid} {name}", "red") + "  (removed from the state file)"
+            for cid, name in plan.unmanaged
+        )
+        lines.append("")
+    if plan.operations:
+        lines.append("API calls, in order:")
+        digits = len(str(len(plan.operations)))
+        lines.extend(
+            f"  {str(n).rjust(digits)}. {describe_operation(op)}"
+            for n, op in enumerate(plan.operations, start=1)
+        )
+        lines.append("")
+    lines.extend(paint(f"Warning: {w}", "yellow") for w in plan.warnings)
+    lines.append(paint(plan_summary(plan), "cyan"))
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(plan: Plan, created_at: str) -> str:
+    body = plan.to_json()
+    out = {"format_version": body.pop("format_version"), "created_at": created_at, **body}
+    return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+
+
+def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
+    """For a pull-request comment: summary, warnings, a table of changes, the calls folded.
+
+    Truncated with a note so that the whole stays below GitHub's comment limit.
+    """
+    head: list[str] = ["### spike-reconcile plan", "", f"**{plan_summary(plan)}**", ""]
+    for warning in plan.warnings:
+        head += ["> [!WARNING]", f"> {warning}", ""]
+    tail_note = (
+        "\n_Truncated to fit a GitHub comment: {n} more {what} not shown; "
+        "the full plan is in the plan file._\n"
+    )
+    out = "\n".join(head) + "\n"
+    rows: list[str] = []
+    if plan.changes:
+        rows = ["| incident | field | before | after |", "| --- | --- | --- | --- |"]
+        rows += [
+            f"| `{c.incident}` | {c.field} | {show_before(c)} | {show_value(c.after)} |"
+            for c in plan.changes
+        ]
+    rows += [f"| `{cid}` | _forget_ | journaled | _not in any file_ |" for cid in plan.forget]
+    rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
+    calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
+    reserve = len(tail_note) + 200
+    out, shown = _fill(out, rows, budget - reserve)
+    if shown < len(rows):
+        out += tail_note.format(n=len(rows) - shown, what="rows")
+        return out
+    if calls:
+        out += f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
+        out, shown = _fill(out, calls, budget - reserve - len("\n</details>\n"))
+        if shown < len(calls):
+            out += tail_note.format(n=len(calls) - shown, what="calls")
+        out += "\n</details>\n"
+    return out
+
+
+def _fill(out: str, lines: Sequence[str], budget: int) -> tuple[str, int]:
+    """Append whole lines while they fit in `budget` characters."""
+    parts = [out]
+    size = len(out)
+    for shown, line in enumerate(lines):
+        if size + len(line) + 1 > budget:
+            return "".join(parts), shown
+        parts.append(line + "\n")
+        size += len(line) + 1
+    return "".join(parts), len(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal
+
+
+def state_text(
+    incidents: Mapping[str, Mapping[str, Value]], lineage: str | None, serial: int
+) -> str:
+    if lineage is None:
+        return "The journal is empty: nothing has been applied yet.\n"
+    lines = [f"journal lineage {lineage}, serial {serial}, {len(incidents)} incidents", ""]
+    for cid in sorted(incidents):
+        fields = incidents[cid]
+        shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
+        lines.append(f"{cid}  {shown}" if shown else cid)
+    return "\n".join(lines) + "\n"
+
+
+def state_json(
+    incidents: Mapping[str, Mapping[str, Value]], lineage: str | None, serial: int
+) -> str:
+    ordered = {
+        cid: {f: incidents[cid][f] for f in FIELDS if f in incidents[cid]}
+        for cid in sorted(incidents)
+    }
+    return (
+        json.dumps(
+            {"lineage": lineage, "serial": serial, "incidents": ordered},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+
+
+def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records grouped into entries: one per apply run, and one per record outside a run."""
+    entries: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for record in records:
+        kind = record["kind"]
+        if kind == "apply-start":
+            current = {
+                "at": record["at"],
+                "kind": "apply",
+                "plan": record.get("plan"),
+                "planned": record.get("operations"),
+                "operations": [],
+                "outcome": "interrupted",
+            }
+            entries.append(current)
+        elif kind == "apply-end" and current is not None:
+            current["outcome"] = record.get("outcome")
+            current["finished"] = record["at"]
+            current.update(
+                {k: v for k, v in record.items() if k in ("applied", "failed", "skipped")}
+            )
+            current = None
+        elif kind == "lineage":
+            entries.append({"at": record["at"], "kind": "created", "lineage": record["lineage"]})
+        elif current is not None:
+            current["operations"].append(_history_item(record))
+        else:
+            entries.append({"at": record["at"], "kind": kind, **_history_item(record)})
+    return entries
+
+
+def _history_item(record: Mapping[str, Any]) -> dict[str, Any]:
+    kind = record["kind"]
+    if kind == "op":
+        return {
+            "serial": record["serial"],
+            "call": f"{record['method']} {record['path']}",
+            "body": record["body"],
+        }
+    if kind == "forget":
+        return {"serial": record["serial"], "forget": record["ids"]}
+    if kind == "unmanage":
+        return {"serial": record["serial"], "unmanage": record["fields"]}
+    return {
+        "serial": record["serial"],
+        "set": sorted(record["incidents"]),
+        "source": record.get("source"),
+    }
+
+
+def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
+    if not entries:
+        return "The journal is empty: nothing has been applied yet.\n"
+    lines: list[str] = []
+    for entry in entries:
+        kind = entry["kind"]
+        if kind == "apply":
+            ops = entry["operations"]
+            applied = sum("call" in o for o in ops)
+            lines.append(
+                f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
+                f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
+            )
+            for item in ops:
+                lines.append("    " + _item_text(item))
+        elif kind == "created":
+            lines.append(f"{entry['at']}  journal created, lineage {entry['lineage']}")
+        else:
+            lines.append(f"{entry['at']}  {_item_text(entry)}")
+    return "\n".join(lines) + "\n"
+
+
+def _item_text(item: Mapping[str, Any]) -> str:
+    serial = f"#{item['serial']} "
+    if "call" in item:
+        body = item["body"]
+        ids = body.get("ids")
+        extra = "".join(f" {k}={show_value(v)}" for k, v in body.items() if k != "ids")
+        target = (
+            f"{len(ids)} ids: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}" if ids else ""
+        )
+        return f"{serial}{item['call']}{extra}  {target}".rstrip()
+    if "forget" in item:
+        return f"{serial}forget {', '.join(item['forget'])}"
+    if "unmanage" in item:
+        return f"{serial}stop managing " + ", ".join(f"{i} {f}" for i, f in item["unmanage"])
+    return f"{serial}recorded live values of {', '.join(item['set'])} ({item.get('source')})"

@@ -1,0 +1,474 @@
+"""State files -> desired states, with FILE:LINE:COLUMN errors. Reads files, nothing else.
+
+The fast path parses with ruamel.yaml's C-backed safe loader and validates each file's data
+with one pydantic call. Positions cost time, so they are only computed for a file that has a
+problem: it is read again in round-trip mode, whose nodes carry line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import Field as PydanticField
+from typing_extensions import NotRequired, TypedDict
+
+from .model import (
+    COUNTER_ID_MAX,
+    COUNTER_ID_PATTERN,
+    FIELDS,
+    PRIORITIES,
+    SEVERITIES,
+    STATUSES,
+    Priority,
+    Problem,
+    Severity,
+    StateFileError,
+    StateMap,
+    Status,
+    is_counter_id,
+)
+
+SUFFIXES = (".yaml", ".yml")
+#: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
+#: file spells out, the file is refused (no billion laughs).
+ALIAS_EXPANSION_LIMIT = 1000
+
+CounterId = Annotated[
+    str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
+]
+
+
+class IncidentSpec(TypedDict, total=False):
+    """How one incident should be. Every field is optional; an absent field is unmanaged."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    status: NotRequired[Status]
+    priority: NotRequired[Priority | None]
+    severity: NotRequired[Severity | None]
+    public_sharing: NotRequired[Annotated[bool, PydanticField(strict=True)]]
+    escalations: NotRequired[Annotated[int, PydanticField(strict=True, ge=0)]]
+
+
+class StateFile(BaseModel):
+    """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="spike-reconcile state file",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1] = 1
+    incidents: dict[CounterId, IncidentSpec | None] | None = None
+
+
+_FILE_ADAPTER = TypeAdapter(StateFile)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a state file, for editors (`yaml-language-server: $schema=`)."""
+    return StateFile.model_json_schema()
+
+
+@dataclass
+class DesiredState:
+    """Every incident the state files manage, and where each one was written."""
+
+    incidents: StateMap = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    inputs_digest: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files
+
+
+def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Every *.yaml / *.yml under `paths`, recursively, in sorted order."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(Problem(str(path), 0, 0, "no such file or directory"))
+    unique = sorted(set(found), key=lambda p: p.as_posix())
+    return unique, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading one file
+
+
+def _make_loader() -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import SafeConstructor
+
+    class Constructor(SafeConstructor):
+        """The safe constructor, noting keys that need quotes and duplicate keys with both
+        places, instead of stopping at the first."""
+
+        #: Where this load's problems go; set before each load (loads are not concurrent).
+        problems: ClassVar[list[tuple[Any, str]]] = []
+
+        def check_mapping_key(
+            self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
+        ) -> bool:
+            if type(key) is not str and not (type(key) is int and str(key) == key_node.value):
+                self.problems.append(
+                    (
+                        key_node.start_mark,
+                        f"key {key_node.value} is read as {type(key).__name__} "
+                        f"{_short(key)}; quote it: '{key_node.value}'",
+                    )
+                )
+            if key in mapping:
+                first = next(
+                    kn
+                    for kn, _ in node.value
+                    if kn is not key_node and self.construct_object(kn) == key
+                )
+                self.problems.append(
+                    (
+                        key_node.start_mark,
+                        f"duplicate key {key_node.value!r} "
+                        f"(first at line {first.start_mark.line + 1})",
+                    )
+                )
+                return False
+            return True
+
+    yaml = YAML(typ="safe")
+    yaml.Constructor = Constructor
+    return yaml
+
+
+_LOADER: Any = None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _decode(path: str, data: bytes) -> tuple[str | None, Problem | None]:
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        return None, Problem(path, line, column, "file is not UTF-8 text")
+
+
+def _expanded_size(root: Any) -> tuple[int, int]:
+    """(nodes as written, nodes after expanding aliases), in linear time."""
+    sizes: dict[int, int] = {}
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, dict | list):
+            return 1
+        known = sizes.get(id(obj))
+        if known is not None:
+            return known
+        sizes[id(obj)] = 1  # a cycle counts once
+        items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
+        total = 1 + sum(size(k) + size(v) for k, v in items)
+        sizes[id(obj)] = total
+        return total
+
+    expanded = size(root)
+    return len(sizes), expanded
+
+
+@dataclass
+class _Loaded:
+    path: str
+    text: str
+    data: dict[str, Any] | None  # the validated incidents, or None when the file has problems
+    problems: list[Problem]
+
+
+def _load_file(path: str, data: bytes) -> _Loaded:
+    global _LOADER
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    text, problem = _decode(path, data)
+    if text is None:
+        assert problem is not None
+        return _Loaded(path, "", None, [problem])
+    if _LOADER is None:
+        _LOADER = _make_loader()
+    loader = _LOADER
+    constructor_problems: list[tuple[Any, str]] = []
+    loader.Constructor.problems = constructor_problems
+    try:
+        doc = loader.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        message = exc.problem or exc.context or "invalid YAML"
+        return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
+    except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
+        return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
+    problems = [Problem(path, m.line + 1, m.column + 1, msg) for m, msg in constructor_problems]
+    if "*" in text:
+        written, expanded = _expanded_size(doc)
+        if expanded - written > ALIAS_EXPANSION_LIMIT:
+            # Validating (or even printing) such a document could take forever: stop here.
+            line, column = _first_alias(text)
+            message = (
+                f"YAML aliases expand to {expanded} nodes; at most {ALIAS_EXPANSION_LIMIT} "
+                f"more than the {written} written are allowed"
+            )
+            return _Loaded(path, text, None, [Problem(path, line, column, message)])
+    if doc is None:
+        return _Loaded(path, text, None if problems else {}, problems)
+    if not isinstance(doc, dict):
+        return _Loaded(path, text, None, [*problems, Problem(path, 1, 1, _NOT_A_MAPPING)])
+    incidents = doc.get("incidents")
+    if isinstance(incidents, dict) and any(type(k) is int for k in incidents):
+        doc["incidents"], clashes = _stringify_keys(incidents)
+        if clashes:
+            root = _rt_positions(text)
+            problems.extend(
+                Problem(
+                    path,
+                    *_position(root, ("incidents", int(cid)), at_key=True),
+                    f"incident {cid} is written twice, once as a number and once quoted",
+                )
+                for cid in clashes
+            )
+    try:
+        model = _FILE_ADAPTER.validate_python(doc)
+    except ValidationError as exc:
+        return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
+    return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
+
+
+def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
+    """`116:` means the incident "116"; report ids written both ways."""
+    out: dict[Any, Any] = {}
+    clashes: list[str] = []
+    for key, value in incidents.items():
+        text = str(key) if type(key) is int else key
+        if text in out:
+            clashes.append(text)
+        out[text] = value
+    return out, clashes
+
+
+def _first_alias(text: str) -> tuple[int, int]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import AliasEvent
+
+    for event in YAML(typ="rt").parse(text):
+        if isinstance(event, AliasEvent):
+            return event.start_mark.line + 1, event.start_mark.column + 1
+    return 1, 1  # pragma: no cover - only called when the loader met an alias
+
+
+# ---------------------------------------------------------------------------------------------
+# Positions for validation errors
+
+
+def _rt_positions(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = True
+    return yaml.load(text)
+
+
+def _key_in(mapping: Any, key: Any) -> Any:
+    """The key of a round-trip mapping that a validated key came from (ints became strings)."""
+    for candidate in mapping:
+        if candidate == key or str(candidate) == str(key):
+            return candidate
+    return None
+
+
+def _position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
+    """Line and column (1-based) of the node at `loc` (or of its key, with at_key)."""
+    node: Any = root
+    line, column = 1, 1
+    for depth, part in enumerate(loc):
+        lc: Any = getattr(node, "lc", None)
+        if lc is None or not isinstance(node, dict):
+            break
+        key = _key_in(node, part)
+        if key is None:
+            break
+        last = depth == len(loc) - 1
+        if last and at_key:
+            line, column = lc.key(key)
+        else:
+            line, column = lc.value(key)
+            value = node[key]
+            if not isinstance(value, dict | list) and not last:
+                break
+            if value is None or (isinstance(value, dict) and not value and not last):
+                line, column = lc.key(key)
+        line, column = line + 1, column + 1
+        node = node[key]
+    return line, column
+
+
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "status": STATUSES,
+    "priority": (*PRIORITIES, "null"),
+    "severity": (*SEVERITIES, "null"),
+}
+_TOP_KEYS = ("version", "incidents")
+_NOT_A_MAPPING = "the top level must be a mapping with 'incidents'"
+
+
+def _locate(path: str, text: str, exc: ValidationError) -> list[Problem]:
+    root = _rt_positions(text)
+    problems: list[Problem] = []
+    seen: set[tuple[Any, ...]] = set()
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        # A field that is a union (priority: p1..p5 | null) reports once per member.
+        if loc and loc[-1] in (
+            "literal['p1','p2','p3','p4','p5']",
+            "literal['sev1','sev2','sev3']",
+        ):
+            loc = loc[:-1]
+        if loc and loc[-1] in ("none-required", "[key]") and kind != "string_pattern_mismatch":
+            loc = loc[:-1]
+        clean = tuple(p for p in loc if p not in ("IncidentSpec", "[key]"))
+        if clean in seen:
+            continue
+        seen.add(clean)
+        problems.append(_describe(path, root, loc, clean, kind, error["msg"]))
+    return problems
+
+
+def _describe(
+    path: str, root: Any, loc: tuple[Any, ...], clean: tuple[Any, ...], kind: str, msg: str
+) -> Problem:
+    is_key = "[key]" in loc
+    if kind == "model_type" or (kind == "model_attributes_type" and not clean):
+        return Problem(path, 1, 1, _NOT_A_MAPPING)
+    if kind == "extra_forbidden":
+        line, column = _position(root, clean, at_key=True)
+        name = clean[-1]
+        if len(clean) == 1:
+            valid: Sequence[str] = _TOP_KEYS
+            where = "at the top level"
+        else:
+            valid = FIELDS
+            where = f"in incident {clean[-2]}"
+        hint = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+        return Problem(
+            path,
+            line,
+            column,
+            f"unknown key '{name}' {where}{suggestion} (valid: {', '.join(valid)})",
+        )
+    if is_key:
+        line, column = _position(root, clean, at_key=True)
+        return Problem(
+            path,
+            line,
+            column,
+            f"invalid incident id {_short(clean[-1])}: ids are letters and digits, "
+            f"groups joined by single hyphens, at most {COUNTER_ID_MAX} characters",
+        )
+    line, column = _position(root, clean, at_key=False)
+    name = str(clean[-1]) if clean else ""
+    label = _label(clean)
+    if name in _ALLOWED and len(clean) == 3:
+        return Problem(path, line, column, f"{label} must be one of {', '.join(_ALLOWED[name])}")
+    if name == "public_sharing" and len(clean) == 3:
+        return Problem(path, line, column, f"{label} must be true or false (a YAML boolean)")
+    if name == "escalations" and len(clean) == 3:
+        return Problem(path, line, column, f"{label} must be a whole number, 0 or more")
+    if clean == ("version",):
+        return Problem(path, line, column, "version must be 1")
+    if clean == ("incidents",):
+        return Problem(path, line, column, "incidents must be a mapping of id -> fields")
+    if len(clean) == 2:
+        return Problem(path, line, column, f"{label} must be a mapping of fields")
+    return Problem(path, line, column, f"{label}: {msg}")  # pragma: no cover - defensive
+
+
+def _label(loc: tuple[Any, ...]) -> str:
+    if len(loc) >= 3:
+        return f"incident {loc[1]}: {loc[2]}"
+    if len(loc) == 2:
+        return f"incident {loc[1]}"
+    return ".".join(str(p) for p in loc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading everything
+
+
+def _duplicate_problems(path: str, other: str, text: str, other_text: str, cid: str) -> Problem:
+    here = _position(_rt_positions(text), ("incidents", cid), at_key=True)
+    there = _position(_rt_positions(other_text), ("incidents", cid), at_key=True)
+    return Problem(
+        path,
+        here[0],
+        here[1],
+        f"incident {cid} is also defined at {other}:{there[0]}:{there[1]}",
+    )
+
+
+def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
+    """Read every state file under `paths`; raise StateFileError listing every problem."""
+    files, problems = discover(paths)
+    desired = DesiredState()
+    digest = hashlib.sha256()
+    texts: dict[str, str] = {}
+    for file in files:
+        name = str(file)
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, 0, 0, f"cannot read: {exc.strerror}"))
+            continue
+        digest.update(f"{file.as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        loaded = _load_file(name, data)
+        problems.extend(loaded.problems)
+        if loaded.data is None:
+            continue
+        texts[name] = loaded.text
+        incidents, sources = desired.incidents, desired.sources
+        for cid, spec in loaded.data.items():
+            other = sources.get(cid)
+            if other is not None:
+                problems.append(_duplicate_problems(name, other, loaded.text, texts[other], cid))
+                continue
+            incidents[cid] = dict(spec) if spec else {}
+            sources[cid] = name
+        desired.files.append(name)
+    if problems:
+        raise StateFileError(sorted(set(problems)))
+    desired.inputs_digest = "sha256:" + digest.hexdigest()
+    return desired
+
+
+def validate_ids(ids: Iterable[str]) -> list[str]:
+    """The ids in `ids` that are not valid counter ids."""
+    return [i for i in ids if not is_counter_id(i)]
+
+
+def schema_json() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
