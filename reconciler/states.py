@@ -348,7 +348,9 @@ def _locate(path: str, text: str, exc: ValidationError) -> list[Problem]:
             "literal['sev1','sev2','sev3']",
         ):
             loc = loc[:-1]
-        if loc and loc[-1] in ("none-required", "[key]") and kind != "string_pattern_mismatch":
+        if loc and loc[-1] == "[key]" and kind == "string_type":
+            continue  # a key that is not a string: the loader already asked for quotes
+        if loc and loc[-1] == "none-required":
             loc = loc[:-1]
         clean = tuple(p for p in loc if p not in ("IncidentSpec", "[key]"))
         if clean in seen:
