@@ -134,12 +134,22 @@ def _make_loader() -> Any:
                         f"{_short(key)}; quote it: '{key_node.value}'",
                     )
                 )
-            if key in mapping:
-                first = next(
-                    kn
-                    for kn, _ in node.value
-                    if kn is not key_node and self.construct_object(kn) == key
+            # 1 == True == 1.0 in Python, but `1:` and `true:` are different YAML keys.
+            first = (
+                next(
+                    (
+                        kn
+                        for kn, _ in node.value
+                        if kn is not key_node
+                        and type(other := self.construct_object(kn)) is type(key)
+                        and other == key
+                    ),
+                    None,
                 )
+                if key in mapping
+                else None
+            )
+            if first is not None:
                 self.problems.append(
                     (
                         key_node.start_mark,
