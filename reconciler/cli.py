@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -137,6 +138,165 @@ def plan(
         click.echo(f"\nSaved the plan to {out}. Apply exactly it with: reconcile apply {out}")
     if detailed_exitcode and made.plan.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, type=click.Path(), metavar="[PLANFILE | PATH...]")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
+@journal_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 100]")
+@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock.",
+)
+@click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
+@click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common
+def apply(
+    args: tuple[str, ...],
+    auto_approve: bool,
+    journal_location: str | None,
+    batch_size: int | None,
+    parallelism: int,
+    lock_timeout: float,
+    force: bool,
+    targets: tuple[str, ...],
+    fmt: str,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Make the API calls: a saved plan exactly, or plan the state files and confirm.
+
+    A single argument that is a file not ending in .yaml/.yml is a saved plan (from
+    `plan --out`); it is applied without prompting, and refused when the journal moved on.
+    """
+    from . import render
+    from .commands import ApplyRequest, run_apply
+
+    ctx = Context(verbose, no_color)
+    plan_file = None
+    if len(args) == 1 and os.path.isfile(args[0]) and not args[0].endswith((".yaml", ".yml")):
+        plan_file = args[0]
+        if batch_size is not None:
+            raise click.UsageError("--batch-size cannot change a saved plan; plan again")
+        if targets:
+            raise click.UsageError("--target cannot change a saved plan; plan again")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if plan_file is None and not auto_approve and not interactive:
+        raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
+
+    def confirm(made: Any) -> bool:
+        click.echo(render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout)))
+        if auto_approve:
+            return True
+        return click.confirm("Apply these changes?", default=False)
+
+    def progress(total: int) -> Callable[[int], None]:
+        if not sys.stderr.isatty() or fmt == "json" or total < 5:
+            return lambda _n: None
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            click.echo(f"\r  applied {done[0]}/{total} calls", err=True, nl=done[0] >= total)
+
+        return step
+
+    request = ApplyRequest(
+        plan_file=plan_file,
+        paths=() if plan_file else args,
+        journal_location=journal_location,
+        batch_size=batch_size or 100,
+        parallelism=parallelism,
+        lock_timeout=lock_timeout,
+        force=force,
+        targets=targets,
+    )
+    outcome = run_apply(
+        request, confirm=confirm, observe=ctx.info if verbose else None, progress=progress
+    )
+    for warning in outcome.made.journal_warnings if outcome.made else ():
+        ctx.warn(warning)
+    if fmt == "json":
+        click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)
+    else:
+        click.echo(render.apply_text(outcome.result, color=ctx.color(sys.stdout)), nl=False)
+    if outcome.signal is not None:
+        raise click.exceptions.Exit(128 + outcome.signal)
+    if outcome.result is not None and outcome.result.outcome != "applied":
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8787, show_default=True)
+@click.option(
+    "--seed",
+    "seed_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="State files or folders: each incident in them exists, triggered.",
+)
+@click.option(
+    "--seed-json",
+    type=click.Path(exists=True, dir_okay=False),
+    help='A JSON file {"incidents": {id: {status: NACK, ...}}}.',
+)
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Milliseconds per call.")
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of API calls answered with an injected 429/500/503.",
+)
+@click.option("--fault-seed", type=int, default=0, show_default=True)
+@click.option("--calls-file", type=click.Path(dir_okay=False), help="Append each call as JSON.")
+@common
+def sandbox(
+    host: str,
+    port: int,
+    seed_paths: tuple[str, ...],
+    seed_json: str | None,
+    latency: float,
+    fault_rate: float,
+    fault_seed: int,
+    calls_file: str | None,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Run a local Spike-compatible API for trying apply (key and team: SPIKE_API_KEY and
+    SPIKE_TEAM_ID, default "dev")."""
+    from .sandbox import SandboxServer, seed_from_json, seed_from_paths
+
+    incidents: dict[str, Any] = {}
+    if seed_paths:
+        incidents.update(seed_from_paths(list(seed_paths)))
+    if seed_json:
+        incidents.update(seed_from_json(seed_json))
+    server = SandboxServer(
+        incidents,
+        host=host,
+        port=port,
+        api_key=os.environ.get("SPIKE_API_KEY") or "dev",
+        team_id=os.environ.get("SPIKE_TEAM_ID") or "dev",
+        latency=latency / 1000,
+        fault_rate=fault_rate,
+        fault_seed=fault_seed,
+        calls_file=calls_file,
+    )
+    server.start()
+    click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+    click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
 
 
 @cli.command()

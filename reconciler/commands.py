@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .journal import JournalState, now, open_journal
-from .model import ReconcileError, is_counter_id
+from .journal import JournalState, JournalWriter, now, open_journal
+from .model import (
+    FIELDS,
+    InvalidPlanError,
+    Operation,
+    ReconcileError,
+    StalePlanError,
+    UnsafePlanError,
+    is_counter_id,
+)
 from .planner import Plan, plan
+
+if TYPE_CHECKING:
+    from .applier import ApplyResult
+    from .spike import RetryPolicy, SpikeConfig
 
 
 @dataclass
@@ -78,9 +94,217 @@ def write_plan(made: MadePlan, out: str) -> None:
     atomic_write(out, plan_json(made.plan, made.created_at))
 
 
-def read_json(path: str) -> object:
+# ---------------------------------------------------------------------------------------------
+# apply
+
+
+@dataclass
+class SavedPlan:
+    """A plan file, checked: digest, format, and every operation against the endpoint table."""
+
+    path: str
+    lineage: str | None
+    serial: int
+    digest: str
+    unsafe: bool
+    operations: list[Operation]
+    forget: list[str]
+    unmanaged: list[tuple[str, str]]
+    body: dict[str, Any]
+
+
+def read_saved_plan(path: str) -> SavedPlan:
+    """Load a plan file; refuse (InvalidPlanError) anything edited, truncated or foreign."""
+    from .endpoints import parse_operation
+    from .planner import FORMAT_VERSION, digest
+
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            body = json.load(handle)
     except OSError as exc:
-        raise ReconcileError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidPlanError(f"{path}: not a plan file (invalid JSON: {exc})") from None
+    if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
+        raise InvalidPlanError(
+            f"{path}: not a plan file of format_version {FORMAT_VERSION} "
+            "(make it with `reconcile plan --out`)"
+        )
+    if body.get("plan_digest") != digest(body):
+        raise InvalidPlanError(
+            f"{path}: plan_digest does not match the content: the file was edited or truncated"
+        )
+    journal = body.get("journal")
+    if (
+        not isinstance(journal, dict)
+        or not isinstance(journal.get("lineage"), str | type(None))
+        or type(journal.get("serial")) is not int
+    ):
+        raise InvalidPlanError(f"{path}: journal must be {{lineage, serial}}")
+    raw_ops = body.get("operations")
+    forget = body.get("forget")
+    unmanaged = body.get("unmanaged")
+    if not isinstance(raw_ops, list) or not isinstance(forget, list):
+        raise InvalidPlanError(f"{path}: operations and forget must be lists")
+    operations = [parse_operation(op, f"{path}: operations[{n}]") for n, op in enumerate(raw_ops)]
+    if not all(is_counter_id(cid) for cid in forget):
+        raise InvalidPlanError(f"{path}: forget must list counter ids")
+    if not isinstance(unmanaged, list) or not all(
+        isinstance(u, dict)
+        and set(u) == {"incident", "field"}
+        and is_counter_id(u["incident"])
+        and u["field"] in FIELDS
+        for u in unmanaged
+    ):
+        raise InvalidPlanError(f"{path}: unmanaged must list {{incident, field}} objects")
+    if not isinstance(body.get("unsafe"), bool):
+        raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    return SavedPlan(
+        path=path,
+        lineage=journal["lineage"],
+        serial=journal["serial"],
+        digest=body["plan_digest"],
+        unsafe=body["unsafe"],
+        operations=operations,
+        forget=list(forget),
+        unmanaged=[(u["incident"], u["field"]) for u in unmanaged],
+        body=body,
+    )
+
+
+@dataclass
+class ApplyRequest:
+    plan_file: str | None = None
+    paths: Sequence[str] = ()
+    journal_location: str | None = None
+    batch_size: int = 100
+    parallelism: int = 4
+    lock_timeout: float = 0.0
+    force: bool = False
+    targets: Sequence[str] = ()
+
+
+@dataclass
+class ApplyOutcome:
+    """What happened: the result (None when there was nothing to do), the journal after."""
+
+    result: ApplyResult | None
+    lineage: str | None
+    serial: int
+    signal: int | None = None
+    made: MadePlan | None = None
+
+
+def run_apply(
+    request: ApplyRequest,
+    *,
+    confirm: Callable[[MadePlan], bool],
+    observe: Callable[[str], None] | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+    retry: RetryPolicy | None = None,
+) -> ApplyOutcome:
+    """Plan (or read a saved plan), take the lock, apply, journal.
+
+    `confirm` is shown the plan made from paths and says whether to go on. Raises
+    StalePlanError, UnsafePlanError, InvalidPlanError before any call is made.
+    """
+    saved = read_saved_plan(request.plan_file) if request.plan_file else None
+    journal = open_journal(request.journal_location)
+    purpose = f"reconcile apply {request.plan_file or ' '.join(request.paths) or 'states'}"
+    with journal.open_for_apply(request.lock_timeout, purpose) as writer:
+        state = writer.state
+        made: MadePlan | None = None
+        if saved is not None:
+            if (saved.lineage, saved.serial) != (state.lineage, state.serial):
+                raise StalePlanError(
+                    f"{saved.path} is stale: it was made against journal serial {saved.serial} "
+                    f"(lineage {saved.lineage}), the journal is now at serial {state.serial} "
+                    f"(lineage {state.lineage}). Plan again."
+                )
+            operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
+            unsafe, digest = saved.unsafe, saved.digest
+        else:
+            made = make_plan(
+                request.paths, None, request.batch_size, request.targets, journal_state=state
+            )
+            plan_body = made.plan.to_json()
+            operations, forget = made.plan.operations, made.plan.forget
+            unmanaged, unsafe, digest = (
+                made.plan.unmanaged,
+                made.plan.unsafe,
+                plan_body["plan_digest"],
+            )
+            if not made.plan.has_changes:
+                return ApplyOutcome(None, state.lineage, state.serial, made=made)
+        if unsafe and not request.force:
+            raise UnsafePlanError(
+                "the plan is marked unsafe (it changes recorded values on more than 30% of the "
+                "journaled incidents); review it, then apply with --force"
+            )
+        if not (operations or forget or unmanaged):
+            return ApplyOutcome(None, state.lineage, state.serial, made=made)
+        from .spike import SpikeConfig
+
+        config = SpikeConfig.from_env() if operations else None
+        if made is not None and not confirm(made):
+            raise ReconcileError("apply cancelled; nothing was changed")
+        result, signal = asyncio.run(
+            _apply(
+                config,
+                writer,
+                operations,
+                forget,
+                unmanaged,
+                digest=digest,
+                parallelism=request.parallelism,
+                observe=observe,
+                progress=progress(len(operations)) if progress and operations else None,
+                retry=retry,
+            )
+        )
+        return ApplyOutcome(result, writer.state.lineage, writer.state.serial, signal, made)
+
+
+async def _apply(
+    config: SpikeConfig | None,
+    writer: JournalWriter,
+    operations: Sequence[Operation],
+    forget: Sequence[str],
+    unmanaged: Sequence[tuple[str, str]],
+    *,
+    digest: str,
+    parallelism: int,
+    observe: Callable[[str], None] | None,
+    progress: Callable[[int], None] | None,
+    retry: RetryPolicy | None,
+) -> tuple[ApplyResult, int | None]:
+    from .applier import Applier
+    from .spike import SpikeClient
+
+    stop = asyncio.Event()
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(number: int) -> None:
+        # Stop starting calls; the ones in flight finish and are journaled.
+        received.append(number)
+        stop.set()
+
+    installed = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+            loop.add_signal_handler(number, on_signal, int(number))
+            installed.append(number)
+    try:
+        if config is None:  # journal-only changes: no client, no network
+            applier = Applier(None, writer, plan_digest=digest, stop=stop)
+            result = await applier.run(operations, forget, unmanaged)
+        else:
+            client = SpikeClient(config, parallelism=parallelism, retry=retry, observe=observe)
+            async with client:
+                applier = Applier(client, writer, plan_digest=digest, stop=stop, progress=progress)
+                result = await applier.run(operations, forget, unmanaged)
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+    return result, (received[0] if received else None)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import FIELDS, Change, Operation, Value
 from .planner import Plan
+
+if TYPE_CHECKING:
+    from .applier import ApplyResult
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
 GITHUB_COMMENT_LIMIT = 65_536
@@ -290,3 +293,62 @@ def _item_text(item: Mapping[str, Any]) -> str:
     if "unmanage" in item:
         return f"{serial}stop managing " + ", ".join(f"{i} {f}" for i, f in item["unmanage"])
     return f"{serial}recorded live values of {', '.join(item['set'])} ({item.get('source')})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Apply results
+
+
+def apply_text(result: ApplyResult | None, color: bool = False) -> str:
+    """What was applied, what failed and why, and a summary line."""
+    paint = styler(color)
+    if result is None:
+        return "No changes. Nothing to apply.\n"
+    lines: list[str] = []
+    for failure in result.failed:
+        status = f" ({failure.status_code})" if failure.status_code else ""
+        lines.append(
+            paint(f"  ! {failure.incident}", "red")
+            + f": {failure.operation.method} {failure.operation.path} failed{status}: "
+            + failure.reason
+        )
+    skipped = sorted({f.incident for f in result.skipped})
+    if skipped:
+        lines.append(
+            paint("  - skipped", "yellow")
+            + f" {len(skipped)} incidents: {', '.join(skipped[:20])}"
+            + (" ..." if len(skipped) > 20 else "")
+            + f" ({result.skipped[0].reason})"
+        )
+    if result.credentials_error:
+        lines.append(paint("Credentials refused: ", "red") + result.credentials_error)
+    parts = [f"{len(result.applied)} API calls applied"]
+    if result.failed:
+        parts.append(f"{len({f.incident for f in result.failed})} incidents failed")
+    if skipped:
+        parts.append(f"{len(skipped)} skipped")
+    if result.forgotten:
+        parts.append(f"{len(result.forgotten)} forgotten")
+    if result.unmanaged:
+        parts.append(f"{len(result.unmanaged)} fields unmanaged")
+    word = {"applied": "Apply complete", "failed": "Apply failed", "interrupted": "Interrupted"}
+    summary = f"{word[result.outcome]}: {', '.join(parts)}."
+    if result.outcome != "applied":
+        summary += " Run apply again to do the rest."
+    tone = "green" if result.outcome == "applied" else "red"
+    lines.append(paint(summary, tone))
+    return "\n".join(lines) + "\n"
+
+
+def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:
+    if result is None:
+        body: dict[str, Any] = {
+            "outcome": "no-changes",
+            "applied": [],
+            "failed": [],
+            "skipped": [],
+            "journal": {"lineage": lineage, "serial": serial},
+        }
+    else:
+        body = result.to_json(lineage, serial)
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
