@@ -376,7 +376,7 @@ def _describe(
     is_key = "[key]" in loc
     if kind == "model_type" or (kind == "model_attributes_type" and not clean):
         return Problem(path, 1, 1, _NOT_A_MAPPING)
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "invalid_key"):  # invalid_key: `1:` read as an int
         line, column = _position(root, clean, at_key=True)
         name = clean[-1]
         if len(clean) == 1:
