@@ -230,6 +230,9 @@ def _load_file(path: str, data: bytes) -> _Loaded:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
+        if exc.context and message.startswith("but "):
+            # "but found another document" only makes sense after its context.
+            message = f"{exc.context}, {message}"
         return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
     except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
         return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
