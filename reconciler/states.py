@@ -186,21 +186,26 @@ def _decode(path: str, data: bytes) -> tuple[str | None, Problem | None]:
 def _expanded_size(root: Any) -> tuple[int, int]:
     """(nodes as written, nodes after expanding aliases), in linear time."""
     sizes: dict[int, int] = {}
+    written = 0
 
     def size(obj: Any) -> int:
+        nonlocal written
         if not isinstance(obj, dict | list):
             return 1
         known = sizes.get(id(obj))
         if known is not None:
             return known
         sizes[id(obj)] = 1  # a cycle counts once
-        items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
-        total = 1 + sum(size(k) + size(v) for k, v in items)
+        children = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+        # A container shared through aliases is written once: itself and its scalars here,
+        # its containers on their own first visit.
+        written += 1 + sum(not isinstance(c, dict | list) for c in children)
+        total = 1 + sum(size(c) for c in children)
         sizes[id(obj)] = total
         return total
 
     expanded = size(root)
-    return len(sizes), expanded
+    return written, expanded
 
 
 @dataclass
