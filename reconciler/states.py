@@ -115,6 +115,8 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
 def _make_loader() -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
 
     class Constructor(SafeConstructor):
         """The safe constructor, noting keys that need quotes and duplicate keys with both
@@ -160,8 +162,29 @@ def _make_loader() -> Any:
                 return False
             return True
 
+    class Resolver(VersionedResolver):
+        """ruamel's resolver, remembering each plain scalar's tag within one file.
+
+        State files repeat a handful of values (field names, statuses, p1..p5), and
+        ruamel re-derives the YAML version and runs its regexes for every one of them.
+        A scalar's tag depends only on its text and the file's YAML version, so the memo
+        lives on the per-file resolver.
+        """
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not ScalarNode or not implicit[0]:
+                return super().resolve(kind, value, implicit)
+            memo: dict[str, Any] = self.__dict__.setdefault("_tag_memo", {})
+            tag = memo.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(memo) < 1024:
+                    memo[value] = tag
+            return tag
+
     yaml = YAML(typ="safe")
     yaml.Constructor = Constructor
+    yaml.Resolver = Resolver
     return yaml
 
 
@@ -260,15 +283,19 @@ def _load_file(path: str, data: bytes) -> _Loaded:
     if isinstance(incidents, dict) and any(type(k) is int for k in incidents):
         doc["incidents"], clashes = _stringify_keys(incidents)
         if clashes:
-            root = _rt_positions(text)
-            problems.extend(
-                Problem(
-                    path,
-                    *_position(root, ("incidents", int(cid)), at_key=True),
-                    f"incident {cid} is written twice, once as a number and once quoted",
+            written = _rt_positions(text)["incidents"]
+            for cid in clashes:
+                # Both places: the problem sits at the second, naming the first.
+                first, second = [written.lc.key(k) for k in written if str(k) == cid][:2]
+                problems.append(
+                    Problem(
+                        path,
+                        second[0] + 1,
+                        second[1] + 1,
+                        f"incident {cid} is written twice, once as a number and once quoted "
+                        f"(first at line {first[0] + 1})",
+                    )
                 )
-                for cid in clashes
-            )
     try:
         model = _FILE_ADAPTER.validate_python(doc)
     except ValidationError as exc:
