@@ -129,7 +129,7 @@ def plan(
         write_plan(made, out)
         ctx.info(f"saved the plan to {out}")
     if fmt == "json":
-        click.echo(render.plan_json(made.plan, made.created_at), nl=False)
+        render.write_plan_json(made.plan, made.created_at, sys.stdout.write)
     elif fmt == "markdown":
         click.echo(render.plan_markdown(made.plan), nl=False)
     else:

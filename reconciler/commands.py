@@ -70,8 +70,13 @@ def make_plan(
     return MadePlan(result, now(), desired.sources, list(state.warnings))
 
 
-def atomic_write(path: str | os.PathLike[str], text: str) -> None:
-    """Write a file whole or not at all (a temporary file, fsync, then a rename)."""
+def atomic_write(
+    path: str | os.PathLike[str], produce: Callable[[Callable[[str], object]], None]
+) -> None:
+    """Write a file whole or not at all (a temporary file, fsync, then a rename).
+
+    `produce` is called with the write function of the temporary file.
+    """
     target = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
@@ -79,7 +84,7 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
         raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            produce(handle.write)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -89,9 +94,9 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_plan(made: MadePlan, out: str) -> None:
-    from .render import plan_json
+    from .render import write_plan_json
 
-    atomic_write(out, plan_json(made.plan, made.created_at))
+    atomic_write(out, lambda write: write_plan_json(made.plan, made.created_at, write))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def is_counter_id(value: object) -> bool:
     )
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Change:
     """One managed field moving from its last-applied value to the desired one."""
 
@@ -68,7 +68,7 @@ class Change:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One HTTP call to the Spike API, exactly as it will be sent."""
 

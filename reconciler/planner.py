@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,16 +66,20 @@ class Plan:
             "operations": len(self.operations),
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """The plan file's content (SPEC section 5), without created_at, with plan_digest."""
+    def content(self) -> dict[str, Any]:
+        """The plan file's content (SPEC section 5) without created_at, with plan_digest.
+
+        The long lists are LazyLists: a plan of 100k incidents never holds all its JSON
+        objects at once.
+        """
         body: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "journal": {"lineage": self.lineage, "serial": self.serial},
             "inputs_digest": self.inputs_digest,
-            "changes": [c.to_json() for c in self.changes],
+            "changes": LazyList(self.changes, Change.to_json),
             "forget": list(self.forget),
-            "unmanaged": [{"incident": i, "field": f} for i, f in self.unmanaged],
-            "operations": [op.to_json() for op in self.operations],
+            "unmanaged": LazyList(self.unmanaged, _unmanaged_json),
+            "operations": LazyList(self.operations, Operation.to_json),
             "summary": self.summary(),
             "unsafe": self.unsafe,
             "warnings": list(self.warnings),
@@ -83,12 +87,65 @@ class Plan:
         body["plan_digest"] = digest(body)
         return body
 
+    def to_json(self) -> dict[str, Any]:
+        """content() with every list made whole (for tests and small plans)."""
+        return {k: list(v) if isinstance(v, LazyList) else v for k, v in self.content().items()}
+
+
+def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
+    return {"incident": pair[0], "field": pair[1]}
+
+
+LAZY_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class LazyList:
+    """A long list of JSON objects, made LAZY_CHUNK items at a time."""
+
+    items: Sequence[Any]
+    encode: Callable[[Any], Any]
+
+    def chunks(self) -> Iterator[list[Any]]:
+        for start in range(0, len(self.items), LAZY_CHUNK):
+            yield [self.encode(item) for item in self.items[start : start + LAZY_CHUNK]]
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks():
+            yield from chunk
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: Any) -> Iterator[str]:
+    """json.dumps(value, sort_keys=True, separators=(",", ":")), in pieces."""
+    if isinstance(value, LazyList):
+        yield "["
+        first = True
+        for chunk in value.chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            yield text if first else "," + text
+            first = False
+        yield "]"
+    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
+        yield "{"
+        for n, key in enumerate(sorted(value)):
+            yield ("," if n else "") + _CANONICAL.encode(key) + ":"
+            yield from _canonical(value[key])
+        yield "}"
+    else:
+        yield _CANONICAL.encode(value)
+
 
 def digest(body: Mapping[str, Any]) -> str:
-    """sha256 of a plan's canonical JSON, excluding created_at and plan_digest."""
+    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at and
+    plan_digest. `apply` recomputes it from the parsed plan file."""
     content = {k: v for k, v in body.items() if k not in ("created_at", "plan_digest")}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    hasher = hashlib.sha256()
+    for piece in _canonical(content):
+        hasher.update(piece.encode())
+    return "sha256:" + hasher.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

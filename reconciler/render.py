@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .model import FIELDS, Change, Operation, Value
-from .planner import Plan
+from .planner import LazyList, Plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -116,10 +116,40 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     return "\n".join(lines) + "\n"
 
 
-def plan_json(plan: Plan, created_at: str) -> str:
-    body = plan.to_json()
+_LAYOUT = json.JSONEncoder(ensure_ascii=False)
+
+
+def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object]) -> None:
+    """The plan file: top-level keys one per line, each list item on its own line.
+
+    One line per change or call reads well in a diff, and lets the C encoder do the work.
+    """
+    body = plan.content()
     out = {"format_version": body.pop("format_version"), "created_at": created_at, **body}
-    return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+    write("{\n")
+    last = len(out) - 1
+    for n, (key, value) in enumerate(out.items()):
+        comma = "," if n < last else ""
+        name = _LAYOUT.encode(key)
+        if isinstance(value, LazyList | list) and value:
+            write(f"  {name}: [\n")
+            chunks = value.chunks() if isinstance(value, LazyList) else [value]
+            for i, chunk in enumerate(chunks):
+                # Items hold no "}, {" and ids no quotes, so these are item boundaries.
+                text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
+                if not chunk or not isinstance(chunk[0], dict):
+                    text = ",\n    ".join(_LAYOUT.encode(item) for item in chunk)
+                write(("    " if i == 0 else ",\n    ") + text)
+            write(f"\n  ]{comma}\n")
+        else:
+            write(f"  {name}: {_LAYOUT.encode(value)}{comma}\n")
+    write("}\n")
+
+
+def plan_json(plan: Plan, created_at: str) -> str:
+    parts: list[str] = []
+    write_plan_json(plan, created_at, parts.append)
+    return "".join(parts)
 
 
 def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:

@@ -503,7 +503,7 @@ def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
             if other is not None:
                 problems.append(_duplicate_problems(name, other, loaded.text, texts[other], cid))
                 continue
-            incidents[cid] = dict(spec) if spec else {}
+            incidents[cid] = spec if spec else {}
             sources[cid] = name
         desired.files.append(name)
     if problems:
