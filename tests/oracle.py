@@ -1,4 +1,4 @@
-"""An independent reading of SPEC section 3, for checking the planner against.
+"""Independent references for the tests: a reading of SPEC section 3 and a CLI runner.
 
 Written from the SPEC's table, not from planner.py: it predicts which fields change, which
 incidents cannot be planned, the minimum number of API calls, and what applying a list of
@@ -121,3 +121,27 @@ def forget_and_unmanage(state: States, forget: Iterable[str], unmanaged: Iterabl
         if name != "escalations" and cid in out:
             out[cid].pop(name, None)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the command line the way a user does, in-process
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
+    """`reconcile ARGS...` through reconciler.cli.main, the real entry point, with stdout and
+    stderr captured apart (click's CliRunner isolation). An unexpected exception is not
+    caught: it fails the test with its traceback, which is what "no traceback" rules out."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    with CliRunner().isolation(env=env) as (out, err, _):
+        code = main(list(args))
+    return CliRun(code, out.getvalue().decode(), err.getvalue().decode())
