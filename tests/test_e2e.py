@@ -257,7 +257,7 @@ def test_an_unknown_id_is_reported_and_the_rest_applied(
     desired = {cid: {"status": "acknowledged"} for cid in ("116", "ghost-1", "prim-122")}
     write_states(tmp_path / "states", desired)
     journal = str(tmp_path / "j.jsonl")
-    code, out, err = cli("apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal)
+    code, out, _ = cli("apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal)
     assert code == 1
     assert "ghost-1" in out and "unknown incident ids: ghost-1" in out
     assert sandbox.incidents()["116"]["status"] == "ACK"
