@@ -126,16 +126,26 @@ def _check_record(record: Any, where: str, state: JournalState) -> None:
         raise JournalError(f"{where}: malformed {kind} record") from None
 
 
+def _fold(state: JournalState, where: str, record: Any) -> None:
+    """Check one record against `state` and fold it in (one step of replay)."""
+    _check_record(record, where, state)
+    if record["kind"] == "lineage":
+        state.lineage = record["lineage"]
+    elif record["kind"] in STATE_KINDS:
+        state.apply_record(record)
+
+
 def replay(records: Iterable[tuple[str, Any]]) -> JournalState:
     """The state after `records` ((where, record) pairs, oldest first), checking each."""
     state = JournalState()
     for where, record in records:
-        _check_record(record, where, state)
-        if record["kind"] == "lineage":
-            state.lineage = record["lineage"]
-        elif record["kind"] in STATE_KINDS:
-            state.apply_record(record)
+        _fold(state, where, record)
     return state
+
+
+def encode_record(record: Mapping[str, Any]) -> str:
+    """A record's stored text, the same in every backend (so a migration is byte-exact)."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,16 @@ class JournalWriter(ABC):
             lineage = str(uuid.uuid4())
             self._store({"kind": "lineage", "lineage": lineage, "format": FORMAT, "at": now()})
             self.state.lineage = lineage
+
+    def copy_record(self, record: dict[str, Any], where: str) -> None:
+        """Store a record from another journal verbatim (`journal migrate`).
+
+        It is checked exactly as replay would check it, so a migration can only produce a
+        journal that reads back; `where` names the record in the source for that error.
+        """
+        _check_record(record, where, self.state)  # before storing: never write what replay refuses
+        self._store(record)
+        _fold(self.state, where, record)
 
     def applied(self, op: Operation, plan: str | None) -> None:
         """Record one successful API call."""
@@ -348,7 +368,7 @@ class _FileWriter(JournalWriter):
         self._location = location
 
     def _store(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = encode_record(record) + "\n"
         try:
             self._handle.write(line.encode())
             self._handle.flush()
@@ -363,8 +383,31 @@ def open_journal(location: str | None = None) -> Journal:
     """The journal at `location` (a path or a postgresql:// URL), default from the env."""
     location = location or os.environ.get("RECONCILE_JOURNAL") or DEFAULT_LOCATION
     if location.startswith(("postgresql://", "postgres://")):
-        from .pgjournal import PostgresJournal  # type: ignore[import-not-found]
+        from .pgjournal import PostgresJournal
 
         journal: Journal = PostgresJournal(location)
         return journal
     return FileJournal(location)
+
+
+def migrate(source: Journal, dest: Journal, timeout: float = 0.0) -> int:
+    """Copy every record of `source` into the empty journal `dest`; return how many.
+
+    Lineage, serials and history are kept verbatim, so plans made against the source stay
+    valid against the destination. Both apply locks are held throughout (each waiting up to
+    `timeout` seconds), so no apply can change either journal mid-copy. A destination that
+    already has records, or an empty source, is refused with nothing written.
+    """
+    with source.open_for_apply(timeout, "journal migrate (source)"):
+        records = source.records()
+        if not records:
+            raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
+        with dest.open_for_apply(timeout, "journal migrate (destination)") as writer:
+            if writer.state.lineage is not None:
+                raise JournalError(
+                    f"{dest.location}: the destination journal is not empty; "
+                    "migrate only into a new journal (nothing was copied)"
+                )
+            for number, record in enumerate(records, start=1):
+                writer.copy_record(record, f"{source.location}: record {number}")
+    return len(records)
