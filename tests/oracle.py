@@ -2,13 +2,14 @@
 
 Written from the SPEC's table, not from planner.py: it predicts which fields change, which
 incidents cannot be planned, the minimum number of API calls, and what applying a list of
-operations leaves behind. It shares no code with the planner beyond the value constants.
+operations leaves behind. It shares no code with the planner.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -144,4 +145,6 @@ def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
 
     with CliRunner().isolation(env=env) as (out, err, _):
         code = main(list(args))
+        sys.stdout.flush()  # the captured streams are buffered text over these BytesIO
+        sys.stderr.flush()
     return CliRun(code, out.getvalue().decode(), err.getvalue().decode())
