@@ -114,7 +114,7 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
 
 def _make_loader() -> Any:
     from ruamel.yaml import YAML
-    from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.constructor import ConstructorError, SafeConstructor
     from ruamel.yaml.nodes import ScalarNode
     from ruamel.yaml.resolver import VersionedResolver
 
@@ -124,6 +124,16 @@ def _make_loader() -> Any:
 
         #: Where this load's problems go; set before each load (loads are not concurrent).
         problems: ClassVar[list[tuple[Any, str]]] = []
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, TypeError, IndexError, OverflowError):
+                # An explicit tag the value does not fit (`!!int pay-1`, `!!binary x`): ruamel
+                # raises these unmarked; give them the node's position like any YAML error.
+                raise ConstructorError(
+                    None, None, f"cannot read {_short(node.value)} as {node.tag}", node.start_mark
+                ) from None
 
         def check_mapping_key(
             self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
