@@ -10,13 +10,13 @@ could not be set.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .endpoints import WAVES, wave_of
 from .journal import JournalWriter
-from .model import ApiError, CredentialsError, Operation
+from .model import ApiError, CredentialsError, Operation, Value
 from .spike import SpikeClient
 
 
@@ -103,9 +103,15 @@ class Applier:
         operations: Sequence[Operation],
         forget: Sequence[str] = (),
         unmanaged: Sequence[tuple[str, str]] = (),
+        refresh: Mapping[str, Mapping[str, Value]] | None = None,
     ) -> ApplyResult:
-        """Apply everything; never raises for API failures (they are in the result)."""
+        """Apply everything; never raises for API failures (they are in the result).
+
+        `refresh` holds live values the plan was made against (plan --refresh): they are
+        recorded first, so the journal agrees with what the operations were planned from.
+        """
         self.writer.start(self.plan_digest, len(operations))
+        self.writer.set_values(refresh or {}, "refresh")
         # Journal-only changes first: they need no call and cannot fail halfway.
         self.writer.forget(forget, self.plan_digest)
         self.writer.unmanage(unmanaged, self.plan_digest)

@@ -105,6 +105,18 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
 @journal_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Read live state from Spike first (needs credentials); show drift, plan against it.",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Reads in flight with --refresh.",
+)
 @common
 def plan(
     paths: tuple[str, ...],
@@ -114,15 +126,23 @@ def plan(
     targets: tuple[str, ...],
     journal_location: str | None,
     batch_size: int,
+    refresh: bool,
+    parallelism: int,
     verbose: bool,
     no_color: bool,
 ) -> None:
-    """Show the API calls that would make Spike match the state files."""
+    """Show the API calls that would make Spike match the state files.
+
+    Plans against the journal of what was last applied: no network, no credentials. With
+    --refresh, reads the managed incidents from Spike first.
+    """
     from . import render
     from .commands import make_plan, write_plan
 
     ctx = Context(verbose, no_color)
-    made = make_plan(paths, journal_location, batch_size, targets)
+    made = make_plan(
+        paths, journal_location, batch_size, targets, refresh=refresh, parallelism=parallelism
+    )
     for warning in made.journal_warnings:
         ctx.warn(warning)
     if out:
@@ -297,6 +317,62 @@ def sandbox(
             time.sleep(3600)
     except KeyboardInterrupt:
         server.stop()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
+)
+@journal_option
+@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common
+def refresh(
+    paths: tuple[str, ...],
+    adopt: tuple[str, ...],
+    journal_location: str | None,
+    parallelism: int,
+    lock_timeout: float,
+    fmt: str,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Record live values from Spike in the journal; change nothing in Spike.
+
+    Reads the incidents of the state files that the journal knows, and with --id adopts
+    incidents it has never seen, so the next plan shows only real differences.
+    """
+    from . import render
+    from .commands import run_refresh
+
+    outcome = run_refresh(paths, adopt, journal_location, parallelism, lock_timeout)
+    if fmt == "json":
+        click.echo(render.refresh_json(outcome), nl=False)
+    else:
+        click.echo(render.refresh_text(outcome), nl=False)
+
+
+@cli.group()
+def journal() -> None:
+    """Manage the journal itself."""
+
+
+@journal.command("migrate")
+@click.option("--from", "source", required=True, metavar="LOCATION", help="File or URL.")
+@click.option("--to", "dest", required=True, metavar="LOCATION", help="An empty journal.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@common
+def journal_migrate(
+    source: str, dest: str, lock_timeout: float, verbose: bool, no_color: bool
+) -> None:
+    """Copy a journal with its lineage and history (file <-> postgresql://)."""
+    from .journal import migrate, open_journal
+
+    src, dst = open_journal(source), open_journal(dest)
+    count = migrate(src, dst, timeout=lock_timeout)
+    click.echo(f"Copied {count} records from {src.location} to {dst.location}.")
 
 
 @cli.command()

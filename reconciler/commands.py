@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 from .journal import JournalState, JournalWriter, now, open_journal
 from .model import (
     FIELDS,
+    PRIORITIES,
+    SEVERITIES,
+    STATUSES,
+    Drift,
+    Fields,
     InvalidPlanError,
     Operation,
     ReconcileError,
@@ -50,13 +55,20 @@ def make_plan(
     batch_size: int,
     targets: Sequence[str] = (),
     journal_state: JournalState | None = None,
+    refresh: bool = False,
+    parallelism: int = 4,
 ) -> MadePlan:
-    """Load the state files and the journal, and plan. Reads files only; no network."""
+    """Load the state files and the journal, and plan. Reads files only, no network, unless
+    `refresh` asks to read the managed incidents' live values from Spike first."""
     from .states import load
 
     check_targets(targets)
     desired = load(paths or ("states",))
     state = journal_state or open_journal(journal_location).read()
+    live = None
+    if refresh:
+        scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
+        live = read_live(scope, parallelism)
     result = plan(
         desired.incidents,
         state.incidents,
@@ -66,8 +78,61 @@ def make_plan(
         batch_size=batch_size,
         targets=list(targets) or None,
         sources=desired.sources,
+        live=live,
     )
     return MadePlan(result, now(), desired.sources, list(state.warnings))
+
+
+def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
+    """Read incidents from Spike (GET /incidents/{counterId}), concurrently."""
+    from .live import read_incidents
+    from .spike import SpikeClient, SpikeConfig
+
+    config = SpikeConfig.from_env()
+
+    async def read() -> dict[str, Fields]:
+        async with SpikeClient(config, parallelism=parallelism) as client:
+            return await read_incidents(client, ids)
+
+    return asyncio.run(read())
+
+
+@dataclass
+class RefreshOutcome:
+    drift: list[Drift]
+    recorded: dict[str, Fields]
+    lineage: str | None
+    serial: int
+
+
+def run_refresh(
+    paths: Sequence[str],
+    adopt: Sequence[str],
+    journal_location: str | None,
+    parallelism: int,
+    lock_timeout: float,
+) -> RefreshOutcome:
+    """Record live values in the journal without changing anything in Spike.
+
+    Reads the incidents of the state files (the fields they manage or the journal holds)
+    and adopts `adopt`: incidents the journal has never seen, all their live fields.
+    """
+    from .planner import refreshed
+    from .states import load
+
+    check_targets(adopt)
+    desired = load(paths or ("states",)).incidents
+    journal = open_journal(journal_location)
+    with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
+        state = writer.state
+        ids = (set(desired) & set(state.incidents)) | set(adopt)
+        live = read_live(ids, parallelism)
+        adopted = {cid: live[cid] for cid in adopt if cid not in state.incidents}
+        known = {cid: v for cid, v in live.items() if cid not in adopted}
+        _, drift, record = refreshed(state.incidents, known, desired)
+        record.update(adopted)
+        writer.set_values(record, "refresh")
+        return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
 
 
 def atomic_write(
@@ -115,6 +180,7 @@ class SavedPlan:
     operations: list[Operation]
     forget: list[str]
     unmanaged: list[tuple[str, str]]
+    refresh: dict[str, Fields]
     body: dict[str, Any]
 
 
@@ -162,6 +228,15 @@ def read_saved_plan(path: str) -> SavedPlan:
         for u in unmanaged
     ):
         raise InvalidPlanError(f"{path}: unmanaged must list {{incident, field}} objects")
+    refresh = body.get("refresh", {})
+    allowed = {"status": STATUSES, "priority": (*PRIORITIES, None), "severity": (*SEVERITIES, None)}
+    if not isinstance(refresh, dict) or not all(
+        is_counter_id(cid)
+        and isinstance(fields, dict)
+        and all(k in allowed and v in allowed[k] for k, v in fields.items())
+        for cid, fields in refresh.items()
+    ):
+        raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
     return SavedPlan(
@@ -173,6 +248,7 @@ def read_saved_plan(path: str) -> SavedPlan:
         operations=operations,
         forget=list(forget),
         unmanaged=[(u["incident"], u["field"]) for u in unmanaged],
+        refresh=refresh,
         body=body,
     )
 
@@ -227,26 +303,22 @@ def run_apply(
                     f"(lineage {state.lineage}). Plan again."
                 )
             operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
-            unsafe, digest = saved.unsafe, saved.digest
+            unsafe, digest, live = saved.unsafe, saved.digest, saved.refresh
         else:
             made = make_plan(
                 request.paths, None, request.batch_size, request.targets, journal_state=state
             )
-            plan_body = made.plan.to_json()
-            operations, forget = made.plan.operations, made.plan.forget
-            unmanaged, unsafe, digest = (
-                made.plan.unmanaged,
-                made.plan.unsafe,
-                plan_body["plan_digest"],
-            )
-            if not made.plan.has_changes:
+            fresh = made.plan
+            operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
+            unsafe, digest, live = fresh.unsafe, fresh.content()["plan_digest"], fresh.refresh
+            if not fresh.has_changes:
                 return ApplyOutcome(None, state.lineage, state.serial, made=made)
         if unsafe and not request.force:
             raise UnsafePlanError(
                 "the plan is marked unsafe (it changes recorded values on more than 30% of the "
                 "journaled incidents); review it, then apply with --force"
             )
-        if not (operations or forget or unmanaged):
+        if not (operations or forget or unmanaged or live):
             return ApplyOutcome(None, state.lineage, state.serial, made=made)
         from .spike import SpikeConfig
 
@@ -260,6 +332,7 @@ def run_apply(
                 operations,
                 forget,
                 unmanaged,
+                live,
                 digest=digest,
                 parallelism=request.parallelism,
                 observe=observe,
@@ -276,6 +349,7 @@ async def _apply(
     operations: Sequence[Operation],
     forget: Sequence[str],
     unmanaged: Sequence[tuple[str, str]],
+    live: dict[str, Fields],
     *,
     digest: str,
     parallelism: int,
@@ -303,12 +377,12 @@ async def _apply(
     try:
         if config is None:  # journal-only changes: no client, no network
             applier = Applier(None, writer, plan_digest=digest, stop=stop)
-            result = await applier.run(operations, forget, unmanaged)
+            result = await applier.run(operations, forget, unmanaged, live)
         else:
             client = SpikeClient(config, parallelism=parallelism, retry=retry, observe=observe)
             async with client:
                 applier = Applier(client, writer, plan_digest=digest, stop=stop, progress=progress)
-                result = await applier.run(operations, forget, unmanaged)
+                result = await applier.run(operations, forget, unmanaged, live)
     finally:
         for number in installed:
             loop.remove_signal_handler(number)

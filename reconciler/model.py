@@ -68,6 +68,24 @@ class Change:
         return out
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class Drift:
+    """A field Spike reports differently from the journal: changed outside reconcile."""
+
+    incident: str
+    field: str
+    journaled: Value
+    live: Value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "field": self.field,
+            "journaled": self.journaled,
+            "live": self.live,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One HTTP call to the Spike API, exactly as it will be sent."""

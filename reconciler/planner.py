@@ -20,6 +20,8 @@ from .model import (
     PRIORITIES,
     SEVERITIES,
     Change,
+    Drift,
+    Fields,
     Operation,
     PlanError,
     StateMap,
@@ -48,6 +50,10 @@ class Plan:
     operations: list[Operation] = field(default_factory=list)
     unsafe: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: Fields Spike reported differently from the journal (plan --refresh).
+    drift: list[Drift] = field(default_factory=list)
+    #: Live values read by --refresh that the journal does not hold yet; apply records them.
+    refresh: dict[str, Fields] = field(default_factory=dict)
 
     @property
     def changed_incidents(self) -> int:
@@ -56,7 +62,7 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when applying would do anything: API calls or journal-only changes."""
-        return bool(self.operations or self.forget or self.unmanaged)
+        return bool(self.operations or self.forget or self.unmanaged or self.refresh)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -81,6 +87,8 @@ class Plan:
             "unmanaged": LazyList(self.unmanaged, _unmanaged_json),
             "operations": LazyList(self.operations, Operation.to_json),
             "summary": self.summary(),
+            "drift": LazyList(self.drift, Drift.to_json),
+            "refresh": {cid: dict(fields) for cid, fields in sorted(self.refresh.items())},
             "unsafe": self.unsafe,
             "warnings": list(self.warnings),
         }
@@ -190,14 +198,22 @@ def plan(
     targets: Sequence[str] | None = None,
     sources: Mapping[str, str] | None = None,
     warnings: Sequence[str] = (),
+    live: Mapping[str, Fields] | None = None,
 ) -> Plan:
     """The minimal plan that takes `journal` (last-applied) to `desired`.
 
-    Raises PlanError listing every incident that cannot be planned: a resolved incident moved
-    out of resolved, an escalation count that shrinks or grows on a resolved incident.
+    With `live` (values read from Spike by --refresh), the plan diffs against live values
+    instead, lists where they differ from the journal as drift, and carries them for apply to
+    record. Raises PlanError listing every incident that cannot be planned: a resolved
+    incident moved out of resolved, an escalation count that shrinks or grows on a resolved
+    incident.
     """
     if batch_size < 1:
         raise PlanError(["--batch-size must be at least 1"])
+    drift: list[Drift] = []
+    refresh: dict[str, Fields] = {}
+    if live:
+        journal, drift, refresh = refreshed(journal, live, desired)
     sources = sources or {}
     notes = list(warnings)
     if targets is not None:
@@ -308,6 +324,8 @@ def plan(
         unmanaged=unmanaged,
         operations=operations,
         warnings=notes,
+        drift=drift,
+        refresh=refresh,
     )
     result.unsafe = _is_unsafe(changes, journal)
     if result.unsafe:
@@ -317,6 +335,36 @@ def plan(
             "apply refuses it without --force"
         )
     return result
+
+
+def refreshed(
+    journal: StateMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
+) -> tuple[StateMap, list[Drift], dict[str, Fields]]:
+    """The journal with live values laid over it: (merged state, drift, values to record).
+
+    Only fields the journal already holds or `desired` manages are taken from `live`, so a
+    refresh never starts tracking a field nobody asked for. With `desired` None, every live
+    field of an incident the journal does not know yet is taken (adopting it).
+    """
+    merged = dict(journal)
+    drift: list[Drift] = []
+    record: dict[str, Fields] = {}
+    for cid in sorted(live):
+        have = journal.get(cid, {})
+        managed = desired.get(cid, {}) if desired is not None else (have or live[cid])
+        changed: Fields = {}
+        for name, value in live[cid].items():
+            if name not in have and name not in managed:
+                continue
+            if name in have:
+                if have[name] == value:
+                    continue
+                drift.append(Drift(cid, name, have[name], value))
+            changed[name] = value
+        if changed:
+            merged[cid] = {**have, **changed}
+            record[cid] = changed
+    return merged, drift, record
 
 
 def _recorded_changes(changes: Sequence[Change]) -> int:

@@ -11,6 +11,7 @@ from .planner import LazyList, Plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
+    from .commands import RefreshOutcome
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
 GITHUB_COMMENT_LIMIT = 65_536
@@ -59,6 +60,10 @@ def plan_summary(plan: Plan) -> str:
         parts.append(f"{len(plan.forget)} to forget")
     if plan.unmanaged:
         parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
+    if plan.drift:
+        parts.append(f"{len(plan.drift)} changed outside reconcile")
+    if plan.refresh:
+        parts.append(f"live values of {len(plan.refresh)} incidents to record")
     if not plan.has_changes:
         return f"No changes. {plan.incidents} incidents match the journal."
     return "Plan: " + ", ".join(parts) + "."
@@ -77,6 +82,14 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     sources = sources or {}
     lines: list[str] = []
     width = max(len(f) for f in FIELDS) + 1
+    if plan.drift:
+        lines.append("Changed outside reconcile (journal -> live), planned against live:")
+        lines.extend(
+            paint(f"  ! {d.incident} {d.field}", "magenta")
+            + f" {show_value(d.journaled)} -> {show_value(d.live)}"
+            for d in plan.drift
+        )
+        lines.append("")
     if plan.changes:
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
@@ -160,6 +173,15 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     head: list[str] = ["### spike-reconcile plan", "", f"**{plan_summary(plan)}**", ""]
     for warning in plan.warnings:
         head += ["> [!WARNING]", f"> {warning}", ""]
+    if plan.drift:
+        head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
+        head += [
+            f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
+            for d in plan.drift[:50]
+        ]
+        if len(plan.drift) > 50:
+            head.append(f"> - ... and {len(plan.drift) - 50} more (see the plan file)")
+        head.append("")
     tail_note = (
         "\n_Truncated to fit a GitHub comment: {n} more {what} not shown; "
         "the full plan is in the plan file._\n"
@@ -382,3 +404,28 @@ def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> 
     else:
         body = result.to_json(lineage, serial)
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def refresh_text(outcome: RefreshOutcome) -> str:
+    lines = ["Changed outside reconcile (journal -> live):"] if outcome.drift else []
+    lines += [
+        f"  ! {d.incident} {d.field} {show_value(d.journaled)} -> {show_value(d.live)}"
+        for d in outcome.drift
+    ]
+    count = len(outcome.recorded)
+    lines.append(
+        f"Recorded live values of {count} incident{'s' * (count != 1)} "
+        f"(journal serial {outcome.serial}); nothing was changed in Spike."
+        if count
+        else "The journal already matches Spike; nothing recorded."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def refresh_json(outcome: RefreshOutcome) -> str:
+    body = {
+        "drift": [d.to_json() for d in outcome.drift],
+        "recorded": outcome.recorded,
+        "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"

@@ -6,72 +6,25 @@ second apply makes no API call, and a third plan has nothing to do; with injecte
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_helpers import KEY, TEAM, cli, env, live_matches, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.cli import main
 from reconciler.commands import ApplyRequest, run_apply
 from reconciler.journal import FileJournal
 from reconciler.sandbox import SandboxServer
 from reconciler.spike import RetryPolicy
-
-KEY = "sk-e2e-secret-7c1f9a"
-TEAM = "team-e2e"
-API_STATUS = {"triggered": "NACK", "acknowledged": "ACK", "resolved": "RES"}
-FAST_RETRY = RetryPolicy(attempts=8, base=0.01, cap=0.05, total=30)
-
-
-@contextlib.contextmanager
-def env(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_states(folder: Path, desired: Mapping[str, Mapping[str, Any]]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    body = {"version": 1, "incidents": {cid: dict(f) for cid, f in desired.items()}}
-    # JSON is YAML: no second writer to trust.
-    (folder / "incidents.yaml").write_text(json.dumps(body, indent=1))
-
-
-def live_matches(server: SandboxServer, desired: Mapping[str, Mapping[str, Any]]) -> None:
-    live = server.incidents()
-    for cid, fields in desired.items():
-        for name, value in fields.items():
-            have = live[cid][name]
-            want = API_STATUS[value] if name == "status" else value
-            assert have == want, (cid, name, have, want)
-
 
 # ---------------------------------------------------------------------------------------------
 # The property, with generated states
@@ -111,6 +64,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, dict[str, Any]], dict[str, dic
     return start, desired
 
 
+FAST_RETRY = RetryPolicy(attempts=8, base=0.01, cap=0.05, total=30)
 PROPERTY = settings(
     max_examples=20,
     deadline=None,

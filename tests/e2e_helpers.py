@@ -1,0 +1,56 @@
+"""Shared by the end-to-end tests: the CLI in-process, environment, state files, the sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.cli import main
+from reconciler.sandbox import SandboxServer
+
+KEY = "sk-e2e-secret-7c1f9a"
+TEAM = "team-e2e"
+API_STATUS = {"triggered": "NACK", "acknowledged": "ACK", "resolved": "RES"}
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def write_states(folder: Path, desired: Mapping[str, Mapping[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {"version": 1, "incidents": {cid: dict(f) for cid, f in desired.items()}}
+    # JSON is YAML: no second writer to trust.
+    (folder / "incidents.yaml").write_text(json.dumps(body, indent=1))
+
+
+def live_matches(server: SandboxServer, desired: Mapping[str, Mapping[str, Any]]) -> None:
+    live = server.incidents()
+    for cid, fields in desired.items():
+        for name, value in fields.items():
+            have = live[cid][name]
+            want = API_STATUS[value] if name == "status" else value
+            assert have == want, (cid, name, have, want)
