@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -293,17 +294,22 @@ def _load_file(path: str, data: bytes) -> _Loaded:
     if isinstance(incidents, dict) and any(type(k) is int for k in incidents):
         doc["incidents"], clashes = _stringify_keys(incidents)
         if clashes:
-            written = _rt_positions(text)["incidents"]
+            root = _rt_positions(text)
+            spelled: Any = root.get("incidents") if isinstance(root, dict) else None
+            keys = list(spelled) if hasattr(spelled, "lc") else []
             for cid in clashes:
                 # Both places: the problem sits at the second, naming the first.
-                first, second = [written.lc.key(k) for k in written if str(k) == cid][:2]
+                places = [
+                    (spelled.lc.key(k)[0] + 1, spelled.lc.key(k)[1] + 1)
+                    for k in keys
+                    if str(k) == cid
+                ] or [(1, 1)]
                 problems.append(
                     Problem(
                         path,
-                        second[0] + 1,
-                        second[1] + 1,
+                        *places[-1],
                         f"incident {cid} is written twice, once as a number and once quoted "
-                        f"(first at line {first[0] + 1})",
+                        f"(first at line {places[0][0]})",
                     )
                 )
     try:
@@ -327,12 +333,14 @@ def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str
 
 def _first_alias(text: str) -> tuple[int, int]:
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
     from ruamel.yaml.events import AliasEvent
 
-    for event in YAML(typ="rt").parse(text):
-        if isinstance(event, AliasEvent):
-            return event.start_mark.line + 1, event.start_mark.column + 1
-    return 1, 1  # pragma: no cover - only called when the loader met an alias
+    with suppress(YAMLError):  # the pure-Python parser may refuse what libyaml accepted
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, AliasEvent):
+                return event.start_mark.line + 1, event.start_mark.column + 1
+    return 1, 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,11 +348,18 @@ def _first_alias(text: str) -> tuple[int, int]:
 
 
 def _rt_positions(text: str) -> Any:
+    """The document with positions, or None when ruamel's pure-Python parser refuses a text
+    that libyaml accepted (they differ on a few tab and flow corner cases): positions then
+    fall back to 1:1 rather than turning a validation message into a crash."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = True
-    return yaml.load(text)
+    try:
+        return yaml.load(text)
+    except YAMLError:
+        return None
 
 
 def _key_in(mapping: Any, key: Any) -> Any:
