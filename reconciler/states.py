@@ -218,28 +218,31 @@ def _decode(path: str, data: bytes) -> tuple[str | None, Problem | None]:
 
 
 def _expanded_size(root: Any) -> tuple[int, int]:
-    """(nodes as written, nodes after expanding aliases), in linear time."""
+    """(nodes as written, nodes after expanding aliases), in linear time.
+
+    Iterative, not recursive: a deeply nested document must get a message, not a
+    RecursionError.
+    """
     sizes: dict[int, int] = {}
     written = 0
-
-    def size(obj: Any) -> int:
-        nonlocal written
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        obj, children_done = stack.pop()
         if not isinstance(obj, dict | list):
-            return 1
-        known = sizes.get(id(obj))
-        if known is not None:
-            return known
-        sizes[id(obj)] = 1  # a cycle counts once
+            continue
         children = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
-        # A container shared through aliases is written once: itself and its scalars here,
-        # its containers on their own first visit.
-        written += 1 + sum(not isinstance(c, dict | list) for c in children)
-        total = 1 + sum(size(c) for c in children)
-        sizes[id(obj)] = total
-        return total
-
-    expanded = size(root)
-    return written, expanded
+        if children_done:
+            sizes[id(obj)] = 1 + sum(
+                sizes[id(c)] if isinstance(c, dict | list) else 1 for c in children
+            )
+        elif id(obj) not in sizes:
+            sizes[id(obj)] = 1  # a cycle counts once
+            # A container shared through aliases is written once: itself and its scalars here,
+            # its containers on their own first visit.
+            written += 1 + sum(not isinstance(c, dict | list) for c in children)
+            stack.append((obj, True))
+            stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    return written, sizes.get(id(root), 1)
 
 
 @dataclass
@@ -348,9 +351,10 @@ def _first_alias(text: str) -> tuple[int, int]:
 
 
 def _rt_positions(text: str) -> Any:
-    """The document with positions, or None when ruamel's pure-Python parser refuses a text
-    that libyaml accepted (they differ on a few tab and flow corner cases): positions then
-    fall back to 1:1 rather than turning a validation message into a crash."""
+    """The document with positions, or None when ruamel's pure-Python round-trip loader
+    refuses a text that libyaml and the safe constructor read (a few tab corner cases, deep
+    nesting, self-merges): positions then fall back to 1:1 rather than turning a validation
+    message into a crash."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -358,7 +362,9 @@ def _rt_positions(text: str) -> Any:
     yaml.allow_duplicate_keys = True
     try:
         return yaml.load(text)
-    except YAMLError:
+    # RecursionError: deep nesting that libyaml read; AttributeError: ruamel's round-trip
+    # constructor fails on a node merging itself (`a: &a {<<: *a}`), which the safe one reads.
+    except (YAMLError, RecursionError, AttributeError):
         return None
 
 
