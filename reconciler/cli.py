@@ -419,6 +419,41 @@ def schema(verbose: bool, no_color: bool) -> None:
     click.echo(schema_json(), nl=False)
 
 
+@cli.command()
+@click.option(
+    "--plan",
+    "plan_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A plan file from `reconcile plan --out`.",
+)
+@click.option("--repo", envvar="GITHUB_REPOSITORY", required=True, metavar="OWNER/NAME")
+@click.option("--pr", type=click.IntRange(min=1), required=True, help="Pull request number.")
+@click.option("--marker", default="default", show_default=True, help="One comment per marker.")
+@click.option("--commit", metavar="SHA", help="The commit the plan is for (shown in the comment).")
+@click.option("--run-url", metavar="URL", help="Link to the CI run [default: from GITHUB_* vars].")
+@common
+def comment(
+    plan_file: str,
+    repo: str,
+    pr: int,
+    marker: str,
+    commit: str | None,
+    run_url: str | None,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Create or update the pull request's one plan comment (needs GITHUB_TOKEN).
+
+    A plan with no changes posts nothing unless the comment exists, which then says so.
+    GITHUB_API_URL points at GitHub Enterprise Server.
+    """
+    from .github import CommentRequest, post_plan_comment
+
+    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url)
+    click.echo(post_plan_comment(request).message(pr))
+
+
 # ---------------------------------------------------------------------------------------------
 
 

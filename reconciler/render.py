@@ -6,12 +6,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .model import FIELDS, Change, Operation, Value
+from .model import FIELDS, Change, Drift, Operation, Value
 from .planner import LazyList, Plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
-    from .commands import RefreshOutcome
+    from .commands import RefreshOutcome, SavedPlan
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
 GITHUB_COMMENT_LIMIT = 65_536
@@ -221,6 +221,71 @@ def _fill(out: str, lines: Sequence[str], budget: int) -> tuple[str, int]:
         parts.append(line + "\n")
         size += len(line) + 1
     return "".join(parts), len(lines)
+
+
+def plan_from_saved(saved: SavedPlan) -> Plan:
+    """A checked plan file (commands.read_saved_plan) as a Plan, for plan_markdown.
+
+    read_saved_plan checks what apply executes; changes and drift are only shown, but a plan
+    file is untrusted input, so they are checked here before they reach a pull-request comment.
+    """
+    from .model import InvalidPlanError
+
+    summary = saved.body.get("summary")
+    warnings = saved.body.get("warnings")
+    if (
+        not isinstance(summary, dict)
+        or type(summary.get("incidents")) is not int
+        or not isinstance(warnings, list)
+        or not all(isinstance(w, str) for w in warnings)
+    ):
+        raise InvalidPlanError(f"{saved.path}: summary or warnings malformed")
+    changes = _saved_items(saved, "changes", ("before", "after"), ("before_known",))
+    drift = _saved_items(saved, "drift", ("journaled", "live"), ())
+    return Plan(
+        lineage=saved.lineage,
+        serial=saved.serial,
+        inputs_digest=str(saved.body.get("inputs_digest", "")),
+        incidents=summary["incidents"],
+        changes=[
+            Change(c["incident"], c["field"], c["before"], c["after"], c.get("before_known", True))
+            for c in changes
+        ],
+        forget=saved.forget,
+        unmanaged=saved.unmanaged,
+        operations=saved.operations,
+        unsafe=saved.unsafe,
+        warnings=warnings,
+        drift=[Drift(d["incident"], d["field"], d["journaled"], d["live"]) for d in drift],
+        refresh=saved.refresh,
+    )
+
+
+def _saved_items(
+    saved: SavedPlan, key: str, values: tuple[str, ...], optional: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The list `key` of a plan file: {incident, field, *values} objects with valid values."""
+    from .model import PRIORITIES, SEVERITIES, STATUSES, InvalidPlanError, is_counter_id
+
+    words = {*STATUSES, *PRIORITIES, *SEVERITIES}
+    required = {"incident", "field", *values}
+    items = saved.body.get(key, [])
+    if not isinstance(items, list):
+        raise InvalidPlanError(f"{saved.path}: {key} must be a list")
+    for n, item in enumerate(items):
+        if not (
+            isinstance(item, dict)
+            and required <= set(item) <= required | set(optional)
+            and is_counter_id(item["incident"])
+            and item["field"] in FIELDS
+            and all(
+                v is None or isinstance(v, bool | int) or (isinstance(v, str) and v in words)
+                for v in (item[name] for name in values)
+            )
+            and all(isinstance(item.get(name, True), bool) for name in optional)
+        ):
+            raise InvalidPlanError(f"{saved.path}: {key}[{n}] is malformed")
+    return items
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,307 @@
+"""The pull-request comment that shows a plan: one per pull request, created once, then edited.
+
+Atlantis and tfcmt post a new comment per push; reviewers then scroll past stale plans. Here the
+comment carries a hidden HTML marker on its first line, and every later plan edits that comment
+in place. A plan with no changes posts nothing when no comment exists yet (a quiet pull request
+stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
+
+This module is a small client for the GitHub REST API (list an issue's comments, following the
+`Link` pagination, create a comment, edit a comment). It imports httpx lazily, like the CLI
+does, so that importing it costs nothing. The project rule "spike.py is the only module that
+imports httpx" is about the Spike API: GitHub is another service with another credential, and
+it stays out of the Spike client on purpose.
+
+The token goes only into the `Authorization` header: it is in no message, repr or output.
+Pagination links are followed only to the origin of the configured API URL, so the token is
+never sent anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from .model import ReconcileError
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_API_URL = "https://api.github.com"
+#: GitHub refuses longer comment bodies.
+COMMENT_LIMIT = 65_536
+#: Comments are listed 100 at a time; a pull request with more pages than this is refused
+#: rather than walked forever.
+MAX_PAGES = 200
+PER_PAGE = 100
+USER_AGENT = "spike-reconcile"
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+
+Action = Literal["created", "updated", "unchanged", "skipped"]
+
+
+class GitHubError(ReconcileError):
+    """GitHub refused a call or could not be reached. Never holds the token."""
+
+
+def marker(name: str = "default") -> str:
+    """The hidden first line that identifies this tool's comment (one per name per PR)."""
+    if not _MARKER_NAME.fullmatch(name):
+        raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return f"<!-- spike-reconcile:plan:{name} -->"
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    """Where the API is, which repository, and the token (kept out of repr)."""
+
+    api_url: str
+    repo: str
+    token: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not _REPO.fullmatch(self.repo) or ".." in self.repo:
+            raise ReconcileError(f"--repo: {self.repo!r} is not OWNER/NAME")
+        parts = urlsplit(self.api_url)
+        if not parts.hostname or parts.scheme not in ("https", "http"):
+            raise ReconcileError(f"GITHUB_API_URL {self.api_url!r} is not an https:// URL")
+        if parts.scheme == "http":
+            from .spike import _is_loopback  # the one loopback test, shared with the Spike client
+
+            if not _is_loopback(parts.hostname):
+                raise ReconcileError(
+                    f"GITHUB_API_URL http://{parts.hostname}: only https:// is allowed "
+                    "(plain http:// only to a loopback host such as 127.0.0.1)"
+                )
+
+    @classmethod
+    def from_env(cls, repo: str, env: Mapping[str, str] | None = None) -> GitHubConfig:
+        env = os.environ if env is None else env
+        token = env.get("GITHUB_TOKEN", "")
+        if not token:
+            raise ReconcileError(
+                "GITHUB_TOKEN must be set to comment on a pull request "
+                "(a token with pull-requests: write)"
+            )
+        return cls(
+            api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            repo=repo,
+            token=token,
+        )
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    body: str
+    url: str = ""
+
+
+def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
+    """What to do with the plan comment. Pure: the whole policy of this module.
+
+    No comment yet: create one only when the plan changes something. A comment exists: make it
+    show this plan (even "No changes"), unless it already does.
+    """
+    if existing is None:
+        return "created" if has_changes else "skipped"
+    return "unchanged" if existing.body == body else "updated"
+
+
+def find_comment(comments: list[Comment], mark: str) -> Comment | None:
+    """The first comment whose first line is the marker (quotes of it start with '>')."""
+    return next((c for c in comments if c.body.startswith(mark)), None)
+
+
+def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
+    """The marker, the plan's markdown, and a footer naming the commit and the run."""
+    footer = []
+    if commit:
+        footer.append(f"commit `{commit[:12]}`")
+    if run_url:
+        footer.append(f"[workflow run]({run_url})")
+    tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
+    body = f"{mark}\n{markdown}{tail}"
+    if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
+        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
+    return body
+
+
+class GitHubClient:
+    """The three REST calls this tool needs, over one httpx.Client."""
+
+    def __init__(self, config: GitHubConfig, transport: httpx.BaseTransport | None = None) -> None:
+        import httpx
+
+        self._config = config
+        self._origin = _origin(config.api_url)
+        self._http = httpx.Client(
+            base_url=config.api_url,
+            transport=transport,
+            timeout=30.0,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {config.token}",
+                "User-Agent": USER_AGENT,
+                "X-GitHub-Api-Version": "2022-11-28",
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubClient({self._config.api_url!r}, {self._config.repo!r})"
+
+    def __enter__(self) -> GitHubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def list_comments(self, pr: int) -> list[Comment]:
+        """Every comment of the pull request, oldest first, following `Link: rel="next"`."""
+        url: str | None = f"/repos/{self._config.repo}/issues/{pr}/comments?per_page={PER_PAGE}"
+        comments: list[Comment] = []
+        for _page in range(MAX_PAGES):
+            if url is None:
+                return comments
+            response = self._send("GET", url, None, f"list the comments of #{pr}")
+            items = response.json()
+            if not isinstance(items, list):
+                raise GitHubError(f"listing the comments of #{pr}: expected a JSON list")
+            comments.extend(_comment(item) for item in items)
+            url = response.links.get("next", {}).get("url")
+            if url is not None and _origin(url) != self._origin:
+                raise GitHubError(
+                    f"listing the comments of #{pr}: the next page is on another host "
+                    f"({_origin(url)}); not following it with the token"
+                )
+        if url is not None:
+            raise GitHubError(f"#{pr} has more than {MAX_PAGES * PER_PAGE} comments")
+        return comments
+
+    def create_comment(self, pr: int, body: str) -> Comment:
+        path = f"/repos/{self._config.repo}/issues/{pr}/comments"
+        return _comment(self._send("POST", path, {"body": body}, f"comment on #{pr}").json())
+
+    def update_comment(self, comment_id: int, body: str) -> Comment:
+        path = f"/repos/{self._config.repo}/issues/comments/{comment_id}"
+        response = self._send("PATCH", path, {"body": body}, f"edit comment {comment_id}")
+        return _comment(response.json())
+
+    def _send(self, method: str, url: str, body: Any, what: str) -> httpx.Response:
+        import httpx
+
+        try:
+            response = self._http.request(method, url, json=body)
+        except httpx.HTTPError as exc:
+            raise GitHubError(f"cannot {what}: {type(exc).__name__}: {exc}") from None
+        if response.is_success:
+            return response
+        message = _api_message(response)
+        hint = ""
+        if response.status_code in (401, 403):
+            hint = (
+                " (the token needs pull-requests: write; a pull request from a fork gets a "
+                "read-only token, so its plan is only in the job summary)"
+            )
+        elif response.status_code == 404:
+            hint = " (no such repository or pull request, or the token cannot see it)"
+        raise GitHubError(f"cannot {what}: GitHub answered {response.status_code}: {message}{hint}")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme, parts.hostname or "", parts.port)
+
+
+def _comment(item: Any) -> Comment:
+    if not isinstance(item, dict) or type(item.get("id")) is not int:
+        raise GitHubError("GitHub answered a comment without an integer id")
+    body = item.get("body")
+    url = item.get("html_url")
+    return Comment(
+        id=item["id"],
+        body=body if isinstance(body, str) else "",
+        url=url if isinstance(url, str) else "",
+    )
+
+
+def _api_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])[:300]
+    return response.reason_phrase or "no message"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommentRequest:
+    plan_file: str
+    repo: str
+    pr: int
+    marker_name: str = "default"
+    commit: str | None = None
+    run_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: Action
+    comment: Comment | None
+
+    def message(self, pr: int) -> str:
+        if self.action == "skipped":
+            return f"No changes and no plan comment on #{pr} yet: nothing posted."
+        url = self.comment.url if self.comment else ""
+        said = {
+            "created": "Created the plan comment",
+            "updated": "Updated the plan comment",
+            "unchanged": "The plan comment already shows this plan",
+        }[self.action]
+        return f"{said} on #{pr}" + (f": {url}" if url else ".")
+
+
+def run_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The Actions run's page, from the variables every workflow step has."""
+    env = os.environ if env is None else env
+    server, repo, run = (
+        env.get(n) for n in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    if server and repo and run and run.isdigit() and _REPO.fullmatch(repo):
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
+    return None
+
+
+def post_plan_comment(
+    request: CommentRequest,
+    env: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> CommentResult:
+    """Create, update or leave alone the pull request's one plan comment (see `decide`)."""
+    from .commands import read_saved_plan
+    from .render import plan_from_saved, plan_markdown
+
+    if request.commit and not _SHA.fullmatch(request.commit):
+        raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
+    plan = plan_from_saved(read_saved_plan(request.plan_file))
+    config = GitHubConfig.from_env(request.repo, env)
+    mark = marker(request.marker_name)
+    run_url = request.run_url or run_url_from_env(env)
+    body = comment_body(plan_markdown(plan), mark, request.commit or None, run_url)
+    with GitHubClient(config, transport) as client:
+        existing = find_comment(client.list_comments(request.pr), mark)
+        action = decide(existing, body, plan.has_changes)
+        if action == "created":
+            return CommentResult(action, client.create_comment(request.pr, body))
+        if action == "updated" and existing is not None:
+            return CommentResult(action, client.update_comment(existing.id, body))
+        return CommentResult(action, existing)
