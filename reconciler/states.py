@@ -139,6 +139,10 @@ def _make_loader() -> Any:
         def check_mapping_key(
             self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
         ) -> bool:
+            if isinstance(key, tuple):  # `? [a, b]`: ruamel makes a tuple, maybe unhashable
+                raise ConstructorError(
+                    None, None, "a key must be a name or an id, not a sequence", key_node.start_mark
+                )
             if type(key) is not str and not (type(key) is int and str(key) == key_node.value):
                 self.problems.append(
                     (
