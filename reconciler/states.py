@@ -389,7 +389,7 @@ def _position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
         if lc is None or not isinstance(node, dict):
             break
         key = _key_in(node, part)
-        if key is None:
+        if key is None or key not in (lc.data or {}):  # merged in by `<<`: not written here
             break
         last = depth == len(loc) - 1
         if last and at_key:
