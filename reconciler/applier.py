@@ -10,6 +10,7 @@ could not be set.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ class ApplyResult:
     interrupted: bool = False
     credentials_error: str | None = None
     requests: int = 0
+    #: Wall time of the calls, from the first to the last (seconds).
+    seconds: float = 0.0
 
     @property
     def outcome(self) -> str:
@@ -66,6 +69,7 @@ class ApplyResult:
             "forgotten": list(self.forgotten),
             "unmanaged": [{"incident": i, "field": f} for i, f in self.unmanaged],
             "requests": self.requests,
+            "seconds": round(self.seconds, 3),
             "journal": {"lineage": lineage, "serial": serial},
             **({"error": self.credentials_error} if self.credentials_error else {}),
         }
@@ -93,6 +97,7 @@ class Applier:
         self.progress = progress
         self.result = ApplyResult()
         self._failed_ids: set[str] = set()
+        self._journal_lock = asyncio.Lock()
         self._fatal = False
 
     def _halted(self) -> bool:
@@ -117,6 +122,7 @@ class Applier:
         self.writer.unmanage(unmanaged, self.plan_digest)
         self.result.forgotten = list(forget)
         self.result.unmanaged = list(unmanaged)
+        started = time.monotonic()
         try:
             for wave in WAVES:
                 ops = [op for op in operations if wave_of(op) == wave]
@@ -126,6 +132,7 @@ class Applier:
                 else:
                     await asyncio.gather(*(self._run_op(op) for op in ops))
         finally:
+            self.result.seconds = time.monotonic() - started
             self.result.interrupted = self.stop.is_set()
             self.result.requests = self.client.requests if self.client else 0
             self.writer.end(
@@ -179,7 +186,10 @@ class Applier:
         except ApiError as exc:
             await self._refused(op, exc)
             return
-        self.writer.applied(op, self.plan_digest)
+        # The fsync runs off the event loop, so responses of other calls are read meanwhile;
+        # the lock keeps one writer, and the call counts as done only once it is stored.
+        async with self._journal_lock:
+            await asyncio.to_thread(self.writer.applied, op, self.plan_digest)
         self.result.applied.append(op)
         if self.progress is not None:
             self.progress(1)

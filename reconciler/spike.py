@@ -14,6 +14,7 @@ import ipaddress
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -120,25 +121,44 @@ class AdaptiveLimiter:
         self.limit = self.maximum
         self.in_flight = 0
         self._successes = 0
-        self._changed = asyncio.Condition()
+        # First come, first served; a release wakes only as many waiters as may start, so
+        # thousands of queued calls cost nothing while they wait.
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the releaser counted us in flight already
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.in_flight -= 1  # woken and cancelled at once: give the slot back
+                self._wake()
+            else:
+                self._waiters.remove(waiter)
+            raise
 
     async def release(self, *, throttled: bool = False, succeeded: bool = False) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            if throttled:
-                self.limit = max(1, self.limit // 2)
+        self.in_flight -= 1
+        if throttled:
+            self.limit = max(1, self.limit // 2)
+            self._successes = 0
+        elif succeeded:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.maximum:
+                self.limit += 1
                 self._successes = 0
-            elif succeeded:
-                self._successes += 1
-                if self._successes >= self.limit and self.limit < self.maximum:
-                    self.limit += 1
-                    self._successes = 0
-            self._changed.notify_all()
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
 
 Sleep = Callable[[float], Awaitable[None]]
