@@ -10,16 +10,13 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from oracle import run_cli
 
 from reconciler.commands import make_plan, read_saved_plan, write_plan
@@ -36,119 +33,13 @@ from reconciler.model import InvalidPlanError, ReconcileError
 from reconciler.planner import digest
 from reconciler.render import plan_from_saved, plan_markdown
 
-TOKEN = "ghs_s3cretTokenValue0123456789"
-REPO = "octo/states"
-MARK = "<!-- spike-reconcile:plan:default -->"
 RECONCILE = Path(sys.executable).with_name("reconcile")
-
-
-@dataclass
-class FakeGitHub:
-    """Comments of issues in one repository; records every request it gets."""
-
-    per_page_max: int = 100
-    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    requests: list[tuple[str, str, Any]] = field(default_factory=list)
-    next_id: int = 1000
-    url: str = ""
-
-    def add(self, pr: int, body: str, login: str = "someone") -> int:
-        self.next_id += 1
-        self.comments.setdefault(pr, []).append(
-            {
-                "id": self.next_id,
-                "body": body,
-                "user": {"login": login},
-                "html_url": f"https://github.example/{REPO}/pull/{pr}#issuecomment-{self.next_id}",
-            }
-        )
-        return self.next_id
-
-    def ours(self, pr: int) -> list[dict[str, Any]]:
-        return [c for c in self.comments.get(pr, []) if c["body"].startswith(MARK)]
-
-    def calls(self, method: str) -> list[tuple[str, str, Any]]:
-        return [r for r in self.requests if r[0] == method]
-
-
-def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _handle(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            fake.requests.append((method, self.path, body))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._answer(401, {"message": "Bad credentials"})
-                return
-            parts = urlsplit(self.path)
-            # GitHub's next links use /repositories/{id}/...; both forms name the same repo.
-            listed = re.fullmatch(
-                r"/(?:repos/octo/states|repositories/42)/issues/(\d+)/comments", parts.path
-            )
-            edited = re.fullmatch(r"/repos/octo/states/issues/comments/(\d+)", parts.path)
-            if listed and method == "GET":
-                self._list(int(listed[1]), parse_qs(parts.query))
-            elif listed and method == "POST":
-                new_id = fake.add(int(listed[1]), body["body"], login="github-actions[bot]")
-                self._answer(201, fake.comments[int(listed[1])][-1] | {"id": new_id})
-            elif edited and method == "PATCH":
-                for comments in fake.comments.values():
-                    for item in comments:
-                        if item["id"] == int(edited[1]):
-                            item["body"] = body["body"]
-                            self._answer(200, item)
-                            return
-                self._answer(404, {"message": "Not Found"})
-            else:
-                self._answer(404, {"message": "Not Found"})
-
-        def _list(self, pr: int, query: dict[str, list[str]]) -> None:
-            per_page = min(int(query.get("per_page", ["30"])[0]), fake.per_page_max)
-            page = int(query.get("page", ["1"])[0])
-            items = fake.comments.get(pr, [])
-            chunk = items[(page - 1) * per_page : page * per_page]
-            headers = {}
-            if page * per_page < len(items):
-                nxt = f"{fake.url}/repositories/42/issues/{pr}/comments?per_page={per_page}"
-                headers["Link"] = f'<{nxt}&page={page + 1}>; rel="next"'
-            self._answer(200, chunk, headers)
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_PATCH(self) -> None:
-            self._handle("PATCH")
-
-    return Handler
 
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_fake_github() as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)
