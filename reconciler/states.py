@@ -40,6 +40,9 @@ SUFFIXES = (".yaml", ".yml")
 #: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
 #: file spells out, the file is refused (no billion laughs).
 ALIAS_EXPANSION_LIMIT = 1000
+#: A state file nests three levels (file, incidents, incident). Far deeper nesting is refused
+#: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
+NESTING_LIMIT = 50
 
 CounterId = Annotated[
     str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
@@ -322,6 +325,10 @@ def _load_file(path: str, data: bytes) -> _Loaded:
     try:
         model = _FILE_ADAPTER.validate_python(doc)
     except ValidationError as exc:
+        if _too_deep(doc):
+            line, column = _first_too_deep(text)
+            message = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
+            return _Loaded(path, text, None, [Problem(path, line, column, message)])
         return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
     return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
 
@@ -336,6 +343,40 @@ def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str
             clashes.append(text)
         out[text] = value
     return out, clashes
+
+
+def _too_deep(root: Any) -> bool:
+    """True when containers nest deeper than NESTING_LIMIT (each shared one walked once)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > NESTING_LIMIT:
+            return True
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        children = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _first_too_deep(text: str) -> tuple[int, int]:
+    """Where nesting first goes past NESTING_LIMIT, from libyaml's events (fast)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    with suppress(YAMLError):
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > NESTING_LIMIT:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    return 1, 1
 
 
 def _first_alias(text: str) -> tuple[int, int]:
