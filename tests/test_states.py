@@ -7,10 +7,13 @@ traceback.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oracle import run_cli
 
 from reconciler.model import StateFileError
@@ -286,6 +289,45 @@ MALFORMED: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, int, str
             ("s.yaml", 5, 3, "key true is read as bool"),
         ],
     ),
+    # explicit tags and complex keys
+    "tag-that-does-not-fit": (
+        one("incidents:\n  a:\n    escalations: !!int pay-1\n"),
+        [("s.yaml", 3, 18, "cannot read 'pay-1' as tag:yaml.org,2002:int")],
+    ),
+    "binary-tag": (
+        one('incidents:\n  a: !!binary "a"\n'),
+        [("s.yaml", 2, 6, "YAML syntax: failed to decode base64 data")],
+    ),
+    "sequence-as-key": (
+        one("? [a, {b: c}]\n: 1\nincidents: {}\n"),
+        [("s.yaml", 1, 3, "a key must be a name or an id, not a sequence")],
+    ),
+    "problem-in-a-merged-field": (
+        one("base: &b\n  status: closed\nincidents:\n  a:\n    <<: *b\n    priority: p9\n"),
+        [
+            ("s.yaml", 1, 1, "unknown key 'base' at the top level"),
+            ("s.yaml", 5, 5, "incident a: status must be one of"),  # where it is merged in
+            ("s.yaml", 6, 15, "incident a: priority must be one of"),
+        ],
+    ),
+    # Texts libyaml reads but ruamel's round-trip loader (which gives positions) cannot:
+    # the message stays, the position falls back to 1:1.
+    "tab-inside-a-value": (
+        one("incidents:\n  a:\n    status: x\t,\n"),
+        [("s.yaml", 1, 1, "incident a: status must be one of")],
+    ),
+    "deep-nesting": (
+        one("incidents: " + "[" * 3000 + "]" * 3000 + "\n"),
+        [("s.yaml", 1, 61, "YAML nested more than 50 levels deep (a state file needs 3)")],
+    ),
+    "deep-nesting-with-an-alias": (
+        one("x: &x [1]\nincidents:\n  a:\n    owner: [*x, " + "[" * 3000 + "]" * 3000 + "]\n"),
+        [("s.yaml", 4, 63, "YAML nested more than 50 levels deep")],
+    ),
+    "self-merge": (
+        one("incidents:\n  a: &a\n    owner: x\n    <<: *a\n"),
+        [("s.yaml", 1, 1, "unknown key 'owner' in incident a")],
+    ),
     # bytes and bombs
     "billion-laughs": (
         one(BOMB),
@@ -406,6 +448,11 @@ VALID: dict[str, tuple[str | bytes, dict[str, dict[str, Any]]]] = {
         "incidents:\n  a:\n    priority:\n    severity: null\n",
         {"a": {"priority": None, "severity": None}},
     ),
+    "explicit-str-tag-on-a-key": ("incidents:\n  !!str 0116: {}\n", {"0116": {}}),
+    "self-merge": (
+        "incidents:\n  a: &a\n    status: triggered\n    <<: *a\n",
+        {"a": {"status": "triggered"}},
+    ),
     "explicit-document-marker": ("---\nincidents:\n  a: {}\n...\n", {"a": {}}),
     "utf8-bom": ("\ufeffincidents:\n  a: {}\n".encode(), {"a": {}}),
     "every-field": (
@@ -521,3 +568,29 @@ def test_bundled_states_are_valid() -> None:
             .read_text()
             .startswith("# yaml-language-server: $schema=../schema/state-file.json\n")
         )
+
+
+TOKENS = (
+    *("incidents:", "version: ", "1", "\n", "  ", "    ", "a:", "116:", "0116:", '"116":'),
+    *("status: ", "triggered", "resolved", "priority: ", "p1", "severity: ", "sev2", "null"),
+    *("public_sharing: ", "true", "yes", "escalations: ", "-1", "3", "1.5", "owner: "),
+    *("- ", "[", "]", "{", "}", ",", ":", " ", "? ", "&a ", "*a", "<<: *a", "!!int ", "!!str "),
+    *("!!binary ", "!!timestamp ", "#", "---\n", "...", "'", '"', "|", "\t", "\xe9", "\ufeff"),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+def test_no_text_crashes_the_loader(text: str) -> None:
+    """Anything at all is either valid or a list of positioned problems, never a traceback."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "s.yaml").write_text(text, encoding="utf-8")
+        try:
+            desired = load([folder])
+        except StateFileError as exc:
+            assert exc.problems
+            for problem in exc.problems:
+                assert problem.line >= 1 and problem.column >= 1
+                assert problem.message and "Keys should be" not in problem.message
+        else:
+            assert all(isinstance(cid, str) for cid in desired.incidents)
