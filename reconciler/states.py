@@ -8,6 +8,7 @@ problem: it is read again in round-trip mode, whose nodes carry line and column.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -395,11 +396,15 @@ def _first_alias(text: str) -> tuple[int, int]:
 # Positions for validation errors
 
 
+@functools.lru_cache(maxsize=4)
 def _rt_positions(text: str) -> Any:
     """The document with positions, or None when ruamel's pure-Python round-trip loader
     refuses a text that libyaml and the safe constructor read (a few tab corner cases, deep
     nesting, self-merges): positions then fall back to 1:1 rather than turning a validation
-    message into a crash."""
+    message into a crash.
+
+    Cached: every duplicate id across two files needs both files' positions, and parsing
+    them once per duplicate made a copied file of 300 incidents take half a minute."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -415,6 +420,8 @@ def _rt_positions(text: str) -> Any:
 
 def _key_in(mapping: Any, key: Any) -> Any:
     """The key of a round-trip mapping that a validated key came from (ints became strings)."""
+    if key in mapping:
+        return key
     for candidate in mapping:
         if candidate == key or str(candidate) == str(key):
             return candidate
