@@ -109,8 +109,12 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
             found.append(path)
         else:
             problems.append(Problem(str(path), 0, 0, "no such file or directory"))
-    unique = sorted(set(found), key=lambda p: p.as_posix())
-    return unique, problems
+    # One file named twice (`states states/a.yaml`, or relative and absolute) is read once:
+    # otherwise every id in it would be its own duplicate.
+    unique: dict[Path, Path] = {}
+    for file in sorted(found, key=lambda p: p.as_posix()):
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values()), problems
 
 
 # ---------------------------------------------------------------------------------------------
