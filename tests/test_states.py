@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -594,3 +595,30 @@ def test_no_text_crashes_the_loader(text: str) -> None:
                 assert problem.message and "Keys should be" not in problem.message
         else:
             assert all(isinstance(cid, str) for cid in desired.incidents)
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(
+        tmp_path, {"states/a.yaml": "incidents: {a: {}}\n", "states/b.yaml": "incidents: {b: {}}\n"}
+    )
+    monkeypatch.chdir(tmp_path)
+    desired = load(["states", tmp_path / "states" / "a.yaml", "./states/b.yaml"])
+    # The spelling kept is the first in sorted order.
+    assert desired.files == [str(tmp_path / "states" / "a.yaml"), "states/b.yaml"]
+    assert sorted(desired.incidents) == ["a", "b"]
+
+
+def test_a_copied_file_reports_every_duplicate_quickly(tmp_path: Path) -> None:
+    text = "incidents:\n" + "".join(f"  i{n}:\n    status: triggered\n" for n in range(1000))
+    write(tmp_path, {"a.yaml": text, "b.yaml": text})
+    started = time.monotonic()
+    got = problems_of(tmp_path)
+    # Re-parsing both files per duplicate took minutes here; linear work takes well under 1 s.
+    assert time.monotonic() - started < 15
+    assert len(got) == 1000
+    assert got[-1] == (
+        "b.yaml",
+        2000,
+        3,
+        f"incident i999 is also defined at {tmp_path}/a.yaml:2000:3",
+    )
