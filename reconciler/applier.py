@@ -98,6 +98,9 @@ class Applier:
         self.result = ApplyResult()
         self._failed_ids: set[str] = set()
         self._journal_lock = asyncio.Lock()
+        # A call holds its slot until it is journaled, so a crash loses at most the calls in
+        # flight: no call starts while more than `parallelism` successes are unrecorded.
+        self._slots = asyncio.Semaphore(client.limiter.maximum if client else 1)
         self._fatal = False
 
     def _halted(self) -> bool:
@@ -165,14 +168,15 @@ class Applier:
         await self._send(maybe)
 
     async def _send(self, op: Operation) -> None:
+        async with self._slots:
+            await self._attempt(op)
+
+    async def _attempt(self, op: Operation) -> None:
+        """Call, then journal, holding the caller's slot (bisection reuses it)."""
         if self._halted():
-            reason = (
-                "not started: apply was interrupted"
-                if self.stop.is_set()
-                else ("not started: credentials were refused")
-            )
-            self.result.skipped.extend(Failure(cid, op, reason) for cid in op.ids)
-            self.result.interrupted = self.stop.is_set()
+            stopped = self.stop.is_set()
+            reason = "apply was interrupted" if stopped else "credentials were refused"
+            self.result.skipped.extend(Failure(c, op, f"not started: {reason}") for c in op.ids)
             return
         assert self.client is not None, "operations need a client"
         try:
@@ -201,7 +205,7 @@ class Applier:
             # Find the ids the API rejects: bisect, apply the halves that it accepts.
             middle = len(ids) // 2
             for half in (ids[:middle], ids[middle:]):
-                await self._send(Operation(op.method, op.path, {**op.body, "ids": list(half)}))
+                await self._attempt(Operation(op.method, op.path, {**op.body, "ids": list(half)}))
             return
         reason = exc.api_message if exc.api_message and status is not None else str(exc)
         self.result.failed.extend(Failure(cid, op, reason, status) for cid in ids)

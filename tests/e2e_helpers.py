@@ -54,3 +54,8 @@ def live_matches(server: SandboxServer, desired: Mapping[str, Mapping[str, Any]]
             have = live[cid][name]
             want = API_STATUS[value] if name == "status" else value
             assert have == want, (cid, name, have, want)
+
+
+def with_params(url: str, **params: str) -> str:
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"

@@ -12,17 +12,18 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env, live_matches, write_states
+from e2e_helpers import KEY, TEAM, cli, env, live_matches, with_params, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.commands import ApplyRequest, run_apply
-from reconciler.journal import FileJournal
+from reconciler.journal import FileJournal, open_journal
 from reconciler.sandbox import SandboxServer
 from reconciler.spike import RetryPolicy
 
@@ -77,10 +78,24 @@ PROPERTY = settings(
 def test_apply_converges_and_a_second_apply_makes_no_call(
     tmp_path_factory: pytest.TempPathFactory, scenario: Any, batch: int
 ) -> None:
-    start, desired = scenario
     work = tmp_path_factory.mktemp("e2e")
+    converges_then_idles(scenario, batch, work, str(work / "journal.jsonl"))
+
+
+@PROPERTY
+@given(scenario=scenarios(), batch=st.integers(1, 3))
+def test_the_property_holds_with_the_postgresql_journal(
+    tmp_path_factory: pytest.TempPathFactory, server_url: str, scenario: Any, batch: int
+) -> None:
+    journal = with_params(server_url, namespace=f"test-{uuid.uuid4()}")
+    converges_then_idles(scenario, batch, tmp_path_factory.mktemp("pg"), journal)
+
+
+def converges_then_idles(scenario: Any, batch: int, work: Path, journal: str) -> None:
+    """Apply, then: every managed field is as desired, a second apply sends nothing, and
+    plan --detailed-exitcode says there is nothing to do. The key appears nowhere."""
+    start, desired = scenario
     write_states(work / "states", desired)
-    journal = str(work / "journal.jsonl")
     with (
         SandboxServer(start, api_key=KEY, team_id=TEAM) as server,
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
@@ -99,7 +114,8 @@ def test_apply_converges_and_a_second_apply_makes_no_call(
         assert len(server.calls) == calls  # the second apply made no API call
         code, out, _ = cli("plan", states, "--detailed-exitcode", *base)
         assert code == 0, out
-        for text in (out, err, Path(journal).read_text()):
+        records = json.dumps(open_journal(journal).records())
+        for text in (out, err, records):
             assert KEY not in text
 
 
@@ -330,9 +346,19 @@ def test_kill_9_at_random_moments_loses_no_successful_call(tmp_path: Path) -> No
             )
 
 
-def test_two_applies_at_once_one_fails_naming_the_lock(tmp_path: Path) -> None:
+@pytest.fixture(params=["file", "postgresql"])
+def journal_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "file":
+        return str(tmp_path / "j.jsonl")
+    server_url = request.getfixturevalue("server_url")
+    return with_params(server_url, namespace=f"test-{uuid.uuid4()}")
+
+
+def test_two_applies_at_once_one_fails_naming_the_lock(
+    tmp_path: Path, journal_location: str
+) -> None:
     start, states = slow_sandbox_case(tmp_path, 30)
-    journal = tmp_path / "j.jsonl"
+    journal = journal_location
     with (
         SandboxServer(start, api_key=KEY, team_id=TEAM, latency=0.05) as server,
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
@@ -342,7 +368,7 @@ def test_two_applies_at_once_one_fails_naming_the_lock(tmp_path: Path) -> None:
             reconcile(*args, str(journal)), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10
-        while not Path(str(journal) + ".lock.holder").exists():
+        while not server.calls:  # the first apply is calling: it holds the lock
             assert time.monotonic() < deadline
             time.sleep(0.02)
         second = subprocess.run(reconcile(*args, str(journal)), capture_output=True, text=True)
@@ -358,4 +384,37 @@ def test_two_applies_at_once_one_fails_naming_the_lock(tmp_path: Path) -> None:
         assert waiting.returncode == 0, waiting.stderr
         assert "No changes" in waiting.stdout
         assert all(i["escalations"] == 1 for i in server.incidents().values())
-        assert FileJournal(journal).read().serial == 60
+        assert open_journal(journal).read().serial == 60
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_new_calls_and_journals_the_ones_in_flight(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    start, states = slow_sandbox_case(tmp_path, 40)
+    journal = tmp_path / "j.jsonl"
+    with (
+        SandboxServer(start, api_key=KEY, team_id=TEAM, latency=0.03) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        args = ["apply", str(states), "--auto-approve", "--batch-size", "1"]
+        proc = subprocess.Popen(
+            reconcile(*args, "--journal", str(journal)), stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 10
+        while len(server.calls) < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == code
+        assert "Interrupted" in out
+        succeeded = sum(1 for c in server.calls if c["status"] == 200)
+        records = FileJournal(journal).records()
+        # Every call that succeeded was journaled: the in-flight ones finished first.
+        assert sum(1 for r in records if r["kind"] == "op") == succeeded
+        assert succeeded < 80
+        assert records[-1]["kind"] == "apply-end" and records[-1]["outcome"] == "interrupted"
+        code_again, out, _ = cli("apply", str(states), "--auto-approve", "--journal", str(journal))
+        assert code_again == 0, out
+        assert all(i["escalations"] == 1 for i in server.incidents().values())

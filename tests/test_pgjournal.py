@@ -23,66 +23,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from e2e_helpers import with_params
 
 from reconciler.journal import FileJournal, Journal, encode_record, migrate, open_journal
 from reconciler.model import JournalError, LockHeldError, Operation
 from reconciler.pgjournal import MIGRATIONS, PostgresJournal, _PostgresWriter
 
-DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
-HOW_TO_RUN = (
-    "start PostgreSQL and set RECONCILE_TEST_POSTGRES_URL=postgresql://USER@HOST:PORT/DB "
-    f"(default {DEFAULT_TEST_URL}) to run the PostgreSQL journal tests"
-)
 PLAN = "sha256:" + "ab" * 32
-
-
-def _with_params(url: str, **params: str) -> str:
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return f"{url}{'&' if '?' in url else '?'}{query}"
-
-
-@pytest.fixture(scope="session")
-def server_url() -> str:
-    """The test server's URL; skips (fails under CI) when it cannot be reached."""
-    url = os.environ.get("RECONCILE_TEST_POSTGRES_URL", DEFAULT_TEST_URL)
-    under_ci = os.environ.get("CI", "").lower() in {"true", "1"}
-    try:
-        import psycopg
-
-        psycopg.connect(url, connect_timeout=5).close()
-    except ImportError:
-        problem = "psycopg is not installed (pip install -e '.[test]')"
-    except psycopg.Error as exc:
-        problem = f"PostgreSQL is not reachable: {' '.join(str(exc).split())}"
-    else:
-        return url
-    if under_ci:
-        pytest.fail(f"{problem}; under CI the PostgreSQL journal tests must run, not skip")
-    pytest.skip(f"{problem}; {HOW_TO_RUN}")
-
-
-@pytest.fixture
-def admin(server_url: str) -> Iterator[Any]:
-    """A direct autocommit connection, for looking at and tampering with the tables."""
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def namespace(admin: Any) -> Iterator[str]:
-    """A namespace of this test's own, removed afterwards."""
-    name = f"test-{uuid.uuid4()}"
-    yield name
-    if admin.execute("SELECT to_regclass('reconcile_journal') IS NOT NULL").fetchone()[0]:
-        admin.execute("DELETE FROM reconcile_journal WHERE namespace = %s", (name,))
-        admin.execute("DELETE FROM reconcile_lock_holder WHERE namespace = %s", (name,))
-
-
-@pytest.fixture
-def url(server_url: str, namespace: str) -> str:
-    return _with_params(server_url, namespace=namespace)
 
 
 @pytest.fixture
@@ -184,7 +131,7 @@ def test_lineage_stays_and_serial_grows_across_applies(journal: PostgresJournal)
 
 
 def test_namespaces_are_independent(server_url: str, journal: PostgresJournal) -> None:
-    other = PostgresJournal(_with_params(server_url, namespace=f"test-{uuid.uuid4()}"))
+    other = PostgresJournal(with_params(server_url, namespace=f"test-{uuid.uuid4()}"))
     with journal.open_for_apply(0, "one") as writer:
         writer.applied(Operation("POST", "/incidents/acknowledge", {"ids": ["1"]}), None)
         # The other namespace's lock is a different lock: no waiting on this apply.
@@ -396,7 +343,7 @@ def test_a_writer_that_bypassed_the_lock_stops_the_apply(
 
 def test_a_read_only_server_is_refused_before_any_write(url: str, journal: PostgresJournal) -> None:
     journal.read()  # the tables exist; only writing is impossible below
-    read_only = PostgresJournal(_with_params(url, options="-cdefault_transaction_read_only%3Don"))
+    read_only = PostgresJournal(with_params(url, options="-cdefault_transaction_read_only%3Don"))
     with (
         pytest.raises(JournalError, match="read-only transaction"),
         read_only.open_for_apply(0, "apply"),
@@ -406,7 +353,7 @@ def test_a_read_only_server_is_refused_before_any_write(url: str, journal: Postg
 
 
 def test_each_record_is_committed_durably_even_if_the_server_default_is_not(url: str) -> None:
-    lax = PostgresJournal(_with_params(url, options="-csynchronous_commit%3Doff"))
+    lax = PostgresJournal(with_params(url, options="-csynchronous_commit%3Doff"))
     with lax.open_for_apply(0, "apply") as writer:
         assert isinstance(writer, _PostgresWriter)
         assert writer._conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
@@ -422,7 +369,7 @@ def fresh_schema(admin: Any, server_url: str) -> Iterator[str]:
     schema = f"test_{uuid.uuid4().hex}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield _with_params(server_url, options=f"-csearch_path%3D{schema}", namespace="ns")
+        yield with_params(server_url, options=f"-csearch_path%3D{schema}", namespace="ns")
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
