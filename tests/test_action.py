@@ -47,6 +47,7 @@ class Runner:
         self.summary.touch()
         self.workspace = root / "workspace"
         self.workspace.mkdir()
+        self.pull_request = True  # the event: pull_request, or push when False
 
     def run(
         self, name: str, inputs: dict[str, str], extra_env: dict[str, str] | None = None
@@ -75,9 +76,12 @@ class Runner:
 
     def evaluate(self, expression: str, inputs: dict[str, str]) -> str:
         """The few expressions the action's env uses."""
-        context = {
+        event = {
             "github.event.pull_request.number": "7",
             "github.event.pull_request.head.sha": "c0ffee" * 6 + "c0ff",
+        }
+        context = {
+            **(event if self.pull_request else {}),
             "github.action_path": str(ROOT),
             **{f"inputs.{k}": v for k, v in inputs.items()},
             **{f"steps.plan.outputs.{k}": v for k, v in self.outputs().items()},
@@ -118,7 +122,12 @@ def test_an_unknown_command_stops_the_action(runner: Runner) -> None:
     assert done.stdout == "::error::command must be plan, apply or comment\n"
     done = runner.run("Check the inputs", {"command": "comment"})
     assert done.returncode == 1
-    assert "needs plan-file" in done.stdout
+    assert done.stdout == "::error::command: comment needs plan-file\n"
+    runner.pull_request = False
+    done = runner.run("Check the inputs", {"command": "comment", "plan-file": "p.json"})
+    assert done.returncode == 1
+    assert done.stdout == "::error::command: comment runs only for pull_request events\n"
+    runner.pull_request = True
     assert runner.run("Check the inputs", {"command": "plan"}).returncode == 0
 
 
