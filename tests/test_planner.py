@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from reconciler import endpoints
 from reconciler.journal import JournalState
-from reconciler.model import PRIORITIES, SEVERITIES, STATUSES, PlanError
+from reconciler.model import PRIORITIES, SEVERITIES, STATUSES, InvalidPlanError, PlanError
 from reconciler.planner import Plan, digest, pack_escalations, plan
 from reconciler.render import plan_json
 
@@ -579,3 +579,70 @@ def test_no_plan_moves_a_resolved_incident_out_of_resolved(
     assert not touched & resolved
     after = oracle.apply_operations(journal, p.operations)
     assert all(after[cid]["status"] == "resolved" for cid in resolved)
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoint table as apply checks an untrusted plan file against it
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("POST /incidents/resolve", "not an operation object (method, path, body)"),
+        ({"method": "POST", "path": RESOLVE}, "not an operation object"),
+        ({"method": "POST", "path": RESOLVE, "body": {}, "x": 1}, "not an operation object"),
+        ({"method": 1, "path": RESOLVE, "body": {}}, "method and path must be strings"),
+        ({"method": "POST", "path": RESOLVE, "body": []}, "body an object"),
+        (
+            {"method": "GET", "path": RESOLVE, "body": {"ids": ["a"]}},
+            "GET /incidents/resolve is not",
+        ),
+        ({"method": "POST", "path": "/incidents/delete", "body": {"ids": ["a"]}}, "is not a call"),
+        ({"method": "POST", "path": "/incidents/a/public-sharing", "body": {}}, "is not a call"),
+        (
+            {"method": "PATCH", "path": "/incidents/a_b/public-sharing", "body": {}},
+            "invalid counter id in path '/incidents/a_b/public-sharing'",
+        ),
+        (
+            {
+                "method": "PATCH",
+                "path": "/incidents/a/public-sharing",
+                "body": {"publicSharing": 1},
+            },
+            "body must be exactly {publicSharing: true|false}",
+        ),
+        ({"method": "POST", "path": RESOLVE, "body": {"ids": []}}, "non-empty list of distinct"),
+        ({"method": "POST", "path": RESOLVE, "body": {"ids": ["a", "a"]}}, "distinct counter ids"),
+        ({"method": "POST", "path": RESOLVE, "body": {"ids": ["../x"]}}, "distinct counter ids"),
+        ({"method": "POST", "path": RESOLVE, "body": {"ids": "a"}}, "distinct counter ids"),
+        (
+            {"method": "POST", "path": "/incidents/priority", "body": {"ids": ["a"]}},
+            "body keys must be ['ids', 'priority'], got ['ids']",
+        ),
+        (
+            {
+                "method": "POST",
+                "path": "/incidents/priority",
+                "body": {"ids": ["a"], "priority": "p9"},
+            },
+            "priority must be one of p1, p2, p3, p4, p5",
+        ),
+        (
+            {
+                "method": "DELETE",
+                "path": "/incidents/severity/remove",
+                "body": {"ids": ["a"], "severity": "sev1"},
+            },
+            "body keys must be ['ids']",
+        ),
+        (
+            {"method": "POST", "path": RESOLVE, "body": {"ids": ["a"], "note": "x"}},
+            "body keys must be ['ids'], got ['ids', 'note']",
+        ),
+    ],
+)
+def test_an_operation_outside_the_endpoint_table_is_refused(raw: Any, message: str) -> None:
+    with pytest.raises(InvalidPlanError) as caught:
+        endpoints.parse_operation(raw, "operations[3]")
+    assert str(caught.value).startswith("operations[3]: ")
+    assert message in str(caught.value)
