@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+from types import MappingProxyType
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,13 @@ def digest(body: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The two public-sharing bodies, shared by every such call (never mutated).
+_SHARING: dict[Value, Mapping[str, Any]] = {
+    True: MappingProxyType({"publicSharing": True}),
+    False: MappingProxyType({"publicSharing": False}),
+}
+
+
 def _chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(ids), size):
         yield list(ids[start : start + size])
@@ -289,9 +297,7 @@ def plan(
                 elif name == "severity":
                     severity.setdefault(after, []).append(cid)
                 else:
-                    sharing.append(
-                        Operation("PATCH", ep.public_sharing_path(cid), {"publicSharing": after})
-                    )
+                    sharing.append(Operation("PATCH", ep.public_sharing_path(cid), _SHARING[after]))
             changes.append(Change(cid, name, before, after, known))
     if errors:
         raise PlanError(errors)
