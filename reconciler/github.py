@@ -71,9 +71,9 @@ class GitHubConfig:
         if not parts.hostname or parts.scheme not in ("https", "http"):
             raise ReconcileError(f"GITHUB_API_URL {self.api_url!r} is not an https:// URL")
         if parts.scheme == "http":
-            from .spike import _is_loopback  # the one loopback test, shared with the Spike client
+            from .model import is_loopback  # the one loopback test, shared with the Spike client
 
-            if not _is_loopback(parts.hostname):
+            if not is_loopback(parts.hostname):
                 raise ReconcileError(
                     f"GITHUB_API_URL http://{parts.hostname}: only https:// is allowed "
                     "(plain http:// only to a loopback host such as 127.0.0.1)"

@@ -5,6 +5,7 @@ Nothing here does I/O. Everything sorts deterministically, so plans are stable b
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,16 @@ def is_counter_id(value: object) -> bool:
         and len(value) <= COUNTER_ID_MAX
         and _COUNTER_ID.fullmatch(value) is not None
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hmac
-import ipaddress
 import json
 import logging
 import random
@@ -52,7 +51,7 @@ from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 from . import endpoints
-from .model import PRIORITIES, SEVERITIES, ReconcileError, is_counter_id
+from .model import PRIORITIES, SEVERITIES, ReconcileError, is_counter_id, is_loopback
 
 __all__ = ["SandboxServer", "seed_from_json", "seed_from_paths"]
 
@@ -328,15 +327,6 @@ def _joined(ids: Sequence[str]) -> str:
     return ", ".join(sorted(set(ids)))
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # ---------------------------------------------------------------------------------------------
 # The server
 
@@ -372,7 +362,7 @@ class SandboxServer:
         max_batch: int = 500,
         calls_file: str | None = None,
     ) -> None:
-        if not _loopback(host):
+        if not is_loopback(host):
             # The control endpoints rewrite state without auth: never expose them.
             raise ValueError(f"the sandbox only binds loopback addresses, not {host!r}")
         if not 0.0 <= fault_rate <= 1.0:

@@ -10,7 +10,6 @@ it is in no message, log line or repr.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import random
 import time
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .model import ApiError, CredentialsError, Operation, ReconcileError
+from .model import ApiError, CredentialsError, Operation, ReconcileError, is_loopback
 
 DEFAULT_URL = "https://api.spike.sh"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -63,21 +62,12 @@ def check_url(url: str) -> None:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return
     raise ReconcileError(
         f"SPIKE_API_URL {parts.scheme}://{host}: only https:// is allowed "
         "(plain http:// only to a loopback host such as 127.0.0.1)"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

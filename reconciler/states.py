@@ -11,7 +11,7 @@ import difflib
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +34,6 @@ from .model import (
     StateFileError,
     StateMap,
     Status,
-    is_counter_id,
 )
 
 SUFFIXES = (".yaml", ".yml")
@@ -597,11 +596,6 @@ def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
         raise StateFileError(sorted(set(problems)))
     desired.inputs_digest = "sha256:" + digest.hexdigest()
     return desired
-
-
-def validate_ids(ids: Iterable[str]) -> list[str]:
-    """The ids in `ids` that are not valid counter ids."""
-    return [i for i in ids if not is_counter_id(i)]
 
 
 def schema_json() -> str:
