@@ -134,6 +134,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if self.line == 0:  # about the file as a whole (missing, unreadable)
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 

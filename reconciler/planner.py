@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from types import MappingProxyType
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from . import endpoints as ep

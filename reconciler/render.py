@@ -65,7 +65,8 @@ def plan_summary(plan: Plan) -> str:
     if plan.refresh:
         parts.append(f"live values of {len(plan.refresh)} incidents to record")
     if not plan.has_changes:
-        return f"No changes. {plan.incidents} incidents match the journal."
+        noun = "incident matches" if plan.incidents == 1 else "incidents match"
+        return f"No changes. {plan.incidents} {noun} the journal."
     return "Plan: " + ", ".join(parts) + "."
 
 

@@ -568,7 +568,9 @@ def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
     """Read every state file under `paths`; raise StateFileError listing every problem."""
     files, problems = discover(paths)
     desired = DesiredState()
-    digest = hashlib.sha256()
+    # The digest covers the files' contents, not where the checkout is: the same states give
+    # the same inputs_digest from any folder or spelling of the path.
+    contents: list[str] = []
     texts: dict[str, str] = {}
     for file in files:
         name = str(file)
@@ -577,7 +579,7 @@ def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
         except OSError as exc:
             problems.append(Problem(name, 0, 0, f"cannot read: {exc.strerror}"))
             continue
-        digest.update(f"{file.as_posix()}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        contents.append(hashlib.sha256(data).hexdigest())
         loaded = _load_file(name, data)
         problems.extend(loaded.problems)
         if loaded.data is None:
@@ -594,7 +596,9 @@ def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
         desired.files.append(name)
     if problems:
         raise StateFileError(sorted(set(problems)))
-    desired.inputs_digest = "sha256:" + digest.hexdigest()
+    desired.inputs_digest = (
+        "sha256:" + hashlib.sha256("\n".join(sorted(contents)).encode()).hexdigest()
+    )
     return desired
 
 

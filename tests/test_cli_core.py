@@ -333,7 +333,7 @@ def test_plan_uses_the_journal_from_the_environment(tmp_path: Path) -> None:
     journal = tmp_path / "elsewhere.jsonl"
     apply_all(states, journal)
     result = run_cli("plan", str(states), env={"RECONCILE_JOURNAL": str(journal)})
-    assert result.stdout == "No changes. 1 incidents match the journal.\n"
+    assert result.stdout == "No changes. 1 incident matches the journal.\n"
     assert run_cli("plan", str(states)).stdout.startswith("Changes to incidents")
 
 
@@ -349,7 +349,7 @@ def test_a_torn_journal_warns_and_a_corrupt_one_is_an_error(tmp_path: Path) -> N
         f"warning: {journal}:3: ignoring a torn last line (an interrupted write); "
         "the next apply re-issues that call\n"
     )
-    assert torn.stdout == "No changes. 1 incidents match the journal.\n"
+    assert torn.stdout == "No changes. 1 incident matches the journal.\n"
 
     journal.write_text(journal.read_text() + "\n")
     corrupt = plan_cli(str(states), journal=journal)
