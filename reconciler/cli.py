@@ -211,7 +211,12 @@ def apply(
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
 
     def confirm(made: Any) -> bool:
-        click.echo(render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout)))
+        # With --format json, stdout is the result alone; the plan shown goes to stderr.
+        shown = sys.stderr if fmt == "json" else sys.stdout
+        click.echo(
+            render.plan_text(made.plan, made.sources, color=ctx.color(shown)),
+            err=fmt == "json",
+        )
         if auto_approve:
             return True
         return click.confirm("Apply these changes?", default=False)
@@ -452,6 +457,86 @@ def comment(
 
     request = CommentRequest(plan_file, repo, pr, marker, commit, run_url)
     click.echo(post_plan_comment(request).message(pr))
+
+
+@cli.command("fmt")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 naming each file to change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of each change.")
+@common
+def fmt_command(
+    paths: tuple[str, ...], check: bool, show_diff: bool, verbose: bool, no_color: bool
+) -> None:
+    """Rewrite state files in one canonical form, keeping every comment (default: states).
+
+    Prints the name of each file it changes (with --check: would change). A file with
+    errors is reported as `validate` would and left untouched.
+    """
+    from .commands import run_fmt
+    from .model import ReconcileError, StateFileError
+
+    outcome = run_fmt(paths, check=check, diff=show_diff)
+    for changed in outcome.changed:
+        click.echo(changed.path)
+        click.echo(changed.diff, nl=False)
+    Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
+    if check and outcome.changed:
+        count = len(outcome.changed)
+        message = f"{count} file{'s' * (count != 1)} not formatted; run `reconcile fmt` to fix"
+        if not outcome.problems:
+            raise ReconcileError(message)
+        click.echo(f"error: {message}", err=True)
+    if outcome.problems:
+        raise StateFileError(outcome.problems)
+
+
+@cli.command("import")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option(
+    "--to",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="The state file to add them to (created if needed).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Set the live fields of ids already in a state file."
+)
+@click.option(
+    "--states",
+    "state_paths",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="State files that may already hold the ids [default: states].",
+)
+@journal_option
+@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@common
+def import_command(
+    ids: tuple[str, ...],
+    to: str,
+    overwrite: bool,
+    state_paths: tuple[str, ...],
+    journal_location: str | None,
+    parallelism: int,
+    lock_timeout: float,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Write incidents' live state into a state file and the journal (needs credentials).
+
+    Reads status, priority and severity from Spike and adds them to FILE in canonical form,
+    keeping its comments, so the next plan is empty for them. Nothing is written when any
+    id fails.
+    """
+    from .commands import ImportRequest, run_import
+
+    request = ImportRequest(
+        ids, to, overwrite, state_paths, journal_location, parallelism, lock_timeout
+    )
+    click.echo(run_import(request).message(), nl=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -418,3 +418,20 @@ def test_a_signal_stops_new_calls_and_journals_the_ones_in_flight(
         code_again, out, _ = cli("apply", str(states), "--auto-approve", "--journal", str(journal))
         assert code_again == 0, out
         assert all(i["escalations"] == 1 for i in server.incidents().values())
+
+
+def test_apply_json_output_is_the_result_alone(tmp_path: Path, sandbox: SandboxServer) -> None:
+    write_states(tmp_path / "states", {"116": {"status": "acknowledged"}, "db-7": {}})
+    journal = str(tmp_path / "j.jsonl")
+    args = ("apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal)
+    code, out, err = cli(*args, "--format", "json")
+    assert code == 0
+    result = json.loads(out)  # the plan shown before applying went to stderr
+    assert result["outcome"] == "applied"
+    assert result["applied"] == [
+        {"method": "POST", "path": "/incidents/acknowledge", "body": {"ids": ["116"]}}
+    ]
+    assert result["journal"]["serial"] == 1
+    assert "API calls, in order" in err
+    code, out, _ = cli(*args, "--format", "json")
+    assert json.loads(out)["outcome"] == "no-changes"
