@@ -245,7 +245,7 @@ def apply(
     outcome = run_apply(
         request, confirm=confirm, observe=ctx.info if verbose else None, progress=progress
     )
-    for warning in outcome.made.journal_warnings if outcome.made else ():
+    for warning in outcome.warnings:
         ctx.warn(warning)
     if fmt == "json":
         click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)

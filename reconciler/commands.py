@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -23,8 +24,10 @@ from .model import (
     Fields,
     InvalidPlanError,
     Operation,
+    Problem,
     ReconcileError,
     StalePlanError,
+    StateFileError,
     UnsafePlanError,
     is_counter_id,
 )
@@ -136,11 +139,14 @@ def run_refresh(
 
 
 def atomic_write(
-    path: str | os.PathLike[str], produce: Callable[[Callable[[str], object]], None]
+    path: str | os.PathLike[str],
+    produce: Callable[[Callable[[str], object]], None],
+    mode: int | None = None,
 ) -> None:
     """Write a file whole or not at all (a temporary file, fsync, then a rename).
 
-    `produce` is called with the write function of the temporary file.
+    `produce` is called with the write function of the temporary file. The file gets
+    permission bits `mode` when given (the temporary file's 0600 otherwise).
     """
     target = Path(path)
     try:
@@ -149,13 +155,18 @@ def atomic_write(
         raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             produce(handle.write)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+    finally:
+        # Whatever stopped the write (Ctrl-C included), no half file is left beside the
+        # target; after the rename there is nothing to remove.
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_plan(made: MadePlan, out: str) -> None:
@@ -274,6 +285,8 @@ class ApplyOutcome:
     serial: int
     signal: int | None = None
     made: MadePlan | None = None
+    #: The journal's own warnings (a torn last line ignored).
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_apply(
@@ -312,14 +325,18 @@ def run_apply(
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
             unsafe, digest, live = fresh.unsafe, fresh.content()["plan_digest"], fresh.refresh
             if not fresh.has_changes:
-                return ApplyOutcome(None, state.lineage, state.serial, made=made)
+                return ApplyOutcome(
+                    None, state.lineage, state.serial, made=made, warnings=state.warnings
+                )
         if unsafe and not request.force:
             raise UnsafePlanError(
                 "the plan is marked unsafe (it changes recorded values on more than 30% of the "
                 "journaled incidents); review it, then apply with --force"
             )
         if not (operations or forget or unmanaged or live):
-            return ApplyOutcome(None, state.lineage, state.serial, made=made)
+            return ApplyOutcome(
+                None, state.lineage, state.serial, made=made, warnings=state.warnings
+            )
         from .spike import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None
@@ -340,7 +357,9 @@ def run_apply(
                 retry=retry,
             )
         )
-        return ApplyOutcome(result, writer.state.lineage, writer.state.serial, signal, made)
+        return ApplyOutcome(
+            result, writer.state.lineage, writer.state.serial, signal, made, state.warnings
+        )
 
 
 async def _apply(
@@ -387,3 +406,182 @@ async def _apply(
         for number in installed:
             loop.remove_signal_handler(number)
     return result, (received[0] if received else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# fmt and import: rewriting state files, comments kept
+
+
+@dataclass
+class Reformatted:
+    """A state file whose text is not canonical: its path and, when asked, a unified diff."""
+
+    path: str
+    diff: str = ""
+
+
+@dataclass
+class FmtOutcome:
+    changed: list[Reformatted]
+    unchanged: int
+    problems: list[Problem]
+
+
+def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
+    """Rewrite every state file under `paths` (default: states) in canonical form (see
+    `fmt`), each atomically; with `check`, write nothing.
+
+    A file with problems (each file checked on its own by `states.load`) is left untouched
+    and its problems returned; the other files are still formatted. A symlink is written
+    through; the file keeps its permission bits.
+    """
+    import difflib
+
+    from .fmt import format_text
+    from .states import discover, load
+
+    files, problems = discover(paths or ("states",))
+    changed: list[Reformatted] = []
+    unchanged = 0
+    for file in files:
+        try:
+            incidents = load([file]).incidents
+            data = file.read_bytes()
+        except StateFileError as exc:
+            problems.extend(exc.problems)
+            continue
+        except OSError as exc:  # gone or unreadable between the two reads
+            problems.append(Problem(str(file), 0, 0, f"cannot read: {exc.strerror}"))
+            continue
+        text = data.decode("utf-8-sig")
+        formatted = format_text(text, incidents)
+        if formatted.encode() == data:
+            unchanged += 1
+            continue
+        patch = ""
+        if diff:
+            patch = "".join(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    formatted.splitlines(keepends=True),
+                    f"{file}\t(original)",
+                    f"{file}\t(formatted)",
+                )
+            )
+        changed.append(Reformatted(str(file), patch))
+        if not check:
+            _write_state_file(file, formatted)
+    return FmtOutcome(changed, unchanged, problems)
+
+
+def _write_state_file(path: Path, text: str) -> None:
+    """Replace (or create) a state file atomically, through a symlink, keeping its mode."""
+    target = path.resolve()
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+
+    def produce(write: Callable[[str], object]) -> None:
+        write(text)
+
+    atomic_write(target, produce, mode=mode)
+
+
+@dataclass
+class ImportRequest:
+    ids: Sequence[str]
+    to: str
+    overwrite: bool = False
+    state_paths: Sequence[str] = ()
+    journal_location: str | None = None
+    parallelism: int = 4
+    lock_timeout: float = 0.0
+
+
+@dataclass
+class ImportOutcome:
+    """What was recorded: the live values per id, which file got which ids, the journal."""
+
+    values: dict[str, Fields]
+    files: dict[str, list[str]]
+    lineage: str | None
+    serial: int
+
+    def message(self) -> str:
+        lines = [
+            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {path}: {', '.join(ids)}"
+            for path, ids in self.files.items()
+        ]
+        lines.append(f"Recorded their live values in the journal (serial {self.serial}).")
+        return "\n".join(lines) + "\n"
+
+
+def run_import(request: ImportRequest) -> ImportOutcome:
+    """Write incidents' live status, priority and severity into a state file and the journal,
+    so the next plan is empty for them.
+
+    Each id is read from Spike (`GET /incidents/{counterId}`) under the journal's apply lock.
+    New ids are added to `request.to` (created if needed) in canonical form, keeping the
+    file's other incidents and every comment. An id already in a state file (those under
+    `state_paths`, default `states` when it exists, and `to`) is refused unless
+    `overwrite`; then its live fields are set where it is written, its other fields and
+    comments kept. Raises ReconcileError, with nothing written (no file, no journal record),
+    when an id is invalid or already written, a state file is invalid, or any id cannot be
+    read (naming each one).
+    """
+    from .fmt import Document, parse
+    from .states import SUFFIXES, DesiredState, discover, load
+
+    ids = list(dict.fromkeys(request.ids))
+    bad = [cid for cid in ids if not is_counter_id(cid)]
+    if bad:
+        raise ReconcileError(f"import: invalid incident id {bad[0]!r}")
+    to = Path(request.to)
+    if to.suffix not in SUFFIXES:
+        raise ReconcileError(f"--to {to}: a state file's name ends in .yaml or .yml")
+    state_paths = list(request.state_paths) or [p for p in ("states",) if Path(p).exists()]
+    files, missing = discover(state_paths)
+    if missing:
+        raise StateFileError(missing)
+    if to.exists() and to.resolve() not in {f.resolve() for f in files}:
+        files.append(to)
+    desired = load(files) if files else DesiredState()
+    # The file each id goes to, as `load` names it (so `to` given as an absolute path or
+    # through a symlink still matches the same file found under `states`).
+    to_name = next((str(f) for f in files if f.resolve() == to.resolve()), str(to))
+    written = {cid: desired.sources[cid] for cid in ids if cid in desired.sources}
+    if written and not request.overwrite:
+        raise ReconcileError(
+            "already in a state file (pass --overwrite to set their live fields there): "
+            + ", ".join(f"{cid} ({path})" for cid, path in written.items())
+        )
+    journal = open_journal(request.journal_location)
+    with journal.open_for_apply(request.lock_timeout, f"reconcile import {' '.join(ids)}") as w:
+        live = read_live(ids, request.parallelism)
+        placed: dict[str, list[str]] = {}
+        for cid in ids:
+            placed.setdefault(written.get(cid, to_name), []).append(cid)
+        texts: dict[str, str] = {}
+        for path, cids in placed.items():
+            if path in desired.files:
+                mine = {
+                    cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path
+                }
+                doc = parse(Path(path).read_bytes().decode("utf-8-sig"), mine)
+            else:
+                doc = Document.new()
+            for cid in cids:
+                doc.put(cid, live[cid])
+            texts[path] = doc.render()
+        for path, text in texts.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _write_state_file(Path(path), text)
+        # Files first: a journal record without its file line would make the next apply
+        # forget the incident; a file line without its record only plans an idempotent call.
+        w.set_values({cid: live[cid] for cid in ids}, "import")
+        return ImportOutcome(
+            {cid: live[cid] for cid in ids}, placed, w.state.lineage, w.state.serial
+        )
