@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import shlex
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +25,7 @@ import pytest
 from e2e_helpers import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from reconciler.commands import atomic_write
 from reconciler.fmt import format_text, quote_id
@@ -470,3 +475,28 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_file(tmp_path
         atomic_write(path, disk_full)
     assert path.read_text() == UNFORMATTED
     assert os.listdir(tmp_path) == ["s.yaml"]
+
+
+def test_the_pre_commit_hook_rewrites_the_staged_files(tmp_path: Path) -> None:
+    """As pre-commit runs it: the entry plus the staged files that match, at the repo root."""
+    root = Path(__file__).resolve().parent.parent
+    hooks = YAML(typ="safe").load((root / ".pre-commit-hooks.yaml").read_text())
+    [hook] = [h for h in hooks if h["id"] == "reconcile-fmt"]
+    (tmp_path / "states").mkdir()
+    (tmp_path / "states" / "a.yaml").write_text(UNFORMATTED)
+    (tmp_path / "states" / "b.yaml").write_text(UNFORMATTED)
+    staged = [f for f in ["states/a.yaml", "README.md"] if re.search(hook["files"], f)]
+    assert staged == ["states/a.yaml"] and hook.get("pass_filenames", True)
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        [*shlex.split(hook["entry"]), *staged],
+        cwd=tmp_path,
+        env=dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "states/a.yaml\n"), done.stderr
+    assert (tmp_path / "states" / "a.yaml").read_text() == FORMATTED
+    assert (tmp_path / "states" / "b.yaml").read_text() == UNFORMATTED  # not staged
