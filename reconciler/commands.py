@@ -8,7 +8,7 @@ import os
 import signal
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from .planner import Plan, plan
 if TYPE_CHECKING:
     from .applier import ApplyResult
     from .spike import RetryPolicy, SpikeConfig
+    from .states import DesiredState
 
 
 @dataclass
@@ -532,7 +533,6 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     when an id is invalid or already written, a state file is invalid, or any id cannot be
     read (naming each one).
     """
-    from .fmt import Document, parse
     from .states import SUFFIXES, DesiredState, discover, load
 
     ids = list(dict.fromkeys(request.ids))
@@ -564,19 +564,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
         placed: dict[str, list[str]] = {}
         for cid in ids:
             placed.setdefault(written.get(cid, to_name), []).append(cid)
-        texts: dict[str, str] = {}
-        for path, cids in placed.items():
-            if path in desired.files:
-                mine = {
-                    cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path
-                }
-                doc = parse(Path(path).read_bytes().decode("utf-8-sig"), mine)
-            else:
-                doc = Document.new()
-            for cid in cids:
-                doc.put(cid, live[cid])
-            texts[path] = doc.render()
-        for path, text in texts.items():
+        for path, text in _imported_texts(placed, desired, live).items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _write_state_file(Path(path), text)
         # Files first: a journal record without its file line would make the next apply
@@ -585,3 +573,23 @@ def run_import(request: ImportRequest) -> ImportOutcome:
         return ImportOutcome(
             {cid: live[cid] for cid in ids}, placed, w.state.lineage, w.state.serial
         )
+
+
+def _imported_texts(
+    placed: Mapping[str, Sequence[str]], desired: DesiredState, live: Mapping[str, Fields]
+) -> dict[str, str]:
+    """The new text of each file that receives ids: the file as it is (comments and all) or a
+    new one, with each id's live fields put in, in canonical form."""
+    from .fmt import Document, parse
+
+    texts: dict[str, str] = {}
+    for path, ids in placed.items():
+        if path in desired.files:
+            mine = {cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path}
+            doc = parse(Path(path).read_bytes().decode("utf-8-sig"), mine)
+        else:
+            doc = Document.new()
+        for cid in ids:
+            doc.put(cid, live[cid])
+        texts[path] = doc.render()
+    return texts

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.commands import atomic_write
-from reconciler.fmt import format_text, quote_id
+from reconciler.fmt import _comments, format_text, quote_id
 from reconciler.model import FIELDS, ReconcileError
 from reconciler.planner import plan
 from reconciler.render import plan_json
@@ -346,6 +346,17 @@ def test_comments_inside_flow_mappings_are_kept(tmp_path: Path) -> None:
     text = "incidents:\n  a: {status: triggered,  # one\n      priority: p2}  # two\n"
     out = format_text(text, _load_text(tmp_path, text))
     assert out == "incidents:\n  a:  # one\n    status: triggered\n    priority: p2  # two\n"
+    # A line without a key: its comment goes to the key before; a second one above that key.
+    text = "incidents:\n  a: {status: triggered,  # one\n    priority: p2,  # two\n    }  # 3\n"
+    out = format_text(text, _load_text(tmp_path, text))
+    assert out == (
+        "incidents:\n  a:  # one\n    status: triggered\n    # 3\n    priority: p2  # two\n"
+    )
+
+
+def test_a_comment_starts_at_a_hash_after_a_space_or_at_the_line_start() -> None:
+    lines = ["a#b: c  # one # two", "# three", "\tx\t#four  ", "no#comment"]
+    assert list(_comments(lines)) == [(0, 8, "# one # two"), (1, 0, "# three"), (2, 3, "#four")]
 
 
 def test_anchors_and_merges_are_expanded(tmp_path: Path) -> None:
@@ -421,6 +432,11 @@ def test_a_file_with_errors_is_reported_as_validate_does_and_left_untouched(
     bad_text = "incidents:\n  z: {status: triggered}\n  a:\n    priorty: p1\n"
     bad.write_text(bad_text)
     good.write_text(UNFORMATTED)
+    code, out, err = cli("fmt", str(tmp_path), "--check")
+    assert (code, out) == (1, f"{good}\n")
+    assert err.startswith("error: 1 file not formatted; run `reconcile fmt` to fix\n")
+    assert "bad.yaml:4:5: unknown key 'priorty'" in err
+    assert good.read_text() == UNFORMATTED
     code, out, err = cli("fmt", str(tmp_path))
     _, _, validate_err = cli("validate", str(bad))
     assert code == 1

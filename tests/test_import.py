@@ -205,3 +205,22 @@ def test_an_invalid_state_file_stops_the_import(repo: tuple[SandboxServer, Path,
         "error: 1 problem in the state files\n"
     )
     assert server.calls == [] and not (states / "new.yaml").exists()
+
+
+def test_a_file_outside_the_states_folder_is_checked_too(
+    repo: tuple[SandboxServer, Path, str],
+) -> None:
+    _, states, journal = repo
+    elsewhere = states.parent / "elsewhere.yaml"
+    elsewhere.write_text("incidents:\n  116: {}  # written by hand\n")
+    code, out, err = run_import(states, journal, "116", "--to", str(elsewhere))
+    assert (code, out) == (1, "")
+    assert f"116 ({elsewhere})" in err
+    code, _, err = run_import(states, journal, "116", "--to", str(elsewhere), "--overwrite")
+    assert code == 0, err
+    assert elsewhere.read_text() == (
+        'incidents:\n  "116":  # written by hand\n'
+        "    status: acknowledged\n    priority: p2\n    severity: null\n"
+    )
+    code, _, err = cli("import", "116", "--to", str(elsewhere), "--states", str(states / "no"))
+    assert code == 1 and f"{states / 'no'}: no such file or directory" in err
