@@ -524,7 +524,8 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     """Write incidents' live status, priority and severity into a state file and the journal,
     so the next plan is empty for them.
 
-    Each id is read from Spike (`GET /incidents/{counterId}`) under the journal's apply lock.
+    Each id is read from Spike (`GET /incidents/{counterId}`); the files and the journal are
+    written under the journal's apply lock.
     New ids are added to `request.to` (created if needed) in canonical form, keeping the
     file's other incidents and every comment. An id already in a state file (those under
     `state_paths`, default `states` when it exists, and `to`) is refused unless
@@ -559,8 +560,14 @@ def run_import(request: ImportRequest) -> ImportOutcome:
             + ", ".join(f"{cid} ({path})" for cid, path in written.items())
         )
     journal = open_journal(request.journal_location)
+    # Read before taking the lock, so that a failing id leaves no trace at all (taking the
+    # lock creates a journal that does not exist yet); read again under the lock if anything
+    # was recorded in between, so the values journaled are never older than the journal.
+    serial = journal.read().serial
+    live = read_live(ids, request.parallelism)
     with journal.open_for_apply(request.lock_timeout, f"reconcile import {' '.join(ids)}") as w:
-        live = read_live(ids, request.parallelism)
+        if w.state.serial != serial:
+            live = read_live(ids, request.parallelism)
         placed: dict[str, list[str]] = {}
         for cid in ids:
             placed.setdefault(written.get(cid, to_name), []).append(cid)

@@ -129,6 +129,10 @@ def test_a_failing_id_leaves_the_file_and_the_journal_byte_identical(
     code, _, _ = run_import(states, journal, "116", "nope-1", "--to", str(new))
     assert code == 1 and not new.exists()
     assert Path(journal).read_bytes() == before[1]
+    # A team adopting the tool has no journal yet: a failing import does not start one.
+    fresh = states.parent / "fresh" / "journal.jsonl"
+    code, _, _ = run_import(states, str(fresh), "nope-1", "--to", str(new))
+    assert code == 1 and not fresh.parent.exists()
 
 
 def test_an_id_already_written_is_refused_unless_overwrite(
