@@ -516,3 +516,10 @@ def test_the_pre_commit_hook_rewrites_the_staged_files(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "states/a.yaml\n"), done.stderr
     assert (tmp_path / "states" / "a.yaml").read_text() == FORMATTED
     assert (tmp_path / "states" / "b.yaml").read_text() == UNFORMATTED  # not staged
+
+
+def test_the_bundled_example_states_are_canonical() -> None:
+    """The README's examples should look like what `reconcile fmt` makes."""
+    states = Path(__file__).resolve().parent.parent / "states"
+    code, out, err = cli("fmt", "--check", str(states))
+    assert code == 0, out + err
