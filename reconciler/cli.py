@@ -53,6 +53,26 @@ def common(func: F) -> F:
     return func
 
 
+def parallelism_option(func: F) -> F:
+    return click.option(
+        "--parallelism",
+        type=click.IntRange(min=1),
+        default=4,
+        show_default=True,
+        help="API calls in flight at most (fewer while Spike answers 429).",
+    )(func)
+
+
+def lock_timeout_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seconds to wait for another apply's lock on the journal.",
+    )(func)
+
+
 def journal_option(func: F) -> F:
     return click.option(
         "--journal",
@@ -110,13 +130,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
-@click.option(
-    "--parallelism",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Reads in flight with --refresh.",
-)
+@parallelism_option
 @common
 def plan(
     paths: tuple[str, ...],
@@ -165,14 +179,8 @@ def plan(
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
 @journal_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 100]")
-@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another apply's lock.",
-)
+@parallelism_option
+@lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -330,8 +338,8 @@ def sandbox(
     "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
 )
 @journal_option
-@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@parallelism_option
+@lock_timeout_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @common
 def refresh(
@@ -367,7 +375,7 @@ def journal() -> None:
 @journal.command("migrate")
 @click.option("--from", "source", required=True, metavar="LOCATION", help="File or URL.")
 @click.option("--to", "dest", required=True, metavar="LOCATION", help="An empty journal.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@lock_timeout_option
 @common
 def journal_migrate(
     source: str, dest: str, lock_timeout: float, verbose: bool, no_color: bool
@@ -511,8 +519,8 @@ def fmt_command(
     help="State files that may already hold the ids [default: states].",
 )
 @journal_option
-@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True)
+@parallelism_option
+@lock_timeout_option
 @common
 def import_command(
     ids: tuple[str, ...],
