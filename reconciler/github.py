@@ -65,6 +65,9 @@ class GitHubConfig:
     token: str = field(repr=False)
 
     def __post_init__(self) -> None:
+        from .model import check_header_secret
+
+        check_header_secret("GITHUB_TOKEN", self.token)
         if not _REPO.fullmatch(self.repo) or ".." in self.repo:
             raise ReconcileError(f"--repo: {self.repo!r} is not OWNER/NAME")
         parts = urlsplit(self.api_url)
@@ -198,7 +201,8 @@ class GitHubClient:
         try:
             response = self._http.request(method, url, json=body)
         except httpx.HTTPError as exc:
-            raise GitHubError(f"cannot {what}: {type(exc).__name__}: {exc}") from None
+            # The type only: some of httpx's messages quote request headers (the token).
+            raise GitHubError(f"cannot {what}: {type(exc).__name__}") from None
         if response.is_success:
             return response
         message = _api_message(response)

@@ -54,6 +54,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_header_secret(name: str, value: str) -> None:
+    """Refuse a credential that cannot travel in an HTTP header, without ever showing it.
+
+    A key pasted with its trailing newline would otherwise fail inside the HTTP library,
+    whose error message quotes the header value.
+    """
+    if not value or not all("!" <= ch <= "~" for ch in value):
+        raise ReconcileError(
+            f"{name} holds whitespace or non-ASCII characters, which cannot be sent in an HTTP "
+            "header (a trailing newline from a secret store?); its value is not shown"
+        )
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Change:
     """One managed field moving from its last-applied value to the desired one."""

@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .model import ApiError, CredentialsError, Operation, ReconcileError, is_loopback
+from .model import (
+    ApiError,
+    CredentialsError,
+    Operation,
+    ReconcileError,
+    check_header_secret,
+    is_loopback,
+)
 
 DEFAULT_URL = "https://api.spike.sh"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -39,6 +46,8 @@ class SpikeConfig:
 
     def __post_init__(self) -> None:
         check_url(self.base_url)
+        check_header_secret("SPIKE_API_KEY", self.api_key)
+        check_header_secret("SPIKE_TEAM_ID", self.team_id)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SpikeConfig:
@@ -245,7 +254,8 @@ class SpikeClient:
                 started = time.monotonic()
                 response = await self._client.request(method, path, json=body)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                # The type only: some of httpx's messages quote request headers.
+                last = type(exc).__name__
                 self._note(f"{method} {path}: {last} (attempt {attempt})")
             else:
                 status = response.status_code

@@ -235,3 +235,21 @@ def test_limiter_bounds_calls_in_flight() -> None:
         return peak
 
     assert asyncio.run(go()) == 3
+
+
+@pytest.mark.parametrize("bad", [SECRET + "\n", " " + SECRET, "sécret-key", ""])
+def test_a_key_that_cannot_be_a_header_is_refused_without_showing_it(bad: str) -> None:
+    with pytest.raises(ReconcileError) as info:
+        SpikeConfig.from_env({"SPIKE_API_KEY": bad or "x", "SPIKE_TEAM_ID": bad or "t\tx"})
+    assert "cannot be sent in an HTTP header" in str(info.value)
+    assert SECRET not in str(info.value) and "sécret" not in str(info.value)
+
+
+def test_transport_errors_are_named_by_type_only() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError(f"Illegal header value {SECRET!r}")
+
+    with pytest.raises(ApiError) as info:
+        run(handler)
+    assert str(info.value).endswith("last: LocalProtocolError")
+    assert SECRET not in str(info.value)
