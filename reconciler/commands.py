@@ -31,7 +31,7 @@ from .model import (
     UnsafePlanError,
     is_counter_id,
 )
-from .planner import Plan, plan
+from .planner import Plan, calls_are_unsafe, plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -317,7 +317,8 @@ def run_apply(
                     f"(lineage {state.lineage}). Plan again."
                 )
             operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
-            unsafe, digest, live = saved.unsafe, saved.digest, saved.refresh
+            digest, live = saved.digest, saved.refresh
+            unsafe = saved.unsafe or calls_are_unsafe(operations, state.incidents)
         else:
             made = make_plan(
                 request.paths, None, request.batch_size, request.targets, journal_state=state

@@ -377,6 +377,21 @@ def _recorded_changes(changes: Sequence[Change]) -> int:
     return len({c.incident for c in changes if c.before_known})
 
 
+def calls_are_unsafe(operations: Sequence[Operation], journal: StateMap) -> bool:
+    """The 30% rule worked out from the calls themselves, for a saved plan: its own
+    `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
+    if len(journal) < UNSAFE_MIN_INCIDENTS:
+        return False
+    changed: set[str] = set()
+    for op in operations:
+        name, value = ep.effects(op)
+        for cid in op.ids:
+            have = journal.get(cid, {})
+            if name in have and (name == "escalations" or have[name] != value):
+                changed.add(cid)
+    return len(changed) > UNSAFE_SHARE * len(journal)
+
+
 def _is_unsafe(changes: Sequence[Change], journal: StateMap) -> bool:
     if len(journal) < UNSAFE_MIN_INCIDENTS:
         return False

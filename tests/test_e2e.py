@@ -435,3 +435,30 @@ def test_apply_json_output_is_the_result_alone(tmp_path: Path, sandbox: SandboxS
     assert "API calls, in order" in err
     code, out, _ = cli(*args, "--format", "json")
     assert json.loads(out)["outcome"] == "no-changes"
+
+
+def test_a_saved_plan_cannot_switch_the_safety_guard_off(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    ids = [f"inc-{n}" for n in range(12)]
+    sandbox.set_incidents({cid: {"status": "NACK"} for cid in ids})
+    journal = str(tmp_path / "j.jsonl")
+    write_states(tmp_path / "states", {cid: {"priority": "p1"} for cid in ids})
+    assert cli("apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal)[0] == 0
+    write_states(tmp_path / "states", {cid: {"priority": "p5"} for cid in ids})
+    plan_file = tmp_path / "plan.json"
+    cli("plan", str(tmp_path / "states"), "--journal", journal, "--out", str(plan_file))
+    from reconciler.planner import digest
+
+    body = json.loads(plan_file.read_text())
+    assert body["unsafe"] is True
+    body["unsafe"] = False
+    body["warnings"] = []
+    body["plan_digest"] = digest(body)
+    plan_file.write_text(json.dumps(body))
+    calls = len(sandbox.calls)
+    code, _, err = cli("apply", str(plan_file), "--journal", journal)
+    assert code == 1 and "--force" in err
+    assert len(sandbox.calls) == calls
+    assert cli("apply", str(plan_file), "--journal", journal, "--force")[0] == 0
+    assert {sandbox.incidents()[cid]["priority"] for cid in ids} == {"p5"}
