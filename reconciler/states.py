@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic import Field as PydanticField
 from typing_extensions import NotRequired, TypedDict
 
@@ -40,6 +47,9 @@ SUFFIXES = (".yaml", ".yml")
 #: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
 #: file spells out, the file is refused (no billion laughs).
 ALIAS_EXPANSION_LIMIT = 1000
+#: An escalation policy has a handful of levels; a larger count is a typo, and planning it
+#: would mean that many calls.
+MAX_ESCALATIONS = 100
 #: A state file nests three levels (file, incidents, incident). Far deeper nesting is refused
 #: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
 NESTING_LIMIT = 50
@@ -58,7 +68,7 @@ class IncidentSpec(TypedDict, total=False):
     priority: NotRequired[Priority | None]
     severity: NotRequired[Severity | None]
     public_sharing: NotRequired[Annotated[bool, PydanticField(strict=True)]]
-    escalations: NotRequired[Annotated[int, PydanticField(strict=True, ge=0)]]
+    escalations: NotRequired[Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]]
 
 
 class StateFile(BaseModel):
@@ -71,6 +81,15 @@ class StateFile(BaseModel):
     )
 
     version: Literal[1] = 1
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, value: Any) -> Any:
+        # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
+        if isinstance(value, bool):
+            raise ValueError("version must be 1")
+        return value
+
     incidents: dict[CounterId, IncidentSpec | None] | None = None
 
 
@@ -531,7 +550,9 @@ def _describe(
     if name == "public_sharing" and len(clean) == 3:
         return Problem(path, line, column, f"{label} must be true or false (a YAML boolean)")
     if name == "escalations" and len(clean) == 3:
-        return Problem(path, line, column, f"{label} must be a whole number, 0 or more")
+        return Problem(
+            path, line, column, f"{label} must be a whole number from 0 to {MAX_ESCALATIONS}"
+        )
     if clean == ("version",):
         return Problem(path, line, column, "version must be 1")
     if clean == ("incidents",):

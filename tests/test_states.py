@@ -159,25 +159,33 @@ MALFORMED: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, int, str
     ),
     "escalations-negative": (
         one("incidents:\n  a:\n    escalations: -1\n"),
-        [("s.yaml", 3, 18, "incident a: escalations must be a whole number, 0 or more")],
+        [("s.yaml", 3, 18, "incident a: escalations must be a whole number from 0 to 100")],
     ),
     "escalations-float": (
         one("incidents:\n  a:\n    escalations: 1.5\n"),
-        [("s.yaml", 3, 18, "escalations must be a whole number, 0 or more")],
+        [("s.yaml", 3, 18, "escalations must be a whole number from 0 to 100")],
     ),
     "escalations-whole-float": (
         one("incidents:\n  a:\n    escalations: 2.0\n"),
-        [("s.yaml", 3, 18, "escalations must be a whole number, 0 or more")],
+        [("s.yaml", 3, 18, "escalations must be a whole number from 0 to 100")],
     ),
     "escalations-string": (
         one('incidents:\n  a:\n    escalations: "3"\n'),
-        [("s.yaml", 3, 18, "escalations must be a whole number, 0 or more")],
+        [("s.yaml", 3, 18, "escalations must be a whole number from 0 to 100")],
     ),
     "escalations-bool": (
         one("incidents:\n  a:\n    escalations: true\n"),
-        [("s.yaml", 3, 18, "escalations must be a whole number, 0 or more")],
+        [("s.yaml", 3, 18, "escalations must be a whole number from 0 to 100")],
     ),
     "version-2": (one("version: 2\nincidents: {}\n"), [("s.yaml", 1, 10, "version must be 1")]),
+    "version-true": (
+        one("version: true\nincidents: {}\n"),
+        [("s.yaml", 1, 10, "version must be 1")],
+    ),
+    "escalations-huge": (
+        one("incidents:\n  a:\n    escalations: 3000000\n"),
+        [("s.yaml", 3, 18, "escalations must be a whole number from 0 to 100")],
+    ),
     "version-string": (one('version: "1"\n'), [("s.yaml", 1, 10, "version must be 1")]),
     # shapes
     "top-level-list": (
