@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .journal import JournalState, JournalWriter, now, open_journal
 from .model import (
     FIELDS,
-    PRIORITIES,
-    SEVERITIES,
-    STATUSES,
+    LIVE_FIELDS,
     Drift,
     Fields,
     InvalidPlanError,
@@ -30,6 +28,7 @@ from .model import (
     StateFileError,
     UnsafePlanError,
     is_counter_id,
+    is_field_value,
 )
 from .planner import Plan, calls_are_unsafe, plan
 
@@ -241,11 +240,10 @@ def read_saved_plan(path: str) -> SavedPlan:
     ):
         raise InvalidPlanError(f"{path}: unmanaged must list {{incident, field}} objects")
     refresh = body.get("refresh", {})
-    allowed = {"status": STATUSES, "priority": (*PRIORITIES, None), "severity": (*SEVERITIES, None)}
     if not isinstance(refresh, dict) or not all(
         is_counter_id(cid)
         and isinstance(fields, dict)
-        and all(k in allowed and v in allowed[k] for k, v in fields.items())
+        and all(k in LIVE_FIELDS and is_field_value(k, v) for k, v in fields.items())
         for cid, fields in refresh.items()
     ):
         raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")

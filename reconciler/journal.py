@@ -33,12 +33,15 @@ from typing import Any
 
 from .endpoints import effects, parse_operation
 from .model import (
+    FIELDS,
     InvalidPlanError,
     JournalError,
     LockHeldError,
     Operation,
     StateMap,
     Value,
+    is_counter_id,
+    is_field_value,
 )
 
 FORMAT = 1
@@ -93,6 +96,8 @@ def _check_record(record: Any, where: str, state: JournalState) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise JournalError(f"{where}: not a journal record")
     kind = record["kind"]
+    if not isinstance(record.get("at"), str):
+        raise JournalError(f"{where}: a {kind} record without its time ('at')")
     if kind == "lineage":
         if state.lineage is not None:
             raise JournalError(f"{where}: a second lineage record")
@@ -109,21 +114,35 @@ def _check_record(record: Any, where: str, state: JournalState) -> None:
         raise JournalError(
             f"{where}: serial {record.get('serial')!r} does not follow {state.serial}"
         )
-    try:
-        if kind == "op":
+    if kind == "op":
+        try:
             parse_operation(
                 {k: record.get(k) for k in ("method", "path", "body")}, where=f"{where}: op"
             )
-        elif kind == "forget":
-            assert isinstance(record["ids"], list)
-        elif kind == "unmanage":
-            assert all(len(pair) == 2 for pair in record["fields"])
-        else:
-            assert isinstance(record["incidents"], dict)
-    except InvalidPlanError as exc:
-        raise JournalError(str(exc)) from None
-    except (KeyError, TypeError, AssertionError):
-        raise JournalError(f"{where}: malformed {kind} record") from None
+        except InvalidPlanError as exc:
+            raise JournalError(str(exc)) from None
+    elif not _well_formed(kind, record):
+        raise JournalError(f"{where}: malformed {kind} record")
+
+
+def _well_formed(kind: str, record: dict[str, Any]) -> bool:
+    """A forget, unmanage or set record holds only valid ids, fields and values."""
+    if kind == "forget":
+        ids = record.get("ids")
+        return isinstance(ids, list) and all(is_counter_id(i) for i in ids)
+    if kind == "unmanage":
+        pairs = record.get("fields")
+        return isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and is_counter_id(p[0]) and p[1] in FIELDS
+            for p in pairs
+        )
+    incidents = record.get("incidents")
+    return isinstance(incidents, dict) and all(
+        is_counter_id(cid)
+        and isinstance(fields, dict)
+        and all(is_field_value(name, value) for name, value in fields.items())
+        for cid, fields in incidents.items()
+    )
 
 
 def _fold(state: JournalState, where: str, record: Any) -> None:

@@ -16,8 +16,6 @@ from .model import PRIORITIES, SEVERITIES, ApiError, Fields, ReconcileError, Val
 from .spike import SpikeClient
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
-#: The fields a read can tell; the others keep their journaled values.
-LIVE_FIELDS = ("status", "priority", "severity")
 
 
 class LiveStateError(ReconcileError):

@@ -22,6 +22,8 @@ SEVERITIES: tuple[Severity, ...] = ("sev1", "sev2", "sev3")
 #: The order fields are shown and stored in, everywhere.
 FIELDS: tuple[FieldName, ...] = ("status", "priority", "severity", "public_sharing", "escalations")
 FIELD_ORDER: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+#: The fields a read of a live incident can tell; the others keep their journaled values.
+LIVE_FIELDS: tuple[FieldName, ...] = ("status", "priority", "severity")
 
 #: A field's value: a status, a priority or severity (None = ensure none), a bool or a count.
 Value = str | bool | int | None
@@ -29,6 +31,22 @@ Value = str | bool | int | None
 Fields = dict[str, Value]
 #: Incident counter id -> its fields.
 StateMap = dict[str, Fields]
+
+
+def is_field_value(name: object, value: object) -> bool:
+    """True when `value` is a valid value of field `name` (for untrusted plans and journals)."""
+    if name == "status":
+        return value in STATUSES
+    if name == "priority":
+        return value is None or value in PRIORITIES
+    if name == "severity":
+        return value is None or value in SEVERITIES
+    if name == "public_sharing":
+        return isinstance(value, bool)
+    if name == "escalations":
+        return type(value) is int and value >= 0
+    return False
+
 
 COUNTER_ID_PATTERN = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
 COUNTER_ID_MAX = 64

@@ -362,3 +362,29 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path: Path) -> None:
         assert f"pid {os.getpid()} " in other.stdout
         assert "(after the crash)" in other.stdout
     assert FileJournal(path).read().serial == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"kind":"set","serial":1,"at":"t","incidents":{"chk-201":"zz"}}', "malformed set"),
+        (
+            '{"kind":"set","serial":1,"at":"t","incidents":{"a":{"status":"bogus"}}}',
+            "malformed set",
+        ),
+        ('{"kind":"set","serial":1,"at":"t","incidents":{"../x":{}}}', "malformed set"),
+        ('{"kind":"unmanage","serial":1,"at":"t","fields":[[{"a":1},"x"]]}', "malformed unmanage"),
+        ('{"kind":"unmanage","serial":1,"at":"t","fields":[["a","colour"]]}', "malformed unmanage"),
+        ('{"kind":"forget","serial":1,"at":"t","ids":["a b"]}', "malformed forget"),
+        ('{"kind":"apply-start","plan":null,"operations":1}', "without its time"),
+    ],
+)
+def test_records_with_bad_contents_are_errors_naming_the_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text(
+        '{"kind":"lineage","lineage":"L","format":1,"at":"t"}\n' + line + "\n", encoding="utf-8"
+    )
+    with pytest.raises(JournalError, match=f"journal.jsonl:2: .*{message}"):
+        FileJournal(path).read()

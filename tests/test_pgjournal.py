@@ -318,7 +318,7 @@ def test_a_bad_record_is_refused_by_the_same_checks_as_the_file(
 ) -> None:
     exercise(journal)
     admin.execute(
-        'UPDATE reconcile_journal SET record = \'{"kind": "op", "serial": 99}\''
+        'UPDATE reconcile_journal SET record = \'{"kind": "op", "serial": 99, "at": "t"}\''
         " WHERE namespace = %s AND position = 3",
         (namespace,),
     )
