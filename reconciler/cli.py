@@ -227,7 +227,12 @@ def apply(
         )
         if auto_approve:
             return True
-        return click.confirm("Apply these changes?", default=False)
+        # Not click.confirm: it turns Ctrl-C into Abort (exit 1); Ctrl-C here must exit 130.
+        click.echo("Apply these changes? Only 'yes' applies: ", nl=False)
+        try:
+            return input().strip().lower() == "yes"
+        except EOFError:
+            return False
 
     def progress(total: int) -> Callable[[int], None]:
         if not sys.stderr.isatty() or fmt == "json" or total < 5:

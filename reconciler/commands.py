@@ -60,13 +60,14 @@ def make_plan(
     journal_state: JournalState | None = None,
     refresh: bool = False,
     parallelism: int = 4,
+    desired: DesiredState | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first."""
     from .states import load
 
     check_targets(targets)
-    desired = load(paths or ("states",))
+    desired = desired or load(paths or ("states",))
     state = journal_state or open_journal(journal_location).read()
     live = None
     if refresh:
@@ -207,6 +208,8 @@ def read_saved_plan(path: str) -> SavedPlan:
         raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
     except ValueError as exc:
         raise InvalidPlanError(f"{path}: not a plan file (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise InvalidPlanError(f"{path}: not a plan file (nested too deeply)") from None
     if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
         raise InvalidPlanError(
             f"{path}: not a plan file of format_version {FORMAT_VERSION} "
@@ -301,7 +304,12 @@ def run_apply(
     `confirm` is shown the plan made from paths and says whether to go on. Raises
     StalePlanError, UnsafePlanError, InvalidPlanError before any call is made.
     """
+    from .states import load
+
+    # Every input is checked before the journal is touched (not even created).
     saved = read_saved_plan(request.plan_file) if request.plan_file else None
+    desired = None if saved else load(request.paths or ("states",))
+    check_targets(request.targets)
     journal = open_journal(request.journal_location)
     purpose = f"reconcile apply {request.plan_file or ' '.join(request.paths) or 'states'}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
@@ -319,7 +327,12 @@ def run_apply(
             unsafe = saved.unsafe or calls_are_unsafe(operations, state.incidents)
         else:
             made = make_plan(
-                request.paths, None, request.batch_size, request.targets, journal_state=state
+                request.paths,
+                None,
+                request.batch_size,
+                request.targets,
+                journal_state=state,
+                desired=desired,
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
@@ -384,11 +397,15 @@ async def _apply(
     loop = asyncio.get_running_loop()
 
     def on_signal(number: int) -> None:
-        # Stop starting calls; the ones in flight finish and are journaled.
+        # Stop starting calls; the ones in flight finish and are journaled. A second signal
+        # gets the default behaviour: the operator insists, the process ends at once.
         received.append(number)
         stop.set()
+        for installed_number in installed:
+            loop.remove_signal_handler(installed_number)
+        installed.clear()
 
-    installed = []
+    installed: list[int] = []
     for number in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
             loop.add_signal_handler(number, on_signal, int(number))
@@ -398,13 +415,15 @@ async def _apply(
             applier = Applier(None, writer, plan_digest=digest, stop=stop)
             result = await applier.run(operations, forget, unmanaged, live)
         else:
-            client = SpikeClient(config, parallelism=parallelism, retry=retry, observe=observe)
+            client = SpikeClient(
+                config, parallelism=parallelism, retry=retry, observe=observe, stop=stop
+            )
             async with client:
                 applier = Applier(client, writer, plan_digest=digest, stop=stop, progress=progress)
                 result = await applier.run(operations, forget, unmanaged, live)
     finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
+        for handled in installed:
+            loop.remove_signal_handler(handled)
     return result, (received[0] if received else None)
 
 

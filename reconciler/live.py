@@ -33,7 +33,7 @@ def parse_incident(counter_id: str, body: Any) -> Fields:
     code = incident.get("status")
     if code is None:
         raise LiveStateError(f"{where}: the response has no 'incident.status'")
-    if code not in STATUS_CODES:
+    if not isinstance(code, str) or code not in STATUS_CODES:
         raise LiveStateError(
             f"{where}: unrecognised incident.status {code!r} (expected NACK, ACK or RES)"
         )

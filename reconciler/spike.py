@@ -189,6 +189,7 @@ class SpikeClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         observe: Observer | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.config = config
         self.retry = retry or RetryPolicy()
@@ -197,6 +198,8 @@ class SpikeClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._observe = observe
+        #: Set when the apply is interrupted: no retry starts after it.
+        self._stop = stop
         self._client: httpx.AsyncClient | None = None
         #: Every HTTP request sent, retries included (for results and benchmarks).
         self.requests = 0
@@ -291,12 +294,31 @@ class SpikeClient:
                 wait = self.retry.backoff(attempt, self._rng)
             if attempt == self.retry.attempts or time.monotonic() + wait > deadline:
                 break
-            await self._sleep(wait)
+            if await self._stopped_during(wait):
+                raise ApiError(
+                    f"{method} {path}: not retried, apply was interrupted; last: {last}",
+                    method=method,
+                    path=path,
+                )
         raise ApiError(
             f"{method} {path}: gave up after {attempt} attempts; last: {last}",
             method=method,
             path=path,
         )
+
+    async def _stopped_during(self, seconds: float) -> bool:
+        """Wait `seconds` before a retry; True at once if the apply is stopped meanwhile."""
+        if self._stop is None:
+            await self._sleep(seconds)
+            return False
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waiter = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiter.cancel()
+        return self._stop.is_set()
 
     def _note(self, message: str) -> None:
         if self._observe is not None:

@@ -225,3 +225,8 @@ def test_plans_without_refresh_need_no_network_and_no_credentials(tmp_path: Path
             "plan", str(tmp_path / "states"), "--refresh", "--journal", str(tmp_path / "j")
         )
         assert code == 1 and "SPIKE_API_KEY and SPIKE_TEAM_ID must be set" in err
+
+
+def test_a_status_of_the_wrong_type_is_a_clean_error() -> None:
+    with pytest.raises(LiveStateError, match=r"unrecognised incident\.status"):
+        parse_incident("a-1", {"incident": {"status": ["ACK"]}})

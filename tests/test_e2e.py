@@ -462,3 +462,45 @@ def test_a_saved_plan_cannot_switch_the_safety_guard_off(
     assert len(sandbox.calls) == calls
     assert cli("apply", str(plan_file), "--journal", journal, "--force")[0] == 0
     assert {sandbox.incidents()[cid]["priority"] for cid in ids} == {"p5"}
+
+
+def test_a_signal_cuts_retry_backoff_short(tmp_path: Path) -> None:
+    start, states = slow_sandbox_case(tmp_path, 4)
+    with (
+        SandboxServer(start, api_key=KEY, team_id=TEAM, fault_rate=1.0, fault_codes=(503,)) as s,
+        env(SPIKE_API_URL=s.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        proc = subprocess.Popen(
+            reconcile("apply", str(states), "--auto-approve", "--journal", str(tmp_path / "j")),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 10
+        while not s.calls:  # retrying with backoff from now on
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        # Six attempts of backoff would take seconds; the signal ends the waiting at once.
+        assert time.monotonic() - signalled < 2.0
+        assert proc.returncode == 130
+        assert "not retried, apply was interrupted" in out
+
+
+def test_bad_state_files_leave_no_journal_behind(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("incidents:\n  a-1:\n    priorty: p1\n")
+    journal = tmp_path / "deep" / "journal.jsonl"
+    code, _, err = cli(
+        "apply", str(tmp_path / "bad.yaml"), "--auto-approve", "--journal", str(journal)
+    )
+    assert code == 1 and "did you mean 'priority'" in err
+    assert not (tmp_path / "deep").exists()
+
+
+def test_a_deeply_nested_plan_file_is_refused_cleanly(tmp_path: Path) -> None:
+    plan_file = tmp_path / "deep.plan"
+    plan_file.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = cli("apply", str(plan_file), "--journal", str(tmp_path / "j"))
+    assert code == 1 and "not a plan file" in err
