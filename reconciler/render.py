@@ -188,27 +188,33 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
         "the full plan is in the plan file._\n"
     )
     out = "\n".join(head) + "\n"
-    rows: list[str] = []
-    if plan.changes:
-        rows = ["| incident | field | before | after |", "| --- | --- | --- | --- |"]
-        rows += [
-            f"| `{c.incident}` | {c.field} | {show_before(c)} | {show_value(c.after)} |"
-            for c in plan.changes
-        ]
+    rows = [
+        f"| `{c.incident}` | {c.field} | {show_before(c)} | {show_value(c.after)} |"
+        for c in plan.changes
+    ]
     rows += [f"| `{cid}` | _forget_ | journaled | _not in any file_ |" for cid in plan.forget]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
-    reserve = len(tail_note) + 200
-    out, shown = _fill(out, rows, budget - reserve)
-    if shown < len(rows):
-        out += tail_note.format(n=len(rows) - shown, what="rows")
-        return out
+    folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
+    folded_close = "\n</details>\n"
+    # Room for the header row, the folded block's tags and two truncation notes.
+    room = budget - len(out) - 2 * (len(tail_note) + 100) - len(folded_open) - 100
+    rows_size = sum(len(r) + 1 for r in rows)
+    calls_size = sum(len(c) + 1 for c in calls)
+    # When both do not fit, the calls keep up to a third of the room: a reviewer sees some
+    # of each, and the truncation notes say how much more the plan file has.
+    calls_room = calls_size if rows_size + calls_size <= room else min(calls_size, room // 3)
+    if rows:
+        out += "| incident | field | before | after |\n| --- | --- | --- | --- |\n"
+        out, shown = _fill(out, rows, len(out) + room - calls_room)
+        if shown < len(rows):
+            out += tail_note.format(n=len(rows) - shown, what="rows")
     if calls:
-        out += f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
-        out, shown = _fill(out, calls, budget - reserve - len("\n</details>\n"))
+        out += folded_open
+        out, shown = _fill(out, calls, len(out) + calls_room)
         if shown < len(calls):
             out += tail_note.format(n=len(calls) - shown, what="calls")
-        out += "\n</details>\n"
+        out += folded_close
     return out
 
 

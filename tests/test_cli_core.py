@@ -174,9 +174,17 @@ def test_a_markdown_plan_of_20000_changes_fits_a_github_comment(tmp_path: Path) 
     assert len(out) < GITHUB_COMMENT_LIMIT
     shown = out.count("\n| `inc-")
     assert 100 < shown < 20000
-    assert out.endswith(
+    assert (
         f"_Truncated to fit a GitHub comment: {20000 - shown} more rows not shown; "
         "the full plan is in the plan file._\n"
+    ) in out
+    # The calls are still there, folded, and truncated in their turn.
+    assert "<details><summary>4160 API calls, in order</summary>" in out
+    shown_calls = len([line for line in out.splitlines() if line[:1].isdigit() and ". `" in line])
+    assert 10 < shown_calls < 4160
+    assert out.endswith(
+        f"_Truncated to fit a GitHub comment: {4160 - shown_calls} more calls not shown; "
+        "the full plan is in the plan file._\n\n</details>\n"
     )
 
 
@@ -514,3 +522,12 @@ def test_the_installed_command_plans_the_bundled_states(tmp_path: Path) -> None:
     assert body["summary"]["incidents"] == 40
     assert body["plan_digest"] == digest(body)
     assert not (tmp_path / "journal.jsonl").exists()  # planning writes nothing
+
+
+def test_a_markdown_plan_of_only_forgets_still_has_its_table_header() -> None:
+    from reconciler.planner import plan
+    from reconciler.render import plan_markdown
+
+    out = plan_markdown(plan({}, {"old-1": {"status": "resolved"}}))
+    assert "| incident | field | before | after |\n| --- | --- | --- | --- |\n" in out
+    assert "| `old-1` | _forget_ | journaled | _not in any file_ |" in out
