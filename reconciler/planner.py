@@ -12,8 +12,9 @@ import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from . import endpoints as ep
 from .model import (
@@ -45,7 +46,7 @@ class Plan:
     serial: int
     inputs_digest: str
     incidents: int
-    changes: list[Change] = field(default_factory=list)
+    changes: Sequence[Change] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
     unmanaged: list[tuple[str, str]] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
@@ -58,6 +59,8 @@ class Plan:
 
     @property
     def changed_incidents(self) -> int:
+        if isinstance(self.changes, ChangeView):
+            return self.changes.incidents
         return len({c.incident for c in self.changes})
 
     @property
@@ -116,8 +119,12 @@ class LazyList:
     encode: Callable[[Any], Any]
 
     def chunks(self) -> Iterator[list[Any]]:
-        for start in range(0, len(self.items), LAZY_CHUNK):
-            yield [self.encode(item) for item in self.items[start : start + LAZY_CHUNK]]
+        items = iter(self.items)
+        while chunk := [self.encode(item) for item in islice(items, LAZY_CHUNK)]:
+            yield chunk
+
+    def __len__(self) -> int:
+        return len(self.items)
 
     def __iter__(self) -> Iterator[Any]:
         for chunk in self.chunks():
@@ -195,6 +202,105 @@ def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
     return calls
 
 
+def _diff(
+    desired: StateMap,
+    journal: StateMap,
+    scope: Sequence[str],
+    sources: Mapping[str, str],
+) -> Iterator[Change | str | tuple[str, str]]:
+    """Every difference in plan order: a Change, a refusal (str), or an unmanaged field.
+
+    The one place that compares desired with last-applied values; the planner walks it once
+    to build the calls, and ChangeView walks it again to show the changes.
+    """
+    empty: dict[str, Value] = {}
+    for cid in scope:
+        want = desired[cid]
+        have = journal.get(cid, empty)
+        where = f"{sources[cid]}: " if cid in sources else ""
+        known_status = have.get("status")
+        for name in FIELDS:
+            if name not in want:
+                if name in have and name != "escalations":
+                    yield (cid, name)
+                continue
+            after = want[name]
+            known = name in have
+            before = have.get(name)
+            if name == "escalations":
+                done = before if isinstance(before, int) else 0
+                assert isinstance(after, int)
+                if after == done:
+                    continue
+                if after < done:
+                    yield (
+                        f"{where}incident {cid}: escalations: {after} is below the {done} "
+                        "already applied; the count only grows"
+                    )
+                    continue
+                if known_status == "resolved":
+                    yield f"{where}incident {cid}: escalations: cannot escalate a resolved incident"
+                    continue
+            elif known and before == after:
+                continue
+            elif name == "status" and known_status == "resolved":
+                yield (
+                    f"{where}incident {cid}: status: resolved incidents are terminal "
+                    f"in Spike; it cannot become {after}"
+                )
+                continue
+            yield Change(cid, name, before, after, known)
+
+
+class ChangeView(Sequence[Change]):
+    """A plan's changes, derived again from its inputs on each pass instead of held.
+
+    A plan of 100k incidents has half a million changes; as objects they would outweigh
+    the state files they came from. Iterating re-runs the (pure, deterministic) diff.
+    """
+
+    def __init__(
+        self,
+        desired: StateMap,
+        journal: StateMap,
+        scope: Sequence[str],
+        count: int,
+        incidents: int,
+    ) -> None:
+        self._inputs = (desired, journal, scope)
+        self._count = count
+        #: How many distinct incidents change.
+        self.incidents = incidents
+
+    def __iter__(self) -> Iterator[Change]:
+        desired, journal, scope = self._inputs
+        for item in _diff(desired, journal, scope, {}):
+            if isinstance(item, Change):
+                yield item
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChangeView({list(self)!r})"
+
+
 def plan(
     desired: StateMap,
     journal: StateMap,
@@ -238,7 +344,6 @@ def plan(
         forget = sorted(cid for cid in journal if cid not in desired)
 
     errors: list[str] = []
-    changes: list[Change] = []
     unmanaged: list[tuple[str, str]] = []
     acknowledge: list[str] = []
     unacknowledge: list[str] = []
@@ -247,58 +352,38 @@ def plan(
     severity: dict[Value, list[str]] = {}
     sharing: list[Operation] = []
     escalate: dict[str, int] = {}
-    empty: dict[str, Value] = {}
+    # Counted, not collected: the diff yields one incident's changes together.
+    count = changed = recorded = 0
+    last: str | None = None
+    last_recorded: str | None = None
 
-    for cid in scope:
-        want = desired[cid]
-        have = journal.get(cid, empty)
-        where = f"{sources[cid]}: " if cid in sources else ""
-        known_status = have.get("status")
-        for name in FIELDS:
-            if name not in want:
-                if name in have and name != "escalations":
-                    unmanaged.append((cid, name))
-                continue
-            after = want[name]
-            known = name in have
-            before = have.get(name)
-            if name == "escalations":
-                done = before if isinstance(before, int) else 0
-                assert isinstance(after, int)
-                if after == done:
-                    continue
-                if after < done:
-                    errors.append(
-                        f"{where}incident {cid}: escalations: {after} is below the {done} "
-                        "already applied; the count only grows"
-                    )
-                    continue
-                if known_status == "resolved":
-                    errors.append(
-                        f"{where}incident {cid}: escalations: cannot escalate a resolved incident"
-                    )
-                    continue
-                escalate[cid] = after - done
-            else:
-                if known and before == after:
-                    continue
-                if name == "status":
-                    if known_status == "resolved":
-                        errors.append(
-                            f"{where}incident {cid}: status: resolved incidents are terminal "
-                            f"in Spike; it cannot become {after}"
-                        )
-                        continue
-                    {"acknowledged": acknowledge, "triggered": unacknowledge}.get(
-                        str(after), resolve
-                    ).append(cid)
-                elif name == "priority":
-                    priority.setdefault(after, []).append(cid)
-                elif name == "severity":
-                    severity.setdefault(after, []).append(cid)
-                else:
-                    sharing.append(Operation("PATCH", ep.public_sharing_path(cid), _SHARING[after]))
-            changes.append(Change(cid, name, before, after, known))
+    for item in _diff(desired, journal, scope, sources):
+        if isinstance(item, str):
+            errors.append(item)
+            continue
+        if isinstance(item, tuple):
+            unmanaged.append(item)
+            continue
+        cid, name, after = item.incident, item.field, item.after
+        count += 1
+        if cid != last:
+            changed, last = changed + 1, cid
+        if item.before_known and cid != last_recorded:
+            recorded, last_recorded = recorded + 1, cid
+        if name == "escalations":
+            done = item.before if isinstance(item.before, int) else 0
+            assert isinstance(after, int)
+            escalate[cid] = after - done
+        elif name == "status":
+            {"acknowledged": acknowledge, "triggered": unacknowledge}.get(
+                str(after), resolve
+            ).append(cid)
+        elif name == "priority":
+            priority.setdefault(after, []).append(cid)
+        elif name == "severity":
+            severity.setdefault(after, []).append(cid)
+        else:
+            sharing.append(Operation("PATCH", ep.public_sharing_path(cid), _SHARING[after]))
     if errors:
         raise PlanError(errors)
 
@@ -325,7 +410,7 @@ def plan(
         serial=serial,
         inputs_digest=inputs_digest,
         incidents=len(scope),
-        changes=changes,
+        changes=ChangeView(desired, journal, scope, count, changed),
         forget=forget,
         unmanaged=unmanaged,
         operations=operations,
@@ -333,10 +418,10 @@ def plan(
         drift=drift,
         refresh=refresh,
     )
-    result.unsafe = _is_unsafe(changes, journal)
+    result.unsafe = _is_unsafe(recorded, journal)
     if result.unsafe:
         result.warnings.append(
-            f"unsafe plan: it changes recorded values on {_recorded_changes(changes)} of "
+            f"unsafe plan: it changes recorded values on {recorded} of "
             f"{len(journal)} journaled incidents (more than {UNSAFE_SHARE:.0%}); "
             "apply refuses it without --force"
         )
@@ -373,10 +458,6 @@ def refreshed(
     return merged, drift, record
 
 
-def _recorded_changes(changes: Sequence[Change]) -> int:
-    return len({c.incident for c in changes if c.before_known})
-
-
 def calls_are_unsafe(operations: Sequence[Operation], journal: StateMap) -> bool:
     """The 30% rule worked out from the calls themselves, for a saved plan: its own
     `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
@@ -392,7 +473,8 @@ def calls_are_unsafe(operations: Sequence[Operation], journal: StateMap) -> bool
     return len(changed) > UNSAFE_SHARE * len(journal)
 
 
-def _is_unsafe(changes: Sequence[Change], journal: StateMap) -> bool:
+def _is_unsafe(recorded: int, journal: StateMap) -> bool:
+    """More than UNSAFE_SHARE of the journaled incidents get a recorded value changed."""
     if len(journal) < UNSAFE_MIN_INCIDENTS:
         return False
-    return _recorded_changes(changes) > UNSAFE_SHARE * len(journal)
+    return recorded > UNSAFE_SHARE * len(journal)

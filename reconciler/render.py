@@ -156,7 +156,8 @@ def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object])
                 write(("    " if i == 0 else ",\n    ") + text)
             write(f"\n  ]{comma}\n")
         else:
-            write(f"  {name}: {_LAYOUT.encode(value)}{comma}\n")
+            plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
+            write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
     write("}\n")
 
 
