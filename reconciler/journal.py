@@ -64,30 +64,35 @@ class JournalState:
     warnings: list[str] = field(default_factory=list)
 
     def apply_record(self, record: Mapping[str, Any]) -> None:
-        """Fold one state-changing record into the state (the journal's replay step)."""
+        """Fold one state-changing record into the state (the journal's replay step).
+
+        An incident's fields are replaced, never changed in place, so a plan made from this
+        state (which keeps a snapshot of the incidents mapping) stays as it was while apply
+        records what it does.
+        """
         kind = record["kind"]
+        incidents = self.incidents
         if kind == "op":
             op = Operation(record["method"], record["path"], record["body"])
             name, value = effects(op)
             for cid in op.ids:
-                fields = self.incidents.setdefault(cid, {})
+                fields = incidents.get(cid, {})
                 if name == "escalations":
                     count = fields.get("escalations", 0)
                     assert isinstance(count, int)
-                    fields["escalations"] = count + 1
-                else:
-                    fields[name] = value
+                    value = count + 1
+                incidents[cid] = {**fields, name: value}
         elif kind == "forget":
             for cid in record["ids"]:
-                self.incidents.pop(cid, None)
+                incidents.pop(cid, None)
         elif kind == "unmanage":
             for cid, name in record["fields"]:
-                known = self.incidents.get(cid)
+                known = incidents.get(cid)
                 if known is not None and name != "escalations":
-                    known.pop(name, None)
+                    incidents[cid] = {k: v for k, v in known.items() if k != name}
         elif kind == "set":
             for cid, values in record["incidents"].items():
-                self.incidents.setdefault(cid, {}).update(values)
+                incidents[cid] = {**incidents.get(cid, {}), **values}
         self.serial = record["serial"]
 
 

@@ -326,6 +326,9 @@ def plan(
         raise PlanError(["--batch-size must be at least 1"])
     drift: list[Drift] = []
     refresh: dict[str, Fields] = {}
+    # A snapshot of the mapping (incidents' fields are never changed in place): the plan's
+    # ChangeView reads it later, while apply may be recording into the journal's own.
+    journal = dict(journal)
     if live:
         journal, drift, refresh = refreshed(journal, live, desired)
     sources = sources or {}

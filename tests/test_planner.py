@@ -646,3 +646,24 @@ def test_an_operation_outside_the_endpoint_table_is_refused(raw: Any, message: s
         endpoints.parse_operation(raw, "operations[3]")
     assert str(caught.value).startswith("operations[3]: ")
     assert message in str(caught.value)
+
+
+def test_a_plan_keeps_its_changes_while_the_journal_moves_on() -> None:
+    from reconciler.journal import JournalState
+
+    state = JournalState(lineage="L", serial=0, incidents={"a": {"status": "triggered"}})
+    made = plan({"a": {"status": "acknowledged", "priority": "p1"}}, state.incidents)
+    before = [c.to_json() for c in made.changes]
+    state.apply_record(
+        {
+            "kind": "op",
+            "serial": 1,
+            "method": "POST",
+            "path": "/incidents/acknowledge",
+            "body": {"ids": ["a"]},
+        }
+    )
+    state.apply_record({"kind": "set", "serial": 2, "incidents": {"b": {"status": "resolved"}}})
+    assert state.incidents["a"] == {"status": "acknowledged"}
+    assert [c.to_json() for c in made.changes] == before
+    assert len(made.changes) == 2 and made.changed_incidents == 1
