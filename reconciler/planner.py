@@ -108,7 +108,7 @@ def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
     return {"incident": pair[0], "field": pair[1]}
 
 
-LAZY_CHUNK = 4096
+LAZY_CHUNK = 256
 
 
 @dataclass(frozen=True)
