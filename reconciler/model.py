@@ -21,7 +21,6 @@ PRIORITIES: tuple[Priority, ...] = ("p1", "p2", "p3", "p4", "p5")
 SEVERITIES: tuple[Severity, ...] = ("sev1", "sev2", "sev3")
 #: The order fields are shown and stored in, everywhere.
 FIELDS: tuple[FieldName, ...] = ("status", "priority", "severity", "public_sharing", "escalations")
-FIELD_ORDER: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 #: The fields a read of a live incident can tell; the others keep their journaled values.
 LIVE_FIELDS: tuple[FieldName, ...] = ("status", "priority", "severity")
 
@@ -94,9 +93,6 @@ class Change:
     before: Value
     after: Value
     before_known: bool
-
-    def sort_key(self) -> tuple[str, int]:
-        return (self.incident, FIELD_ORDER[self.field])
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
