@@ -223,3 +223,14 @@ class ApiError(ReconcileError):
 
 class CredentialsError(ApiError):
     """401/403: the key or team id is wrong. Stops an apply at once."""
+
+
+class UncertainOutcomeError(ApiError):
+    """A non-idempotent call (escalate) failed after it may have reached Spike (a 500, 502,
+    504, a timeout or a reset after sending): whether Spike acted is unknown, so it is never
+    retried; the journal records the escalation as uncertain."""
+
+
+class ApiUnavailableError(ApiError):
+    """Too many consecutive calls failed (an outage, a wrong SPIKE_API_URL): the client stops
+    sending instead of retrying every remaining call. Stops an apply at once."""
