@@ -77,6 +77,15 @@ def effects(op: Operation) -> tuple[str, Value]:
     return (field, value)
 
 
+def is_idempotent(op: Operation) -> bool:
+    """Whether sending `op` twice leaves Spike as sending it once, so a retry is safe.
+
+    Every call sets a value (status, priority, severity, sharing) except escalate, which moves
+    each incident one level up its escalation policy per call (docs/api-calls.md).
+    """
+    return (op.method, op.path) != ("POST", ESCALATE)
+
+
 def parse_operation(raw: Any, where: str) -> Operation:
     """Check one operation of an untrusted plan against the endpoint table.
 

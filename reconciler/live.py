@@ -12,14 +12,29 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .model import PRIORITIES, SEVERITIES, ApiError, Fields, ReconcileError, Value
-from .spike import SpikeClient
+from .model import (
+    PRIORITIES,
+    SEVERITIES,
+    ApiError,
+    ApiUnavailableError,
+    Fields,
+    ReconcileError,
+    Value,
+)
+from .redact import redact
+from .spike import SpikeClient, printable
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
 
 
 class LiveStateError(ReconcileError):
     """Spike answered, but not in a shape this tool can read safely."""
+
+
+def _shown(value: object) -> str:
+    """A value from a response, for a message: short, printable, redacted."""
+    text = repr(value)
+    return redact(printable(text if len(text) <= 60 else text[:57] + "..."))
 
 
 def parse_incident(counter_id: str, body: Any) -> Fields:
@@ -35,7 +50,7 @@ def parse_incident(counter_id: str, body: Any) -> Fields:
         raise LiveStateError(f"{where}: the response has no 'incident.status'")
     if not isinstance(code, str) or code not in STATUS_CODES:
         raise LiveStateError(
-            f"{where}: unrecognised incident.status {code!r} (expected NACK, ACK or RES)"
+            f"{where}: unrecognised incident.status {_shown(code)} (expected NACK, ACK or RES)"
         )
     fields: Fields = {"status": STATUS_CODES[code]}
     for name, allowed in (("priority", PRIORITIES), ("severity", SEVERITIES)):
@@ -47,7 +62,8 @@ def parse_incident(counter_id: str, body: Any) -> Fields:
             value = None
         elif value not in allowed:
             raise LiveStateError(
-                f"{where}: unrecognised {name} {value!r} (expected {', '.join(allowed)} or null)"
+                f"{where}: unrecognised {name} {_shown(value)} "
+                f"(expected {', '.join(allowed)} or null)"
             )
         fields[name] = value
     return fields
@@ -57,7 +73,8 @@ async def read_incidents(client: SpikeClient, ids: Iterable[str]) -> dict[str, F
     """Read each incident concurrently (the client's limiter bounds calls in flight).
 
     Raises ReconcileError listing every incident that could not be read: 404 means deleted
-    or in another team; other failures carry the API's message.
+    or in another team; other failures carry the API's message. Credentials refused or the
+    API unavailable raise that one error at once.
     """
     ordered = sorted(set(ids))
     results = await asyncio.gather(
@@ -67,7 +84,7 @@ async def read_incidents(client: SpikeClient, ids: Iterable[str]) -> dict[str, F
     problems: list[str] = []
     for cid, result in zip(ordered, results, strict=True):
         if isinstance(result, ApiError):
-            if result.status_code in (401, 403):
+            if result.status_code in (401, 403) or isinstance(result, ApiUnavailableError):
                 raise result
             if result.status_code == 404:
                 problems.append(f"incident {cid}: not found in Spike (deleted, or another team)")

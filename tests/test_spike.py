@@ -160,8 +160,8 @@ def test_other_4xx_is_not_retried_and_carries_the_api_message() -> None:
 def test_non_json_success_and_error_bodies() -> None:
     result, _ = run(lambda request: httpx.Response(200, content=b""))
     assert result == {}
-    result, _ = run(lambda request: httpx.Response(200, content=b"<html>"))
-    assert result == {}
+    with pytest.raises(ApiError, match="not JSON"):  # a login page is no success
+        run(lambda request: httpx.Response(200, content=b"<html>"))
     with pytest.raises(ApiError, match="418 teapot"):
         run(lambda request: httpx.Response(418, content=b"teapot"))
 
