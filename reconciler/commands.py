@@ -19,6 +19,7 @@ from .model import (
     Operation,
     Problem,
     ReconcileError,
+    StalePlanError,
     StateFileError,
     UnsafePlanError,
     is_counter_id,
@@ -228,8 +229,18 @@ def run_apply(
         if not (operations or forget or unmanaged or live):
             return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
         if saved is not None and live:
-            # Live values are recorded as facts: record only what Spike still says.
-            stale_live(saved, read_live(live, request.parallelism))
+            # Live values are recorded as facts: record only what Spike still says. (An
+            # incident the journal lacks and the plan does not change is one whose live
+            # values already match its file: recorded as `refresh --id` would.)
+            from .live import LiveStateError
+
+            try:
+                now_live = read_live(live, request.parallelism)
+            except LiveStateError as exc:
+                raise StalePlanError(
+                    f"{saved.path} is stale: its live values cannot be read again: {exc}"
+                ) from None
+            stale_live(saved, now_live)
         from .spike import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None

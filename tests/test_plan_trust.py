@@ -309,13 +309,31 @@ def test_a_made_up_live_value_is_refused(repo: tuple[SandboxServer, Path, str]) 
     plan_file = make_plan(tmp_path, journal)
     forge(plan_file, lambda body: body["refresh"].update({"zz-9": {"status": "resolved"}}))
     assert refused(server, journal, plan_file) == (
-        f"error: {plan_file}: refresh: incident zz-9 is neither in the journal nor changed by "
-        "the plan\n"
+        f"error: {plan_file} is stale: its live values cannot be read again: incident zz-9: "
+        "not found in Spike (deleted, or another team)\n"
     )
-    assert server.calls == []
+    assert [(c["method"], c["path"]) for c in server.calls] == [("GET", "/incidents/zz-9")]
     # A journaled incident: Spike is asked, and says otherwise.
     forge(plan_file, lambda body: body.update(refresh={"116": {"status": "triggered"}}))
     assert "is stale: live values changed" in refused(server, journal, plan_file)
+
+
+def test_live_values_of_an_incident_that_already_matches_its_file_are_recorded(
+    repo: tuple[SandboxServer, Path, str],
+) -> None:
+    """`plan --refresh` of a new incident already as its file says: no change, one record."""
+    server, tmp_path, journal = repo
+    server.set_incidents({"new-1": {"status": "ACK"}})
+    write_states(tmp_path / "states", {**APPLIED, "new-1": {"status": "acknowledged"}})
+    plan_file = make_plan(tmp_path, journal, "--refresh")
+    body = json.loads(plan_file.read_text())
+    assert (body["changes"], body["refresh"]) == ([], {"new-1": {"status": "acknowledged"}})
+    server.clear_calls()
+    code, _, err = cli("apply", str(plan_file), "--journal", journal)
+    assert code == 0, err
+    assert [(c["method"], c["path"]) for c in server.calls] == [("GET", "/incidents/new-1")]
+    code, out, _ = cli("show", "--journal", journal, "--format", "json")
+    assert json.loads(out)["incidents"]["new-1"] == {"status": "acknowledged"}
 
 
 # ---------------------------------------------------------------------------------------------
