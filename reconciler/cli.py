@@ -151,7 +151,8 @@ def plan(
     --refresh, reads the managed incidents from Spike first.
     """
     from . import render
-    from .commands import make_plan, write_plan
+    from .commands import make_plan
+    from .planfile import write_plan, write_plan_json
 
     ctx = Context(verbose, no_color)
     made = make_plan(
@@ -163,7 +164,7 @@ def plan(
         write_plan(made, out)
         ctx.info(f"saved the plan to {out}")
     if fmt == "json":
-        render.write_plan_json(made.plan, made.created_at, sys.stdout.write)
+        write_plan_json(made, sys.stdout.write)
     elif fmt == "markdown":
         click.echo(render.plan_markdown(made.plan), nl=False)
     else:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .journal import JournalState, JournalWriter, now, open_journal
 from .model import (
-    FIELDS,
-    LIVE_FIELDS,
     Drift,
     Fields,
-    InvalidPlanError,
     Operation,
     Problem,
     ReconcileError,
@@ -28,9 +23,12 @@ from .model import (
     StateFileError,
     UnsafePlanError,
     is_counter_id,
-    is_field_value,
 )
-from .planner import Plan, calls_are_unsafe, plan
+from .planfile import SavedPlan as SavedPlan
+from .planfile import atomic_write as atomic_write
+from .planfile import read_saved_plan as read_saved_plan
+from .planfile import write_plan as write_plan
+from .planner import Plan, plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -44,6 +42,8 @@ class MadePlan:
     created_at: str
     sources: dict[str, str] = field(default_factory=dict)
     journal_warnings: list[str] = field(default_factory=list)
+    #: The batch size the operations were made with (written into the plan file).
+    batch_size: int | None = None
 
 
 def check_targets(targets: Sequence[str]) -> None:
@@ -84,7 +84,7 @@ def make_plan(
         sources=desired.sources,
         live=live,
     )
-    return MadePlan(result, now(), desired.sources, list(state.warnings))
+    return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
 
 
 def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
@@ -139,131 +139,8 @@ def run_refresh(
         return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
 
 
-def atomic_write(
-    path: str | os.PathLike[str],
-    produce: Callable[[Callable[[str], object]], None],
-    mode: int | None = None,
-) -> None:
-    """Write a file whole or not at all (a temporary file, fsync, then a rename).
-
-    `produce` is called with the write function of the temporary file. The file gets
-    permission bits `mode` when given (the temporary file's 0600 otherwise).
-    """
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
-            produce(handle.write)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
-    finally:
-        # Whatever stopped the write (Ctrl-C included), no half file is left beside the
-        # target; after the rename there is nothing to remove.
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_plan(made: MadePlan, out: str) -> None:
-    from .render import write_plan_json
-
-    atomic_write(out, lambda write: write_plan_json(made.plan, made.created_at, write))
-
-
 # ---------------------------------------------------------------------------------------------
 # apply
-
-
-@dataclass
-class SavedPlan:
-    """A plan file, checked: digest, format, and every operation against the endpoint table."""
-
-    path: str
-    lineage: str | None
-    serial: int
-    digest: str
-    unsafe: bool
-    operations: list[Operation]
-    forget: list[str]
-    unmanaged: list[tuple[str, str]]
-    refresh: dict[str, Fields]
-    body: dict[str, Any]
-
-
-def read_saved_plan(path: str) -> SavedPlan:
-    """Load a plan file; refuse (InvalidPlanError) anything edited, truncated or foreign."""
-    from .endpoints import parse_operation
-    from .planner import FORMAT_VERSION, digest
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            body = json.load(handle)
-    except OSError as exc:
-        raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
-    except ValueError as exc:
-        raise InvalidPlanError(f"{path}: not a plan file (invalid JSON: {exc})") from None
-    except RecursionError:
-        raise InvalidPlanError(f"{path}: not a plan file (nested too deeply)") from None
-    if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
-        raise InvalidPlanError(
-            f"{path}: not a plan file of format_version {FORMAT_VERSION} "
-            "(make it with `reconcile plan --out`)"
-        )
-    if body.get("plan_digest") != digest(body):
-        raise InvalidPlanError(
-            f"{path}: plan_digest does not match the content: the file was edited or truncated"
-        )
-    journal = body.get("journal")
-    if (
-        not isinstance(journal, dict)
-        or not isinstance(journal.get("lineage"), str | type(None))
-        or type(journal.get("serial")) is not int
-    ):
-        raise InvalidPlanError(f"{path}: journal must be {{lineage, serial}}")
-    raw_ops = body.get("operations")
-    forget = body.get("forget")
-    unmanaged = body.get("unmanaged")
-    if not isinstance(raw_ops, list) or not isinstance(forget, list):
-        raise InvalidPlanError(f"{path}: operations and forget must be lists")
-    operations = [parse_operation(op, f"{path}: operations[{n}]") for n, op in enumerate(raw_ops)]
-    if not all(is_counter_id(cid) for cid in forget):
-        raise InvalidPlanError(f"{path}: forget must list counter ids")
-    if not isinstance(unmanaged, list) or not all(
-        isinstance(u, dict)
-        and set(u) == {"incident", "field"}
-        and is_counter_id(u["incident"])
-        and u["field"] in FIELDS
-        for u in unmanaged
-    ):
-        raise InvalidPlanError(f"{path}: unmanaged must list {{incident, field}} objects")
-    refresh = body.get("refresh", {})
-    if not isinstance(refresh, dict) or not all(
-        is_counter_id(cid)
-        and isinstance(fields, dict)
-        and all(k in LIVE_FIELDS and is_field_value(k, v) for k, v in fields.items())
-        for cid, fields in refresh.items()
-    ):
-        raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")
-    if not isinstance(body.get("unsafe"), bool):
-        raise InvalidPlanError(f"{path}: unsafe must be true or false")
-    return SavedPlan(
-        path=path,
-        lineage=journal["lineage"],
-        serial=journal["serial"],
-        digest=body["plan_digest"],
-        unsafe=body["unsafe"],
-        operations=operations,
-        forget=list(forget),
-        unmanaged=[(u["incident"], u["field"]) for u in unmanaged],
-        refresh=refresh,
-        body=body,
-    )
 
 
 @dataclass
@@ -302,29 +179,33 @@ def run_apply(
     """Plan (or read a saved plan), take the lock, apply, journal.
 
     `confirm` is shown the plan made from paths and says whether to go on. Raises
-    StalePlanError, UnsafePlanError, InvalidPlanError before any call is made.
+    StalePlanError, UnsafePlanError, InvalidPlanError before any call is made. A saved plan
+    is checked against its signature, the journal and (for the live values it carries)
+    Spike, as docs/trust.md describes.
     """
+    from .planfile import check_signature, stale_live, verify
     from .states import load
 
-    # Every input is checked before the journal is touched (not even created).
+    # Every input is checked before the journal is touched (not even created); what the
+    # lock protects (the journal, the state files that import writes under it) is read
+    # again once it is held.
+    notes: list[str] = []
     saved = read_saved_plan(request.plan_file) if request.plan_file else None
-    desired = None if saved else load(request.paths or ("states",))
+    if saved is not None and (note := check_signature(saved)):
+        notes.append(note)
+    if saved is None:
+        load(request.paths or ("states",))
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
     purpose = f"reconcile apply {request.plan_file or ' '.join(request.paths) or 'states'}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
         state = writer.state
+        notes.extend(state.warnings)
         made: MadePlan | None = None
         if saved is not None:
-            if (saved.lineage, saved.serial) != (state.lineage, state.serial):
-                raise StalePlanError(
-                    f"{saved.path} is stale: it was made against journal serial {saved.serial} "
-                    f"(lineage {saved.lineage}), the journal is now at serial {state.serial} "
-                    f"(lineage {state.lineage}). Plan again."
-                )
+            unsafe = verify(saved, state).unsafe or saved.unsafe
             operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
             digest, live = saved.digest, saved.refresh
-            unsafe = saved.unsafe or calls_are_unsafe(operations, state.incidents)
         else:
             made = make_plan(
                 request.paths,
@@ -332,24 +213,34 @@ def run_apply(
                 request.batch_size,
                 request.targets,
                 journal_state=state,
-                desired=desired,
+                desired=load(request.paths or ("states",)),
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
-            unsafe, digest, live = fresh.unsafe, fresh.content()["plan_digest"], fresh.refresh
+            digest = fresh.content(request.batch_size)["plan_digest"]
+            unsafe, live = fresh.unsafe, fresh.refresh
             if not fresh.has_changes:
-                return ApplyOutcome(
-                    None, state.lineage, state.serial, made=made, warnings=state.warnings
-                )
+                return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
         if unsafe and not request.force:
             raise UnsafePlanError(
                 "the plan is marked unsafe (it changes recorded values on more than 30% of the "
                 "journaled incidents); review it, then apply with --force"
             )
         if not (operations or forget or unmanaged or live):
-            return ApplyOutcome(
-                None, state.lineage, state.serial, made=made, warnings=state.warnings
-            )
+            return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
+        if saved is not None and live:
+            # Live values are recorded as facts: record only what Spike still says. (An
+            # incident the journal lacks and the plan does not change is one whose live
+            # values already match its file: recorded as `refresh --id` would.)
+            from .live import LiveStateError
+
+            try:
+                now_live = read_live(live, request.parallelism)
+            except LiveStateError as exc:
+                raise StalePlanError(
+                    f"{saved.path} is stale: its live values cannot be read again: {exc}"
+                ) from None
+            stale_live(saved, now_live)
         from .spike import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None
@@ -370,9 +261,7 @@ def run_apply(
                 retry=retry,
             )
         )
-        return ApplyOutcome(
-            result, writer.state.lineage, writer.state.serial, signal, made, state.warnings
-        )
+        return ApplyOutcome(result, writer.state.lineage, writer.state.serial, signal, made, notes)
 
 
 async def _apply(
@@ -552,7 +441,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     when an id is invalid or already written, a state file is invalid, or any id cannot be
     read (naming each one).
     """
-    from .states import SUFFIXES, DesiredState, discover, load
+    from .states import SUFFIXES
 
     ids = list(dict.fromkeys(request.ids))
     bad = [cid for cid in ids if not is_counter_id(cid)]
@@ -561,6 +450,41 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     to = Path(request.to)
     if to.suffix not in SUFFIXES:
         raise ReconcileError(f"--to {to}: a state file's name ends in .yaml or .yml")
+    # Checked before the lock, so that bad input or a failing id leaves no trace at all
+    # (taking the lock creates a journal that does not exist yet) ...
+    _import_targets(request, ids)
+    journal = open_journal(request.journal_location)
+    serial = journal.read().serial
+    live = read_live(ids, request.parallelism)
+    with journal.open_for_apply(request.lock_timeout, f"reconcile import {' '.join(ids)}") as w:
+        # ... and decided under it: another import that held the lock meanwhile may have
+        # written the same files (and the values journaled are never older than the journal).
+        desired, written, to_name = _import_targets(request, ids)
+        if w.state.serial != serial:
+            live = read_live(ids, request.parallelism)
+        placed: dict[str, list[str]] = {}
+        for cid in ids:
+            placed.setdefault(written.get(cid, to_name), []).append(cid)
+        for path, text in _imported_texts(placed, desired, live).items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _write_state_file(Path(path), text)
+        # Files first: a journal record without its file line would make the next apply
+        # forget the incident; a file line without its record only plans an idempotent call.
+        w.set_values({cid: live[cid] for cid in ids}, "import")
+        return ImportOutcome(
+            {cid: live[cid] for cid in ids}, placed, w.state.lineage, w.state.serial
+        )
+
+
+def _import_targets(
+    request: ImportRequest, ids: Sequence[str]
+) -> tuple[DesiredState, dict[str, str], str]:
+    """Read the state files an import writes to: (their desired state, the file of each id
+    already written, the name of `request.to` as `load` names it). Refuses ids already
+    written unless `request.overwrite`."""
+    from .states import DesiredState, discover, load
+
+    to = Path(request.to)
     state_paths = list(request.state_paths) or [p for p in ("states",) if Path(p).exists()]
     files, missing = discover(state_paths)
     if missing:
@@ -577,27 +501,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
             "already in a state file (pass --overwrite to set their live fields there): "
             + ", ".join(f"{cid} ({path})" for cid, path in written.items())
         )
-    journal = open_journal(request.journal_location)
-    # Read before taking the lock, so that a failing id leaves no trace at all (taking the
-    # lock creates a journal that does not exist yet); read again under the lock if anything
-    # was recorded in between, so the values journaled are never older than the journal.
-    serial = journal.read().serial
-    live = read_live(ids, request.parallelism)
-    with journal.open_for_apply(request.lock_timeout, f"reconcile import {' '.join(ids)}") as w:
-        if w.state.serial != serial:
-            live = read_live(ids, request.parallelism)
-        placed: dict[str, list[str]] = {}
-        for cid in ids:
-            placed.setdefault(written.get(cid, to_name), []).append(cid)
-        for path, text in _imported_texts(placed, desired, live).items():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            _write_state_file(Path(path), text)
-        # Files first: a journal record without its file line would make the next apply
-        # forget the incident; a file line without its record only plans an idempotent call.
-        w.set_values({cid: live[cid] for cid in ids}, "import")
-        return ImportOutcome(
-            {cid: live[cid] for cid in ids}, placed, w.state.lineage, w.state.serial
-        )
+    return desired, written, to_name
 
 
 def _imported_texts(

@@ -76,15 +76,18 @@ class Plan:
             "operations": len(self.operations),
         }
 
-    def content(self) -> dict[str, Any]:
-        """The plan file's content (SPEC section 5) without created_at, with plan_digest.
+    def content(self, batch_size: int | None = None) -> dict[str, Any]:
+        """The plan file's content (docs/plan-format.md) without created_at, with plan_digest.
 
-        The long lists are LazyLists: a plan of 100k incidents never holds all its JSON
-        objects at once.
+        `batch_size`, when given, is the size the operations were batched with: apply
+        batches the plan's changes again with it and requires the same operations
+        (docs/trust.md). The long lists are LazyLists: a plan of 100k incidents never holds
+        all its JSON objects at once.
         """
         body: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "journal": {"lineage": self.lineage, "serial": self.serial},
+            **({"batch_size": batch_size} if batch_size is not None else {}),
             "inputs_digest": self.inputs_digest,
             "changes": LazyList(self.changes, Change.to_json),
             "forget": list(self.forget),

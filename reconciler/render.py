@@ -133,13 +133,23 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
 _LAYOUT = json.JSONEncoder(ensure_ascii=False)
 
 
-def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object]) -> None:
+def write_plan_json(
+    plan: Plan,
+    created_at: str,
+    write: Callable[[str], object],
+    *,
+    batch_size: int | None = None,
+    sign: Callable[[str], str] | None = None,
+) -> None:
     """The plan file: top-level keys one per line, each list item on its own line.
 
     One line per change or call reads well in a diff, and lets the C encoder do the work.
+    With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
     """
-    body = plan.content()
+    body = plan.content(batch_size)
     out = {"format_version": body.pop("format_version"), "created_at": created_at, **body}
+    if sign is not None:
+        out["signature"] = sign(body["plan_digest"])
     write("{\n")
     last = len(out) - 1
     for n, (key, value) in enumerate(out.items()):

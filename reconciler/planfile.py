@@ -1,0 +1,425 @@
+"""Plan files: the only reader and writer of them (format, digest, signature, checks).
+
+A plan file is untrusted input: it may come from a CI artifact that anyone who can push a
+branch can influence. Reading one checks, in order (docs/trust.md):
+
+1. its syntax: JSON no deeper than jsontext allows, the format version, every key's type;
+2. its `plan_digest`, which catches accidents (an edited or truncated file), not intent;
+3. its `signature` (HMAC-SHA256 with RECONCILE_PLAN_KEY), when a key is set;
+4. every operation against the endpoint table (endpoints.parse_operation).
+
+Then, under the journal's lock, `verify` checks it against the journal it names: every
+`before` is the journal's value, forget and unmanaged name what the journal has, and the
+operations are exactly what the planner makes of the plan's own changes. Live values it
+carries are facts to record, so the caller reads them again from Spike first (`stale_live`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import jsontext, redact
+from .model import (
+    FIELDS,
+    LIVE_FIELDS,
+    Change,
+    Fields,
+    InvalidPlanError,
+    Operation,
+    PlanError,
+    ReconcileError,
+    StalePlanError,
+    StateMap,
+    is_counter_id,
+    is_field_value,
+)
+from .planner import DEFAULT_BATCH_SIZE, FORMAT_VERSION, Plan, digest, plan
+
+if TYPE_CHECKING:
+    from .journal import JournalState
+
+#: The environment variable holding the key that signs plan files (a secret).
+KEY_ENV = "RECONCILE_PLAN_KEY"
+#: A shorter key is refused: an HMAC is only as strong as its key.
+MIN_KEY_LENGTH = 16
+SIGNATURE_SCHEME = "hmac-sha256:"
+#: Prefixed to the digest before signing, so the key signs plan files and nothing else.
+_SIGNED_CONTEXT = b"spike-reconcile plan file\n"
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    produce: Callable[[Callable[[str], object]], None],
+    mode: int | None = None,
+) -> None:
+    """Write a file whole or not at all (a temporary file, fsync, then a rename).
+
+    `produce` is called with the write function of the temporary file. The file gets
+    permission bits `mode` when given (the temporary file's 0600 otherwise).
+    """
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    except OSError as exc:
+        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            produce(handle.write)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+    finally:
+        # Whatever stopped the write (Ctrl-C included), no half file is left beside the
+        # target; after the rename there is nothing to remove.
+        Path(tmp).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The signing key and the signature
+
+
+def plan_key() -> str | None:
+    """RECONCILE_PLAN_KEY, registered as a secret (never shown); None when unset or empty."""
+    key = os.environ.get(KEY_ENV) or None
+    if key is None:
+        return None
+    redact.register(key)
+    if len(key) < MIN_KEY_LENGTH:
+        raise ReconcileError(
+            f"{KEY_ENV} is shorter than {MIN_KEY_LENGTH} characters; use a random key "
+            "(e.g. `openssl rand -hex 32`); its value is not shown"
+        )
+    return key
+
+
+def sign(plan_digest: str, key: str) -> str:
+    """The signature of a plan file: an HMAC-SHA256 of its plan_digest under `key`."""
+    mac = hmac.new(key.encode(), _SIGNED_CONTEXT + plan_digest.encode(), hashlib.sha256)
+    return SIGNATURE_SCHEME + mac.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class PlanToWrite(Protocol):
+    """What a plan file is written from (commands.MadePlan)."""
+
+    plan: Plan
+    created_at: str
+    batch_size: int | None
+
+
+def write_plan_json(made: PlanToWrite, write: Callable[[str], object]) -> None:
+    """The plan file's text, signed when RECONCILE_PLAN_KEY is set."""
+    from .render import write_plan_json as render_plan_json
+
+    key = plan_key()
+    render_plan_json(
+        made.plan,
+        made.created_at,
+        write,
+        batch_size=made.batch_size,
+        sign=(lambda plan_digest: sign(plan_digest, key)) if key else None,
+    )
+
+
+def write_plan(made: PlanToWrite, out: str) -> None:
+    """Save a plan file, whole or not at all; a folder that does not exist is an error."""
+    atomic_write(out, lambda write: write_plan_json(made, write))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class SavedPlan:
+    """A plan file, checked: digest, format, and every operation against the endpoint table."""
+
+    path: str
+    lineage: str | None
+    serial: int
+    digest: str
+    unsafe: bool
+    operations: list[Operation]
+    forget: list[str]
+    unmanaged: list[tuple[str, str]]
+    refresh: dict[str, Fields]
+    body: dict[str, Any]
+    changes: list[Change]
+    #: The batch size the operations were made with; None in plans older than the key.
+    batch_size: int | None = None
+    signature: str | None = None
+
+
+def read_saved_plan(path: str) -> SavedPlan:
+    """Load a plan file; refuse (InvalidPlanError) anything edited, truncated or foreign.
+
+    Checks the file on its own; `check_signature` and `verify` check it against the key and
+    the journal.
+    """
+    from .endpoints import parse_operation
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    try:
+        body = jsontext.loads(data)
+    except ValueError as exc:
+        raise InvalidPlanError(f"{path}: not a plan file (invalid JSON: {exc})") from None
+    if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
+        raise InvalidPlanError(
+            f"{path}: not a plan file of format_version {FORMAT_VERSION} "
+            "(make it with `reconcile plan --out`)"
+        )
+    signature = body.get("signature")
+    if signature is not None and not isinstance(signature, str):
+        raise InvalidPlanError(f"{path}: signature must be a string")
+    if body.get("plan_digest") != digest({k: v for k, v in body.items() if k != "signature"}):
+        raise InvalidPlanError(
+            f"{path}: plan_digest does not match the content: the file was edited or truncated"
+        )
+    journal = body.get("journal")
+    if (
+        not isinstance(journal, dict)
+        or not isinstance(journal.get("lineage"), str | type(None))
+        or type(journal.get("serial")) is not int
+    ):
+        raise InvalidPlanError(f"{path}: journal must be {{lineage, serial}}")
+    batch_size = body.get("batch_size")
+    if batch_size is not None and (type(batch_size) is not int or batch_size < 1):
+        raise InvalidPlanError(f"{path}: batch_size must be a whole number of at least 1")
+    raw_ops = body.get("operations")
+    forget = body.get("forget")
+    unmanaged = body.get("unmanaged")
+    if not isinstance(raw_ops, list) or not isinstance(forget, list):
+        raise InvalidPlanError(f"{path}: operations and forget must be lists")
+    operations = [parse_operation(op, f"{path}: operations[{n}]") for n, op in enumerate(raw_ops)]
+    if not all(is_counter_id(cid) for cid in forget):
+        raise InvalidPlanError(f"{path}: forget must list counter ids")
+    if not isinstance(unmanaged, list) or not all(
+        isinstance(u, dict)
+        and set(u) == {"incident", "field"}
+        and is_counter_id(u["incident"])
+        and u["field"] in FIELDS
+        for u in unmanaged
+    ):
+        raise InvalidPlanError(f"{path}: unmanaged must list {{incident, field}} objects")
+    refresh = body.get("refresh", {})
+    if not isinstance(refresh, dict) or not all(
+        is_counter_id(cid)
+        and isinstance(fields, dict)
+        and all(k in LIVE_FIELDS and is_field_value(k, v) for k, v in fields.items())
+        for cid, fields in refresh.items()
+    ):
+        raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")
+    if not isinstance(body.get("unsafe"), bool):
+        raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    return SavedPlan(
+        path=path,
+        lineage=journal["lineage"],
+        serial=journal["serial"],
+        digest=body["plan_digest"],
+        unsafe=body["unsafe"],
+        operations=operations,
+        forget=list(forget),
+        unmanaged=[(u["incident"], u["field"]) for u in unmanaged],
+        refresh=refresh,
+        body=body,
+        changes=_changes(path, body.get("changes")),
+        batch_size=batch_size,
+        signature=signature,
+    )
+
+
+def _changes(path: str, raw: Any) -> list[Change]:
+    """The plan's changes, each a valid field and values (what they ask for is `verify`'s)."""
+    if not isinstance(raw, list):
+        raise InvalidPlanError(f"{path}: changes must be a list")
+    changes: list[Change] = []
+    for n, item in enumerate(raw):
+        where = f"{path}: changes[{n}] is malformed"
+        if not isinstance(item, dict) or not (
+            {"incident", "field", "before", "after"}
+            <= set(item)
+            <= {"incident", "field", "before", "after", "before_known", "rule"}
+        ):
+            raise InvalidPlanError(f"{where}: not a change (incident, field, before, after)")
+        cid, name, before, after = item["incident"], item["field"], item["before"], item["after"]
+        known = item.get("before_known", True)
+        if not is_counter_id(cid) or name not in FIELDS:
+            raise InvalidPlanError(f"{where}: invalid incident id or field")
+        if (
+            not isinstance(known, bool)
+            or not is_field_value(name, after)
+            or not (is_field_value(name, before) if known else before is None)
+        ):
+            raise InvalidPlanError(f"{where}: invalid value for {name}")
+        changes.append(Change(cid, name, before, after, known))
+    return changes
+
+
+def check_signature(saved: SavedPlan) -> str | None:
+    """Check the plan's signature against RECONCILE_PLAN_KEY; a warning when none can be done.
+
+    With the key set, an unsigned or wrongly signed plan raises InvalidPlanError. Without
+    it, a signed plan is applied with a warning: the signature could not be checked, and a
+    job without the key would accept the same plan with its signature removed anyway.
+    """
+    key = plan_key()
+    if key is None:
+        if saved.signature is None:
+            return None
+        return f"{saved.path} is signed, but {KEY_ENV} is not set: its signature was not checked"
+    if saved.signature is None:
+        raise InvalidPlanError(
+            f"{saved.path} is not signed, and {KEY_ENV} is set: only plans signed with that "
+            f"key are applied (make it with `reconcile plan --out` where {KEY_ENV} is set)"
+        )
+    if not hmac.compare_digest(saved.signature, sign(saved.digest, key)):
+        raise InvalidPlanError(
+            f"{saved.path}: the signature does not match {KEY_ENV}: the plan was not made by a "
+            "job holding this key, or was changed after it was signed"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking against the journal
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What `verify` worked out: whether the plan is unsafe by the journal's numbers."""
+
+    unsafe: bool
+
+
+def verify(saved: SavedPlan, state: JournalState) -> Verified:
+    """Check the plan against the journal it was made from; raise before any call.
+
+    StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
+    anything its own changes do not: forgetting an incident or field the journal lacks, a
+    `before` that is not the journal's value, or operations other than the planner's for its
+    changes (in the same order, with its batch size). The planner's refusals (reopening a
+    resolved incident, escalating one) are refusals here too.
+    """
+    path = saved.path
+    if (saved.lineage, saved.serial) != (state.lineage, state.serial):
+        raise StalePlanError(
+            f"{path} is stale: it was made against journal serial {saved.serial} "
+            f"(lineage {saved.lineage}), the journal is now at serial {state.serial} "
+            f"(lineage {state.lineage}). Plan again."
+        )
+    journal = state.incidents
+    changed = {c.incident for c in saved.changes}
+    for cid in saved.forget:
+        if cid not in journal:
+            raise InvalidPlanError(f"{path}: forget: incident {cid} is not in the journal")
+        if cid in changed:
+            raise InvalidPlanError(f"{path}: forget: incident {cid} also has changes")
+    changed_fields = {(c.incident, c.field) for c in saved.changes}
+    for cid, name in saved.unmanaged:
+        if name not in journal.get(cid, {}):
+            raise InvalidPlanError(
+                f"{path}: unmanaged: the journal has no {name} for incident {cid}"
+            )
+        if (cid, name) in changed_fields:
+            raise InvalidPlanError(f"{path}: unmanaged: incident {cid} {name} also has a change")
+    # The state the plan was made against: the journal with the live values it carries.
+    before: StateMap = dict(journal)
+    for cid, fields in saved.refresh.items():
+        before[cid] = {**journal.get(cid, {}), **fields}
+    desired: StateMap = {}
+    for change in saved.changes:
+        fields = desired.setdefault(change.incident, {})
+        if change.field in fields:
+            raise InvalidPlanError(
+                f"{path}: changes: incident {change.incident} {change.field} changes twice"
+            )
+        fields[change.field] = change.after
+    try:
+        again = plan(
+            desired,
+            before,
+            lineage=state.lineage,
+            serial=state.serial,
+            batch_size=saved.batch_size or _batch_size(saved.operations),
+            targets=sorted(desired),
+        )
+    except PlanError as exc:
+        raise InvalidPlanError(
+            f"{path}: the journal refuses the plan's changes: " + "; ".join(exc.messages)
+        ) from None
+    # Compared as they come: a plan of 100k incidents never holds its changes twice.
+    _same(path, "changes", saved.changes, again.changes, Change.to_json)
+    _same(path, "operations", saved.operations, again.operations, Operation.to_json)
+    return Verified(unsafe=again.unsafe)
+
+
+def _batch_size(operations: list[Operation]) -> int:
+    """The batch size of a plan file older than the `batch_size` key: its largest batch.
+
+    Exact, not a guess: a batch smaller than the size it was made with means its ids all
+    fitted in one call, and batching with the largest batch found splits nothing else.
+    """
+    sizes = [len(op.ids) for op in operations if "ids" in op.body]
+    return max(sizes, default=DEFAULT_BATCH_SIZE)
+
+
+def _same(
+    path: str,
+    key: str,
+    saved: Sequence[Any],
+    derived: Iterable[Any],
+    encode: Callable[[Any], Any],
+) -> None:
+    """Refuse the plan, naming the first difference, unless the two lists are equal."""
+    missing = object()
+    for index, (mine, theirs) in enumerate(zip_longest(saved, derived, fillvalue=missing)):
+        if mine == theirs:
+            continue
+        if key == "changes":
+            why = "does not match the journal it names (a before that is not the journal's value?)"
+        else:
+            why = "are not the calls its changes make"
+        found = "nothing" if mine is missing else encode(mine)
+        expected = "nothing" if theirs is missing else encode(theirs)
+        raise InvalidPlanError(
+            f"{path}: {key} {why}: {key}[{index}] is {found}, the planner makes {expected}; "
+            "plan again"
+        )
+
+
+def stale_live(saved: SavedPlan, live: Mapping[str, Fields]) -> None:
+    """Refuse (StalePlanError) a plan whose live values Spike no longer reports.
+
+    `live` is what Spike says now for each incident of `saved.refresh`.
+    """
+    differ = [
+        f"incident {cid} {name}: the plan has {value!r}, Spike now reports "
+        f"{live.get(cid, {}).get(name, '(nothing)')!r}"
+        for cid, fields in sorted(saved.refresh.items())
+        for name, value in fields.items()
+        if live.get(cid, {}).get(name, ...) != value
+    ]
+    if differ:
+        raise StalePlanError(
+            f"{saved.path} is stale: live values changed since the plan was made ("
+            + "; ".join(differ)
+            + "). Plan again with --refresh."
+        )
