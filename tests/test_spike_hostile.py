@@ -616,7 +616,7 @@ def test_a_deep_live_answer_is_an_error_naming_the_incident() -> None:
         asyncio.run(go())
     assert str(info.value) == (
         "incident 116: could not be read: GET /incidents/116: 200, but the answer's JSON is "
-        "nested deeper than 64 levels"
+        "nested too deeply"
     )
 
 
