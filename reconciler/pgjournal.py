@@ -16,7 +16,6 @@ PostgreSQL journal is used, so the file journal and `reconcile --help` never pay
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from .journal import (
     encode_record,
     replay,
 )
+from .jsontext import MAX_DEPTH, loads
 from .model import JournalError, LockHeldError
 
 if TYPE_CHECKING:
@@ -199,8 +199,15 @@ class PostgresJournal(Journal):
                     f"{position}); restore it or fix the table by hand, the journal is never "
                     "reset silently"
                 )
-            # The json column only holds valid JSON, so this cannot fail on stored text.
-            records.append((f"{self.location}: record {position}", json.loads(text)))
+            where = f"{self.location}: record {position}"
+            # The json column only holds valid JSON, but it may nest deeper than any record.
+            try:
+                records.append((where, loads(text)))
+            except ValueError:
+                raise JournalError(
+                    f"{where}: corrupt record (JSON nested deeper than {MAX_DEPTH} levels); "
+                    "fix or remove it by hand, the journal is never reset silently"
+                ) from None
         return records
 
     # -- writing ---------------------------------------------------------------------------
