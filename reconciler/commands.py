@@ -374,9 +374,9 @@ def run_apply(
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
             unsafe, digest, live = fresh.unsafe, fresh.content()["plan_digest"], fresh.refresh
             if not fresh.has_changes:
-                return ApplyOutcome(
-                    None, state.lineage, state.serial, made=made, warnings=state.warnings
-                )
+                # The plan is not shown, but its warnings (uncertain escalations) still are.
+                warnings = [*state.warnings, *fresh.warnings]
+                return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=warnings)
         if unsafe and not request.force:
             raise UnsafePlanError(
                 "the plan is marked unsafe (it changes or forgets recorded values on more than "

@@ -427,6 +427,8 @@ def _item_text(item: Mapping[str, Any]) -> str:
         return f"{serial}forget {', '.join(item['forget'])}"
     if "unmanage" in item:
         return f"{serial}stop managing " + ", ".join(f"{i} {f}" for i, f in item["unmanage"])
+    if item.get("source") == "activity-log":
+        return f"{serial}recorded the escalation count of {', '.join(item['set'])} (activity log)"
     return f"{serial}recorded live values of {', '.join(item['set'])} ({item.get('source')})"
 
 

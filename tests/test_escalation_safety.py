@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import KEY, TEAM, cli, write_states
+from e2e_helpers import KEY, TEAM, cli, env, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -682,3 +682,32 @@ def test_postgresql_replays_intents_and_warns_about_an_unfinished_apply(url: str
     assert list(state.uncertain) == ["a"]
     assert "escalations of a may have been sent" in state.warnings[0]
     assert state.warnings[0].startswith(f"{journal.location}: record 2: the apply started")
+
+
+def test_apply_exits_1_naming_the_uncertain_incidents(tmp_path: Path) -> None:
+    """End to end: a refused escalate batch is sent once, reported, and not planned again."""
+    states = tmp_path / "states"
+    write_states(states, {"a": {"escalations": 1}, "ghost": {"escalations": 1}})
+    journal = str(tmp_path / "j.jsonl")
+    with (
+        SandboxServer({"a": {}}, api_key=KEY, team_id=TEAM) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        code, out, err = cli("apply", str(states), "--auto-approve", "--journal", journal)
+        assert code == 1, err
+        assert [c["path"] for c in server.calls if c["method"] == "POST"] == [ESCALATE]
+        assert server.incidents()["a"]["escalations"] == 0
+        for cid in ("a", "ghost"):
+            assert (
+                f"  ? {cid}: POST /incidents/escalate: outcome unknown: unknown incident ids: "
+                "ghost: Bad Request; check Spike's activity log, then record the count: "
+                f"reconcile refresh --id {cid} --escalations N\n"
+            ) in out
+        assert out.endswith(
+            "Apply failed: 0 API calls applied, 2 escalations uncertain. "
+            "Run apply again to do the rest.\n"
+        )
+        code, out, err = cli("apply", str(states), "--auto-approve", "--journal", journal)
+        assert (code, out) == (0, "No changes. Nothing to apply.\n")
+        assert "reconcile refresh --id ghost --escalations N" in err
+        assert len(server.calls) == 1
