@@ -141,10 +141,14 @@ class Applier:
         self.progress = progress
         self.result = ApplyResult()
         self._failed_ids: set[str] = set()
-        self._journal_lock = asyncio.Lock()
-        # A call holds its slot until it is journaled, so a crash loses at most the calls in
-        # flight: no call starts while more than `parallelism` successes are unrecorded.
-        self._slots = asyncio.Semaphore(client.limiter.maximum if client else 1)
+        # Group commit: records of calls that finish together share one sync. A call holds
+        # a permit from before it is sent until its record is synced; the client keeps at
+        # most `parallelism` calls in flight, so a slot is reused while the records before
+        # it are synced, and a crash loses at most 2 x parallelism calls.
+        self._unsynced = asyncio.Semaphore(2 * (client.limiter.maximum if client else 1))
+        #: Records waiting for the next group: (writer method, its arguments, the caller).
+        self._queue: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._fatal = False
         #: The first journal write that failed: the apply stops and raises it.
         self._journal_error: JournalError | None = None
@@ -191,6 +195,10 @@ class Applier:
             self.result.error = self.result.error or type(exc).__name__
             raise
         finally:
+            if self._flusher is not None and not self._flusher.done():
+                # Only after an abort: never write the end record beside a group.
+                with suppress(asyncio.CancelledError):
+                    await self._flusher
             self.result.seconds = time.monotonic() - started
             self.result.interrupted = self.stop.is_set()
             self.result.requests = self.client.requests if self.client else 0
@@ -240,7 +248,7 @@ class Applier:
             await self._send(maybe)
 
     async def _send(self, op: Operation) -> None:
-        async with self._slots:
+        async with self._unsynced:
             await self._attempt(op)
 
     def _not_started(self, op: Operation) -> bool:
@@ -270,23 +278,45 @@ class Applier:
         return True
 
     async def _journal(self, record: Callable[..., Any], *args: Any) -> Any:
-        """Write one record off the event loop, one writer at a time.
+        """Store one record (a writer method and its arguments); return once it is durable.
 
-        The fsync runs in a thread, so responses of other calls are read meanwhile. A failed
-        write stops the apply: the error is raised once the calls in flight have ended.
+        Records that arrive while a group is being synced form the next group, written and
+        synced in a thread, so responses of other calls are read meanwhile. A failed write
+        stops the apply: the error is raised here, and from run() once the calls in flight
+        have ended.
         """
-        async with self._journal_lock:
-            if self._journal_error is not None:
-                raise self._journal_error
+        if self._journal_error is not None:
+            raise self._journal_error
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, args, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+
+            def store(batch: list[tuple[Callable[..., Any], tuple[Any, ...], Any]]) -> list[Any]:
+                with self.writer.group():
+                    return [record(*args) for record, args, _ in batch]
+
             try:
-                return await asyncio.to_thread(record, *args)
+                results = await asyncio.to_thread(store, batch)
             except JournalError as exc:
                 self._journal_error = exc
                 self._fatal = True
-                raise
+                for _, _, done in [*batch, *self._queue]:
+                    if not done.done():  # its caller may have been cancelled meanwhile
+                        done.set_exception(exc)
+                self._queue = []
+                return
+            for (_, _, done), result in zip(batch, results, strict=True):
+                if not done.done():
+                    done.set_result(result)
 
     async def _attempt(self, op: Operation) -> None:
-        """Call, then journal, holding the caller's slot (bisection reuses it)."""
+        """Call, then journal, holding the caller's permit (bisection reuses it)."""
         if self._not_started(op):
             return
         assert self.client is not None, "operations need a client"

@@ -402,10 +402,29 @@ class JournalWriter(ABC):
 
     def __init__(self, state: JournalState) -> None:
         self.state = state
+        self._grouped = False
 
     @abstractmethod
     def _store(self, record: dict[str, Any]) -> None:
-        """Write one record durably (fsync / commit) before returning."""
+        """Write one record durably (fsync / commit) before returning; inside `group()`, the
+        backend may leave it to the group's one sync instead."""
+
+    def _sync(self) -> None:
+        """Make every record stored in the current group durable (a backend whose every
+        `_store` is durable by itself has nothing to do)."""
+        return
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Records appended inside share one sync (group commit): each is durable only when
+        the block has ended without an error. Raises JournalError when the sync fails."""
+        assert not self._grouped, "groups do not nest"
+        self._grouped = True
+        try:
+            yield
+        finally:
+            self._grouped = False
+        self._sync()
 
     def _append(self, kind: str, **fields: Any) -> None:
         self._ensure_lineage()
@@ -626,8 +645,10 @@ class _FileWriter(JournalWriter):
         super().__init__(state)
         self._handle = handle
         self._location = location
-        #: The length of what is stored: a failed write is cut back to it.
+        #: The length of what is durable: a failed write or sync is cut back to it.
         self._size = size
+        #: The length written, synced or not (more than _size inside a group).
+        self._written = size
         #: The last record has no newline yet: the next append writes it first.
         self._unterminated = unterminated
         self._broken: JournalError | None = None
@@ -641,19 +662,32 @@ class _FileWriter(JournalWriter):
             written = 0
             while written < len(raw):
                 written += self._handle.write(raw[written:])
+        except OSError as exc:
+            self._fail(exc)
+        self._written += len(raw)
+        self._unterminated = False
+        if not self._grouped:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+        try:
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            # Disk full, quota, I/O error: cut back what part of the line reached the file,
-            # so the records stored before stay readable, and refuse every later append.
-            with suppress(OSError):
-                os.ftruncate(self._handle.fileno(), self._size)
-            self._broken = JournalError(
-                f"{self._location}: cannot write the journal: {exc.strerror}; the calls "
-                "journaled before this one are kept, this one and any later are not"
-            )
-            raise self._broken from None
-        self._size += len(raw)
-        self._unterminated = False
+            self._fail(exc)
+        self._size = self._written
+
+    def _fail(self, exc: OSError) -> None:
+        # Disk full, quota, I/O error: cut back what reached the file since the last sync,
+        # so the records stored before stay readable, and refuse every later append.
+        with suppress(OSError):
+            os.ftruncate(self._handle.fileno(), self._size)
+        self._broken = JournalError(
+            f"{self._location}: cannot write the journal: {exc.strerror}; the calls "
+            "journaled before this one are kept, this one and any later are not"
+        )
+        raise self._broken from None
 
 
 def open_journal(location: str | None = None) -> Journal:
