@@ -8,6 +8,10 @@ its batch is never bisected (that would escalate the accepted ids again), and a 
 outcome is unknown is journaled as uncertain, never retried (docs/journal.md). An incident
 whose operation failed is left out of later waves, so nothing is resolved whose priority
 could not be set. Refused credentials and an unavailable API stop the apply at once.
+
+Records of calls that finish together are synced as one group; a call holds a permit from
+before it is sent until its record is synced, so a crash loses at most 2 x parallelism calls
+(the next plan re-issues them; an escalation among them is left uncertain by its intent).
 """
 
 from __future__ import annotations

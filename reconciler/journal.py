@@ -48,6 +48,13 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
 Every record that changes the last-applied state (`op`, `intent`, `uncertain`, `not-sent`,
 `forget`, `unmanage`, `set`) carries the next `serial`, so a plan saved before any of them is
 stale.
+
+Durability: a record counts only once it is synced (file: fsync; PostgreSQL: a synchronous
+commit). Records appended inside `JournalWriter.group()` share one sync (group commit); the
+applier groups the records of calls that finish together. A write or sync that fails is cut
+back to the last synced record and stops the writer, so what was journaled before stays
+readable. A last line that does not parse (a write torn by a crash) is ignored with a warning
+and cut before the next append; a complete last record without its newline is kept.
 """
 
 from __future__ import annotations
