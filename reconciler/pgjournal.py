@@ -398,7 +398,8 @@ def _schema_version(conn: Connection) -> int:
 
 
 class _PostgresWriter(JournalWriter):
-    """Inserts each record in its own (autocommit) transaction on the lock's session."""
+    """Inserts each record in its own (autocommit) transaction on the lock's session; the
+    records of a group in one transaction (one commit, one WAL flush)."""
 
     def __init__(
         self, state: JournalState, journal: PostgresJournal, conn: Connection, position: int
@@ -407,6 +408,20 @@ class _PostgresWriter(JournalWriter):
         self._journal = journal
         self._conn = conn
         self._position = position
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        start = self._position
+        try:
+            with (
+                self._journal._failures("cannot write the journal"),
+                self._conn.transaction(),
+                super().group(),
+            ):
+                yield
+        except JournalError:
+            self._position = start  # the whole group was rolled back
+            raise
 
     def _store(self, record: dict[str, Any]) -> None:
         psycopg = _psycopg()

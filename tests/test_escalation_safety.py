@@ -775,3 +775,23 @@ def test_calls_that_finish_together_share_one_sync(tmp_path: Path) -> None:
     # lineage, start and end are synced alone; the 16 op records in fewer groups than calls
     assert writer.syncs - 3 < 16
     assert worst <= 2 * parallelism
+
+
+def test_a_postgresql_group_is_one_transaction(url: str) -> None:
+    journal = PostgresJournal(url)
+    ack = Operation("POST", "/incidents/acknowledge", {"ids": ["a"]})
+    with journal.open_for_apply(0, "test") as writer:
+        writer.start(PLAN, 2)
+        with writer.group():
+            writer.applied(ack, PLAN)
+            writer.applied(escalate("b"), PLAN)
+            # Another session sees none of the group before its commit.
+            assert PostgresJournal(url).read().serial == 0
+        assert PostgresJournal(url).read().incidents == {
+            "a": {"status": "acknowledged"},
+            "b": {"escalations": 1},
+        }
+        writer.end(PLAN, "applied")
+    assert [r["kind"] for r in journal.records()] == [
+        *("lineage", "apply-start", "op", "op", "apply-end")
+    ]
