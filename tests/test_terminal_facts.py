@@ -14,7 +14,7 @@ from e2e_helpers import cli, write_states
 from reconciler.journal import FileJournal, Journal
 from reconciler.model import Operation, PlanError
 from reconciler.pgjournal import PostgresJournal
-from reconciler.planner import calls_are_unsafe, plan
+from reconciler.planner import calls_are_unsafe, digest, plan
 
 PLAN = "sha256:test"
 RESOLVE = Operation("POST", "/incidents/resolve", {"ids": ["r"]})
@@ -172,3 +172,22 @@ def test_a_saved_plan_that_forgets_too_much_is_unsafe_whatever_its_flag(tmp_path
     assert calls_are_unsafe([], state.incidents, forget)
     assert not calls_are_unsafe([], state.incidents, forget[:6])
     assert not calls_are_unsafe([], state.incidents, ["not-journaled"] * 7)
+
+
+def test_apply_recomputes_the_forgets_of_an_edited_saved_plan(tmp_path: Path) -> None:
+    journal, states = twenty(tmp_path)
+    (states / "incidents.yaml").write_text("incidents: {}\n")
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", str(states), "--journal", str(journal.path), "--out", str(plan_file))[0] == 0
+    body = json.loads(plan_file.read_text())
+    body["unsafe"], body["warnings"] = False, []
+    body["plan_digest"] = digest(body)
+    plan_file.write_text(json.dumps(body))
+    before = journal.path.read_bytes()
+    code, _, err = cli("apply", str(plan_file), "--journal", str(journal.path))
+    assert code == 1
+    assert "the plan is marked unsafe (it changes or forgets recorded values" in err
+    assert journal.path.read_bytes() == before
+    code, _, err = cli("apply", str(plan_file), "--journal", str(journal.path), "--force")
+    assert code == 0, err
+    assert journal.read().incidents == {}
