@@ -640,7 +640,7 @@ class FileJournal(Journal):
 
     def _holder(self, path: Path) -> str:
         try:
-            return str(LockInfo(**json.loads(path.read_text())))
+            return str(LockInfo(**loads(path.read_bytes())))
         except (OSError, ValueError, TypeError):
             return "holder unknown"
 

@@ -659,6 +659,23 @@ def test_a_journal_reached_through_a_symlink_is_locked_at_its_real_path(tmp_path
     assert not (tmp_path / "link.jsonl.lock").exists()
 
 
+def test_a_deeply_nested_holder_file_names_no_holder(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+        (tmp_path / "journal.jsonl.lock.holder").write_text("[" * 100_000 + "]" * 100_000)
+        with pytest.raises(LockHeldError, match="locked by another apply: holder unknown"):
+            FileJournal(path).open_for_apply(0, "test").__enter__()
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def test_a_deeply_nested_postgresql_record_is_refused_naming_it(url: str, admin: Any) -> None:
     journal = PostgresJournal(url)
     with journal.open_for_apply(0, "test") as writer:
