@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from e2e_helpers import cli, write_states
 
-from reconciler.journal import FileJournal, Journal
+from reconciler.journal import FileJournal, Journal, migrate
 from reconciler.model import Operation, PlanError
 from reconciler.pgjournal import PostgresJournal
 from reconciler.planner import calls_are_unsafe, digest, plan
@@ -191,3 +191,24 @@ def test_apply_recomputes_the_forgets_of_an_edited_saved_plan(tmp_path: Path) ->
     code, _, err = cli("apply", str(plan_file), "--journal", str(journal.path), "--force")
     assert code == 0, err
     assert journal.read().incidents == {}
+
+
+def test_kept_facts_and_uncertainty_survive_a_migration(tmp_path: Path, url: str) -> None:
+    source = FileJournal(tmp_path / "j.jsonl")
+    history(source)
+    forget_all(source)
+    with source.open_for_apply(0, "test") as writer:
+        writer.start(PLAN, 1)
+        intent = writer.intent(Operation("POST", "/incidents/escalate", {"ids": ["x"]}), PLAN)
+        writer.uncertain(intent, "504 gateway timeout", PLAN)
+        writer.end(PLAN, "failed", uncertain=1)
+    dest = PostgresJournal(url)
+    migrate(source, dest)
+    mine, theirs = source.read(), dest.read()
+    assert (theirs.kept, theirs.uncertain, theirs.serial) == (
+        mine.kept,
+        mine.uncertain,
+        mine.serial,
+    )
+    assert theirs.kept == {"r": {"status": "resolved"}, "e": {"escalations": 3}}
+    assert list(theirs.uncertain) == ["x"]
