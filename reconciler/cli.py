@@ -343,6 +343,13 @@ def sandbox(
 @click.option(
     "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
 )
+@click.option(
+    "--escalations",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Record N, the incident's escalation count in Spike's activity log (one --id, no "
+    "PATH, no network); clears an uncertain escalation.",
+)
 @journal_option
 @parallelism_option
 @lock_timeout_option
@@ -351,6 +358,7 @@ def sandbox(
 def refresh(
     paths: tuple[str, ...],
     adopt: tuple[str, ...],
+    escalations: int | None,
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
@@ -362,11 +370,21 @@ def refresh(
 
     Reads the incidents of the state files that the journal knows, and with --id adopts
     incidents it has never seen, so the next plan shows only real differences.
+
+    `--id ID --escalations N` reads nothing: it records N, counted in Spike's activity log,
+    as the incident's escalation count, after an escalate call whose outcome is unknown.
     """
     from . import render
     from .commands import run_refresh
 
-    outcome = run_refresh(paths, adopt, journal_location, parallelism, lock_timeout)
+    if escalations is not None:
+        if len(adopt) != 1:
+            raise click.UsageError("--escalations needs exactly one --id")
+        if paths:
+            raise click.UsageError("--escalations takes no PATH: it records one incident's count")
+    outcome = run_refresh(
+        paths, adopt, journal_location, parallelism, lock_timeout, escalations=escalations
+    )
     if fmt == "json":
         click.echo(render.refresh_json(outcome), nl=False)
     else:

@@ -16,6 +16,7 @@ from .journal import JournalState, JournalWriter, now, open_journal
 from .model import (
     Drift,
     Fields,
+    InvalidPlanError,
     Operation,
     Problem,
     ReconcileError,
@@ -28,7 +29,7 @@ from .planfile import SavedPlan as SavedPlan
 from .planfile import atomic_write as atomic_write
 from .planfile import read_saved_plan as read_saved_plan
 from .planfile import write_plan as write_plan
-from .planner import Plan, plan
+from .planner import Plan, calls_are_unsafe, plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -83,6 +84,8 @@ def make_plan(
         targets=list(targets) or None,
         sources=desired.sources,
         live=live,
+        kept=state.kept,
+        uncertain=state.uncertain,
     )
     return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
 
@@ -115,16 +118,24 @@ def run_refresh(
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
+    escalations: int | None = None,
 ) -> RefreshOutcome:
     """Record live values in the journal without changing anything in Spike.
 
     Reads the incidents of the state files (the fields they manage or the journal holds)
     and adopts `adopt`: incidents the journal has never seen, all their live fields.
+
+    With `escalations`, reads nothing from Spike: records that count, which the operator read
+    in Spike's activity log, for the one incident in `adopt`, and clears the uncertainty of
+    its last escalation. A count below the escalations the journal recorded as applied is
+    refused.
     """
     from .planner import refreshed
     from .states import load
 
     check_targets(adopt)
+    if escalations is not None:
+        return _record_escalations(adopt, escalations, journal_location, lock_timeout)
     desired = load(paths or ("states",)).incidents
     journal = open_journal(journal_location)
     with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
@@ -137,6 +148,31 @@ def run_refresh(
         record.update(adopted)
         writer.set_values(record, "refresh")
         return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
+
+
+def _record_escalations(
+    ids: Sequence[str], count: int, journal_location: str | None, lock_timeout: float
+) -> RefreshOutcome:
+    from .journal import ACTIVITY_LOG
+
+    if len(ids) != 1:
+        raise ReconcileError("--escalations records the count of one incident: give one --id")
+    if type(count) is not int or count < 0:
+        raise ReconcileError(f"--escalations must be a whole number, 0 or more, not {count!r}")
+    (cid,) = ids
+    journal = open_journal(journal_location)
+    with journal.open_for_apply(lock_timeout, f"reconcile refresh --id {cid}") as writer:
+        state = writer.state
+        # Confirmed escalations (2xx) happened; an uncertain one is not counted in them.
+        confirmed = state.escalations(cid) or 0
+        if count < confirmed:
+            raise ReconcileError(
+                f"--escalations {count} is below the {confirmed} escalations of {cid} that "
+                "Spike confirmed to this tool; the count only grows (nothing recorded)"
+            )
+        record: dict[str, Fields] = {cid: {"escalations": count}}
+        writer.set_values(record, ACTIVITY_LOG)
+        return RefreshOutcome([], record, writer.state.lineage, writer.state.serial)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,9 +239,13 @@ def run_apply(
         notes.extend(state.warnings)
         made: MadePlan | None = None
         if saved is not None:
+            # The specific refusal first: verify would only say the calls differ.
+            _refuse_uncertain_escalations(saved.path, saved.operations, state)
             unsafe = verify(saved, state).unsafe or saved.unsafe
             operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
             digest, live = saved.digest, saved.refresh
+            # The file's own flag is untrusted; forgets count as in a fresh plan.
+            unsafe = unsafe or calls_are_unsafe(operations, state.incidents, forget)
         else:
             made = make_plan(
                 request.paths,
@@ -220,11 +260,13 @@ def run_apply(
             digest = fresh.content(request.batch_size)["plan_digest"]
             unsafe, live = fresh.unsafe, fresh.refresh
             if not fresh.has_changes:
-                return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
+                # The plan is not shown, but its warnings (uncertain escalations) still are.
+                warnings = [*notes, *fresh.warnings]
+                return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=warnings)
         if unsafe and not request.force:
             raise UnsafePlanError(
-                "the plan is marked unsafe (it changes recorded values on more than 30% of the "
-                "journaled incidents); review it, then apply with --force"
+                "the plan is marked unsafe (it changes or forgets recorded values on more than "
+                "30% of the journaled incidents); review it, then apply with --force"
             )
         if not (operations or forget or unmanaged or live):
             return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
@@ -262,6 +304,24 @@ def run_apply(
             )
         )
         return ApplyOutcome(result, writer.state.lineage, writer.state.serial, signal, made, notes)
+
+
+def _refuse_uncertain_escalations(
+    path: str, operations: Sequence[Operation], state: JournalState
+) -> None:
+    """A saved plan never escalates an incident whose last escalation has an unknown outcome
+    (a plan made now would not; the file is untrusted input)."""
+    from .endpoints import ESCALATE
+
+    uncertain = sorted(
+        {cid for op in operations if op.path == ESCALATE for cid in op.ids} & set(state.uncertain)
+    )
+    if uncertain:
+        raise InvalidPlanError(
+            f"{path} escalates {', '.join(uncertain)}, whose last escalation has an unknown "
+            "outcome; record the count from Spike's activity log with `reconcile refresh "
+            "--id ID --escalations N`, then plan again"
+        )
 
 
 async def _apply(

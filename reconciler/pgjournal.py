@@ -16,7 +16,6 @@ PostgreSQL journal is used, so the file journal and `reconcile --help` never pay
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from .journal import (
     encode_record,
     replay,
 )
+from .jsontext import loads
 from .model import JournalError, LockHeldError
 
 if TYPE_CHECKING:
@@ -199,8 +199,15 @@ class PostgresJournal(Journal):
                     f"{position}); restore it or fix the table by hand, the journal is never "
                     "reset silently"
                 )
-            # The json column only holds valid JSON, so this cannot fail on stored text.
-            records.append((f"{self.location}: record {position}", json.loads(text)))
+            where = f"{self.location}: record {position}"
+            # The json column only holds valid JSON, but it may nest deeper than any record.
+            try:
+                records.append((where, loads(text)))
+            except ValueError:
+                raise JournalError(
+                    f"{where}: corrupt record (JSON nested too deeply); "
+                    "fix or remove it by hand, the journal is never reset silently"
+                ) from None
         return records
 
     # -- writing ---------------------------------------------------------------------------
@@ -391,7 +398,8 @@ def _schema_version(conn: Connection) -> int:
 
 
 class _PostgresWriter(JournalWriter):
-    """Inserts each record in its own (autocommit) transaction on the lock's session."""
+    """Inserts each record in its own (autocommit) transaction on the lock's session; the
+    records of a group in one transaction (one commit, one WAL flush)."""
 
     def __init__(
         self, state: JournalState, journal: PostgresJournal, conn: Connection, position: int
@@ -400,6 +408,20 @@ class _PostgresWriter(JournalWriter):
         self._journal = journal
         self._conn = conn
         self._position = position
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        start = self._position
+        try:
+            with (
+                self._journal._failures("cannot write the journal"),
+                self._conn.transaction(),
+                super().group(),
+            ):
+                yield
+        except JournalError:
+            self._position = start  # the whole group was rolled back
+            raise
 
     def _store(self, record: dict[str, Any]) -> None:
         psycopg = _psycopg()

@@ -360,6 +360,8 @@ def verify(saved: SavedPlan, state: JournalState) -> Verified:
             serial=state.serial,
             batch_size=saved.batch_size or _batch_size(saved.operations),
             targets=sorted(desired),
+            kept=state.kept,
+            uncertain=state.uncertain,
         )
     except PlanError as exc:
         raise InvalidPlanError(

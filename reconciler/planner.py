@@ -210,26 +210,34 @@ def _diff(
     journal: StateMap,
     scope: Sequence[str],
     sources: Mapping[str, str],
+    kept: Mapping[str, Fields] | None = None,
+    uncertain: Mapping[str, str] | None = None,
 ) -> Iterator[Change | str | tuple[str, str]]:
     """Every difference in plan order: a Change, a refusal (str), or an unmanaged field.
 
     The one place that compares desired with last-applied values; the planner walks it once
-    to build the calls, and ChangeView walks it again to show the changes.
+    to build the calls, and ChangeView walks it again to show the changes. `kept` holds the
+    facts Spike cannot undo about incidents (or statuses) no longer journaled: a resolved
+    status and an escalation count; they count as known values but are never listed as
+    unmanaged. An incident in `uncertain` gets no escalation change.
     """
     empty: dict[str, Value] = {}
+    kept = kept or {}
+    uncertain = uncertain or {}
     for cid in scope:
         want = desired[cid]
         have = journal.get(cid, empty)
+        facts = kept.get(cid, empty)
         where = f"{sources[cid]}: " if cid in sources else ""
-        known_status = have.get("status")
+        resolved = have.get("status") == "resolved" or facts.get("status") == "resolved"
         for name in FIELDS:
             if name not in want:
                 if name in have and name != "escalations":
                     yield (cid, name)
                 continue
             after = want[name]
-            known = name in have
-            before = have.get(name)
+            known = name in have or name in facts
+            before = have[name] if name in have else facts.get(name)
             if name == "escalations":
                 done = before if isinstance(before, int) else 0
                 assert isinstance(after, int)
@@ -241,18 +249,29 @@ def _diff(
                         "already applied; the count only grows"
                     )
                     continue
-                if known_status == "resolved":
+                if resolved:
                     yield f"{where}incident {cid}: escalations: cannot escalate a resolved incident"
                     continue
+                if cid in uncertain:
+                    continue  # never escalated again until the operator records the count
             elif known and before == after:
                 continue
-            elif name == "status" and known_status == "resolved":
+            elif name == "status" and resolved:
                 yield (
                     f"{where}incident {cid}: status: resolved incidents are terminal "
                     f"in Spike; it cannot become {after}"
                 )
                 continue
             yield Change(cid, name, before, after, known)
+
+
+def uncertain_warning(cid: str, reason: str) -> str:
+    """The plan's note about an incident whose last escalation has an unknown outcome."""
+    return (
+        f"incident {cid}: escalations: the outcome of an escalate call is unknown ({reason}); "
+        "no escalation is planned for it until you record the count shown in Spike's "
+        f"activity log: reconcile refresh --id {cid} --escalations N"
+    )
 
 
 class ChangeView(Sequence[Change]):
@@ -269,15 +288,18 @@ class ChangeView(Sequence[Change]):
         scope: Sequence[str],
         count: int,
         incidents: int,
+        kept: Mapping[str, Fields] | None = None,
+        uncertain: Mapping[str, str] | None = None,
     ) -> None:
         self._inputs = (desired, journal, scope)
+        self._facts = (kept, uncertain)
         self._count = count
         #: How many distinct incidents change.
         self.incidents = incidents
 
     def __iter__(self) -> Iterator[Change]:
         desired, journal, scope = self._inputs
-        for item in _diff(desired, journal, scope, {}):
+        for item in _diff(desired, journal, scope, {}, *self._facts):
             if isinstance(item, Change):
                 yield item
 
@@ -316,14 +338,18 @@ def plan(
     sources: Mapping[str, str] | None = None,
     warnings: Sequence[str] = (),
     live: Mapping[str, Fields] | None = None,
+    kept: Mapping[str, Fields] | None = None,
+    uncertain: Mapping[str, str] | None = None,
 ) -> Plan:
     """The minimal plan that takes `journal` (last-applied) to `desired`.
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
-    record. Raises PlanError listing every incident that cannot be planned: a resolved
-    incident moved out of resolved, an escalation count that shrinks or grows on a resolved
-    incident.
+    record. `kept` and `uncertain` come from the journal (JournalState): facts that survive
+    forgetting, and incidents whose last escalation has an unknown outcome (no escalation is
+    planned for them; the plan warns). Raises PlanError listing every incident that cannot
+    be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
+    count that shrinks, or grows on a resolved incident.
     """
     if batch_size < 1:
         raise PlanError(["--batch-size must be at least 1"])
@@ -363,7 +389,10 @@ def plan(
     last: str | None = None
     last_recorded: str | None = None
 
-    for item in _diff(desired, journal, scope, sources):
+    kept = dict(kept or {})
+    uncertain = dict(uncertain or {})
+    notes.extend(uncertain_warning(cid, uncertain[cid]) for cid in sorted(uncertain))
+    for item in _diff(desired, journal, scope, sources, kept, uncertain):
         if isinstance(item, str):
             errors.append(item)
             continue
@@ -416,7 +445,7 @@ def plan(
         serial=serial,
         inputs_digest=inputs_digest,
         incidents=len(scope),
-        changes=ChangeView(desired, journal, scope, count, changed),
+        changes=ChangeView(desired, journal, scope, count, changed, kept, uncertain),
         forget=forget,
         unmanaged=unmanaged,
         operations=operations,
@@ -424,10 +453,13 @@ def plan(
         drift=drift,
         refresh=refresh,
     )
+    # Forgetting a journaled incident drops its recorded values: it counts as a change
+    # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
+    recorded += len(forget)
     result.unsafe = _is_unsafe(recorded, journal)
     if result.unsafe:
         result.warnings.append(
-            f"unsafe plan: it changes recorded values on {recorded} of "
+            f"unsafe plan: it changes or forgets recorded values on {recorded} of "
             f"{len(journal)} journaled incidents (more than {UNSAFE_SHARE:.0%}); "
             "apply refuses it without --force"
         )
@@ -464,12 +496,14 @@ def refreshed(
     return merged, drift, record
 
 
-def calls_are_unsafe(operations: Sequence[Operation], journal: StateMap) -> bool:
-    """The 30% rule worked out from the calls themselves, for a saved plan: its own
-    `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
+def calls_are_unsafe(
+    operations: Sequence[Operation], journal: StateMap, forget: Sequence[str] = ()
+) -> bool:
+    """The 30% rule worked out from the calls and forgets themselves, for a saved plan: its
+    own `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
     if len(journal) < UNSAFE_MIN_INCIDENTS:
         return False
-    changed: set[str] = set()
+    changed = {cid for cid in forget if cid in journal}
     for op in operations:
         name, value = ep.effects(op)
         for cid in op.ids:

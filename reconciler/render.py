@@ -380,6 +380,10 @@ def _history_item(record: Mapping[str, Any]) -> dict[str, Any]:
             "call": f"{record['method']} {record['path']}",
             "body": record["body"],
         }
+    if kind == "intent":
+        return {"serial": record["serial"], "intent": record["body"]["ids"]}
+    if kind in ("uncertain", "not-sent"):
+        return {"serial": record["serial"], kind: record["intent"], "reason": record["reason"]}
     if kind == "forget":
         return {"serial": record["serial"], "forget": record["ids"]}
     if kind == "unmanage":
@@ -423,10 +427,18 @@ def _item_text(item: Mapping[str, Any]) -> str:
             f"{len(ids)} ids: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}" if ids else ""
         )
         return f"{serial}{item['call']}{extra}  {target}".rstrip()
+    if "intent" in item:
+        return f"{serial}about to escalate {', '.join(item['intent'])}"
+    if "uncertain" in item:
+        return f"{serial}escalate of #{item['uncertain']}: outcome unknown ({item['reason']})"
+    if "not-sent" in item:
+        return f"{serial}escalate of #{item['not-sent']} not sent ({item['reason']})"
     if "forget" in item:
         return f"{serial}forget {', '.join(item['forget'])}"
     if "unmanage" in item:
         return f"{serial}stop managing " + ", ".join(f"{i} {f}" for i, f in item["unmanage"])
+    if item.get("source") == "activity-log":
+        return f"{serial}recorded the escalation count of {', '.join(item['set'])} (activity log)"
     return f"{serial}recorded live values of {', '.join(item['set'])} ({item.get('source')})"
 
 
@@ -455,18 +467,36 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
             + (" ..." if len(skipped) > 20 else "")
             + f" ({result.skipped[0].reason})"
         )
+    for failure in result.uncertain:
+        lines.append(
+            paint(f"  ? {failure.incident}", "red")
+            + f": {failure.operation.method} {failure.operation.path}: {failure.reason}; "
+            "check Spike's activity log, then record the count: "
+            f"reconcile refresh --id {failure.incident} --escalations N"
+        )
     if result.credentials_error:
         lines.append(paint("Credentials refused: ", "red") + result.credentials_error)
+    if result.unavailable_error:
+        lines.append(paint("Spike API unavailable: ", "red") + result.unavailable_error)
+    if result.error:
+        lines.append(paint("Apply stopped: ", "red") + result.error)
     parts = [f"{len(result.applied)} API calls applied"]
     if result.failed:
         parts.append(f"{len({f.incident for f in result.failed})} incidents failed")
+    if result.uncertain:
+        parts.append(f"{len({f.incident for f in result.uncertain})} escalations uncertain")
     if skipped:
         parts.append(f"{len(skipped)} skipped")
     if result.forgotten:
         parts.append(f"{len(result.forgotten)} forgotten")
     if result.unmanaged:
         parts.append(f"{len(result.unmanaged)} fields unmanaged")
-    word = {"applied": "Apply complete", "failed": "Apply failed", "interrupted": "Interrupted"}
+    word = {
+        "applied": "Apply complete",
+        "failed": "Apply failed",
+        "interrupted": "Interrupted",
+        "aborted": "Apply aborted",
+    }
     summary = f"{word[result.outcome]}: {', '.join(parts)}."
     if result.outcome != "applied":
         summary += " Run apply again to do the rest."
@@ -490,6 +520,14 @@ def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> 
 
 
 def refresh_text(outcome: RefreshOutcome) -> str:
+    counts = [(cid, v) for cid, v in outcome.recorded.items() if set(v) == {"escalations"}]
+    if counts and not outcome.drift and len(counts) == len(outcome.recorded):
+        return "".join(
+            f"Recorded {show_value(v['escalations'])} escalations of {cid} from Spike's activity "
+            f"log (journal serial {outcome.serial}); its escalations are no longer uncertain. "
+            "Nothing was changed in Spike.\n"
+            for cid, v in counts
+        )
     lines = ["Changed outside reconcile (journal -> live):"] if outcome.drift else []
     lines += [
         f"  ! {d.incident} {d.field} {show_value(d.journaled)} -> {show_value(d.live)}"

@@ -81,7 +81,9 @@ def test_every_success_is_journaled_in_wave_order(tmp_path: Path) -> None:
         "b": {"status": "acknowledged", "priority": "p2", "escalations": 1},
     }
     kinds = [r["kind"] for r in journal.records()]
-    assert kinds == ["lineage", "apply-start", "forget", "op", "op", "op", "op", "apply-end"]
+    assert kinds == [
+        *("lineage", "apply-start", "forget", "op", "op", "intent", "op", "op", "apply-end")
+    ]
     assert journal.records()[-1]["outcome"] == "applied"
 
 

@@ -331,7 +331,8 @@ def test_an_unsafe_plan_still_succeeds_and_says_so(tmp_path: Path) -> None:
     result = plan_cli(str(states), journal=journal)
     assert result.code == 0
     assert (
-        "Warning: unsafe plan: it changes recorded values on 4 of 10 journaled incidents "
+        "Warning: unsafe plan: it changes or forgets recorded values on 4 of 10 journaled "
+        "incidents "
         "(more than 30%); apply refuses it without --force\n"
     ) in result.stdout
 
