@@ -11,6 +11,7 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -237,6 +238,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _char_position(text: str, offset: int) -> tuple[int, int]:
+    """Line and column (1-based) of the character at UTF-8 byte `offset` of `text` (libyaml
+    counts bytes)."""
+    before = text.encode("utf-8")[:offset].decode("utf-8", "replace")
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
 def _decode(path: str, data: bytes) -> tuple[str | None, Problem | None]:
     try:
         return data.decode("utf-8-sig"), None
@@ -286,11 +294,15 @@ class _Loaded:
 def _load_file(path: str, data: bytes) -> _Loaded:
     global _LOADER
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     text, problem = _decode(path, data)
     if text is None:
         assert problem is not None
         return _Loaded(path, "", None, [problem])
+    problem = nesting_problem(path, text)
+    if problem is not None:
+        return _Loaded(path, text, None, [problem])
     if _LOADER is None:
         _LOADER = _make_loader()
     loader = _LOADER
@@ -306,6 +318,10 @@ def _load_file(path: str, data: bytes) -> _Loaded:
             # "but found another document" only makes sense after its context.
             message = f"{exc.context}, {message}"
         return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
+    except ReaderError as exc:  # a character YAML forbids (NUL, other controls)
+        line, column = _char_position(text, exc.position)
+        message = f"YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return _Loaded(path, text, None, [Problem(path, line, column, message)])
     except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
         return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
     problems = [Problem(path, m.line + 1, m.column + 1, msg) for m, msg in constructor_problems]
@@ -348,10 +364,9 @@ def _load_file(path: str, data: bytes) -> _Loaded:
     try:
         model = _FILE_ADAPTER.validate_python(doc)
     except ValidationError as exc:
-        if _too_deep(doc):
-            line, column = _first_too_deep(text)
-            message = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
-            return _Loaded(path, text, None, [Problem(path, line, column, message)])
+        if _too_deep(doc):  # through aliases: each part is shallow
+            line, column = _first_too_deep(text) or (1, 1)
+            return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
         return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
     return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
 
@@ -384,8 +399,13 @@ def _too_deep(root: Any) -> bool:
     return False
 
 
-def _first_too_deep(text: str) -> tuple[int, int]:
-    """Where nesting first goes past NESTING_LIMIT, from libyaml's events (fast)."""
+def _first_too_deep(text: str, limit: int = NESTING_LIMIT) -> tuple[int, int] | None:
+    """Where nesting first goes past `limit`, from libyaml's events, or None when it
+    does not before the end or the first YAML error.
+
+    libyaml's parser keeps its own stack, so this cannot crash however deep the text; its
+    composer, and every constructor after it, recurse once per level (a 30,000-deep text
+    overflows the C stack: a segfault, not an exception)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
     from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
@@ -395,11 +415,128 @@ def _first_too_deep(text: str) -> tuple[int, int]:
         for event in YAML(typ="safe").parse(text):
             if isinstance(event, CollectionStartEvent):
                 depth += 1
-                if depth > NESTING_LIMIT:
+                if depth > limit:
                     return event.start_mark.line + 1, event.start_mark.column + 1
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
-    return 1, 1
+    return None
+
+
+_NESTING_MESSAGE = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
+#: One line in block context: indentation, compact `- ` / `? ` indicators, then the content.
+_BLOCK_LINE = re.compile(r"( *)((?:[-?](?: +|(?=\n)|$))*)([^\n]*)")
+#: What matters inside a flow collection: brackets, line ends, and what could hide brackets.
+_FLOW_CHAR = re.compile(r"[\[\]{}\n'\"#]")
+_QUOTED = {"'": re.compile(r"'(?:[^'\n]|'')*'"), '"': re.compile(r'"(?:[^"\\\n]|\\.)*"')}
+#: Where a plain key ends (`: `) or a comment starts (` #`) on a block line.
+_KEY_OR_COMMENT = re.compile(r":(?: |$)|\s#")
+#: What the scan leaves to the real parser: tabs, line breaks other than \n, and several
+#: documents.
+_UNUSUAL = re.compile(r"[\t\r\x85\u2028\u2029]|^-{3}|^\.{3}", re.MULTILINE)
+#: Tokens that start with these (tags, anchors, aliases, directives, reserved) are left to
+#: the real parser too.
+_UNUSUAL_START = tuple("!&*%@`")
+
+
+def nesting_problem(path: str, text: str) -> Problem | None:
+    """A problem when `text` nests collections deeper than NESTING_LIMIT, found without
+    building anything, so that the recursive parts of ruamel.yaml never see such a text.
+
+    A linear scan bounds the depth from above in the shapes state files are written in
+    (block mappings and sequences, flow collections of plain and simple quoted scalars);
+    only a text whose bound passes the limit, or that uses anything the scan does not
+    model, is walked exactly with libyaml's events (which refuse the same texts the loader
+    does, at the same place)."""
+    if not _may_nest_too_deep(text):
+        return None
+    place = _first_too_deep(text)
+    return None if place is None else Problem(path, *place, _NESTING_MESSAGE)
+
+
+def _may_nest_too_deep(text: str, limit: int = NESTING_LIMIT) -> bool:
+    """False only when the text surely nests at most `limit` levels."""
+    if _UNUSUAL.search(text):
+        return True
+    # Every open block collection starts at a column on this stack (its line's indentation
+    # or a compact indicator's); a block sequence may share its parent mapping's column,
+    # hence two levels per column. Open flow collections add one level each.
+    columns: list[int] = []
+    flow = 0
+    pos, end = 0, len(text)
+    while pos < end:
+        if flow:
+            match = _FLOW_CHAR.search(text, pos)
+            if match is None:
+                return False  # the parser refuses the unclosed collection
+            char, pos = match.group(), match.end()
+            if char in "[{":
+                flow += 1
+                if 2 * len(columns) + flow > limit:
+                    return True
+            elif char in "]}":
+                flow -= 1
+                if not flow:
+                    eol = text.find("\n", pos)
+                    eol = end if eol < 0 else eol
+                    rest = text[pos:eol].strip()
+                    if rest and not rest.startswith("#"):
+                        return True  # a flow key (`[a]: b`) or more after the collection
+                    pos = eol
+            elif char != "\n":
+                return True  # a quote or a comment inside a flow collection
+            continue
+        line = _BLOCK_LINE.match(text, pos)
+        assert line is not None  # every part of the pattern may be empty
+        pos = line.end() + 1
+        column, compact, content = len(line.group(1)), line.group(2), line.group(3)
+        if not compact and (not content or content.startswith("#")):
+            continue  # blank lines and comments do not end collections
+        while columns and columns[-1] > column:
+            columns.pop()
+        starts = [column + i for i, char in enumerate(compact) if char in "-?"]
+        for start in [column, *starts, column + len(compact)]:
+            if not columns or columns[-1] < start:
+                columns.append(start)
+        if 2 * len(columns) > limit:
+            return True
+        value = _block_value(content)
+        if value is None:
+            return True
+        if value[:1] in ("[", "{"):
+            flow, pos = 1, line.end() - len(value) + 1
+            if 2 * len(columns) + flow > limit:
+                return True
+    return False
+
+
+def _block_value(content: str) -> str | None:
+    """What may hold a flow collection on a block line (`[...` / `{...`, or ""), or None
+    when the line is not in a shape the scan models."""
+    if content.startswith(_UNUSUAL_START):
+        return None
+    if content[:1] in ("'", '"'):  # a quoted key or scalar, on this line
+        quoted = _QUOTED[content[0]].match(content)
+        if quoted is None:
+            return None
+        after = content[quoted.end() :].lstrip()
+        if after[:1] == ":" and after[1:2] in ("", " "):
+            content = after[1:].lstrip()
+        elif after and not after.startswith("#"):
+            return None
+        else:
+            return ""
+    elif content[:1] not in ("[", "{"):  # a plain key or scalar: brackets in it are text
+        stop = _KEY_OR_COMMENT.search(content)
+        if stop is None or not stop.group().startswith(":"):
+            return ""
+        content = content[stop.end() :].lstrip()
+    if content.startswith(_UNUSUAL_START):
+        return None
+    if content[:1] in ("'", '"'):
+        quoted = _QUOTED[content[0]].match(content)
+        after = "" if quoted is None else content[quoted.end() :].strip()
+        return "" if quoted is not None and (not after or after.startswith("#")) else None
+    return content if content[:1] in ("[", "{") else ""
 
 
 def _first_alias(text: str) -> tuple[int, int]:
