@@ -1,8 +1,10 @@
 """State files -> desired states, with FILE:LINE:COLUMN errors. Reads files, nothing else.
 
-The fast path parses with ruamel.yaml's C-backed safe loader and validates each file's data
-with one pydantic call. Positions cost time, so they are only computed for a file that has a
-problem: it is read again in round-trip mode, whose nodes carry line and column.
+The fast path parses with ruamel.yaml's C-backed safe loader and checks each file's data with
+the value predicates of model.py; a file that is not plainly valid goes to the pydantic model
+(imported only then), which words its problems. Positions cost time, so they are only computed
+for a file that has a problem: it is read again in round-trip mode, whose nodes carry line and
+column. A text nested too deep for the parser's recursion is refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -18,15 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-)
-from pydantic import Field as PydanticField
 from typing_extensions import NotRequired, TypedDict
 
 from .model import (
@@ -42,6 +35,8 @@ from .model import (
     StateFileError,
     StateMap,
     Status,
+    is_counter_id,
+    is_field_value,
 )
 
 SUFFIXES = (".yaml", ".yml")
@@ -55,51 +50,60 @@ MAX_ESCALATIONS = 100
 #: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
 NESTING_LIMIT = 50
 
-CounterId = Annotated[
-    str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
-]
 
+@functools.cache
+def _models() -> tuple[Any, Any]:
+    """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
+    building the models costs more than planning the bundled states, and a valid file in
+    the usual shapes never needs them (see `_valid_incidents`)."""
+    from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
+    from pydantic import Field as PydanticField
 
-class IncidentSpec(TypedDict, total=False):
-    """How one incident should be. Every field is optional; an absent field is unmanaged."""
+    counter_id = Annotated[
+        str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
+    ]
+    sharing = Annotated[bool, PydanticField(strict=True)]
+    count = Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    class IncidentSpec(TypedDict, total=False):
+        """How one incident should be. Every field is optional; an absent field is unmanaged."""
 
-    status: NotRequired[Status]
-    priority: NotRequired[Priority | None]
-    severity: NotRequired[Severity | None]
-    public_sharing: NotRequired[Annotated[bool, PydanticField(strict=True)]]
-    escalations: NotRequired[Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]]
+        __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
+        status: NotRequired[Status]
+        priority: NotRequired[Priority | None]
+        severity: NotRequired[Severity | None]
+        public_sharing: NotRequired[sharing]
+        escalations: NotRequired[count]
 
-class StateFile(BaseModel):
-    """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
+    class StateFile(BaseModel):
+        """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        title="spike-reconcile state file",
-        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
-    )
+        model_config = ConfigDict(
+            extra="forbid",
+            title="spike-reconcile state file",
+            json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        )
 
-    version: Literal[1] = 1
+        version: Literal[1] = 1
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_is_a_number(cls, value: Any) -> Any:
-        # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
-        if isinstance(value, bool):
-            raise ValueError("version must be 1")
-        return value
+        @field_validator("version", mode="before")
+        @classmethod
+        def _version_is_a_number(cls, value: Any) -> Any:
+            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
+            if isinstance(value, bool):
+                raise ValueError("version must be 1")
+            return value
 
-    incidents: dict[CounterId, IncidentSpec | None] | None = None
+        incidents: dict[counter_id, IncidentSpec | None] | None = None
 
-
-_FILE_ADAPTER = TypeAdapter(StateFile)
+    return StateFile, TypeAdapter(StateFile)
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a state file, for editors (`yaml-language-server: $schema=`)."""
-    return StateFile.model_json_schema()
+    schema: dict[str, Any] = _models()[0].model_json_schema()
+    return schema
 
 
 @dataclass
@@ -291,7 +295,8 @@ class _Loaded:
     problems: list[Problem]
 
 
-def _load_file(path: str, data: bytes) -> _Loaded:
+def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
+    """One file's incidents or problems; `fast=False` validates with the model only."""
     global _LOADER
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
@@ -361,14 +366,56 @@ def _load_file(path: str, data: bytes) -> _Loaded:
                         f"(first at line {places[0][0]})",
                     )
                 )
+    valid = _valid_incidents(doc) if fast else None
+    if valid is not None:
+        return _Loaded(path, text, None if problems else valid, problems)
+    from pydantic import ValidationError
+
     try:
-        model = _FILE_ADAPTER.validate_python(doc)
+        model = _models()[1].validate_python(doc)
     except ValidationError as exc:
         if _too_deep(doc):  # through aliases: each part is shallow
             line, column = _first_too_deep(text) or (1, 1)
             return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
         return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
     return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
+
+
+_TOP_KEY_SET = frozenset(("version", "incidents"))
+_FIELD_SET = frozenset(FIELDS)
+
+
+def _valid_incidents(doc: dict[Any, Any]) -> dict[str, Any] | None:
+    """A file's incidents exactly as the StateFile model reads them (fields in FIELDS
+    order, None for an incident without fields), when they are plainly valid; None leaves
+    the file to the model, which also explains any problem. Values are checked by the one
+    predicate that plan files and journal records use too."""
+    if not doc.keys() <= _TOP_KEY_SET:
+        return None
+    version = doc.get("version", 1)
+    if type(version) is not int or version != 1:
+        return None
+    incidents = doc.get("incidents")
+    if incidents is None:
+        return {}
+    if type(incidents) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for cid, spec in incidents.items():
+        if not is_counter_id(cid):
+            return None
+        if spec is None:
+            out[cid] = None
+            continue
+        if type(spec) is not dict or not spec.keys() <= _FIELD_SET:
+            return None
+        for name, value in spec.items():
+            if not is_field_value(name, value):
+                return None
+        if spec.get("escalations", 0) > MAX_ESCALATIONS:
+            return None
+        out[cid] = {name: spec[name] for name in FIELDS if name in spec}
+    return out
 
 
 def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
@@ -622,7 +669,7 @@ _TOP_KEYS = ("version", "incidents")
 _NOT_A_MAPPING = "the top level must be a mapping with 'incidents'"
 
 
-def _locate(path: str, text: str, exc: ValidationError) -> list[Problem]:
+def _locate(path: str, text: str, exc: Any) -> list[Problem]:
     root = _rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
