@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -89,6 +88,8 @@ def make_plan(
 
 def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
     """Read incidents from Spike (GET /incidents/{counterId}), concurrently."""
+    import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
+
     from .live import read_incidents
     from .spike import SpikeClient, SpikeConfig
 
@@ -350,6 +351,8 @@ def run_apply(
             return ApplyOutcome(
                 None, state.lineage, state.serial, made=made, warnings=state.warnings
             )
+        import asyncio
+
         from .spike import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None
@@ -389,6 +392,8 @@ async def _apply(
     progress: Callable[[int], None] | None,
     retry: RetryPolicy | None,
 ) -> tuple[ApplyResult, int | None]:
+    import asyncio
+
     from .applier import Applier
     from .spike import SpikeClient
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from typing_extensions import NotRequired, TypedDict
-
 from .model import (
     COUNTER_ID_MAX,
     COUNTER_ID_PATTERN,
@@ -58,6 +56,7 @@ def _models() -> tuple[Any, Any]:
     the usual shapes never needs them (see `_valid_incidents`)."""
     from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
     from pydantic import Field as PydanticField
+    from typing_extensions import NotRequired, TypedDict
 
     counter_id = Annotated[
         str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
@@ -479,7 +478,7 @@ _QUOTED = {"'": re.compile(r"'(?:[^'\n]|'')*'"), '"': re.compile(r'"(?:[^"\\\n]|
 _KEY_OR_COMMENT = re.compile(r":(?: |$)|\s#")
 #: What the scan leaves to the real parser: tabs, line breaks other than \n, and several
 #: documents.
-_UNUSUAL = re.compile(r"[\t\r\x85\u2028\u2029]|^-{3}|^\.{3}", re.MULTILINE)
+_UNUSUAL = ("\t", "\r", "\x85", "\u2028", "\u2029", "\n---", "\n...")
 #: Tokens that start with these (tags, anchors, aliases, directives, reserved) are left to
 #: the real parser too.
 _UNUSUAL_START = tuple("!&*%@`")
@@ -500,10 +499,37 @@ def nesting_problem(path: str, text: str) -> Problem | None:
     return None if place is None else Problem(path, *place, _NESTING_MESSAGE)
 
 
+#: A flow collection that closes on its own line, with nothing in between that could hide a
+#: bracket (another opener, a quote, a comment).
+_CLOSED_FLOW = re.compile(r"[\[{][^\[\]{}'\"#\n]*[\]}]")
+
+
+@functools.lru_cache(maxsize=8)
+def _wide_prefix(width: int) -> re.Pattern[str]:
+    """Indentation and block indicators `width` or more characters wide, after a line break."""
+    return re.compile(rf"\n[ ?:-]{{{width}}}")
+
+
+def _unusual(text: str) -> bool:
+    return text.startswith(("---", "...")) or any(part in text for part in _UNUSUAL)
+
+
 def _may_nest_too_deep(text: str, limit: int = NESTING_LIMIT) -> bool:
     """False only when the text surely nests at most `limit` levels."""
-    if _UNUSUAL.search(text):
+    if _unusual(text):
         return True
+    # The usual shapes, at the speed of the regex engine: when every flow collection closes
+    # on its own line, each line starts outside any and holds at most one level of them; a
+    # line's block collections all start at or left of its content's column, at most two at
+    # one column (a mapping, and a block sequence as one of its values).
+    width = (limit - 1) // 2
+    if (
+        width > 0
+        and not _wide_prefix(width).search("\n" + text[:width])
+        and not _wide_prefix(width).search(text)
+        and text.count("[") + text.count("{") == len(_CLOSED_FLOW.findall(text))
+    ):
+        return False
     # Every open block collection starts at a column on this stack (its line's indentation
     # or a compact indicator's); a block sequence may share its parent mapping's column,
     # hence two levels per column. Open flow collections add one level each.

@@ -140,7 +140,7 @@ PIECES = st.sampled_from(
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(PIECES, max_size=40).map("".join), st.integers(1, 4))
+@given(st.lists(PIECES, max_size=40).map("".join), st.integers(1, 8))
 def test_the_shallow_verdict_is_never_wrong(text: str, limit: int) -> None:
     if not states._may_nest_too_deep(text, limit):
         assert states._first_too_deep(text, limit) is None
