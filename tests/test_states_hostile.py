@@ -154,3 +154,21 @@ def test_state_files_in_their_usual_shapes_skip_the_exact_check() -> None:
         f"  svc-{n}: {{status: acknowledged, priority: p3}}\n" for n in range(100)
     )
     assert not states._may_nest_too_deep(flow)
+
+
+def test_a_boolean_tag_on_a_word_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("incidents:\n  a:\n    public_sharing: !!bool maybe\n")
+    with pytest.raises(StateFileError) as caught:
+        load([tmp_path])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 's.yaml'}:3:21: YAML syntax: cannot read 'maybe' as tag:yaml.org,2002:bool"
+    ]
+
+
+def test_an_id_merged_in_and_written_as_a_number_is_a_message(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("incidents:\n  116: {}\n  <<: {'116': resolved}\n")
+    with pytest.raises(StateFileError) as caught:
+        load([tmp_path])
+    assert [p.message for p in caught.value.problems] == [
+        "incident 116 is written twice, once as a number and once quoted (first at line 2)"
+    ]
