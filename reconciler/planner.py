@@ -76,8 +76,9 @@ class Plan:
             "operations": len(self.operations),
         }
 
-    def content(self) -> dict[str, Any]:
-        """The plan file's content (SPEC section 5) without created_at, with plan_digest.
+    def content(self, with_digest: bool = True) -> dict[str, Any]:
+        """The plan file's content (SPEC section 5) without created_at, with plan_digest
+        (unless `with_digest` is False: see StreamingDigest).
 
         The long lists are LazyLists: a plan of 100k incidents never holds all its JSON
         objects at once.
@@ -96,7 +97,8 @@ class Plan:
             "unsafe": self.unsafe,
             "warnings": list(self.warnings),
         }
-        body["plan_digest"] = digest(body)
+        if with_digest:
+            body["plan_digest"] = digest(body)
         return body
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +164,43 @@ def digest(body: Mapping[str, Any]) -> str:
     for piece in _canonical(content):
         hasher.update(piece.encode())
     return "sha256:" + hasher.hexdigest()
+
+
+class StreamingDigest:
+    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
+
+    The changes are the costly part of a plan to produce (ChangeView derives them again on
+    each pass) and come first in the canonical order, so they are hashed as they are
+    written instead of in a pass of their own; the rest is hashed at the end.
+    """
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = {k: v for k, v in body.items() if k not in ("created_at", "plan_digest")}
+        assert min(self._body) == "changes"
+        self._hasher = hashlib.sha256(b'{"changes":[')
+        self._hashed = False
+
+    def changes(self) -> Iterator[list[Any]]:
+        """The chunks of body["changes"] (once), hashed as they go."""
+        assert not self._hashed
+        self._hashed = True
+        first = True
+        for chunk in self._body["changes"].chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            self._hasher.update((text if first else "," + text).encode())
+            first = False
+            yield chunk
+        self._hasher.update(b"]")
+
+    def hexdigest(self) -> str:
+        """The plan digest; takes the changes first if no writer did."""
+        if not self._hashed:
+            for _ in self.changes():
+                pass
+        rest = {k: v for k, v in self._body.items() if k != "changes"}
+        for n, piece in enumerate(_canonical(rest)):
+            self._hasher.update(("," + piece[1:] if n == 0 else piece).encode())
+        return "sha256:" + self._hasher.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

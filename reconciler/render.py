@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .model import FIELDS, Change, Drift, Operation, Value
-from .planner import LazyList, Plan
+from .planner import LazyList, Plan, StreamingDigest
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -138,8 +138,10 @@ def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object])
 
     One line per change or call reads well in a diff, and lets the C encoder do the work.
     """
-    body = plan.content()
+    body = plan.content(with_digest=False)
+    digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
     out = {"format_version": body.pop("format_version"), "created_at": created_at, **body}
+    out["plan_digest"] = digest
     write("{\n")
     last = len(out) - 1
     for n, (key, value) in enumerate(out.items()):
@@ -147,7 +149,13 @@ def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object])
         name = _LAYOUT.encode(key)
         if isinstance(value, LazyList | list) and value:
             write(f"  {name}: [\n")
-            chunks = value.chunks() if isinstance(value, LazyList) else [value]
+            chunks = (
+                digest.changes()
+                if key == "changes"
+                else value.chunks()
+                if isinstance(value, LazyList)
+                else [value]
+            )
             for i, chunk in enumerate(chunks):
                 # Items hold no "}, {" and ids no quotes, so these are item boundaries.
                 text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
@@ -157,6 +165,7 @@ def write_plan_json(plan: Plan, created_at: str, write: Callable[[str], object])
             write(f"\n  ]{comma}\n")
         else:
             plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
+            plain = digest.hexdigest() if value is digest else plain
             write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
     write("}\n")
 
