@@ -573,10 +573,11 @@ def nesting_problem(path: str, text: str) -> Problem | None:
     building anything, so that the recursive parts of ruamel.yaml never see such a text.
 
     A linear scan bounds the depth from above in the shapes state files are written in
-    (block mappings and sequences, flow collections of plain and simple quoted scalars);
-    only a text whose bound passes the limit, or that uses anything the scan does not
-    model, is walked exactly with libyaml's events (which refuse the same texts the loader
-    does, at the same place)."""
+    (block mappings and sequences, quoted keys and values on one line, flow collections of
+    plain scalars); only a text whose bound passes the limit, or that uses anything the scan
+    does not model (quotes or comments inside a flow collection, tags, anchors, tabs, ...),
+    is walked exactly with libyaml's events, which stop at the first YAML error as the
+    loader does."""
     if not _may_nest_too_deep(text):
         return None
     place = _first_too_deep(text)
