@@ -1,11 +1,14 @@
 """Plan performance, as ratios measured in one run on this machine.
 
-Generates state files with 10k and 100k incidents (in a temporary folder), then prints:
+Generates state files with 10k and 100k incidents in block style (1k incidents and five
+fields a file), and one file of 10k incidents in compact flow style (`id: {status: ...,
+priority: ...}`, one in five with public_sharing too), in a temporary folder; then prints:
 
-- plan wall time over the bare ruamel.yaml safe parse of the same files (target <= 1.25),
+- plan wall time over the bare ruamel.yaml safe parse of the same files (target <= 0.9),
 - the 100k / 10k plan time ratio (target <= 11: linear),
 - peak RSS of the 100k plan over the bare parse's (target <= 1.2),
-- `reconcile --help` wall time minus `python -c "import click"` (target <= 60 ms).
+- `reconcile --help` wall time minus `python -c "import click"` (target <= 60 ms),
+- `reconcile plan` of the bundled states/ minus `python -c "import click"` (target <= 80 ms).
 
 Both sides of each ratio run as fresh processes (interpreter start-up included), best of
 --repeat runs. Usage: python benchmarks/bench_plan.py [--repeat 3] [--sizes 10000,100000]
@@ -51,6 +54,16 @@ def generate(folder: Path, count: int, seed: int = 7) -> None:
         (folder / f"service-{start // PER_FILE:04d}.yaml").write_text("\n".join(lines) + "\n")
 
 
+def generate_flow(folder: Path, count: int) -> None:
+    """`count` incidents in one file, one flow mapping a line; every fifth is shared."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["version: 1", "incidents:"]
+    for n in range(count):
+        shared = ", public_sharing: true" if n % 5 == 0 else ""
+        lines.append(f"  svc-{n}: {{status: acknowledged, priority: p3{shared}}}")
+    (folder / "services.yaml").write_text("\n".join(lines) + "\n")
+
+
 def measure(argv: list[str], repeat: int) -> tuple[float, int]:
     """Best wall time (s) and the peak RSS (KiB) of that run, over `repeat` fresh processes."""
     best: tuple[float, int] | None = None
@@ -85,17 +98,20 @@ def main() -> None:
             f"{'incidents':>10} {'parse s':>8} {'plan s':>8} {'ratio':>6} "
             f"{'parse MiB':>9} {'plan MiB':>8} {'RSS ratio':>9}"
         )
-        for size in sizes:
-            folder = Path(tmp) / f"states-{size}"
-            generate(folder, size)
+        cases = [(f"{size}", size, generate) for size in sizes]
+        cases.append((f"{sizes[0]} flow", sizes[0], generate_flow))
+        for label, size, make in cases:
+            folder = Path(tmp) / f"states-{label.replace(' ', '-')}"
+            make(folder, size)
             parse_s, parse_kb = measure([python, "-c", BARE_PARSE, str(folder)], args.repeat)
             plan_s, plan_kb = measure(
                 [reconcile, "plan", str(folder), "--format", "json", "--journal", journal],
                 args.repeat,
             )
-            times[size] = plan_s
+            if label == str(size):
+                times[size] = plan_s
             print(
-                f"{size:>10} {parse_s:>8.2f} {plan_s:>8.2f} {plan_s / parse_s:>6.2f} "
+                f"{label:>10} {parse_s:>8.2f} {plan_s:>8.2f} {plan_s / parse_s:>6.2f} "
                 f"{parse_kb / 1024:>9.0f} {plan_kb / 1024:>8.0f} {plan_kb / parse_kb:>9.2f}"
             )
         if len(sizes) >= 2:
@@ -104,11 +120,18 @@ def main() -> None:
                 f"plan time {large}/{small}: {times[large] / times[small]:.2f} "
                 f"(incidents x{large // small})"
             )
-    help_s, _ = measure([reconcile, "--help"], max(5, args.repeat))
-    click_s, _ = measure([python, "-c", "import click"], max(5, args.repeat))
+        bundled = Path(__file__).resolve().parent.parent / "states"
+        runs = max(5, args.repeat)
+        help_s, _ = measure([reconcile, "--help"], runs)
+        states_s, _ = measure([reconcile, "plan", str(bundled), "--journal", journal], runs)
+        click_s, _ = measure([python, "-c", "import click"], runs)
     print(
         f"reconcile --help: {help_s * 1000:.0f} ms, import click: {click_s * 1000:.0f} ms, "
         f"difference {1000 * (help_s - click_s):.0f} ms"
+    )
+    print(
+        f"reconcile plan states/: {states_s * 1000:.0f} ms, "
+        f"difference {1000 * (states_s - click_s):.0f} ms"
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import stat
@@ -92,6 +91,8 @@ def make_plan(
 
 def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
     """Read incidents from Spike (GET /incidents/{counterId}), concurrently."""
+    import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
+
     from .live import read_incidents
     from .spike import SpikeClient, SpikeConfig
 
@@ -283,6 +284,8 @@ def run_apply(
                     f"{saved.path} is stale: its live values cannot be read again: {exc}"
                 ) from None
             stale_live(saved, now_live)
+        import asyncio
+
         from .spike import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None
@@ -338,6 +341,8 @@ async def _apply(
     progress: Callable[[int], None] | None,
     retry: RetryPolicy | None,
 ) -> tuple[ApplyResult, int | None]:
+    import asyncio
+
     from .applier import Applier
     from .spike import SpikeClient
 

@@ -189,7 +189,7 @@ def read_saved_plan(path: str) -> SavedPlan:
     signature = body.get("signature")
     if signature is not None and not isinstance(signature, str):
         raise InvalidPlanError(f"{path}: signature must be a string")
-    if body.get("plan_digest") != digest({k: v for k, v in body.items() if k != "signature"}):
+    if body.get("plan_digest") != digest(body):
         raise InvalidPlanError(
             f"{path}: plan_digest does not match the content: the file was edited or truncated"
         )

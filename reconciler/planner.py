@@ -76,8 +76,9 @@ class Plan:
             "operations": len(self.operations),
         }
 
-    def content(self, batch_size: int | None = None) -> dict[str, Any]:
-        """The plan file's content (docs/plan-format.md) without created_at, with plan_digest.
+    def content(self, batch_size: int | None = None, with_digest: bool = True) -> dict[str, Any]:
+        """The plan file's content (docs/plan-format.md) without created_at, with plan_digest
+        (unless `with_digest` is False: see StreamingDigest).
 
         `batch_size`, when given, is the size the operations were batched with: apply
         batches the plan's changes again with it and requires the same operations
@@ -99,7 +100,8 @@ class Plan:
             "unsafe": self.unsafe,
             "warnings": list(self.warnings),
         }
-        body["plan_digest"] = digest(body)
+        if with_digest:
+            body["plan_digest"] = digest(body)
         return body
 
     def to_json(self) -> dict[str, Any]:
@@ -157,14 +159,71 @@ def _canonical(value: Any) -> Iterator[str]:
         yield _CANONICAL.encode(value)
 
 
+#: Keys of a plan file outside its digest: the digest itself, when it was made, and the
+#: signature (which signs the digest).
+_NOT_DIGESTED = frozenset({"created_at", "plan_digest", "signature"})
+
+
 def digest(body: Mapping[str, Any]) -> str:
-    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at and
-    plan_digest. `apply` recomputes it from the parsed plan file."""
-    content = {k: v for k, v in body.items() if k not in ("created_at", "plan_digest")}
+    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at,
+    plan_digest and signature. `apply` recomputes it from the parsed plan file."""
+    content = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
     hasher = hashlib.sha256()
     for piece in _canonical(content):
         hasher.update(piece.encode())
     return "sha256:" + hasher.hexdigest()
+
+
+class StreamingDigest:
+    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
+
+    The changes are the costly part of a plan to produce (ChangeView derives them again on
+    each pass), so they are hashed as they are written instead of in a pass of their own;
+    the keys before them in the canonical (sorted) order are hashed first, the rest at the end.
+    """
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
+        keys = sorted(self._body)
+        at = keys.index("changes")
+        self._after = keys[at + 1 :]
+        self._hasher = hashlib.sha256(b"{")
+        for key in keys[:at]:
+            self._member(key)
+            self._hasher.update(b",")
+        self._hasher.update(b'"changes":[')
+        self._hashed = False
+        self._digest: str | None = None
+
+    def _member(self, key: str) -> None:
+        self._hasher.update((_CANONICAL.encode(key) + ":").encode())
+        for piece in _canonical(self._body[key]):
+            self._hasher.update(piece.encode())
+
+    def changes(self) -> Iterator[list[Any]]:
+        """The chunks of body["changes"] (once), hashed as they go."""
+        assert not self._hashed
+        self._hashed = True
+        first = True
+        for chunk in self._body["changes"].chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            self._hasher.update((text if first else "," + text).encode())
+            first = False
+            yield chunk
+        self._hasher.update(b"]")
+
+    def hexdigest(self) -> str:
+        """The plan digest; takes the changes first if no writer did."""
+        if self._digest is None:
+            if not self._hashed:
+                for _ in self.changes():
+                    pass
+            for key in self._after:
+                self._hasher.update(b",")
+                self._member(key)
+            self._hasher.update(b"}")
+            self._digest = "sha256:" + self._hasher.hexdigest()
+        return self._digest
 
 
 # ---------------------------------------------------------------------------------------------

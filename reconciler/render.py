@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .model import FIELDS, Change, Drift, Operation, Value
-from .planner import LazyList, Plan
+from .planner import LazyList, Plan, StreamingDigest
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -146,10 +146,16 @@ def write_plan_json(
     One line per change or call reads well in a diff, and lets the C encoder do the work.
     With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
     """
-    body = plan.content(batch_size)
-    out = {"format_version": body.pop("format_version"), "created_at": created_at, **body}
+    body = plan.content(batch_size, with_digest=False)
+    digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
+    out: dict[str, Any] = {
+        "format_version": body.pop("format_version"),
+        "created_at": created_at,
+        **body,
+        "plan_digest": digest,
+    }
     if sign is not None:
-        out["signature"] = sign(body["plan_digest"])
+        out["signature"] = sign  # worked out from the digest once the changes are hashed
     write("{\n")
     last = len(out) - 1
     for n, (key, value) in enumerate(out.items()):
@@ -157,7 +163,13 @@ def write_plan_json(
         name = _LAYOUT.encode(key)
         if isinstance(value, LazyList | list) and value:
             write(f"  {name}: [\n")
-            chunks = value.chunks() if isinstance(value, LazyList) else [value]
+            chunks = (
+                digest.changes()
+                if key == "changes"
+                else value.chunks()
+                if isinstance(value, LazyList)
+                else [value]
+            )
             for i, chunk in enumerate(chunks):
                 # Items hold no "}, {" and ids no quotes, so these are item boundaries.
                 text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
@@ -167,6 +179,10 @@ def write_plan_json(
             write(f"\n  ]{comma}\n")
         else:
             plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
+            if value is digest:
+                plain = digest.hexdigest()
+            elif value is sign and sign is not None:
+                plain = sign(digest.hexdigest())
             write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
     write("}\n")
 

@@ -1,8 +1,10 @@
 """State files -> desired states, with FILE:LINE:COLUMN errors. Reads files, nothing else.
 
-The fast path parses with ruamel.yaml's C-backed safe loader and validates each file's data
-with one pydantic call. Positions cost time, so they are only computed for a file that has a
-problem: it is read again in round-trip mode, whose nodes carry line and column.
+The fast path parses with ruamel.yaml's C-backed safe loader and checks each file's data with
+the value predicates of model.py; a file that is not plainly valid goes to the pydantic model
+(imported only then), which words its problems. Positions cost time, so they are only computed
+for a file that has a problem: it is read again in round-trip mode, whose nodes carry line and
+column. A text nested too deep for the parser's recursion is refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -11,22 +13,12 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-)
-from pydantic import Field as PydanticField
-from typing_extensions import NotRequired, TypedDict
 
 from .model import (
     COUNTER_ID_MAX,
@@ -41,6 +33,8 @@ from .model import (
     StateFileError,
     StateMap,
     Status,
+    is_counter_id,
+    is_field_value,
 )
 
 SUFFIXES = (".yaml", ".yml")
@@ -54,51 +48,61 @@ MAX_ESCALATIONS = 100
 #: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
 NESTING_LIMIT = 50
 
-CounterId = Annotated[
-    str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
-]
 
+@functools.cache
+def _models() -> tuple[Any, Any]:
+    """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
+    building the models costs more than planning the bundled states, and a valid file in
+    the usual shapes never needs them (see `_valid_incidents`)."""
+    from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
+    from pydantic import Field as PydanticField
+    from typing_extensions import NotRequired, TypedDict
 
-class IncidentSpec(TypedDict, total=False):
-    """How one incident should be. Every field is optional; an absent field is unmanaged."""
+    counter_id = Annotated[
+        str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
+    ]
+    sharing = Annotated[bool, PydanticField(strict=True)]
+    count = Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    class IncidentSpec(TypedDict, total=False):
+        """How one incident should be. Every field is optional; an absent field is unmanaged."""
 
-    status: NotRequired[Status]
-    priority: NotRequired[Priority | None]
-    severity: NotRequired[Severity | None]
-    public_sharing: NotRequired[Annotated[bool, PydanticField(strict=True)]]
-    escalations: NotRequired[Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]]
+        __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
+        status: NotRequired[Status]
+        priority: NotRequired[Priority | None]
+        severity: NotRequired[Severity | None]
+        public_sharing: NotRequired[sharing]
+        escalations: NotRequired[count]
 
-class StateFile(BaseModel):
-    """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
+    class StateFile(BaseModel):
+        """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        title="spike-reconcile state file",
-        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
-    )
+        model_config = ConfigDict(
+            extra="forbid",
+            title="spike-reconcile state file",
+            json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        )
 
-    version: Literal[1] = 1
+        version: Literal[1] = 1
 
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_is_a_number(cls, value: Any) -> Any:
-        # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
-        if isinstance(value, bool):
-            raise ValueError("version must be 1")
-        return value
+        @field_validator("version", mode="before")
+        @classmethod
+        def _version_is_a_number(cls, value: Any) -> Any:
+            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
+            if isinstance(value, bool):
+                raise ValueError("version must be 1")
+            return value
 
-    incidents: dict[CounterId, IncidentSpec | None] | None = None
+        incidents: dict[counter_id, IncidentSpec | None] | None = None
 
-
-_FILE_ADAPTER = TypeAdapter(StateFile)
+    return StateFile, TypeAdapter(StateFile)
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a state file, for editors (`yaml-language-server: $schema=`)."""
-    return StateFile.model_json_schema()
+    schema: dict[str, Any] = _models()[0].model_json_schema()
+    return schema
 
 
 @dataclass
@@ -142,8 +146,11 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Path], list[Problem]]:
 def _make_loader() -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import ConstructorError, SafeConstructor
-    from ruamel.yaml.nodes import ScalarNode
-    from ruamel.yaml.resolver import VersionedResolver
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+    from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
+
+    tag = "tag:yaml.org,2002:"
+    plain_kinds = {f"{tag}int", f"{tag}bool", f"{tag}null"}
 
     class Constructor(SafeConstructor):
         """The safe constructor, noting keys that need quotes and duplicate keys with both
@@ -151,11 +158,73 @@ def _make_loader() -> Any:
 
         #: Where this load's problems go; set before each load (loads are not concurrent).
         problems: ClassVar[list[tuple[Any, str]]] = []
+        #: Whether this load's text may take the plain path (it has no aliases).
+        plain: ClassVar[bool] = False
+
+        def construct_document(self, node: Any) -> Any:
+            if self.plain:
+                data = self._plain(node, {}, {})
+                # What the scalars' construction left behind (also after a failure).
+                self.constructed_objects, self.recursive_objects = {}, {}
+                if data is not _DEFER:
+                    return data
+            return super().construct_document(node)
+
+        def _plain(self, node: Any, kinds: dict[int, str], memo: dict[Any, Any]) -> Any:
+            """The document as the safe constructor builds it, for a document of mappings
+            with string or integer keys (each once), sequences, and strings, integers,
+            booleans and nulls without explicit tags; _DEFER for anything else.
+
+            Several times faster than the generic path: no per-node bookkeeping for aliases
+            and recursion (a text without `*` has no aliases), and each distinct scalar is
+            read once. Recursive: the text passed the nesting limit."""
+            ctag = node.ctag
+            kind = kinds.get(id(ctag))
+            if kind is None:
+                kind = kinds[id(ctag)] = str(ctag)
+            cls = type(node)
+            if cls is ScalarNode:
+                if kind == f"{tag}str":
+                    return node.value
+                if kind not in plain_kinds:
+                    return _DEFER
+                key = (kind, node.value)
+                if key not in memo:
+                    try:
+                        memo[key] = self.construct_object(node)
+                    except ConstructorError:  # an explicit tag that does not fit its value:
+                        return _DEFER  # the generic path says which one first
+                return memo[key]
+            if cls is MappingNode and kind == f"{tag}map":
+                out: dict[Any, Any] = {}
+                for key_node, value_node in node.value:
+                    if type(key_node) is not ScalarNode:
+                        return _DEFER
+                    key = self._plain(key_node, kinds, memo)
+                    # Only keys the generic path takes without a remark (see check_mapping_key).
+                    if type(key) is not str and not (
+                        type(key) is int and str(key) == key_node.value
+                    ):
+                        return _DEFER
+                    value = self._plain(value_node, kinds, memo)
+                    if value is _DEFER:
+                        return _DEFER
+                    out[key] = value
+                return out if len(out) == len(node.value) else _DEFER  # a duplicate key
+            if cls is SequenceNode and kind == f"{tag}seq":
+                items = []
+                for child in node.value:
+                    value = self._plain(child, kinds, memo)
+                    if value is _DEFER:
+                        return _DEFER
+                    items.append(value)
+                return items
+            return _DEFER
 
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep)
-            except (ValueError, TypeError, IndexError, OverflowError):
+            except (ValueError, TypeError, LookupError, OverflowError):
                 # An explicit tag the value does not fit (`!!int pay-1`, `!!binary x`): ruamel
                 # raises these unmarked; give them the node's position like any YAML error.
                 raise ConstructorError(
@@ -213,8 +282,17 @@ def _make_loader() -> Any:
         """
 
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is not ScalarNode or not implicit[0]:
+            # Called only for nodes without an explicit tag, and no path resolvers are set:
+            # a collection gets its kind's default tag.
+            if kind is MappingNode:
+                return self.DEFAULT_MAPPING_TAG
+            if kind is SequenceNode:
+                return self.DEFAULT_SEQUENCE_TAG
+            if not implicit[0]:
                 return super().resolve(kind, value, implicit)
+            if first_chars is not None and value and value[0] not in first_chars:
+                # No implicit type (int, bool, null, ...) starts with this character.
+                return self.DEFAULT_SCALAR_TAG
             memo: dict[str, Any] = self.__dict__.setdefault("_tag_memo", {})
             tag = memo.get(value)
             if tag is None:
@@ -223,6 +301,14 @@ def _make_loader() -> Any:
                     memo[value] = tag
             return tag
 
+    # The first characters of every implicit type, in every YAML version (None when some
+    # type may start with anything).
+    first_chars = (
+        {c for *_, starts in implicit_resolvers for c in starts}
+        if all(starts is not None for *_, starts in implicit_resolvers)
+        else None
+    )
+
     yaml = YAML(typ="safe")
     yaml.Constructor = Constructor
     yaml.Resolver = Resolver
@@ -230,11 +316,19 @@ def _make_loader() -> Any:
 
 
 _LOADER: Any = None
+_DEFER = object()
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _char_position(text: str, offset: int) -> tuple[int, int]:
+    """Line and column (1-based) of the character at UTF-8 byte `offset` of `text` (libyaml
+    counts bytes)."""
+    before = text.encode("utf-8")[:offset].decode("utf-8", "replace")
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
 def _decode(path: str, data: bytes) -> tuple[str | None, Problem | None]:
@@ -283,19 +377,25 @@ class _Loaded:
     problems: list[Problem]
 
 
-def _load_file(path: str, data: bytes) -> _Loaded:
+def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
+    """One file's incidents or problems; `fast=False` validates with the model only."""
     global _LOADER
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     text, problem = _decode(path, data)
     if text is None:
         assert problem is not None
         return _Loaded(path, "", None, [problem])
+    problem = nesting_problem(path, text)
+    if problem is not None:
+        return _Loaded(path, text, None, [problem])
     if _LOADER is None:
         _LOADER = _make_loader()
     loader = _LOADER
     constructor_problems: list[tuple[Any, str]] = []
     loader.Constructor.problems = constructor_problems
+    loader.Constructor.plain = fast and "*" not in text
     try:
         doc = loader.load(text)
     except MarkedYAMLError as exc:
@@ -306,6 +406,10 @@ def _load_file(path: str, data: bytes) -> _Loaded:
             # "but found another document" only makes sense after its context.
             message = f"{exc.context}, {message}"
         return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
+    except ReaderError as exc:  # a character YAML forbids (NUL, other controls)
+        line, column = _char_position(text, exc.position)
+        message = f"YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return _Loaded(path, text, None, [Problem(path, line, column, message)])
     except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
         return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
     problems = [Problem(path, m.line + 1, m.column + 1, msg) for m, msg in constructor_problems]
@@ -335,7 +439,7 @@ def _load_file(path: str, data: bytes) -> _Loaded:
                 places = [
                     (spelled.lc.key(k)[0] + 1, spelled.lc.key(k)[1] + 1)
                     for k in keys
-                    if str(k) == cid
+                    if str(k) == cid and k in (spelled.lc.data or {})  # not merged in by `<<`
                 ] or [(1, 1)]
                 problems.append(
                     Problem(
@@ -345,15 +449,56 @@ def _load_file(path: str, data: bytes) -> _Loaded:
                         f"(first at line {places[0][0]})",
                     )
                 )
+    valid = _valid_incidents(doc) if fast else None
+    if valid is not None:
+        return _Loaded(path, text, None if problems else valid, problems)
+    from pydantic import ValidationError
+
     try:
-        model = _FILE_ADAPTER.validate_python(doc)
+        model = _models()[1].validate_python(doc)
     except ValidationError as exc:
-        if _too_deep(doc):
-            line, column = _first_too_deep(text)
-            message = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
-            return _Loaded(path, text, None, [Problem(path, line, column, message)])
+        if _too_deep(doc):  # through aliases: each part is shallow
+            line, column = _first_too_deep(text) or (1, 1)
+            return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
         return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
     return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
+
+
+_TOP_KEY_SET = frozenset(("version", "incidents"))
+_FIELD_SET = frozenset(FIELDS)
+
+
+def _valid_incidents(doc: dict[Any, Any]) -> dict[str, Any] | None:
+    """A file's incidents exactly as the StateFile model reads them (fields in FIELDS
+    order, None for an incident without fields), when they are plainly valid; None leaves
+    the file to the model, which also explains any problem. Values are checked by the one
+    predicate that plan files and journal records use too."""
+    if not doc.keys() <= _TOP_KEY_SET:
+        return None
+    version = doc.get("version", 1)
+    if type(version) is not int or version != 1:
+        return None
+    incidents = doc.get("incidents")
+    if incidents is None:
+        return {}
+    if type(incidents) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for cid, spec in incidents.items():
+        if not is_counter_id(cid):
+            return None
+        if spec is None:
+            out[cid] = None
+            continue
+        if type(spec) is not dict or not spec.keys() <= _FIELD_SET:
+            return None
+        for name, value in spec.items():
+            if not is_field_value(name, value):
+                return None
+        if spec.get("escalations", 0) > MAX_ESCALATIONS:
+            return None
+        out[cid] = {name: spec[name] for name in FIELDS if name in spec}
+    return out
 
 
 def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
@@ -384,8 +529,13 @@ def _too_deep(root: Any) -> bool:
     return False
 
 
-def _first_too_deep(text: str) -> tuple[int, int]:
-    """Where nesting first goes past NESTING_LIMIT, from libyaml's events (fast)."""
+def _first_too_deep(text: str, limit: int = NESTING_LIMIT) -> tuple[int, int] | None:
+    """Where nesting first goes past `limit`, from libyaml's events, or None when it
+    does not before the end or the first YAML error.
+
+    libyaml's parser keeps its own stack, so this cannot crash however deep the text; its
+    composer, and every constructor after it, recurse once per level (a 30,000-deep text
+    overflows the C stack: a segfault, not an exception)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
     from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
@@ -395,11 +545,156 @@ def _first_too_deep(text: str) -> tuple[int, int]:
         for event in YAML(typ="safe").parse(text):
             if isinstance(event, CollectionStartEvent):
                 depth += 1
-                if depth > NESTING_LIMIT:
+                if depth > limit:
                     return event.start_mark.line + 1, event.start_mark.column + 1
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
-    return 1, 1
+    return None
+
+
+_NESTING_MESSAGE = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
+#: One line in block context: indentation, compact `- ` / `? ` indicators, then the content.
+_BLOCK_LINE = re.compile(r"( *)((?:[-?](?: +|(?=\n)|$))*)([^\n]*)")
+#: What matters inside a flow collection: brackets, line ends, and what could hide brackets.
+_FLOW_CHAR = re.compile(r"[\[\]{}\n'\"#]")
+_QUOTED = {"'": re.compile(r"'(?:[^'\n]|'')*'"), '"': re.compile(r'"(?:[^"\\\n]|\\.)*"')}
+#: Where a plain key ends (`: `) or a comment starts (` #`) on a block line.
+_KEY_OR_COMMENT = re.compile(r":(?: |$)|\s#")
+#: What the scan leaves to the real parser: tabs, line breaks other than \n, and several
+#: documents.
+_UNUSUAL = ("\t", "\r", "\x85", "\u2028", "\u2029", "\n---", "\n...")
+#: Tokens that start with these (tags, anchors, aliases, directives, reserved) are left to
+#: the real parser too.
+_UNUSUAL_START = tuple("!&*%@`")
+
+
+def nesting_problem(path: str, text: str) -> Problem | None:
+    """A problem when `text` nests collections deeper than NESTING_LIMIT, found without
+    building anything, so that the recursive parts of ruamel.yaml never see such a text.
+
+    A linear scan bounds the depth from above in the shapes state files are written in
+    (block mappings and sequences, quoted keys and values on one line, flow collections of
+    plain scalars); only a text whose bound passes the limit, or that uses anything the scan
+    does not model (quotes or comments inside a flow collection, tags, anchors, tabs, ...),
+    is walked exactly with libyaml's events, which stop at the first YAML error as the
+    loader does."""
+    if not _may_nest_too_deep(text):
+        return None
+    place = _first_too_deep(text)
+    return None if place is None else Problem(path, *place, _NESTING_MESSAGE)
+
+
+#: A flow collection that closes on its own line, with nothing in between that could hide a
+#: bracket (another opener, a quote, a comment).
+_CLOSED_FLOW = re.compile(r"[\[{][^\[\]{}'\"#\n]*[\]}]")
+
+
+@functools.lru_cache(maxsize=8)
+def _wide_prefix(width: int) -> re.Pattern[str]:
+    """Indentation and block indicators `width` or more characters wide, after a line break."""
+    return re.compile(rf"\n[ ?:-]{{{width}}}")
+
+
+def _unusual(text: str) -> bool:
+    return text.startswith(("---", "...")) or any(part in text for part in _UNUSUAL)
+
+
+def _may_nest_too_deep(text: str, limit: int = NESTING_LIMIT) -> bool:
+    """False only when the text surely nests at most `limit` levels."""
+    if _unusual(text):
+        return True
+    # The usual shapes, at the speed of the regex engine: when every flow collection closes
+    # on its own line, each line starts outside any and holds at most one level of them; a
+    # line's block collections all start at or left of its content's column, at most two at
+    # one column (a mapping, and a block sequence as one of its values).
+    width = (limit - 1) // 2
+    if (
+        width > 0
+        and not _wide_prefix(width).search("\n" + text[:width])
+        and not _wide_prefix(width).search(text)
+        and text.count("[") + text.count("{") == len(_CLOSED_FLOW.findall(text))
+    ):
+        return False
+    # Every open block collection starts at a column on this stack (its line's indentation
+    # or a compact indicator's); a block sequence may share its parent mapping's column,
+    # hence two levels per column. Open flow collections add one level each.
+    columns: list[int] = []
+    flow = 0
+    pos, end = 0, len(text)
+    while pos < end:
+        if flow:
+            match = _FLOW_CHAR.search(text, pos)
+            if match is None:
+                return False  # the parser refuses the unclosed collection
+            char, pos = match.group(), match.end()
+            if char in "[{":
+                flow += 1
+                if 2 * len(columns) + flow > limit:
+                    return True
+            elif char in "]}":
+                flow -= 1
+                if not flow:
+                    eol = text.find("\n", pos)
+                    eol = end if eol < 0 else eol
+                    rest = text[pos:eol].strip()
+                    if rest and not rest.startswith("#"):
+                        return True  # a flow key (`[a]: b`) or more after the collection
+                    pos = eol
+            elif char != "\n":
+                return True  # a quote or a comment inside a flow collection
+            continue
+        line = _BLOCK_LINE.match(text, pos)
+        assert line is not None  # every part of the pattern may be empty
+        pos = line.end() + 1
+        column, compact, content = len(line.group(1)), line.group(2), line.group(3)
+        if not compact and (not content or content.startswith("#")):
+            continue  # blank lines and comments do not end collections
+        while columns and columns[-1] > column:
+            columns.pop()
+        starts = [column + i for i, char in enumerate(compact) if char in "-?"]
+        for start in [column, *starts, column + len(compact)]:
+            if not columns or columns[-1] < start:
+                columns.append(start)
+        if 2 * len(columns) > limit:
+            return True
+        value = _block_value(content)
+        if value is None:
+            return True
+        if value[:1] in ("[", "{"):
+            flow, pos = 1, line.end() - len(value) + 1
+            if 2 * len(columns) + flow > limit:
+                return True
+    return False
+
+
+def _block_value(content: str) -> str | None:
+    """What may hold a flow collection on a block line (`[...` / `{...`, or ""), or None
+    when the line is not in a shape the scan models."""
+    if content.startswith(_UNUSUAL_START):
+        return None
+    if content[:1] in ("'", '"'):  # a quoted key or scalar, on this line
+        quoted = _QUOTED[content[0]].match(content)
+        if quoted is None:
+            return None
+        after = content[quoted.end() :].lstrip()
+        if after[:1] == ":" and after[1:2] in ("", " "):
+            content = after[1:].lstrip()
+        elif after and not after.startswith("#"):
+            return None
+        else:
+            return ""
+    elif content[:1] not in ("[", "{"):  # a plain key or scalar: brackets in it are text
+        stop = _KEY_OR_COMMENT.search(content)
+        if stop is None or not stop.group().startswith(":"):
+            return ""
+        content = content[stop.end() :].lstrip()
+    if content.startswith(_UNUSUAL_START):
+        return None
+    if content[:1] in ("'", '"'):
+        quoted = _QUOTED[content[0]].match(content)
+        after = "" if quoted is None else content[quoted.end() :].strip()
+        return "" if quoted is not None and (not after or after.startswith("#")) else None
+    return content if content[:1] in ("[", "{") else ""
 
 
 def _first_alias(text: str) -> tuple[int, int]:
@@ -485,7 +780,7 @@ _TOP_KEYS = ("version", "incidents")
 _NOT_A_MAPPING = "the top level must be a mapping with 'incidents'"
 
 
-def _locate(path: str, text: str, exc: ValidationError) -> list[Problem]:
+def _locate(path: str, text: str, exc: Any) -> list[Problem]:
     root = _rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
