@@ -6,11 +6,15 @@ Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -555,31 +559,146 @@ def import_command(
 # ---------------------------------------------------------------------------------------------
 
 
+class ShownStream(io.TextIOBase):
+    """stdout or stderr as the CLI's output boundary: every text on its way out has each
+    registered secret masked (reconciler.redact), whatever printed it, and a write the stream
+    refuses becomes one clean error instead of a traceback.
+
+    Text is passed on a line at a time, so that a secret split across two writes is still
+    seen whole; `flush` (which click.echo calls after every message) passes on the rest.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+        self.failed = False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click probes streams with b"": this one takes text
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        self._pending = pending[cut:]
+        if cut:
+            self._send(pending[:cut])
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self._send(text)
+        if not self.failed:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                raise self._failure(exc) from None
+
+    def _send(self, text: str) -> None:
+        from .redact import redact
+
+        if self.failed:  # already reported; the rest has nowhere to go
+            return
+        try:
+            self._stream.write(redact(text))
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: OSError) -> Exception:
+        from .model import ReconcileError
+
+        self.failed = True
+        # The interpreter flushes the standard streams once more at exit; pointed at
+        # /dev/null, what the stream still buffers goes nowhere instead of into a second error.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            fd = self._stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        return ReconcileError(f"cannot write output: {exc.strerror or exc}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, as Ctrl-C raises KeyboardInterrupt: the same
+    clean-up runs (locks released, half-written files removed), and the exit code is 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: every ReconcileError becomes a message and exit 1; usage errors too."""
+    """Entry point: every ReconcileError becomes a message and exit 1; usage errors too;
+    Ctrl-C and SIGTERM exit 130 and 143. Everything shown passes through `ShownStream`."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ShownStream(sys.stdout), ShownStream(sys.stderr)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    # Only a bug escapes _run: the streams then stay wrapped, so its traceback is masked too.
+    sys.stdout, sys.stderr = streams
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from .model import ReconcileError, StateFileError
 
     try:
-        code = cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
+        try:
+            code = cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except click.ClickException as exc:
+            exc.show()
+            return 1
+        except click.Abort as exc:
+            # click turns Ctrl-C (and SIGTERM's Terminated) into Abort; EOF on a prompt too.
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                return _interrupted(exc.__cause__)
+            click.echo("Aborted.", err=True)
+            return 1
+        except StateFileError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            count = len(exc.problems)
+            click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
+            return 1
+        except ReconcileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return 1
+        except KeyboardInterrupt as exc:
+            return _interrupted(exc)
+        sys.stderr.flush()
+    except ReconcileError:  # stderr itself refused the message: nothing more can be said
         return 1
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        return 1
-    except StateFileError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        count = len(exc.problems)
-        click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
-        return 1
-    except ReconcileError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 1
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
     return code if isinstance(code, int) else 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    terminated = isinstance(exc, Terminated)
+    click.echo("Terminated." if terminated else "Interrupted.", err=True)
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover
