@@ -275,8 +275,13 @@ def apply(
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8787, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="A loopback address only: the control endpoints have no auth.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
 @click.option(
     "--seed",
     "seed_paths",
@@ -312,9 +317,22 @@ def sandbox(
     no_color: bool,
 ) -> None:
     """Run a local Spike-compatible API for trying apply (key and team: SPIKE_API_KEY and
-    SPIKE_TEAM_ID, default "dev")."""
+    SPIKE_TEAM_ID, default "dev"). Ctrl-C stops it (exit 130; SIGTERM: 143).
+
+    It listens on loopback addresses only: its control endpoints (/_sandbox/) change
+    incidents without any auth, and its credentials default to "dev", so it is never served
+    to a network.
+    """
+    from .model import ReconcileError, is_loopback
     from .sandbox import SandboxServer, seed_from_json, seed_from_paths
 
+    if not is_loopback(host):
+        raise ReconcileError(
+            f"--host {host}: the sandbox listens on loopback addresses only (127.0.0.1, ::1, "
+            "localhost): its /_sandbox/ control endpoints change incidents without auth and "
+            'its key and team default to "dev"; run it on the machine (or in the container) '
+            "that runs reconcile"
+        )
     incidents: dict[str, Any] = {}
     if seed_paths:
         incidents.update(seed_from_paths(list(seed_paths)))
@@ -331,13 +349,18 @@ def sandbox(
         fault_seed=fault_seed,
         calls_file=calls_file,
     )
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        if calls_file is not None and exc.filename == calls_file:
+            raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
+        raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    finally:  # Ctrl-C or SIGTERM: close the port and the calls file, then exit 130 or 143
         server.stop()
 
 
