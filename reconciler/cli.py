@@ -477,6 +477,14 @@ def schema(verbose: bool, no_color: bool) -> None:
 @click.option("--marker", default="default", show_default=True, help="One comment per marker.")
 @click.option("--commit", metavar="SHA", help="The commit the plan is for (shown in the comment).")
 @click.option("--run-url", metavar="URL", help="Link to the CI run [default: from GITHUB_* vars].")
+@click.option(
+    "--author",
+    metavar="LOGIN",
+    default="github-actions[bot]",
+    show_default=True,
+    help="Whose marked comment is ours when the token cannot read its own login "
+    "(GET /user answers 403 to the Actions token).",
+)
 @common
 def comment(
     plan_file: str,
@@ -485,17 +493,19 @@ def comment(
     marker: str,
     commit: str | None,
     run_url: str | None,
+    author: str,
     verbose: bool,
     no_color: bool,
 ) -> None:
     """Create or update the pull request's one plan comment (needs GITHUB_TOKEN).
 
     A plan with no changes posts nothing unless the comment exists, which then says so.
-    GITHUB_API_URL points at GitHub Enterprise Server.
+    Only a comment the token's account wrote is edited. GITHUB_API_URL points at GitHub
+    Enterprise Server.
     """
     from .github import CommentRequest, post_plan_comment
 
-    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url)
+    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url, author)
     click.echo(post_plan_comment(request).message(pr))
 
 
