@@ -523,11 +523,11 @@ def fmt_command(
     errors is reported as `validate` would and left untouched.
     """
     from .commands import run_fmt
-    from .model import ReconcileError, StateFileError
+    from .model import ReconcileError, StateFileError, printable
 
     outcome = run_fmt(paths, check=check, diff=show_diff)
     for changed in outcome.changed:
-        click.echo(changed.path)
+        click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
     Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
     if check and outcome.changed:

@@ -29,6 +29,7 @@ from .model import (
     UnsafePlanError,
     is_counter_id,
     is_field_value,
+    printable,
 )
 from .planner import Plan, calls_are_unsafe, plan
 
@@ -153,7 +154,7 @@ def atomic_write(
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(str(target))}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             if mode is not None:
@@ -163,7 +164,7 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(str(target))}: cannot write: {exc.strerror}") from None
     finally:
         # Whatever stopped the write (Ctrl-C included), no half file is left beside the
         # target; after the rename there is nothing to remove.
@@ -483,8 +484,8 @@ def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
                 difflib.unified_diff(
                     text.splitlines(keepends=True),
                     formatted.splitlines(keepends=True),
-                    f"{file}\t(original)",
-                    f"{file}\t(formatted)",
+                    f"{printable(str(file))}\t(original)",
+                    f"{printable(str(file))}\t(formatted)",
                 )
             )
         changed.append(Reformatted(str(file), patch))
@@ -531,7 +532,8 @@ class ImportOutcome:
 
     def message(self) -> str:
         lines = [
-            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {path}: {', '.join(ids)}"
+            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
+            + ", ".join(ids)
             for path, ids in self.files.items()
         ]
         lines.append(f"Recorded their live values in the journal (serial {self.serial}).")
@@ -575,7 +577,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     if written and not request.overwrite:
         raise ReconcileError(
             "already in a state file (pass --overwrite to set their live fields there): "
-            + ", ".join(f"{cid} ({path})" for cid, path in written.items())
+            + ", ".join(f"{cid} ({printable(path)})" for cid, path in written.items())
         )
     journal = open_journal(request.journal_location)
     # Read before taking the lock, so that a failing id leaves no trace at all (taking the
