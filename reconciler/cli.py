@@ -681,14 +681,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C and SIGTERM exit 130 and 143. Everything shown passes through `ShownStream`."""
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ShownStream(sys.stdout), ShownStream(sys.stderr)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    installed = threading.current_thread() is threading.main_thread()  # else signal() fails
+    previous = signal.signal(signal.SIGTERM, _terminate) if installed else None
     try:
         code = _run(argv)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if installed:  # None: a handler not set from Python, i.e. the default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     # Only a bug escapes _run: the streams then stay wrapped, so its traceback is masked too.
     sys.stdout, sys.stderr = streams
     return code
