@@ -6,11 +6,16 @@ Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, s
 
 from __future__ import annotations
 
+import _thread
+import contextlib
+import io
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -272,8 +277,13 @@ def apply(
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8787, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="A loopback address only: the control endpoints have no auth.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
 @click.option(
     "--seed",
     "seed_paths",
@@ -309,9 +319,22 @@ def sandbox(
     no_color: bool,
 ) -> None:
     """Run a local Spike-compatible API for trying apply (key and team: SPIKE_API_KEY and
-    SPIKE_TEAM_ID, default "dev")."""
+    SPIKE_TEAM_ID, default "dev"). Ctrl-C stops it (exit 130; SIGTERM: 143).
+
+    It listens on loopback addresses only: its control endpoints (/_sandbox/) change
+    incidents without any auth, and its credentials default to "dev", so it is never served
+    to a network.
+    """
+    from .model import ReconcileError, is_loopback
     from .sandbox import SandboxServer, seed_from_json, seed_from_paths
 
+    if not is_loopback(host):
+        raise ReconcileError(
+            f"--host {host}: the sandbox listens on loopback addresses only (127.0.0.1, ::1, "
+            "localhost): its /_sandbox/ control endpoints change incidents without auth and "
+            'its key and team default to "dev"; run it on the machine (or in the container) '
+            "that runs reconcile"
+        )
     incidents: dict[str, Any] = {}
     if seed_paths:
         incidents.update(seed_from_paths(list(seed_paths)))
@@ -328,13 +351,18 @@ def sandbox(
         fault_seed=fault_seed,
         calls_file=calls_file,
     )
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        if calls_file is not None and exc.filename == calls_file:
+            raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
+        raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    finally:  # Ctrl-C or SIGTERM: close the port and the calls file, then exit 130 or 143
         server.stop()
 
 
@@ -469,6 +497,14 @@ def schema(verbose: bool, no_color: bool) -> None:
 @click.option("--marker", default="default", show_default=True, help="One comment per marker.")
 @click.option("--commit", metavar="SHA", help="The commit the plan is for (shown in the comment).")
 @click.option("--run-url", metavar="URL", help="Link to the CI run [default: from GITHUB_* vars].")
+@click.option(
+    "--author",
+    metavar="LOGIN",
+    default="github-actions[bot]",
+    show_default=True,
+    help="Whose marked comment is ours when the token cannot read its own login "
+    "(GET /user answers 403 to the Actions token).",
+)
 @common
 def comment(
     plan_file: str,
@@ -477,17 +513,19 @@ def comment(
     marker: str,
     commit: str | None,
     run_url: str | None,
+    author: str,
     verbose: bool,
     no_color: bool,
 ) -> None:
     """Create or update the pull request's one plan comment (needs GITHUB_TOKEN).
 
     A plan with no changes posts nothing unless the comment exists, which then says so.
-    GITHUB_API_URL points at GitHub Enterprise Server.
+    Only a comment the token's account wrote is edited. GITHUB_API_URL points at GitHub
+    Enterprise Server.
     """
     from .github import CommentRequest, post_plan_comment
 
-    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url)
+    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url, author)
     click.echo(post_plan_comment(request).message(pr))
 
 
@@ -505,11 +543,11 @@ def fmt_command(
     errors is reported as `validate` would and left untouched.
     """
     from .commands import run_fmt
-    from .model import ReconcileError, StateFileError
+    from .model import ReconcileError, StateFileError, printable
 
     outcome = run_fmt(paths, check=check, diff=show_diff)
     for changed in outcome.changed:
-        click.echo(changed.path)
+        click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
     Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
     if check and outcome.changed:
@@ -574,31 +612,149 @@ def import_command(
 # ---------------------------------------------------------------------------------------------
 
 
+class ShownStream(io.TextIOBase):
+    """stdout or stderr as the CLI's output boundary: every text on its way out has each
+    registered secret masked (reconciler.redact), whatever printed it, and a write the stream
+    refuses becomes one clean error instead of a traceback.
+
+    Text is passed on a line at a time, so that a secret split across two writes is still
+    seen whole; `flush` (which click.echo calls after every message) passes on the rest.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+        self.failed = False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click probes streams with b"": this one takes text
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        self._pending = pending[cut:]
+        if cut:
+            self._send(pending[:cut])
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self._send(text)
+        if not self.failed:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                raise self._failure(exc) from None
+
+    def _send(self, text: str) -> None:
+        from .redact import redact
+
+        if self.failed:  # already reported; the rest has nowhere to go
+            return
+        try:
+            self._stream.write(redact(text))
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: OSError) -> Exception:
+        from .model import ReconcileError
+
+        self.failed = True
+        # The interpreter flushes the standard streams once more at exit; pointed at
+        # /dev/null, what the stream still buffers goes nowhere instead of into a second error.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            fd = self._stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        return ReconcileError(f"cannot write output: {exc.strerror or exc}")
+
+
+#: Set by SIGTERM, which is then handled as Ctrl-C (exit 143 instead of 130).
+_terminated = threading.Event()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM takes Ctrl-C's path, so the same clean-up runs (locks released, half-written
+    files removed). Raising here instead would land in whatever asyncio task was running
+    (a call in flight) and leave it failed and unreported; as a SIGINT, asyncio's runner
+    cancels its main task cleanly first."""
+    _terminated.set()
+    _thread.interrupt_main(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: every ReconcileError becomes a message and exit 1; usage errors too."""
+    """Entry point: every ReconcileError becomes a message and exit 1; usage errors too;
+    Ctrl-C and SIGTERM exit 130 and 143. Everything shown passes through `ShownStream`."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ShownStream(sys.stdout), ShownStream(sys.stderr)
+    installed = threading.current_thread() is threading.main_thread()  # else signal() fails
+    previous = signal.signal(signal.SIGTERM, _terminate) if installed else None
+    try:
+        code = _run(argv)
+    finally:
+        if installed:  # None: a handler not set from Python, i.e. the default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    # Only a bug escapes _run: the streams then stay wrapped, so its traceback is masked too.
+    sys.stdout, sys.stderr = streams
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from .model import ReconcileError, StateFileError
 
     try:
-        code = cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
+        try:
+            code = cli.main(args=argv, prog_name="reconcile", standalone_mode=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except click.ClickException as exc:
+            exc.show()
+            return 1
+        except click.Abort as exc:
+            # click turns Ctrl-C (and so SIGTERM) into Abort; EOF on a prompt too.
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                return _interrupted(exc.__cause__)
+            click.echo("Aborted.", err=True)
+            return 1
+        except StateFileError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            count = len(exc.problems)
+            click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
+            return 1
+        except ReconcileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return 1
+        except KeyboardInterrupt as exc:
+            return _interrupted(exc)
+        sys.stderr.flush()
+    except ReconcileError:  # stderr itself refused the message: nothing more can be said
         return 1
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        return 1
-    except StateFileError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        count = len(exc.problems)
-        click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
-        return 1
-    except ReconcileError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 1
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return 130
     return code if isinstance(code, int) else 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    terminated = _terminated.is_set()
+    click.echo("Terminated." if terminated else "Interrupted.", err=True)
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover

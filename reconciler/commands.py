@@ -23,6 +23,7 @@ from .model import (
     StateFileError,
     UnsafePlanError,
     is_counter_id,
+    printable,
 )
 from .planfile import SavedPlan as SavedPlan
 from .planfile import atomic_write as atomic_write
@@ -437,8 +438,8 @@ def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
                 difflib.unified_diff(
                     text.splitlines(keepends=True),
                     formatted.splitlines(keepends=True),
-                    f"{file}\t(original)",
-                    f"{file}\t(formatted)",
+                    f"{printable(str(file))}\t(original)",
+                    f"{printable(str(file))}\t(formatted)",
                 )
             )
         changed.append(Reformatted(str(file), patch))
@@ -485,7 +486,8 @@ class ImportOutcome:
 
     def message(self) -> str:
         lines = [
-            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {path}: {', '.join(ids)}"
+            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
+            + ", ".join(ids)
             for path, ids in self.files.items()
         ]
         lines.append(f"Recorded their live values in the journal (serial {self.serial}).")
@@ -564,7 +566,7 @@ def _import_targets(
     if written and not request.overwrite:
         raise ReconcileError(
             "already in a state file (pass --overwrite to set their live fields there): "
-            + ", ".join(f"{cid} ({path})" for cid, path in written.items())
+            + ", ".join(f"{cid} ({printable(path)})" for cid, path in written.items())
         )
     return desired, written, to_name
 

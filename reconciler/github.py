@@ -6,10 +6,11 @@ in place. A plan with no changes posts nothing when no comment exists yet (a qui
 stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
 
 This module is a small client for the GitHub REST API (list an issue's comments, following the
-`Link` pagination, create a comment, edit a comment). It imports httpx lazily, like the CLI
-does, so that importing it costs nothing. The project rule "spike.py is the only module that
-imports httpx" is about the Spike API: GitHub is another service with another credential, and
-it stays out of the Spike client on purpose.
+`Link` pagination, create a comment, edit a comment, read the token's login). Only a comment
+the token's own account wrote is edited: anyone can paste the marker into a comment. It
+imports httpx lazily, like the CLI does, so that importing it costs nothing. The project rule
+"spike.py is the only module that imports httpx" is about the Spike API: GitHub is another
+service with another credential, and it stays out of the Spike client on purpose.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.
 Pagination links are followed only to the origin of the configured API URL, so the token is
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from . import redact
 from .model import ReconcileError
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ COMMENT_LIMIT = 65_536
 MAX_PAGES = 200
 PER_PAGE = 100
 USER_AGENT = "spike-reconcile"
+#: The login of the Actions token's comments; the token itself cannot read `GET /user`.
+ACTIONS_LOGIN = "github-actions[bot]"
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -70,7 +74,19 @@ class GitHubConfig:
         check_header_secret("GITHUB_TOKEN", self.token)
         if not _REPO.fullmatch(self.repo) or ".." in self.repo:
             raise ReconcileError(f"--repo: {self.repo!r} is not OWNER/NAME")
-        parts = urlsplit(self.api_url)
+        if not all("!" <= ch <= "~" for ch in self.api_url):
+            raise ReconcileError(
+                f"GITHUB_API_URL {self.api_url!r} holds whitespace or non-ASCII characters "
+                "(a trailing newline?)"
+            )
+        try:
+            parts = urlsplit(self.api_url)
+            parts.port  # noqa: B018 - parsed lazily: a port over 65535 raises only here
+        except ValueError:
+            raise ReconcileError(
+                f"GITHUB_API_URL {self.api_url!r} is not a valid URL "
+                "(an https:// URL, a port from 0 to 65535)"
+            ) from None
         if not parts.hostname or parts.scheme not in ("https", "http"):
             raise ReconcileError(f"GITHUB_API_URL {self.api_url!r} is not an https:// URL")
         if parts.scheme == "http":
@@ -86,6 +102,7 @@ class GitHubConfig:
     def from_env(cls, repo: str, env: Mapping[str, str] | None = None) -> GitHubConfig:
         env = os.environ if env is None else env
         token = env.get("GITHUB_TOKEN", "")
+        redact.register(token)
         if not token:
             raise ReconcileError(
                 "GITHUB_TOKEN must be set to comment on a pull request "
@@ -103,6 +120,8 @@ class Comment:
     id: int
     body: str
     url: str = ""
+    #: The login of the account that wrote it.
+    author: str = ""
 
 
 def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
@@ -116,9 +135,18 @@ def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
     return "unchanged" if existing.body == body else "updated"
 
 
-def find_comment(comments: list[Comment], mark: str) -> Comment | None:
-    """The first comment whose first line is the marker (quotes of it start with '>')."""
-    return next((c for c in comments if c.body.startswith(mark)), None)
+def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
+    """The first comment whose first line is the marker (quotes of it start with '>') and that
+    the token's own account wrote: anyone can paste the marker into a comment of their own,
+    and editing theirs would put our plan under their name (or fail).
+
+    `author` gives that account's login; it is asked only when a comment carries the marker.
+    """
+    marked = [c for c in comments if c.body.startswith(mark)]
+    if not marked:
+        return None
+    login = author()
+    return next((c for c in marked if c.author == login), None)
 
 
 def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
@@ -186,6 +214,17 @@ class GitHubClient:
             raise GitHubError(f"#{pr} has more than {MAX_PAGES * PER_PAGE} comments")
         return comments
 
+    def login(self, fallback: str) -> str:
+        """The login of the token's account (`GET /user`), or `fallback` when GitHub answers
+        403, as it does for the Actions token (an installation, not a user)."""
+        response = self._send("GET", "/user", None, "read the token's login", allow=(403,))
+        if response.status_code == 403:
+            return fallback
+        data = response.json()
+        if not isinstance(data, dict) or not isinstance(data.get("login"), str):
+            raise GitHubError("GET /user: GitHub answered without a login")
+        return str(data["login"])
+
     def create_comment(self, pr: int, body: str) -> Comment:
         path = f"/repos/{self._config.repo}/issues/{pr}/comments"
         return _comment(self._send("POST", path, {"body": body}, f"comment on #{pr}").json())
@@ -195,7 +234,9 @@ class GitHubClient:
         response = self._send("PATCH", path, {"body": body}, f"edit comment {comment_id}")
         return _comment(response.json())
 
-    def _send(self, method: str, url: str, body: Any, what: str) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, body: Any, what: str, allow: tuple[int, ...] = ()
+    ) -> httpx.Response:
         import httpx
 
         try:
@@ -203,7 +244,7 @@ class GitHubClient:
         except httpx.HTTPError as exc:
             # The type only: some of httpx's messages quote request headers (the token).
             raise GitHubError(f"cannot {what}: {type(exc).__name__}") from None
-        if response.is_success:
+        if response.is_success or response.status_code in allow:
             return response
         message = _api_message(response)
         hint = ""
@@ -218,8 +259,13 @@ class GitHubClient:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return (parts.scheme, parts.hostname or "", parts.port)
+    try:
+        parts = urlsplit(url)
+        return (parts.scheme, parts.hostname or "", parts.port)
+    except ValueError:  # a link GitHub answered with a port over 65535, an unclosed [
+        raise GitHubError(
+            f"GitHub answered a link that is not a valid URL: {url[:200]!r}"
+        ) from None
 
 
 def _comment(item: Any) -> Comment:
@@ -227,10 +273,13 @@ def _comment(item: Any) -> Comment:
         raise GitHubError("GitHub answered a comment without an integer id")
     body = item.get("body")
     url = item.get("html_url")
+    user = item.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
     return Comment(
         id=item["id"],
         body=body if isinstance(body, str) else "",
         url=url if isinstance(url, str) else "",
+        author=login if isinstance(login, str) else "",
     )
 
 
@@ -255,6 +304,8 @@ class CommentRequest:
     marker_name: str = "default"
     commit: str | None = None
     run_url: str | None = None
+    #: Whose comment to edit when the token cannot read its own login (see GitHubClient.login).
+    author: str = ACTIONS_LOGIN
 
 
 @dataclass(frozen=True)
@@ -302,7 +353,9 @@ def post_plan_comment(
     run_url = request.run_url or run_url_from_env(env)
     body = comment_body(plan_markdown(plan), mark, request.commit or None, run_url)
     with GitHubClient(config, transport) as client:
-        existing = find_comment(client.list_comments(request.pr), mark)
+        existing = find_comment(
+            client.list_comments(request.pr), mark, lambda: client.login(request.author)
+        )
         action = decide(existing, body, plan.has_changes)
         if action == "created":
             return CommentResult(action, client.create_comment(request.pr, body))

@@ -20,9 +20,10 @@ from .model import (
     Fields,
     ReconcileError,
     Value,
+    printable,
 )
 from .redact import redact
-from .spike import SpikeClient, printable
+from .spike import SpikeClient
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
 

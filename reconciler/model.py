@@ -84,6 +84,18 @@ def check_header_secret(name: str, value: str) -> None:
         )
 
 
+def printable(name: str) -> str:
+    """`name` (a file name, a warning from a plan file) safe to show on one line: control
+    characters and other non-printables escaped as in Python literals (\\n, \\x1b, \\u202e).
+
+    A state file's name comes from whoever wrote the pull request; raw, a newline in it would
+    start a line of its own in a CI log, e.g. a forged `::error::` annotation.
+    """
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in name)
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Change:
     """One managed field moving from its last-applied value to the desired one."""
@@ -161,9 +173,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        # The message may quote another file's name (a duplicate id) or the file's text.
+        path, message = printable(self.path), printable(self.message)
         if self.line == 0:  # about the file as a whole (missing, unreadable)
-            return f"{self.path}: {self.message}"
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+            return f"{path}: {message}"
+        return f"{path}:{self.line}:{self.column}: {message}"
 
 
 class StateFileError(ReconcileError):

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from . import redact
 from .journal import (
     Journal,
     JournalState,
@@ -134,6 +135,7 @@ class PostgresJournal(Journal):
             )
         userinfo, _, hostport = parts.netloc.rpartition("@")
         user, _, password = userinfo.partition(":")
+        redact.register(unquote(password))
 
         # The query is filtered as raw text, not decoded and re-encoded, so every parameter
         # but `namespace` reaches libpq exactly as written ("+" and "%20" differ to libpq).

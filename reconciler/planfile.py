@@ -40,6 +40,7 @@ from .model import (
     StateMap,
     is_counter_id,
     is_field_value,
+    printable,
 )
 from .planner import DEFAULT_BATCH_SIZE, FORMAT_VERSION, Plan, digest, plan
 
@@ -69,7 +70,7 @@ def atomic_write(
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(str(target))}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             if mode is not None:
@@ -79,7 +80,7 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        raise ReconcileError(f"{target}: cannot write: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(str(target))}: cannot write: {exc.strerror}") from None
     finally:
         # Whatever stopped the write (Ctrl-C included), no half file is left beside the
         # target; after the rename there is nothing to remove.

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .model import FIELDS, Change, Drift, Operation, Value
+from .model import FIELDS, Change, Drift, Operation, Value, printable
 from .planner import LazyList, Plan, StreamingDigest
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
 GITHUB_COMMENT_LIMIT = 65_536
 MARKDOWN_BUDGET = GITHUB_COMMENT_LIMIT - 2_000
+#: A longer warning (only a plan file can hold one) is cut in markdown.
+WARNING_CHARS = 1_000
 
 Styler = Callable[[str, str], str]
 
@@ -95,7 +97,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
         for cid, changes in _grouped(plan.changes).items():
-            where = f"  ({sources[cid]})" if cid in sources else ""
+            where = f"  ({printable(sources[cid])})" if cid in sources else ""
             lines.append(paint(f"  ~ incident {cid}", "yellow") + where)
             for c in changes:
                 before = show_before(c)
@@ -125,7 +127,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for n, op in enumerate(plan.operations, start=1)
         )
         lines.append("")
-    lines.extend(paint(f"Warning: {w}", "yellow") for w in plan.warnings)
+    lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
 
@@ -199,8 +201,19 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     Truncated with a note so that the whole stays below GitHub's comment limit.
     """
     head: list[str] = ["### spike-reconcile plan", "", f"**{plan_summary(plan)}**", ""]
-    for warning in plan.warnings:
-        head += ["> [!WARNING]", f"> {warning}", ""]
+    # Warnings can be many (one per unknown --target) and, from a plan file, of any length:
+    # together they get at most a quarter of the budget, each at most WARNING_CHARS.
+    room = budget // 4
+    for n, warning in enumerate(plan.warnings):
+        text = printable(warning)
+        if len(text) > WARNING_CHARS:
+            text = text[:WARNING_CHARS] + " ..."
+        room -= len(text) + 16
+        if room < 0:
+            more = len(plan.warnings) - n
+            head += ["> [!WARNING]", f"> ... and {more} more warnings (see the plan file)", ""]
+            break
+        head += ["> [!WARNING]", f"> {text}", ""]
     if plan.drift:
         head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
         head += [

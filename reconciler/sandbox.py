@@ -1,10 +1,9 @@
 """A local Spike-compatible HTTP API, for tests, benchmarks and trying `apply` without an account.
 
 Standard library only (no httpx: `spike.py` is the one module that speaks HTTP as a client).
-It serves the endpoints this tool drives (SPEC section 3) plus `GET /incidents/{counterId}`,
-with Spike's semantics as far as they are known (`reference/spike-api-facts.md`); where Spike's
-behaviour is unknown the sandbox picks the stricter reading, so a tool that works here does not
-lean on a guess:
+It serves the endpoints this tool drives (docs/api-calls.md) plus `GET /incidents/{counterId}`,
+with Spike's semantics as far as they are known; where Spike's behaviour is unknown the sandbox
+picks the stricter reading, so a tool that works here does not lean on a guess:
 
 - every API request needs `x-api-key` and `x-team-id` equal to the configured ones, else 401
   `{"message", "error": "Unauthorized"}`; no response or log line ever contains the key;
@@ -14,7 +13,9 @@ lean on a guess:
   naming the ids; acknowledging an acknowledged incident, unacknowledging a triggered one and
   resolving a resolved one are 200s that change nothing;
 - `PATCH /incidents/{counterId}/public-sharing` and `GET /incidents/{counterId}` answer 404 for
-  an unknown id (the id is a path resource there, not a member of a batch).
+  an unknown id (the id is a path resource there, not a member of a batch);
+- a method no endpoint takes (PUT, TRACE, OPTIONS, HEAD, ...) is a 405 with a JSON body and an
+  `Allow` header naming the methods the path takes.
 
 Optional latency and seeded fault injection (429/500/503, an injected fault changes nothing)
 apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth and see neither:
@@ -282,6 +283,9 @@ _ACTIONS: dict[tuple[str, str], _Action] = {
     ("DELETE", endpoints.SEVERITY_REMOVE): _Action("remove severity", _set_severity),
 }
 _BATCH_PATHS = {path: method for method, path in _ACTIONS}
+#: The methods the API and the control endpoints use; any other is answered 405.
+_METHODS = ("DELETE", "GET", "PATCH", "POST")
+_CONTROL_METHODS = {"/_sandbox/calls": ("DELETE", "GET"), "/_sandbox/incidents": ("GET", "POST")}
 _PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
 _INCIDENT = re.compile(r"/incidents/([^/]+)")
 _NO_BODY = object()
@@ -325,6 +329,26 @@ def _object_body(raw: bytes, expected: set[str]) -> dict[str, Any]:
 
 def _joined(ids: Sequence[str]) -> str:
     return ", ".join(sorted(set(ids)))
+
+
+def _not_allowed(method: str, path: str, allowed: Sequence[str]) -> _Response:
+    """405 for a method no endpoint here takes (TRACE, OPTIONS, PUT, HEAD...), with `Allow`."""
+    return _Response(
+        405,
+        {"message": f"method {method} is not allowed for {path}", "error": _REASONS[405]},
+        {"Allow": ", ".join(allowed or _METHODS)},
+    )
+
+
+def _api_methods(path: str) -> tuple[str, ...]:
+    """The methods an API path takes (none for a path that is no endpoint)."""
+    if path in _BATCH_PATHS:
+        return (_BATCH_PATHS[path],)
+    if _PUBLIC_SHARING.fullmatch(path):
+        return ("PATCH",)
+    if _INCIDENT.fullmatch(path):
+        return ("GET",)
+    return ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,6 +593,8 @@ class SandboxServer:
 
     def _route(self, method: str, path: str, raw: bytes) -> _Response:
         """Answer one authorized API request. Caller holds the lock."""
+        if method not in _METHODS:
+            return _not_allowed(method, path, _api_methods(path))
         try:
             action = _ACTIONS.get((method, path))
             if action is not None:
@@ -657,6 +683,8 @@ class SandboxServer:
         )
 
     def _handle_control(self, method: str, path: str, raw: bytes) -> _Response:
+        if method not in _METHODS:
+            return _not_allowed(method, path, _CONTROL_METHODS.get(path, ()))
         if path == "/_sandbox/calls":
             if method == "GET":
                 return _Response(200, self.calls)
@@ -762,6 +790,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._dispatch()
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers a method with no do_* handler with 501 and an HTML page; a JSON
+        # API answers 405 with a JSON body and an Allow header, after the usual auth.
+        if code == 501 and self.command:
+            self._dispatch()
+            return
+        super().send_error(code, message, explain)
+
     def _dispatch(self) -> None:
         sandbox = cast(_HTTPServer, self.server).sandbox
         path = urlsplit(self.path).path
@@ -811,7 +847,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # the answer to HEAD has headers only, Content-Length too
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line holds method and path only, never a header, so never the key.

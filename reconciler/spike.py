@@ -76,6 +76,7 @@ from .model import (
     UncertainOutcomeError,
     check_header_secret,
     is_loopback,
+    printable,
 )
 from .redact import redact, register
 
@@ -122,13 +123,6 @@ class SpikeConfig:
             api_key=env["SPIKE_API_KEY"],
             team_id=env["SPIKE_TEAM_ID"],
         )
-
-
-def printable(text: str) -> str:
-    """`text` with control and other unprintable characters written as escapes (\\n, \\x1b)."""
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
 
 
 _USERINFO = re.compile(r"^([^:/?#]*:?//)[^/?#]*@")

@@ -1,6 +1,7 @@
 """A local fake of the GitHub REST endpoints `reconcile comment` uses: an issue's comments
-(list, with Link pagination the way GitHub pages them, and create) and one comment (edit).
-A real HTTP server on 127.0.0.1 that records every request it gets."""
+(list, with Link pagination the way GitHub pages them, and create), one comment (edit) and
+the token's user (`GET /user`). A real HTTP server on 127.0.0.1 that records every request
+it gets."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ class FakeGitHub:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     next_id: int = 1000
     url: str = ""
+    #: The token's account, or None for the Actions token, which `GET /user` answers with 403.
+    login: str | None = None
+    #: When set, every request is answered with this (status, JSON body).
+    failure: tuple[int, Any] | None = None
+
+    @property
+    def author(self) -> str:
+        """The login of the comments the token writes."""
+        return self.login or "github-actions[bot]"
 
     def add(self, pr: int, body: str, login: str = "someone") -> int:
         self.next_id += 1
@@ -70,16 +80,24 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._answer(401, {"message": "Bad credentials"})
                 return
+            if fake.failure is not None:
+                self._answer(*fake.failure)
+                return
             parts = urlsplit(self.path)
             # GitHub's next links use /repositories/{id}/...; both forms name the same repo.
             listed = re.fullmatch(
                 r"/(?:repos/octo/states|repositories/42)/issues/(\d+)/comments", parts.path
             )
             edited = re.fullmatch(r"/repos/octo/states/issues/comments/(\d+)", parts.path)
-            if listed and method == "GET":
+            if parts.path == "/user" and method == "GET":
+                if fake.login is None:
+                    self._answer(403, {"message": "Resource not accessible by integration"})
+                else:
+                    self._answer(200, {"login": fake.login, "id": 1})
+            elif listed and method == "GET":
                 self._list(int(listed[1]), parse_qs(parts.query))
             elif listed and method == "POST":
-                new_id = fake.add(int(listed[1]), body["body"], login="github-actions[bot]")
+                new_id = fake.add(int(listed[1]), body["body"], login=fake.author)
                 self._answer(201, fake.comments[int(listed[1])][-1] | {"id": new_id})
             elif edited and method == "PATCH":
                 for comments in fake.comments.values():

@@ -116,6 +116,66 @@ def test_no_step_interpolates_an_expression_into_a_script() -> None:
         assert spec["shell"] == "bash"
 
 
+def tiny_wheel(folder: Path) -> Path:
+    """A wheel with one empty module: something pip installs offline, fast."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "tiny/__init__.py": b"",
+        "tiny-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tiny\nVersion: 0.1\n",
+        "tiny-0.1.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
+    files["tiny-0.1.dist-info/RECORD"] = "\n".join(
+        [*record, "tiny-0.1.dist-info/RECORD,,"]
+    ).encode()
+    wheel = folder / "tiny-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def test_the_install_step_never_runs_python_files_of_the_checked_out_repository(
+    runner: Runner,
+) -> None:
+    # The step runs in the workspace, the repository under review: `python3 -m venv` there
+    # would import its venv.py, and `python -m pip` its pip.py.
+    for name in ("venv", "pip"):
+        (runner.workspace / f"{name}.py").write_text(
+            f"open('ran-{name}.py', 'w').close()\nraise SystemExit(3)\n"
+        )
+    spec = step("Install reconcile")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(runner.root),
+        "RUNNER_TEMP": str(runner.temp / "fresh"),
+        "ACTION_PATH": str(tiny_wheel(runner.root)),  # the action itself would take a build
+        "RECONCILE_JOURNAL": "",
+    }
+    assert set(spec["env"]) == {"ACTION_PATH", "RECONCILE_JOURNAL"}
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", spec["run"]],
+        cwd=runner.workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in runner.workspace.iterdir()) == ["pip.py", "venv.py"]
+    venv_python = runner.temp / "fresh" / "spike-reconcile-venv" / "bin" / "python"
+    assert subprocess.run([venv_python, "-c", "import tiny"], check=False).returncode == 0
+
+
 def test_an_unknown_command_stops_the_action(runner: Runner) -> None:
     done = runner.run("Check the inputs", {"command": "destroy"})
     assert done.returncode == 1
@@ -197,7 +257,14 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
     assert "| `a-1` | severity | (unknown) | sev2 |" in comment["body"]
     assert "commit `c0ffeec0ffee`" in comment["body"]
     assert TOKEN not in done.stdout + done.stderr
-    assert [m for m, _, _ in github.requests] == ["GET", "POST", "GET", "PATCH"]
+    # The second run asks whose the marked comment is (GET /user: 403 for the Actions token).
+    assert [(m, p.split("?")[0]) for m, p, _ in github.requests] == [
+        ("GET", "/repos/octo/states/issues/7/comments"),
+        ("POST", "/repos/octo/states/issues/7/comments"),
+        ("GET", "/repos/octo/states/issues/7/comments"),
+        ("GET", "/user"),
+        ("PATCH", f"/repos/octo/states/issues/comments/{comment['id']}"),
+    ]
 
 
 def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> None:

@@ -148,6 +148,7 @@ def test_the_comment_is_found_on_a_later_page(tmp_path: Path, github: FakeGitHub
         "/repos/octo/states/issues/7/comments?per_page=100",
         "/repositories/42/issues/7/comments?per_page=3&page=2",
         "/repositories/42/issues/7/comments?per_page=3&page=3",
+        "/user",  # whose is the marked comment: the token's own account?
     ]
     assert [c["id"] for c in github.ours(7)] == [ours]
     assert "| `x` | severity | (unknown) | sev2 |" in github.ours(7)[0]["body"]
@@ -158,7 +159,7 @@ def test_quotes_of_the_marker_and_other_markers_are_not_our_comment(
     tmp_path: Path, github: FakeGitHub
 ) -> None:
     github.add(7, f"> {MARK}\n> quoted by a reviewer")
-    github.add(7, "<!-- spike-reconcile:plan:prod -->\nthe prod plan")
+    github.add(7, "<!-- spike-reconcile:plan:prod -->\nthe prod plan", login=github.author)
     plan_file = saved_plan(tmp_path, {"x": {"status": "resolved"}})
 
     assert post(github, plan_file) == "created"
