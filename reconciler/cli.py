@@ -106,7 +106,7 @@ def cli() -> None:
 @common
 def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default path: states). Exit 0 valid, 1 invalid."""
-    from .states import load
+    from .states.loader import load
 
     desired = load(paths or ("states",))
     click.echo(f"{len(desired.files)} files, {len(desired.incidents)} incidents: valid.")
@@ -156,8 +156,8 @@ def plan(
     --refresh, reads the managed incidents from Spike first.
     """
     from . import render
-    from .commands import make_plan
     from .planfile import write_plan, write_plan_json
+    from .usecases.plan import make_plan
 
     ctx = Context(verbose, no_color)
     made = make_plan(
@@ -210,7 +210,7 @@ def apply(
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
     """
     from . import render
-    from .commands import ApplyRequest, run_apply
+    from .usecases.apply import ApplyRequest, run_apply
 
     ctx = Context(verbose, no_color)
     plan_file = None
@@ -325,8 +325,10 @@ def sandbox(
     incidents without any auth, and its credentials default to "dev", so it is never served
     to a network.
     """
-    from .model import ReconcileError, is_loopback
-    from .sandbox import SandboxServer, seed_from_json, seed_from_paths
+    from .errors import ReconcileError
+    from .model import is_loopback
+    from .sandbox.core import seed_from_json, seed_from_paths
+    from .sandbox.server import SandboxServer
 
     if not is_loopback(host):
         raise ReconcileError(
@@ -403,7 +405,7 @@ def refresh(
     as the incident's escalation count, after an escalate call whose outcome is unknown.
     """
     from . import render
-    from .commands import run_refresh
+    from .usecases.refresh import run_refresh
 
     if escalations is not None:
         if len(adopt) != 1:
@@ -479,7 +481,7 @@ def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -
 @common
 def schema(verbose: bool, no_color: bool) -> None:
     """Print the JSON Schema of a state file (for editors)."""
-    from .states import schema_json
+    from .states.schema import schema_json
 
     click.echo(schema_json(), nl=False)
 
@@ -523,9 +525,12 @@ def comment(
     Only a comment the token's account wrote is edited. GITHUB_API_URL points at GitHub
     Enterprise Server.
     """
-    from .github import CommentRequest, post_plan_comment
+    from .render import plan_markdown
+    from .usecases.comment import CommentRequest, post_plan_comment
 
-    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url, author)
+    request = CommentRequest(
+        plan_file, repo, pr, marker, commit, run_url, author, markdown=plan_markdown
+    )
     click.echo(post_plan_comment(request).message(pr))
 
 
@@ -542,8 +547,8 @@ def fmt_command(
     Prints the name of each file it changes (with --check: would change). A file with
     errors is reported as `validate` would and left untouched.
     """
-    from .commands import run_fmt
-    from .model import ReconcileError, StateFileError, printable
+    from .errors import ReconcileError, StateFileError, printable
+    from .usecases.files import run_fmt
 
     outcome = run_fmt(paths, check=check, diff=show_diff)
     for changed in outcome.changed:
@@ -601,7 +606,7 @@ def import_command(
     keeping its comments, so the next plan is empty for them. Nothing is written when any
     id fails.
     """
-    from .commands import ImportRequest, run_import
+    from .usecases.files import ImportRequest, run_import
 
     request = ImportRequest(
         ids, to, overwrite, state_paths, journal_location, parallelism, lock_timeout
@@ -674,7 +679,7 @@ class ShownStream(io.TextIOBase):
             raise self._failure(exc) from None
 
     def _failure(self, exc: OSError) -> Exception:
-        from .model import ReconcileError
+        from .errors import ReconcileError
 
         self.failed = True
         # The interpreter flushes the standard streams once more at exit; pointed at
@@ -718,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from .model import ReconcileError, StateFileError
+    from .errors import ReconcileError, StateFileError
 
     try:
         try:

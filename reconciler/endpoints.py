@@ -10,14 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import (
-    PRIORITIES,
-    SEVERITIES,
-    InvalidPlanError,
-    Operation,
-    Value,
-    is_counter_id,
-)
+from .errors import InvalidPlanError
+from .model import PRIORITIES, SEVERITIES, Operation, Value, is_counter_id
 
 ACKNOWLEDGE = "/incidents/acknowledge"
 UNACKNOWLEDGE = "/incidents/unacknowledge"

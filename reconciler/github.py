@@ -27,10 +27,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from . import redact
-from .model import ReconcileError
+from .errors import GitHubError, ReconcileError
 
 if TYPE_CHECKING:
     import httpx
+
+    #: An httpx transport (tests pass a MockTransport or one bound to a fake server).
+    Transport = httpx.BaseTransport
 
 DEFAULT_API_URL = "https://api.github.com"
 #: GitHub refuses longer comment bodies.
@@ -47,10 +50,6 @@ _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 
 Action = Literal["created", "updated", "unchanged", "skipped"]
-
-
-class GitHubError(ReconcileError):
-    """GitHub refused a call or could not be reached. Never holds the token."""
 
 
 def marker(name: str = "default") -> str:
@@ -90,7 +89,7 @@ class GitHubConfig:
         if not parts.hostname or parts.scheme not in ("https", "http"):
             raise ReconcileError(f"GITHUB_API_URL {self.api_url!r} is not an https:// URL")
         if parts.scheme == "http":
-            from .model import is_loopback  # the one loopback test, shared with the Spike client
+            from .model import is_loopback
 
             if not is_loopback(parts.hostname):
                 raise ReconcileError(
@@ -296,35 +295,6 @@ def _api_message(response: httpx.Response) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CommentRequest:
-    plan_file: str
-    repo: str
-    pr: int
-    marker_name: str = "default"
-    commit: str | None = None
-    run_url: str | None = None
-    #: Whose comment to edit when the token cannot read its own login (see GitHubClient.login).
-    author: str = ACTIONS_LOGIN
-
-
-@dataclass(frozen=True)
-class CommentResult:
-    action: Action
-    comment: Comment | None
-
-    def message(self, pr: int) -> str:
-        if self.action == "skipped":
-            return f"No changes and no plan comment on #{pr} yet: nothing posted."
-        url = self.comment.url if self.comment else ""
-        said = {
-            "created": "Created the plan comment",
-            "updated": "Updated the plan comment",
-            "unchanged": "The plan comment already shows this plan",
-        }[self.action]
-        return f"{said} on #{pr}" + (f": {url}" if url else ".")
-
-
 def run_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     """The Actions run's page, from the variables every workflow step has."""
     env = os.environ if env is None else env
@@ -334,31 +304,3 @@ def run_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     if server and repo and run and run.isdigit() and _REPO.fullmatch(repo):
         return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
     return None
-
-
-def post_plan_comment(
-    request: CommentRequest,
-    env: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> CommentResult:
-    """Create, update or leave alone the pull request's one plan comment (see `decide`)."""
-    from .commands import read_saved_plan
-    from .render import plan_from_saved, plan_markdown
-
-    if request.commit and not _SHA.fullmatch(request.commit):
-        raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
-    plan = plan_from_saved(read_saved_plan(request.plan_file))
-    config = GitHubConfig.from_env(request.repo, env)
-    mark = marker(request.marker_name)
-    run_url = request.run_url or run_url_from_env(env)
-    body = comment_body(plan_markdown(plan), mark, request.commit or None, run_url)
-    with GitHubClient(config, transport) as client:
-        existing = find_comment(
-            client.list_comments(request.pr), mark, lambda: client.login(request.author)
-        )
-        action = decide(existing, body, plan.has_changes)
-        if action == "created":
-            return CommentResult(action, client.create_comment(request.pr, body))
-        if action == "updated" and existing is not None:
-            return CommentResult(action, client.update_comment(existing.id, body))
-        return CommentResult(action, existing)

@@ -17,18 +17,8 @@ from types import MappingProxyType
 from typing import Any, overload
 
 from . import endpoints as ep
-from .model import (
-    FIELDS,
-    PRIORITIES,
-    SEVERITIES,
-    Change,
-    Drift,
-    Fields,
-    Operation,
-    PlanError,
-    StateMap,
-    Value,
-)
+from .errors import PlanError
+from .model import FIELDS, PRIORITIES, SEVERITIES, Change, Drift, Fields, Operation, StateMap, Value
 
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 100

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli import main
+from reconciler.planfile import write_plan_text
+from reconciler.planner import Plan
 from reconciler.sandbox import SandboxServer
 
 KEY = "sk-e2e-secret-7c1f9a"
@@ -59,3 +61,10 @@ def live_matches(server: SandboxServer, desired: Mapping[str, Mapping[str, Any]]
 def with_params(url: str, **params: str) -> str:
     query = "&".join(f"{key}={value}" for key, value in params.items())
     return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def plan_json(plan: Plan, created_at: str) -> str:
+    """The plan file's text, as `reconcile plan --format json` writes it (unsigned)."""
+    parts: list[str] = []
+    write_plan_text(plan, created_at, parts.append)
+    return "".join(parts)

@@ -18,7 +18,7 @@ from e2e_helpers import KEY, TEAM, write_states
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from ruamel.yaml import YAML
 
-from reconciler.commands import read_saved_plan
+from reconciler.planfile import read_saved_plan
 from reconciler.sandbox import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 
 from reconciler.applier import Applier, ApplyResult
-from reconciler.journal import FileJournal
+from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
-from reconciler.spike import RetryPolicy, SpikeClient, SpikeConfig
+from reconciler.spike.client import RetryPolicy, SpikeClient, SpikeConfig
 
 CONFIG = SpikeConfig("https://api.spike.sh", "secret-key", "team")
 FAST = RetryPolicy(attempts=2, base=0.0, cap=0.0, total=5.0)

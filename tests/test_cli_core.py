@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from oracle import CliRun, run_cli
 
-from reconciler.journal import FileJournal
+from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
+from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
 from reconciler.planner import digest, plan
-from reconciler.render import GITHUB_COMMENT_LIMIT
 from reconciler.states import load
 
 REPO = Path(__file__).resolve().parent.parent

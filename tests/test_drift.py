@@ -12,12 +12,12 @@ import httpx
 import pytest
 from e2e_helpers import KEY, TEAM, cli, env, write_states
 
-from reconciler.journal import FileJournal
-from reconciler.live import LiveStateError, parse_incident, read_incidents
-from reconciler.model import CredentialsError
+from reconciler.errors import CredentialsError, LiveStateError
+from reconciler.journal.file import FileJournal
 from reconciler.planner import plan, refreshed
 from reconciler.sandbox import SandboxServer
-from reconciler.spike import SpikeClient, SpikeConfig
+from reconciler.spike.client import SpikeClient, SpikeConfig
+from reconciler.spike.live import parse_incident, read_incidents
 
 DESIRED = {
     "116": {"status": "acknowledged", "priority": "p2"},

@@ -22,10 +22,11 @@ from e2e_helpers import KEY, TEAM, cli, env, live_matches, with_params, write_st
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.commands import ApplyRequest, run_apply
-from reconciler.journal import FileJournal, open_journal
+from reconciler.journal import open_journal
+from reconciler.journal.file import FileJournal
 from reconciler.sandbox import SandboxServer
-from reconciler.spike import RetryPolicy
+from reconciler.spike.client import RetryPolicy
+from reconciler.usecases.apply import ApplyRequest, run_apply
 
 # ---------------------------------------------------------------------------------------------
 # The property, with generated states

@@ -22,9 +22,11 @@ import pytest
 from oracle import run_cli
 
 from reconciler import redact
-from reconciler.journal import FileJournal, open_journal
+from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
+from reconciler.journal import open_journal
+from reconciler.journal.file import FileJournal
 from reconciler.planner import plan
-from reconciler.render import GITHUB_COMMENT_LIMIT, MARKDOWN_BUDGET, plan_markdown
+from reconciler.render import MARKDOWN_BUDGET, plan_markdown
 from reconciler.sandbox import SandboxServer
 
 RECONCILE = Path(sys.executable).with_name("reconcile")

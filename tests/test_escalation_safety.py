@@ -34,20 +34,22 @@ from hypothesis import strategies as st
 
 from reconciler.applier import Applier, ApplyResult
 from reconciler.endpoints import ESCALATE
-from reconciler.journal import FileJournal, JournalState, JournalWriter
-from reconciler.model import (
+from reconciler.errors import (
     ApiError,
     ApiUnavailableError,
     JournalError,
     LockHeldError,
-    Operation,
     ReconcileError,
     UncertainOutcomeError,
 )
-from reconciler.pgjournal import PostgresJournal
+from reconciler.journal.base import JournalWriter
+from reconciler.journal.file import FileJournal
+from reconciler.journal.postgres import PostgresJournal
+from reconciler.journal.records import JournalState
+from reconciler.model import Operation
 from reconciler.planner import digest, plan
 from reconciler.sandbox import SandboxServer
-from reconciler.spike import RetryPolicy, SpikeClient, SpikeConfig
+from reconciler.spike.client import RetryPolicy, SpikeClient, SpikeConfig
 
 CONFIG = SpikeConfig("https://api.spike.sh", "secret-key", "team")
 FAST = RetryPolicy(attempts=2, base=0.0, cap=0.0, total=5.0)
@@ -634,7 +636,7 @@ def test_deeply_nested_lines_are_refused_naming_the_line(tmp_path: Path, last: b
 
 HOLD = """
 import sys, time
-from reconciler.journal import FileJournal, JournalState, JournalWriter
+from reconciler.journal.file import FileJournal
 with FileJournal(sys.argv[1]).open_for_apply(0, "holder through the link"):
     print("locked", flush=True)
     time.sleep(60)

@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import cli
+from e2e_helpers import cli, plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.commands import atomic_write
-from reconciler.fmt import _comments, format_text, quote_id
-from reconciler.model import FIELDS, ReconcileError
+from reconciler.errors import ReconcileError
+from reconciler.model import FIELDS
+from reconciler.planfile import atomic_write
 from reconciler.planner import plan
-from reconciler.render import plan_json
 from reconciler.states import load
+from reconciler.states.document import _comments, format_text, quote_id
 
 Owner = tuple[str, ...]
 #: Ids, and whether they may be written bare (a bare 0042 or 2024-01-01 is refused).

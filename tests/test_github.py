@@ -19,19 +19,13 @@ import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from oracle import run_cli
 
-from reconciler.commands import make_plan, read_saved_plan, write_plan
-from reconciler.github import (
-    CommentRequest,
-    GitHubClient,
-    GitHubConfig,
-    GitHubError,
-    decide,
-    marker,
-    post_plan_comment,
-)
-from reconciler.model import InvalidPlanError, ReconcileError
+from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
+from reconciler.github import GitHubClient, GitHubConfig, decide, marker
+from reconciler.planfile import plan_from_saved, read_saved_plan, write_plan
 from reconciler.planner import digest
-from reconciler.render import plan_from_saved, plan_markdown
+from reconciler.render import plan_markdown
+from reconciler.usecases.comment import CommentRequest, post_plan_comment
+from reconciler.usecases.plan import make_plan
 
 RECONCILE = Path(sys.executable).with_name("reconcile")
 
@@ -65,8 +59,8 @@ def saved_plan(tmp_path: Path, incidents: dict[str, Any], name: str = "plan.json
 
 
 def post(fake: FakeGitHub, plan_file: str, pr: int = 7, **kw: Any) -> str:
-    request = CommentRequest(plan_file, REPO, pr, **kw)
-    return post_plan_comment(request, env=env_for(fake)).action
+    request = CommentRequest(plan_file, REPO, pr, **kw, markdown=plan_markdown, env=env_for(fake))
+    return post_plan_comment(request).action
 
 
 # ---------------------------------------------------------------------------------------------

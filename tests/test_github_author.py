@@ -15,8 +15,10 @@ import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from oracle import run_cli
 
-from reconciler.commands import make_plan, write_plan
-from reconciler.github import GitHubClient, GitHubConfig, GitHubError
+from reconciler.errors import GitHubError
+from reconciler.github import GitHubClient, GitHubConfig
+from reconciler.planfile import write_plan
+from reconciler.usecases.plan import make_plan
 
 RECONCILE = Path(sys.executable).with_name("reconcile")
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.journal import FileJournal
-from reconciler.model import JournalError, LockHeldError, Operation
+from reconciler.errors import JournalError, LockHeldError
+from reconciler.journal.file import FileJournal
+from reconciler.model import Operation
 
 ACK = Operation("POST", "/incidents/acknowledge", {"ids": ["116", "pay-1"]})
 P1 = Operation("POST", "/incidents/priority", {"priority": "p1", "ids": ["pay-1"]})
@@ -273,7 +274,7 @@ def test_a_location_that_cannot_be_written_is_an_error(tmp_path: Path) -> None:
 
 HOLDER = """
 import sys, time
-from reconciler.journal import FileJournal
+from reconciler.journal.file import FileJournal
 with FileJournal(sys.argv[1]).open_for_apply(0, "holder under test") as writer:
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -282,8 +283,8 @@ print("released", flush=True)
 
 TRY_LOCK = """
 import sys
-from reconciler.journal import FileJournal
-from reconciler.model import LockHeldError
+from reconciler.journal.file import FileJournal
+from reconciler.errors import LockHeldError
 try:
     with FileJournal(sys.argv[1]).open_for_apply(0, "second"):
         print("got the lock")

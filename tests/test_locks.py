@@ -19,7 +19,8 @@ from typing import Any
 
 from e2e_helpers import KEY, TEAM, write_states
 
-from reconciler.journal import FileJournal, open_journal
+from reconciler.journal import open_journal
+from reconciler.journal.file import FileJournal
 from reconciler.sandbox import SandboxServer
 from reconciler.states import load
 

@@ -25,9 +25,13 @@ from typing import IO, Any
 import pytest
 from e2e_helpers import with_params
 
-from reconciler.journal import FileJournal, Journal, encode_record, migrate, open_journal
-from reconciler.model import JournalError, LockHeldError, Operation
-from reconciler.pgjournal import MIGRATIONS, PostgresJournal, _PostgresWriter
+from reconciler.errors import JournalError, LockHeldError
+from reconciler.journal import migrate, open_journal
+from reconciler.journal.base import Journal
+from reconciler.journal.file import FileJournal
+from reconciler.journal.postgres import MIGRATIONS, PostgresJournal, _PostgresWriter
+from reconciler.journal.records import encode_record
+from reconciler.model import Operation
 
 PLAN = "sha256:" + "ab" * 32
 
@@ -152,7 +156,7 @@ def test_namespaces_are_independent(server_url: str, journal: PostgresJournal) -
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from reconciler.pgjournal import PostgresJournal
+    from reconciler.journal.postgres import PostgresJournal
 
     with PostgresJournal(sys.argv[1]).open_for_apply(0, "holder-test"):
         print("locked", flush=True)

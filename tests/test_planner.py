@@ -12,14 +12,15 @@ from typing import Any
 
 import oracle
 import pytest
+from e2e_helpers import plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import endpoints
-from reconciler.journal import JournalState
-from reconciler.model import PRIORITIES, SEVERITIES, STATUSES, InvalidPlanError, PlanError
+from reconciler.errors import InvalidPlanError, PlanError
+from reconciler.journal.records import JournalState
+from reconciler.model import PRIORITIES, SEVERITIES, STATUSES
 from reconciler.planner import Plan, digest, pack_escalations, plan
-from reconciler.render import plan_json
 
 ACK = "/incidents/acknowledge"
 UNACK = "/incidents/unacknowledge"
@@ -650,7 +651,7 @@ def test_an_operation_outside_the_endpoint_table_is_refused(raw: Any, message: s
 
 
 def test_a_plan_keeps_its_changes_while_the_journal_moves_on() -> None:
-    from reconciler.journal import JournalState
+    from reconciler.journal.records import JournalState
 
     state = JournalState(lineage="L", serial=0, incidents={"a": {"status": "triggered"}})
     made = plan({"a": {"status": "acknowledged", "priority": "p1"}}, state.incidents)

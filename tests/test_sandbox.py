@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.model import ReconcileError, StateFileError
-from reconciler.sandbox import SandboxServer, seed_from_json, seed_from_paths
+from reconciler.errors import ReconcileError, StateFileError
+from reconciler.sandbox import SandboxServer
+from reconciler.sandbox.core import seed_from_json, seed_from_paths
 
 AUTH = {"x-api-key": "dev", "x-team-id": "dev"}
 #: A client loads the CA bundle (~30 ms) even for plain http unless handed a context: share one.

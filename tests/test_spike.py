@@ -10,8 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from reconciler.model import ApiError, CredentialsError, Operation, ReconcileError
-from reconciler.spike import (
+from reconciler.errors import ApiError, CredentialsError, ReconcileError
+from reconciler.model import Operation
+from reconciler.spike.client import (
     AdaptiveLimiter,
     RetryPolicy,
     SpikeClient,

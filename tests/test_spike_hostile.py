@@ -17,15 +17,16 @@ import httpx
 import pytest
 
 from reconciler.endpoints import is_idempotent
-from reconciler.live import LiveStateError, read_incidents
-from reconciler.model import (
+from reconciler.errors import (
     ApiError,
     ApiUnavailableError,
-    Operation,
+    LiveStateError,
     ReconcileError,
     UncertainOutcomeError,
 )
-from reconciler.spike import RetryPolicy, SpikeClient, SpikeConfig, check_url, retry_after
+from reconciler.model import Operation
+from reconciler.spike.client import RetryPolicy, SpikeClient, SpikeConfig, check_url, retry_after
+from reconciler.spike.live import read_incidents
 
 SECRET = "sk-live-HOSTILE-0000-9999"
 CONFIG = SpikeConfig("https://api.spike.sh", SECRET, "team-1")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import run_cli
 
-from reconciler.model import StateFileError
+from reconciler.errors import StateFileError
 from reconciler.states import load
 
 LONG_ID = "a" * 65

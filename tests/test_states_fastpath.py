@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.states import _load_file, _models, _valid_incidents
+from reconciler.states.loader import _load_file, _valid_incidents
+from reconciler.states.schema import _models
 
 IDS = st.sampled_from(
     ["a", "prim-122", "116", "svc-1", "A-b-9", "a" * 64, "a" * 65, "a--b", "-a", "a b", "é", ""]
@@ -164,9 +165,10 @@ STATE = st.dictionaries(
 def test_the_one_pass_plan_json_carries_the_whole_digest(
     desired: dict[str, Any], journal: dict[str, Any], batch: int
 ) -> None:
-    from reconciler.model import PlanError
+    from e2e_helpers import plan_json
+
+    from reconciler.errors import PlanError
     from reconciler.planner import digest, plan
-    from reconciler.render import plan_json
 
     try:
         made = plan(desired, journal, lineage="l", serial=3, batch_size=batch)

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import states
-from reconciler.model import StateFileError
+from reconciler.errors import StateFileError
 from reconciler.states import load
+from reconciler.states import loader as states
 
 DEEP = 30_000
 NESTED = "YAML nested more than 50 levels deep (a state file needs 3)"

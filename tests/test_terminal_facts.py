@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from e2e_helpers import cli, write_states
 
-from reconciler.journal import FileJournal, Journal, migrate
-from reconciler.model import Operation, PlanError
-from reconciler.pgjournal import PostgresJournal
+from reconciler.errors import PlanError
+from reconciler.journal import migrate
+from reconciler.journal.base import Journal
+from reconciler.journal.file import FileJournal
+from reconciler.journal.postgres import PostgresJournal
+from reconciler.model import Operation
 from reconciler.planner import calls_are_unsafe, digest, plan
 
 PLAN = "sha256:test"

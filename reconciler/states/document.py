@@ -38,7 +38,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import FIELDS, Fields, StateFileError, Value
+from ..errors import StateFileError
+from ..model import FIELDS, Fields, Value
 
 #: YAML's line breaks (libyaml counts lines, so node marks, by the same ones).
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -187,7 +188,7 @@ _COMPOSER: Any = None
 
 def _compose(text: str) -> Any:
     global _COMPOSER
-    from .states import nesting_problem
+    from .loader import nesting_problem
 
     # libyaml's composer recurses once per level: a text too deep for it crashes the process.
     problem = nesting_problem("<state file>", text)

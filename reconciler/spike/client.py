@@ -65,20 +65,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .endpoints import is_idempotent
-from .jsontext import JsonTooDeepError, loads
-from .model import (
+from ..endpoints import is_idempotent
+from ..errors import (
     ApiError,
     ApiUnavailableError,
     CredentialsError,
-    Operation,
     ReconcileError,
     UncertainOutcomeError,
-    check_header_secret,
-    is_loopback,
     printable,
 )
-from .redact import redact, register
+from ..jsontext import JsonTooDeepError, loads
+from ..model import Operation, check_header_secret, is_loopback
+from ..redact import redact, register
 
 DEFAULT_URL = "https://api.spike.sh"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})

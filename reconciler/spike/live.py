@@ -12,24 +12,12 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .model import (
-    PRIORITIES,
-    SEVERITIES,
-    ApiError,
-    ApiUnavailableError,
-    Fields,
-    ReconcileError,
-    Value,
-    printable,
-)
-from .redact import redact
-from .spike import SpikeClient
+from ..errors import ApiError, ApiUnavailableError, LiveStateError, printable
+from ..model import PRIORITIES, SEVERITIES, Fields, Value
+from ..redact import redact
+from .client import SpikeClient
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
-
-
-class LiveStateError(ReconcileError):
-    """Spike answered, but not in a shape this tool can read safely."""
 
 
 def _shown(value: object) -> str:

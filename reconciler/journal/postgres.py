@@ -24,17 +24,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from . import redact
-from .journal import (
-    Journal,
-    JournalState,
-    JournalWriter,
-    LockInfo,
-    encode_record,
-    replay,
-)
-from .jsontext import loads
-from .model import JournalError, LockHeldError
+from .. import redact
+from ..errors import JournalError, LockHeldError
+from ..jsontext import loads
+from .base import Journal, JournalWriter, LockInfo
+from .records import JournalState, encode_record, replay
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,0 +1,87 @@
+"""Make a plan: load the state files and the journal (with refresh, Spike's live values too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..errors import (
+    ReconcileError,
+)
+from ..journal import open_journal
+from ..journal.records import JournalState, now
+from ..model import Fields, is_counter_id
+from ..planner import Plan, plan
+
+if TYPE_CHECKING:
+    from ..states.loader import DesiredState
+
+
+@dataclass
+class MadePlan:
+    plan: Plan
+    created_at: str
+    sources: dict[str, str] = field(default_factory=dict)
+    journal_warnings: list[str] = field(default_factory=list)
+    #: The batch size the operations were made with (written into the plan file).
+    batch_size: int | None = None
+
+
+def check_targets(targets: Sequence[str]) -> None:
+    bad = [t for t in targets if not is_counter_id(t)]
+    if bad:
+        raise ReconcileError(f"--target: invalid incident id {bad[0]!r}")
+
+
+def make_plan(
+    paths: Sequence[str],
+    journal_location: str | None,
+    batch_size: int,
+    targets: Sequence[str] = (),
+    journal_state: JournalState | None = None,
+    refresh: bool = False,
+    parallelism: int = 4,
+    desired: DesiredState | None = None,
+) -> MadePlan:
+    """Load the state files and the journal, and plan. Reads files only, no network, unless
+    `refresh` asks to read the managed incidents' live values from Spike first."""
+    from ..states.loader import load
+
+    check_targets(targets)
+    desired = desired or load(paths or ("states",))
+    state = journal_state or open_journal(journal_location).read()
+    live = None
+    if refresh:
+        scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
+        live = read_live(scope, parallelism)
+    result = plan(
+        desired.incidents,
+        state.incidents,
+        lineage=state.lineage,
+        serial=state.serial,
+        inputs_digest=desired.inputs_digest,
+        batch_size=batch_size,
+        targets=list(targets) or None,
+        sources=desired.sources,
+        live=live,
+        kept=state.kept,
+        uncertain=state.uncertain,
+    )
+    return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
+
+
+def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
+    """Read incidents from Spike (GET /incidents/{counterId}), concurrently."""
+    import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
+
+    from ..spike.client import SpikeClient, SpikeConfig
+    from ..spike.live import read_incidents
+
+    config = SpikeConfig.from_env()
+
+    async def read() -> dict[str, Fields]:
+        async with SpikeClient(config, parallelism=parallelism) as client:
+            return await read_incidents(client, ids)
+
+    return asyncio.run(read())
