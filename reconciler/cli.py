@@ -19,6 +19,11 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
+from .journal import DEFAULT_LOCATION, DEFAULT_LOCK_TIMEOUT
+from .planner import DEFAULT_BATCH_SIZE
+from .spike import DEFAULT_PARALLELISM
+from .states import DEFAULT_PATHS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CHANGES = 2
@@ -62,7 +67,7 @@ def parallelism_option(func: F) -> F:
     return click.option(
         "--parallelism",
         type=click.IntRange(min=1),
-        default=4,
+        default=DEFAULT_PARALLELISM,
         show_default=True,
         help="API calls in flight at most (fewer while Spike answers 429).",
     )(func)
@@ -72,7 +77,7 @@ def lock_timeout_option(func: F) -> F:
     return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
-        default=0,
+        default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         help="Seconds to wait for another apply's lock on the journal.",
     )(func)
@@ -84,7 +89,7 @@ def journal_option(func: F) -> F:
         "journal_location",
         metavar="LOCATION",
         envvar="RECONCILE_JOURNAL",
-        help="Journal file or postgresql:// URL [default: .reconcile/journal.jsonl].",
+        help=f"Journal file or postgresql:// URL [default: {DEFAULT_LOCATION}].",
     )(func)
 
 
@@ -108,7 +113,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default path: states). Exit 0 valid, 1 invalid."""
     from .states.loader import load
 
-    desired = load(paths or ("states",))
+    desired = load(paths or DEFAULT_PATHS)
     click.echo(f"{len(desired.files)} files, {len(desired.incidents)} incidents: valid.")
 
 
@@ -129,7 +134,9 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
 )
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
 @journal_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
+)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -184,7 +191,12 @@ def plan(
 @click.argument("args", nargs=-1, type=click.Path(), metavar="[PLANFILE | PATH...]")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
 @journal_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 100]")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"[default: {DEFAULT_BATCH_SIZE}]",
+)
 @parallelism_option
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
@@ -255,7 +267,7 @@ def apply(
         plan_file=plan_file,
         paths=() if plan_file else args,
         journal_location=journal_location,
-        batch_size=batch_size or 100,
+        batch_size=batch_size or DEFAULT_BATCH_SIZE,
         parallelism=parallelism,
         lock_timeout=lock_timeout,
         force=force,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import printable
+from .github import COMMENT_LIMIT
 from .model import FIELDS, Change, Operation, Value
 from .planner import Plan
 
@@ -15,8 +16,7 @@ if TYPE_CHECKING:
     from .usecases.refresh import RefreshOutcome
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
-GITHUB_COMMENT_LIMIT = 65_536
-MARKDOWN_BUDGET = GITHUB_COMMENT_LIMIT - 2_000
+MARKDOWN_BUDGET = COMMENT_LIMIT - 2_000
 #: A longer warning (only a plan file can hold one) is cut in markdown.
 WARNING_CHARS = 1_000
 

@@ -22,7 +22,7 @@ from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
 from reconciler.planner import digest, plan
-from reconciler.states import load
+from reconciler.states.loader import load
 
 REPO = Path(__file__).resolve().parent.parent
 STATES = REPO / "states"

@@ -31,8 +31,8 @@ from reconciler.errors import ReconcileError
 from reconciler.model import FIELDS
 from reconciler.planfile import atomic_write
 from reconciler.planner import plan
-from reconciler.states import load
 from reconciler.states.document import _comments, format_text, quote_id
+from reconciler.states.loader import load
 
 Owner = tuple[str, ...]
 #: Ids, and whether they may be written bare (a bare 0042 or 2024-01-01 is refused).

@@ -22,7 +22,7 @@ from e2e_helpers import KEY, TEAM, write_states
 from reconciler.journal import open_journal
 from reconciler.journal.file import FileJournal
 from reconciler.sandbox import SandboxServer
-from reconciler.states import load
+from reconciler.states.loader import load
 
 #: Long enough for any machine; the tests never wait for it to run out.
 PATIENCE = 120.0

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from oracle import run_cli
 
 from reconciler.errors import StateFileError
-from reconciler.states import load
+from reconciler.states.loader import load
 
 LONG_ID = "a" * 65
 INVALID_ID = "ids are letters and digits, groups joined by single hyphens, at most 64 characters"

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import StateFileError
-from reconciler.states import load
 from reconciler.states import loader as states
+from reconciler.states.loader import load
 
 DEEP = 30_000
 NESTED = "YAML nested more than 50 levels deep (a state file needs 3)"

@@ -1,5 +1,8 @@
 """The journal: what this tool applied, as an append-only list of records (docs/journal.md).
 
+records.py: the record kinds, their checks and replay(); base.py: the Journal interface and
+its writer; file.py and postgres.py: the backends.
+
 open_journal() picks the backend from the location (a path, or a postgresql:// URL);
 migrate() copies one journal into another.
 """
@@ -7,15 +10,19 @@ migrate() copies one journal into another.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import JournalError
-from .base import Journal, JournalWriter
-from .file import FileJournal
 
+if TYPE_CHECKING:
+    from .base import Journal
+
+#: Seconds an apply waits for another one's lock on the journal: none, by default.
+DEFAULT_LOCK_TIMEOUT: float = 0
 #: Where the journal is when neither --journal nor RECONCILE_JOURNAL says.
 DEFAULT_LOCATION = ".reconcile/journal.jsonl"
 
-__all__ = ["DEFAULT_LOCATION", "Journal", "JournalWriter", "migrate", "open_journal"]
+__all__ = ["DEFAULT_LOCATION", "DEFAULT_LOCK_TIMEOUT", "migrate", "open_journal"]
 
 
 def open_journal(location: str | None = None) -> Journal:
@@ -26,10 +33,12 @@ def open_journal(location: str | None = None) -> Journal:
 
         journal: Journal = PostgresJournal(location)
         return journal
+    from .file import FileJournal
+
     return FileJournal(location)
 
 
-def migrate(source: Journal, dest: Journal, timeout: float = 0.0) -> int:
+def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     """Copy every record of `source` into the empty journal `dest`; return how many.
 
     Lineage, serials and history are kept verbatim, so plans made against the source stay

@@ -1,15 +1,9 @@
-"""Spike: the API client (the only user of httpx for Spike) and the reading of live incidents."""
+"""Spike: the API client (client.py, the only user of httpx for Spike) and the reading of live
+incidents (live.py).
 
-from __future__ import annotations
+This file imports nothing, so that the CLI can show the default below in --help without
+paying for httpx.
+"""
 
-from .client import DEFAULT_URL, RetryPolicy, SpikeClient, SpikeConfig
-from .live import parse_incident, read_incidents
-
-__all__ = [
-    "DEFAULT_URL",
-    "RetryPolicy",
-    "SpikeClient",
-    "SpikeConfig",
-    "parse_incident",
-    "read_incidents",
-]
+#: API calls in flight at most (the client sends fewer while Spike answers 429).
+DEFAULT_PARALLELISM = 4

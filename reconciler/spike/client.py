@@ -77,6 +77,7 @@ from ..errors import (
 from ..jsontext import JsonTooDeepError, loads
 from ..model import Operation, check_header_secret, is_loopback
 from ..redact import redact, register
+from . import DEFAULT_PARALLELISM
 
 DEFAULT_URL = "https://api.spike.sh"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -350,7 +351,7 @@ class SpikeClient:
         self,
         config: SpikeConfig,
         *,
-        parallelism: int = 4,
+        parallelism: int = DEFAULT_PARALLELISM,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,

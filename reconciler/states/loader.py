@@ -30,11 +30,9 @@ from ..model import (
     is_counter_id,
     is_field_value,
 )
+from . import DEFAULT_PATHS, SUFFIXES
 from .schema import MAX_ESCALATIONS, _models
 
-#: Where state files are looked for when no path is given.
-DEFAULT_PATHS: tuple[str, ...] = ("states",)
-SUFFIXES = (".yaml", ".yml")
 #: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
 #: file spells out, the file is refused (no billion laughs).
 ALIAS_EXPANSION_LIMIT = 1000
@@ -820,7 +818,7 @@ def _duplicate_problems(path: str, other: str, text: str, other_text: str, cid: 
     )
 
 
-def load(paths: Sequence[str | Path] = ("states",)) -> DesiredState:
+def load(paths: Sequence[str | Path] = DEFAULT_PATHS) -> DesiredState:
     """Read every state file under `paths`; raise StateFileError listing every problem."""
     files, problems = discover(paths)
     desired = DesiredState()

@@ -16,11 +16,13 @@ from ..errors import (
     StalePlanError,
     UnsafePlanError,
 )
-from ..journal import open_journal
+from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
 from ..journal.records import JournalState
 from ..model import Fields, Operation
-from ..planner import calls_are_unsafe
+from ..planner import DEFAULT_BATCH_SIZE, calls_are_unsafe
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
@@ -34,9 +36,9 @@ class ApplyRequest:
     plan_file: str | None = None
     paths: Sequence[str] = ()
     journal_location: str | None = None
-    batch_size: int = 100
-    parallelism: int = 4
-    lock_timeout: float = 0.0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    parallelism: int = DEFAULT_PARALLELISM
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
     targets: Sequence[str] = ()
 
@@ -80,7 +82,7 @@ def run_apply(
     if saved is not None and (note := check_signature(saved)):
         notes.append(note)
     if saved is None:
-        load(request.paths or ("states",))
+        load(request.paths or DEFAULT_PATHS)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
     purpose = f"reconcile apply {request.plan_file or ' '.join(request.paths) or 'states'}"
@@ -103,7 +105,7 @@ def run_apply(
                 request.batch_size,
                 request.targets,
                 journal_state=state,
-                desired=load(request.paths or ("states",)),
+                desired=load(request.paths or DEFAULT_PATHS),
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged

@@ -15,8 +15,10 @@ from ..errors import (
     StateFileError,
     printable,
 )
-from ..journal import open_journal
+from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..model import Fields, is_counter_id
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..states.loader import DesiredState
@@ -52,7 +54,7 @@ def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
     from ..states.document import format_text
     from ..states.loader import discover, load
 
-    files, problems = discover(paths or ("states",))
+    files, problems = discover(paths or DEFAULT_PATHS)
     changed: list[Reformatted] = []
     unchanged = 0
     for file in files:
@@ -109,8 +111,8 @@ class ImportRequest:
     overwrite: bool = False
     state_paths: Sequence[str] = ()
     journal_location: str | None = None
-    parallelism: int = 4
-    lock_timeout: float = 0.0
+    parallelism: int = DEFAULT_PARALLELISM
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
 
 @dataclass
@@ -146,7 +148,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     when an id is invalid or already written, a state file is invalid, or any id cannot be
     read (naming each one).
     """
-    from ..states.loader import SUFFIXES
+    from ..states import SUFFIXES
 
     ids = list(dict.fromkeys(request.ids))
     bad = [cid for cid in ids if not is_counter_id(cid)]
@@ -190,7 +192,7 @@ def _import_targets(
     from ..states.loader import DesiredState, discover, load
 
     to = Path(request.to)
-    state_paths = list(request.state_paths) or [p for p in ("states",) if Path(p).exists()]
+    state_paths = list(request.state_paths) or [p for p in DEFAULT_PATHS if Path(p).exists()]
     files, missing = discover(state_paths)
     if missing:
         raise StateFileError(missing)

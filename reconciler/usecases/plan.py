@@ -13,6 +13,8 @@ from ..journal import open_journal
 from ..journal.records import JournalState, now
 from ..model import Fields, is_counter_id
 from ..planner import Plan, plan
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..states.loader import DesiredState
@@ -41,7 +43,7 @@ def make_plan(
     targets: Sequence[str] = (),
     journal_state: JournalState | None = None,
     refresh: bool = False,
-    parallelism: int = 4,
+    parallelism: int = DEFAULT_PARALLELISM,
     desired: DesiredState | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
@@ -49,7 +51,7 @@ def make_plan(
     from ..states.loader import load
 
     check_targets(targets)
-    desired = desired or load(paths or ("states",))
+    desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
     live = None
     if refresh:

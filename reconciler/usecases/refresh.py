@@ -13,6 +13,7 @@ from ..errors import (
 )
 from ..journal import open_journal
 from ..model import Drift, Fields
+from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     pass
@@ -52,7 +53,7 @@ def run_refresh(
     check_targets(adopt)
     if escalations is not None:
         return _record_escalations(adopt, escalations, journal_location, lock_timeout)
-    desired = load(paths or ("states",)).incidents
+    desired = load(paths or DEFAULT_PATHS).incidents
     journal = open_journal(journal_location)
     with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
         state = writer.state
