@@ -31,7 +31,7 @@ Value = str | bool | int | None
 #: One incident's fields; a field that is absent is unmanaged (desired) or unknown (journal).
 Fields = dict[str, Value]
 #: Incident counter id -> its fields.
-StateMap = dict[str, Fields]
+IncidentMap = dict[str, Fields]
 
 
 def is_field_value(name: object, value: object) -> bool:

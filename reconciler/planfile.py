@@ -38,8 +38,8 @@ from .model import (
     Change,
     Drift,
     Fields,
+    IncidentMap,
     Operation,
-    StateMap,
     is_counter_id,
     is_field_value,
 )
@@ -54,7 +54,7 @@ from .planner import (
 )
 
 if TYPE_CHECKING:
-    from .journal.records import JournalState
+    from .journal.records import Recorded
 
 #: The environment variable holding the key that signs plan files (a secret).
 KEY_ENV = "RECONCILE_PLAN_KEY"
@@ -318,7 +318,7 @@ class Verified:
     unsafe: bool
 
 
-def verify(saved: SavedPlan, state: JournalState) -> Verified:
+def verify(saved: SavedPlan, state: Recorded) -> Verified:
     """Check the plan against the journal it was made from; raise before any call.
 
     StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
@@ -350,10 +350,10 @@ def verify(saved: SavedPlan, state: JournalState) -> Verified:
         if (cid, name) in changed_fields:
             raise InvalidPlanError(f"{path}: unmanaged: incident {cid} {name} also has a change")
     # The state the plan was made against: the journal with the live values it carries.
-    before: StateMap = dict(journal)
+    before: IncidentMap = dict(journal)
     for cid, fields in saved.refresh.items():
         before[cid] = {**journal.get(cid, {}), **fields}
-    desired: StateMap = {}
+    desired: IncidentMap = {}
     for change in saved.changes:
         fields = desired.setdefault(change.incident, {})
         if change.field in fields:
@@ -531,7 +531,7 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         unsafe=saved.unsafe,
         warnings=warnings,
         drift=[Drift(d["incident"], d["field"], d["journaled"], d["live"]) for d in drift],
-        refresh=saved.refresh,
+        live_values=saved.refresh,
     )
 
 

@@ -18,7 +18,17 @@ from typing import Any, overload
 
 from . import endpoints as ep
 from .errors import PlanError
-from .model import FIELDS, PRIORITIES, SEVERITIES, Change, Drift, Fields, Operation, StateMap, Value
+from .model import (
+    FIELDS,
+    PRIORITIES,
+    SEVERITIES,
+    Change,
+    Drift,
+    Fields,
+    IncidentMap,
+    Operation,
+    Value,
+)
 
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 100
@@ -45,7 +55,8 @@ class Plan:
     #: Fields Spike reported differently from the journal (plan --refresh).
     drift: list[Drift] = field(default_factory=list)
     #: Live values read by --refresh that the journal does not hold yet; apply records them.
-    refresh: dict[str, Fields] = field(default_factory=dict)
+    #: (Written to the plan file as its `refresh` key: docs/plan-format.md.)
+    live_values: dict[str, Fields] = field(default_factory=dict)
 
     @property
     def changed_incidents(self) -> int:
@@ -56,7 +67,7 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when applying would do anything: API calls or journal-only changes."""
-        return bool(self.operations or self.forget or self.unmanaged or self.refresh)
+        return bool(self.operations or self.forget or self.unmanaged or self.live_values)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -86,7 +97,7 @@ class Plan:
             "operations": LazyList(self.operations, Operation.to_json),
             "summary": self.summary(),
             "drift": LazyList(self.drift, Drift.to_json),
-            "refresh": {cid: dict(fields) for cid, fields in sorted(self.refresh.items())},
+            "refresh": {cid: dict(fields) for cid, fields in sorted(self.live_values.items())},
             "unsafe": self.unsafe,
             "warnings": list(self.warnings),
         }
@@ -255,8 +266,8 @@ def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
 
 
 def _diff(
-    desired: StateMap,
-    journal: StateMap,
+    desired: IncidentMap,
+    journal: IncidentMap,
     scope: Sequence[str],
     sources: Mapping[str, str],
     kept: Mapping[str, Fields] | None = None,
@@ -332,8 +343,8 @@ class ChangeView(Sequence[Change]):
 
     def __init__(
         self,
-        desired: StateMap,
-        journal: StateMap,
+        desired: IncidentMap,
+        journal: IncidentMap,
         scope: Sequence[str],
         count: int,
         incidents: int,
@@ -376,8 +387,8 @@ class ChangeView(Sequence[Change]):
 
 
 def plan(
-    desired: StateMap,
-    journal: StateMap,
+    desired: IncidentMap,
+    journal: IncidentMap,
     *,
     lineage: str | None = None,
     serial: int = 0,
@@ -394,7 +405,7 @@ def plan(
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
-    record. `kept` and `uncertain` come from the journal (JournalState): facts that survive
+    record. `kept` and `uncertain` come from the journal (Recorded): facts that survive
     forgetting, and incidents whose last escalation has an unknown outcome (no escalation is
     planned for them; the plan warns). Raises PlanError listing every incident that cannot
     be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
@@ -408,7 +419,7 @@ def plan(
     # ChangeView reads it later, while apply may be recording into the journal's own.
     journal = dict(journal)
     if live:
-        journal, drift, refresh = refreshed(journal, live, desired)
+        journal, drift, refresh = overlay_live(journal, live, desired)
     sources = sources or {}
     notes = list(warnings)
     if targets is not None:
@@ -500,7 +511,7 @@ def plan(
         operations=operations,
         warnings=notes,
         drift=drift,
-        refresh=refresh,
+        live_values=refresh,
     )
     # Forgetting a journaled incident drops its recorded values: it counts as a change
     # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
@@ -515,9 +526,9 @@ def plan(
     return result
 
 
-def refreshed(
-    journal: StateMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
-) -> tuple[StateMap, list[Drift], dict[str, Fields]]:
+def overlay_live(
+    journal: IncidentMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
+) -> tuple[IncidentMap, list[Drift], dict[str, Fields]]:
     """The journal with live values laid over it: (merged state, drift, values to record).
 
     Only fields the journal already holds or `desired` manages are taken from `live`, so a
@@ -546,7 +557,7 @@ def refreshed(
 
 
 def calls_are_unsafe(
-    operations: Sequence[Operation], journal: StateMap, forget: Sequence[str] = ()
+    operations: Sequence[Operation], journal: IncidentMap, forget: Sequence[str] = ()
 ) -> bool:
     """The 30% rule worked out from the calls and forgets themselves, for a saved plan: its
     own `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
@@ -562,7 +573,7 @@ def calls_are_unsafe(
     return len(changed) > UNSAFE_SHARE * len(journal)
 
 
-def _is_unsafe(recorded: int, journal: StateMap) -> bool:
+def _is_unsafe(recorded: int, journal: IncidentMap) -> bool:
     """More than UNSAFE_SHARE of the journaled incidents get a recorded value changed."""
     if len(journal) < UNSAFE_MIN_INCIDENTS:
         return False

@@ -65,8 +65,8 @@ def plan_summary(plan: Plan) -> str:
         parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
     if plan.drift:
         parts.append(f"{len(plan.drift)} changed outside reconcile")
-    if plan.refresh:
-        parts.append(f"live values of {len(plan.refresh)} incidents to record")
+    if plan.live_values:
+        parts.append(f"live values of {len(plan.live_values)} incidents to record")
     if not plan.has_changes:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."

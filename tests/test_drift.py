@@ -14,7 +14,7 @@ from e2e_helpers import KEY, TEAM, cli, env, write_states
 
 from reconciler.errors import CredentialsError, LiveStateError
 from reconciler.journal.file import FileJournal
-from reconciler.planner import plan, refreshed
+from reconciler.planner import overlay_live, plan
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import SpikeClient, SpikeConfig
 from reconciler.spike.live import parse_incident, read_incidents
@@ -99,14 +99,14 @@ def test_refreshed_takes_only_managed_or_journaled_fields() -> None:
         "b": {"status": "resolved", "priority": "p1"},
         "c": {"status": "triggered"},
     }
-    merged, drift, record = refreshed(journal, live, {"a": {"status": "acknowledged"}, "c": {}})
+    merged, drift, record = overlay_live(journal, live, {"a": {"status": "acknowledged"}, "c": {}})
     assert [(d.incident, d.field, d.journaled, d.live) for d in drift] == [
         ("a", "status", "acknowledged", "triggered")
     ]
     assert record == {"a": {"status": "triggered"}}
     assert merged["a"] == {"status": "triggered"}
     # Without desired states (adoption), everything live about an unknown incident is taken.
-    _, _, adopted = refreshed({}, {"c": {"status": "triggered", "priority": None}})
+    _, _, adopted = overlay_live({}, {"c": {"status": "triggered", "priority": None}})
     assert adopted == {"c": {"status": "triggered", "priority": None}}
 
 
@@ -117,7 +117,7 @@ def test_planning_against_live_values() -> None:
         live={"a": {"status": "triggered", "priority": "p2"}},
     )
     assert [op.path for op in result.operations] == ["/incidents/acknowledge"]
-    assert result.refresh == {"a": {"status": "triggered"}}
+    assert result.live_values == {"a": {"status": "triggered"}}
     assert result.has_changes
     body = result.to_json()
     assert body["drift"] == [

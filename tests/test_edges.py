@@ -100,10 +100,10 @@ def test_an_api_key_echoed_in_an_error_body_is_masked_on_stdout_and_stderr(
     applied = run_cli("apply", str(states), "--auto-approve", "--journal", journal, env=env)
     assert applied.code == 1
     assert "'x-api-key': '***'" in applied.stdout  # the failure's reason, as the API said it
-    refreshed = run_cli("plan", str(states), "--refresh", "--journal", journal, env=env)
-    assert refreshed.code == 1
-    assert "'x-api-key': '***'" in refreshed.stderr
-    for shown in (applied.stdout, applied.stderr, refreshed.stdout, refreshed.stderr):
+    overlay_live = run_cli("plan", str(states), "--refresh", "--journal", journal, env=env)
+    assert overlay_live.code == 1
+    assert "'x-api-key': '***'" in overlay_live.stderr
+    for shown in (applied.stdout, applied.stderr, overlay_live.stdout, overlay_live.stderr):
         assert KEY not in shown
 
 

@@ -45,7 +45,7 @@ from reconciler.errors import (
 from reconciler.journal.base import JournalWriter
 from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
-from reconciler.journal.records import JournalState
+from reconciler.journal.records import Recorded
 from reconciler.model import Operation
 from reconciler.planner import digest, plan
 from reconciler.sandbox import SandboxServer
@@ -742,7 +742,7 @@ class CountingWriter(JournalWriter):
     """A journal backend in memory that counts its syncs (each one a disk flush)."""
 
     def __init__(self) -> None:
-        super().__init__(JournalState())
+        super().__init__(Recorded())
         self.records: list[dict[str, Any]] = []
         self.syncs = 0
         self.durable = 0  # records made durable so far

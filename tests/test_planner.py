@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reconciler import endpoints
 from reconciler.errors import InvalidPlanError, PlanError
-from reconciler.journal.records import JournalState
+from reconciler.journal.records import Recorded
 from reconciler.model import PRIORITIES, SEVERITIES, STATUSES
 from reconciler.planner import Plan, digest, pack_escalations, plan
 
@@ -512,7 +512,7 @@ def test_plan_matches_the_oracle(
 
 def _apply_with_journal(journal: dict[str, Any], p: Plan) -> dict[str, Any]:
     """What the journal records after a full apply of `p`, via its own replay step."""
-    state = JournalState(lineage="L", incidents=copy.deepcopy(journal))
+    state = Recorded(lineage="L", incidents=copy.deepcopy(journal))
     records: list[dict[str, Any]] = [{"kind": "op", **op.to_json()} for op in p.operations]
     records.append({"kind": "forget", "ids": p.forget})
     records.append({"kind": "unmanage", "fields": [list(u) for u in p.unmanaged]})
@@ -651,9 +651,9 @@ def test_an_operation_outside_the_endpoint_table_is_refused(raw: Any, message: s
 
 
 def test_a_plan_keeps_its_changes_while_the_journal_moves_on() -> None:
-    from reconciler.journal.records import JournalState
+    from reconciler.journal.records import Recorded
 
-    state = JournalState(lineage="L", serial=0, incidents={"a": {"status": "triggered"}})
+    state = Recorded(lineage="L", serial=0, incidents={"a": {"status": "triggered"}})
     made = plan({"a": {"status": "acknowledged", "priority": "p1"}}, state.incidents)
     before = [c.to_json() for c in made.changes]
     state.apply_record(

@@ -15,7 +15,7 @@ from ..model import Operation, Value
 from .records import (
     FORMAT,
     STATE_KINDS,
-    JournalState,
+    Recorded,
     _check_record,
     _fold,
     now,
@@ -45,7 +45,7 @@ class Journal(ABC):
     location: str
 
     @abstractmethod
-    def read(self) -> JournalState:
+    def read(self) -> Recorded:
         """The last-applied state (an empty state when the journal does not exist yet)."""
 
     @abstractmethod
@@ -65,7 +65,7 @@ class Journal(ABC):
 class JournalWriter(ABC):
     """Appends records durably: each append returns only once the record is stored."""
 
-    def __init__(self, state: JournalState) -> None:
+    def __init__(self, state: Recorded) -> None:
         self.state = state
         self._grouped = False
 

@@ -15,7 +15,7 @@ from ..errors import JournalError, LockHeldError
 from ..jsontext import JsonTooDeepError, loads
 from .base import Journal, JournalWriter, LockInfo
 from .records import (
-    JournalState,
+    Recorded,
     encode_record,
     replay,
 )
@@ -91,13 +91,13 @@ class FileJournal(Journal):
                 ) from None
         return records, good, warnings, unterminated
 
-    def _replayed(self) -> tuple[JournalState, int, bool]:
+    def _replayed(self) -> tuple[Recorded, int, bool]:
         records, good, warnings, unterminated = self._lines()
         state = replay(records)
         state.warnings[:0] = warnings
         return state, good, unterminated
 
-    def read(self) -> JournalState:
+    def read(self) -> Recorded:
         return self._replayed()[0]
 
     def records(self) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ class FileJournal(Journal):
 
 class _FileWriter(JournalWriter):
     def __init__(
-        self, state: JournalState, handle: Any, location: str, size: int, unterminated: bool
+        self, state: Recorded, handle: Any, location: str, size: int, unterminated: bool
     ) -> None:
         super().__init__(state)
         self._handle = handle

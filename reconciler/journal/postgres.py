@@ -28,7 +28,7 @@ from .. import redact
 from ..errors import JournalError, LockHeldError
 from ..jsontext import loads
 from .base import Journal, JournalWriter, LockInfo
-from .records import JournalState, encode_record, replay
+from .records import Recorded, encode_record, replay
 
 if TYPE_CHECKING:
     import psycopg
@@ -169,7 +169,7 @@ class PostgresJournal(Journal):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> JournalState:
+    def read(self) -> Recorded:
         with self._session() as conn:
             return replay(self._records(conn))
 
@@ -398,7 +398,7 @@ class _PostgresWriter(JournalWriter):
     records of a group in one transaction (one commit, one WAL flush)."""
 
     def __init__(
-        self, state: JournalState, journal: PostgresJournal, conn: Connection, position: int
+        self, state: Recorded, journal: PostgresJournal, conn: Connection, position: int
     ) -> None:
         super().__init__(state)
         self._journal = journal

@@ -67,7 +67,7 @@ from typing import Any
 
 from ..endpoints import ESCALATE, effects, parse_operation
 from ..errors import InvalidPlanError, JournalError
-from ..model import FIELDS, Fields, Operation, StateMap, Value, is_counter_id, is_field_value
+from ..model import FIELDS, Fields, IncidentMap, Operation, Value, is_counter_id, is_field_value
 
 FORMAT = 1
 OUTCOME_KINDS = frozenset({"uncertain", "not-sent"})
@@ -87,17 +87,17 @@ def _is_int(value: object) -> bool:
 
 
 @dataclass
-class JournalState:
+class Recorded:
     """The last-applied state: per incident, each field this tool knows the value of."""
 
     lineage: str | None = None
     serial: int = 0
-    incidents: StateMap = field(default_factory=dict)
+    incidents: IncidentMap = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: Facts Spike cannot undo, kept after the incident or its status stopped being managed
     #: (forget, unmanage): {"status": "resolved"} and {"escalations": N}. An escalation count
     #: lives here only while the incident is not journaled with one in `incidents`.
-    kept: StateMap = field(default_factory=dict)
+    kept: IncidentMap = field(default_factory=dict)
     #: Incidents whose last escalate call has an unknown outcome -> what happened.
     uncertain: dict[str, str] = field(default_factory=dict)
     #: Escalate intents with no outcome yet: intent serial -> the call.
@@ -203,7 +203,7 @@ class JournalState:
                 del self.kept[cid]
 
 
-def _check_record(record: Any, where: str, state: JournalState) -> None:
+def _check_record(record: Any, where: str, state: Recorded) -> None:
     """Refuse a record that is not one this tool writes, naming where it is."""
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise JournalError(f"{where}: not a journal record")
@@ -294,7 +294,7 @@ def _well_formed(kind: str, record: dict[str, Any]) -> bool:
     )
 
 
-def _fold(state: JournalState, where: str, record: Any) -> None:
+def _fold(state: Recorded, where: str, record: Any) -> None:
     """Check one record against `state` and fold it in (one step of replay)."""
     _check_record(record, where, state)
     kind = record["kind"]
@@ -308,7 +308,7 @@ def _fold(state: JournalState, where: str, record: Any) -> None:
         state.apply_record(record)
 
 
-def unfinished_warning(state: JournalState) -> str | None:
+def unfinished_warning(state: Recorded) -> str | None:
     """The warning about an apply that started and never ended (killed, or still running)."""
     if state.unfinished is None:
         return None
@@ -330,9 +330,9 @@ def unfinished_warning(state: JournalState) -> str | None:
     return message
 
 
-def replay(records: Iterable[tuple[str, Any]]) -> JournalState:
+def replay(records: Iterable[tuple[str, Any]]) -> Recorded:
     """The state after `records` ((where, record) pairs, oldest first), checking each."""
-    state = JournalState()
+    state = Recorded()
     for where, record in records:
         _fold(state, where, record)
     warning = unfinished_warning(state)

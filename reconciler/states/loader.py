@@ -26,7 +26,7 @@ from ..model import (
     PRIORITIES,
     SEVERITIES,
     STATUSES,
-    StateMap,
+    IncidentMap,
     is_counter_id,
     is_field_value,
 )
@@ -47,7 +47,7 @@ NESTING_LIMIT = 50
 class DesiredState:
     """Every incident the state files manage, and where each one was written."""
 
-    incidents: StateMap = field(default_factory=dict)
+    incidents: IncidentMap = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     inputs_digest: str = ""

@@ -18,7 +18,7 @@ from ..errors import (
 )
 from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
-from ..journal.records import JournalState
+from ..journal.records import Recorded
 from ..model import Fields, Operation
 from ..planner import DEFAULT_BATCH_SIZE, calls_are_unsafe
 from ..spike import DEFAULT_PARALLELISM
@@ -110,7 +110,7 @@ def run_apply(
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
             digest = fresh.content(request.batch_size)["plan_digest"]
-            unsafe, live = fresh.unsafe, fresh.refresh
+            unsafe, live = fresh.unsafe, fresh.live_values
             if not fresh.has_changes:
                 # The plan is not shown, but its warnings (uncertain escalations) still are.
                 warnings = [*notes, *fresh.warnings]
@@ -161,7 +161,7 @@ def run_apply(
 
 
 def _refuse_uncertain_escalations(
-    path: str, operations: Sequence[Operation], state: JournalState
+    path: str, operations: Sequence[Operation], state: Recorded
 ) -> None:
     """A saved plan never escalates an incident whose last escalation has an unknown outcome
     (a plan made now would not; the file is untrusted input)."""

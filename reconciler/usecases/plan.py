@@ -10,7 +10,7 @@ from ..errors import (
     ReconcileError,
 )
 from ..journal import open_journal
-from ..journal.records import JournalState, now
+from ..journal.records import Recorded, now
 from ..model import Fields, is_counter_id
 from ..planner import Plan, plan
 from ..spike import DEFAULT_PARALLELISM
@@ -41,7 +41,7 @@ def make_plan(
     journal_location: str | None,
     batch_size: int,
     targets: Sequence[str] = (),
-    journal_state: JournalState | None = None,
+    journal_state: Recorded | None = None,
     refresh: bool = False,
     parallelism: int = DEFAULT_PARALLELISM,
     desired: DesiredState | None = None,

@@ -47,7 +47,7 @@ def run_refresh(
     its last escalation. A count below the escalations the journal recorded as applied is
     refused.
     """
-    from ..planner import refreshed
+    from ..planner import overlay_live
     from ..states.loader import load
 
     check_targets(adopt)
@@ -61,7 +61,7 @@ def run_refresh(
         live = read_live(ids, parallelism)
         adopted = {cid: live[cid] for cid in adopt if cid not in state.incidents}
         known = {cid: v for cid, v in live.items() if cid not in adopted}
-        _, drift, record = refreshed(state.incidents, known, desired)
+        _, drift, record = overlay_live(state.incidents, known, desired)
         record.update(adopted)
         writer.set_values(record, "refresh")
         return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
