@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -725,37 +723,3 @@ def test_a_calls_file_that_cannot_be_opened_fails_start_cleanly(tmp_path: Path) 
 def test_url_needs_a_started_server() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         _ = SandboxServer().url
-
-
-def test_serve_forever_stops_cleanly_on_ctrl_c() -> None:
-    script = textwrap.dedent(
-        """
-        import os, signal, threading, time, urllib.request
-        from reconciler.sandbox import SandboxServer
-
-        server = SandboxServer({"t1": {}})
-
-        def interrupt():
-            while server._httpd is None:
-                time.sleep(0.01)
-            with urllib.request.urlopen(server.url + "/_sandbox/incidents") as response:
-                print(response.read().decode(), flush=True)
-            os.kill(os.getpid(), signal.SIGINT)
-
-        threading.Thread(target=interrupt, daemon=True).start()
-        server.serve_forever()
-        print("stopped")
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert json.loads(lines[0])["t1"]["status"] == "NACK"
-    assert lines[1] == "stopped"
-    assert done.stderr == ""

@@ -58,17 +58,6 @@ class SandboxServer(SandboxCore):
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Bind and serve in this thread until KeyboardInterrupt or `stop()` from another."""
-        self._bind()
-        assert self._httpd is not None
-        try:
-            self._httpd.serve_forever(poll_interval=_POLL_INTERVAL)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how a user stops the sandbox: a clean stop, not an error
-        finally:
-            self._close()
-
     def stop(self) -> None:
         """Stop serving, drop open keep-alive connections, close the port and the calls file.
 
@@ -81,8 +70,6 @@ class SandboxServer(SandboxCore):
             httpd.shutdown()
             self._thread.join()
             self._thread = None
-        elif not self._closed:
-            httpd.shutdown()  # serve_forever() in another thread: it closes when its loop ends
         self._close()
 
     def __enter__(self) -> SandboxServer:
@@ -138,7 +125,6 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self._connections: set[socket.socket] = set()
         self._connections_changed = threading.Condition()
-        self.closing = False
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -162,7 +148,6 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def drop_connections(self, timeout: float = 5.0) -> None:
         """Shut every open connection down and wait for their handlers to finish."""
-        self.closing = True
         with self._connections_changed:
             for conn in self._connections:
                 # OSError: the peer closed it first, nothing left to drop.
