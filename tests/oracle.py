@@ -1,6 +1,7 @@
-"""Independent references for the tests: a reading of SPEC section 3 and a CLI runner.
+"""Independent references for the tests: a reading of docs/api-calls.md (Endpoints)
+and docs/state-files.md (Keys), and a CLI runner.
 
-Written from the SPEC's table, not from planner.py: it predicts which fields change, which
+Written from the docs' endpoint table, not from planner.py: it predicts which fields change, which
 incidents cannot be planned, the minimum number of API calls, and what applying a list of
 operations leaves behind. It shares no code with the planner.
 """

@@ -1,4 +1,4 @@
-"""The network-free commands (SPEC sections 4 and 5): validate, plan, show, log, schema.
+"""The network-free commands (docs/cli.md): validate, plan, show, log, schema.
 
 In-process through reconciler.cli.main (stdout and stderr apart), plus real processes of the
 installed `reconcile` for the end-to-end path and for color on a terminal.

@@ -1,4 +1,4 @@
-"""The file journal (SPEC section 6): durable appends, lineage and serial, replay, damage, lock.
+"""The file journal (docs/journal.md): durable appends, lineage and serial, replay, damage, lock.
 
 Lock tests use real processes: a holder started with the venv's python, killed with SIGKILL
 where the test needs a crashed holder.

@@ -1,6 +1,6 @@
-"""The planner against SPEC section 3: one test per row of the table, then properties.
+"""The planner against docs/api-calls.md, Endpoints: one test per row of the table, then properties.
 
-The properties compare the planner with tests/oracle.py, an independent reading of the SPEC,
+The properties compare the planner with tests/oracle.py, an independent reading of the docs,
 over generated desired states and journals (small batch sizes, so chunking is exercised).
 """
 
@@ -451,7 +451,8 @@ def desired_and_journal(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def plannable(desired: dict[str, Any], journal: dict[str, Any]) -> dict[str, Any]:
-    """`desired` with what SPEC forbids taken out: no leaving resolved, counts only grow,
+    """`desired` with what docs/state-files.md forbids taken out: no leaving resolved,
+    counts only grow,
     and a journaled-resolved incident escalates no more."""
     out = copy.deepcopy(desired)
     for cid, want in out.items():

@@ -1,4 +1,5 @@
-"""State files (SPEC section 2): every malformed input is an exact FILE:LINE:COLUMN message.
+"""State files (docs/state-files.md, Errors): every malformed
+input is an exact FILE:LINE:COLUMN message.
 
 Each malformed case is checked twice: through `states.load` (the exact problems, in order)
 and through `reconcile validate`, which must exit 1 with those lines on stderr and no
