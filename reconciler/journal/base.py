@@ -7,10 +7,11 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import LockHeldError
 from ..model import Operation, Value
 from .records import (
     FORMAT,
@@ -52,14 +53,57 @@ class Journal(ABC):
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first (for `reconcile log`)."""
 
-    @abstractmethod
     @contextmanager
     def open_for_apply(self, timeout: float, purpose: str) -> Iterator[JournalWriter]:
         """Take the apply lock (waiting up to `timeout` seconds) and return a writer.
 
-        Proves the journal is writable before returning, so no API call is made against a
-        journal that could not record it.
+        The protocol, the same for every backend (docs/journal.md, Locations): take the lock,
+        write who holds it, replay the records, prove the journal writable (so no API call is
+        made against a journal that could not record it), yield the writer, then close it,
+        clear the holder and release the lock, whatever happened. The backends fill in the
+        steps (the hooks below).
         """
+        with self._locked(timeout) as held:
+            try:
+                self._write_holder(held, LockInfo.mine(purpose))
+                state = self._replay_locked(held)
+                writer = self._open_writer(held, state)
+                try:
+                    yield writer
+                finally:
+                    writer.close()
+            finally:
+                self._clear_holder(held)
+
+    def _lock_held(self, timeout: float, holder: str) -> LockHeldError:
+        """The refusal when another apply holds the lock (`holder` says who)."""
+        return LockHeldError(
+            f"{self.location} is locked by another apply: {holder}"
+            + (f" (waited {timeout:g}s)" if timeout > 0 else "; use --lock-timeout to wait")
+        )
+
+    # -- the backend's steps ---------------------------------------------------------------
+    # `held` is whatever the backend needs while it holds the lock (a lock file, a session).
+
+    @abstractmethod
+    def _locked(self, timeout: float) -> AbstractContextManager[Any]:
+        """Take the lock, or raise self._lock_held(...); release it on exit."""
+
+    @abstractmethod
+    def _write_holder(self, held: Any, info: LockInfo) -> None:
+        """Record who holds the lock, for the message a waiting apply prints."""
+
+    @abstractmethod
+    def _replay_locked(self, held: Any) -> Recorded:
+        """Read and replay every record, under the lock."""
+
+    @abstractmethod
+    def _open_writer(self, held: Any, state: Recorded) -> JournalWriter:
+        """Prove the journal writable and return a writer appending after `state`."""
+
+    @abstractmethod
+    def _clear_holder(self, held: Any) -> None:
+        """Remove the holder record (best effort: releasing the lock is what counts)."""
 
 
 class JournalWriter(ABC):
@@ -77,6 +121,10 @@ class JournalWriter(ABC):
     def _sync(self) -> None:
         """Make every record stored in the current group durable (a backend whose every
         `_store` is durable by itself has nothing to do)."""
+        return
+
+    def close(self) -> None:
+        """Release what the writer holds (the journal's lock is released by the journal)."""
         return
 
     @contextmanager

@@ -8,10 +8,11 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError, LockHeldError
+from ..errors import JournalError
 from ..jsontext import JsonTooDeepError, loads
 from .base import Journal, JournalWriter, LockInfo
 from .records import (
@@ -19,6 +20,16 @@ from .records import (
     encode_record,
     replay,
 )
+
+
+@dataclass
+class _Held:
+    """What an apply holds of a file journal: where the holder is written, and where the good
+    part of the file ends (a torn tail after it is cut before the first append)."""
+
+    holder_path: Path
+    good: int = 0
+    unterminated: bool = False
 
 
 class FileJournal(Journal):
@@ -106,7 +117,7 @@ class FileJournal(Journal):
         return [record for _, record in records]
 
     @contextmanager
-    def open_for_apply(self, timeout: float, purpose: str) -> Iterator[JournalWriter]:
+    def _locked(self, timeout: float) -> Iterator[_Held]:
         from filelock import FileLock, Timeout
 
         try:
@@ -121,40 +132,41 @@ class FileJournal(Journal):
         try:
             lock.acquire()
         except Timeout:
-            raise LockHeldError(
-                f"{self.location} is locked by another apply: {self._holder(holder_path)}"
-                + (f" (waited {timeout:g}s)" if timeout else "; use --lock-timeout to wait")
-            ) from None
+            raise self._lock_held(timeout, self._holder(holder_path)) from None
         except OSError as exc:
             raise JournalError(
                 f"{self.location}: cannot lock the journal: {exc.strerror}"
             ) from None
         try:
-            self._write_holder(holder_path, LockInfo.mine(purpose))
-            state, good, unterminated = self._replayed()
-            try:
-                # Unbuffered: a failed write leaves nothing pending that a later flush (at
-                # close) could append after the cut.
-                handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed below
-                if handle.tell() != good:
-                    handle.truncate(good)  # drop a torn tail before appending after it
-                    handle.seek(good)
-            except OSError as exc:
-                raise JournalError(
-                    f"{self.location}: cannot write the journal: {exc.strerror}"
-                ) from None
-            try:
-                yield _FileWriter(state, handle, self.location, good, unterminated)
-            finally:
-                handle.close()
+            yield _Held(holder_path)
         finally:
-            holder_path.unlink(missing_ok=True)
             lock.release()
 
-    def _write_holder(self, path: Path, info: LockInfo) -> None:
+    def _write_holder(self, held: _Held, info: LockInfo) -> None:
         # The holder file only improves the message a waiting apply prints.
         with suppress(OSError):
-            path.write_text(json.dumps(info.__dict__))
+            held.holder_path.write_text(json.dumps(info.__dict__))
+
+    def _replay_locked(self, held: _Held) -> Recorded:
+        state, held.good, held.unterminated = self._replayed()
+        return state
+
+    def _open_writer(self, held: _Held, state: Recorded) -> JournalWriter:
+        try:
+            # Unbuffered: a failed write leaves nothing pending that a later flush (at
+            # close) could append after the cut.
+            handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 - the writer closes it
+            if handle.tell() != held.good:
+                handle.truncate(held.good)  # drop a torn tail before appending after it
+                handle.seek(held.good)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.location}: cannot write the journal: {exc.strerror}"
+            ) from None
+        return _FileWriter(state, handle, self.location, held.good, held.unterminated)
+
+    def _clear_holder(self, held: _Held) -> None:
+        held.holder_path.unlink(missing_ok=True)
 
     def _holder(self, path: Path) -> str:
         try:
@@ -177,6 +189,9 @@ class _FileWriter(JournalWriter):
         #: The last record has no newline yet: the next append writes it first.
         self._unterminated = unterminated
         self._broken: JournalError | None = None
+
+    def close(self) -> None:
+        self._handle.close()
 
     def _store(self, record: dict[str, Any]) -> None:
         if self._broken is not None:

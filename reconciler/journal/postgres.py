@@ -20,12 +20,13 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import redact
-from ..errors import JournalError, LockHeldError
+from ..errors import JournalError
 from ..jsontext import loads
 from .base import Journal, JournalWriter, LockInfo
 from .records import Recorded, encode_record, replay
@@ -102,6 +103,15 @@ def _scalar(conn: Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
     row = conn.execute(query, params).fetchone()
     assert row is not None, query  # every caller selects exactly one row
     return row[0]
+
+
+@dataclass
+class _Session:
+    """What an apply holds of a PostgreSQL journal: the session holding the advisory lock,
+    and the position the first record appended goes to."""
+
+    conn: Connection
+    next_position: int = 0
 
 
 class PostgresJournal(Journal):
@@ -209,8 +219,8 @@ class PostgresJournal(Journal):
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def open_for_apply(self, timeout: float, purpose: str) -> Iterator[JournalWriter]:
-        """Take the namespace's advisory lock on a dedicated session and return a writer.
+    def _locked(self, timeout: float) -> Iterator[_Session]:
+        """The namespace's advisory lock, on a dedicated session.
 
         The writer inserts through that same session, so a record can only be stored while
         the lock is held: if the connection drops (and the server frees the lock), the next
@@ -219,47 +229,59 @@ class PostgresJournal(Journal):
         with self._session() as conn:
             self._acquire(conn, timeout)
             try:
-                with self._failures("cannot prepare the journal for writing"):
-                    # A record must be on disk before the next call starts (as the file's
-                    # fsync); a server or role default of `off` would acknowledge it earlier.
-                    conn.execute(
-                        "SELECT set_config('synchronous_commit', 'on', false)"
-                        " WHERE current_setting('synchronous_commit') = 'off'"
-                    )
-                    info = LockInfo.mine(purpose)
-                    conn.execute(
-                        "INSERT INTO reconcile_lock_holder"
-                        " (namespace, backend_pid, pid, host, since, purpose)"
-                        " VALUES (%s, pg_backend_pid(), %s, %s, %s, %s)"
-                        " ON CONFLICT (namespace) DO UPDATE SET backend_pid = excluded.backend_pid,"
-                        " pid = excluded.pid, host = excluded.host, since = excluded.since,"
-                        " purpose = excluded.purpose",
-                        (self.namespace, info.pid, info.host, info.since, info.purpose),
-                    )
-                records = self._records(conn)
-                state = replay(records)
-                next_position = len(records) + 1
-                # A rolled-back insert proves the privilege and that the server is not a
-                # read-only standby before any API call depends on it.
-                with (
-                    self._failures("cannot write the journal"),
-                    conn.transaction(force_rollback=True),
-                ):
-                    conn.execute(
-                        "INSERT INTO reconcile_journal (namespace, position, record)"
-                        " VALUES (%s, %s, '{}')",
-                        (self.namespace, next_position),
-                    )
-                yield _PostgresWriter(state, self, conn, next_position)
+                yield _Session(conn)
             finally:
                 # Best effort: closing the session (next) releases the lock in any case.
                 with suppress(_psycopg().Error):
-                    conn.execute(
-                        "DELETE FROM reconcile_lock_holder"
-                        " WHERE namespace = %s AND backend_pid = pg_backend_pid()",
-                        (self.namespace,),
-                    )
                     conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
+
+    def _write_holder(self, held: _Session, info: LockInfo) -> None:
+        conn = held.conn
+        with self._failures("cannot prepare the journal for writing"):
+            # A record must be on disk before the next call starts (as the file's
+            # fsync); a server or role default of `off` would acknowledge it earlier.
+            conn.execute(
+                "SELECT set_config('synchronous_commit', 'on', false)"
+                " WHERE current_setting('synchronous_commit') = 'off'"
+            )
+            conn.execute(
+                "INSERT INTO reconcile_lock_holder"
+                " (namespace, backend_pid, pid, host, since, purpose)"
+                " VALUES (%s, pg_backend_pid(), %s, %s, %s, %s)"
+                " ON CONFLICT (namespace) DO UPDATE SET backend_pid = excluded.backend_pid,"
+                " pid = excluded.pid, host = excluded.host, since = excluded.since,"
+                " purpose = excluded.purpose",
+                (self.namespace, info.pid, info.host, info.since, info.purpose),
+            )
+
+    def _replay_locked(self, held: _Session) -> Recorded:
+        records = self._records(held.conn)
+        held.next_position = len(records) + 1
+        return replay(records)
+
+    def _open_writer(self, held: _Session, state: Recorded) -> JournalWriter:
+        conn, next_position = held.conn, held.next_position
+        # A rolled-back insert proves the privilege and that the server is not a
+        # read-only standby before any API call depends on it.
+        with (
+            self._failures("cannot write the journal"),
+            conn.transaction(force_rollback=True),
+        ):
+            conn.execute(
+                "INSERT INTO reconcile_journal (namespace, position, record) VALUES (%s, %s, '{}')",
+                (self.namespace, next_position),
+            )
+        return _PostgresWriter(state, self, conn, next_position)
+
+    def _clear_holder(self, held: _Session) -> None:
+        # Best effort: closing the session releases the lock, and the holder row of a
+        # session that no longer holds it is ignored (see _holder).
+        with suppress(_psycopg().Error):
+            held.conn.execute(
+                "DELETE FROM reconcile_lock_holder"
+                " WHERE namespace = %s AND backend_pid = pg_backend_pid()",
+                (self.namespace,),
+            )
 
     def _acquire(self, conn: Connection, timeout: float) -> None:
         """Take the apply lock, waiting up to `timeout` seconds, or raise LockHeldError."""
@@ -279,10 +301,7 @@ class PostgresJournal(Journal):
                     got = False
                 conn.execute("RESET lock_timeout")
         if not got:
-            raise LockHeldError(
-                f"{self.location} is locked by another apply: {self._holder(conn)}"
-                + (f" (waited {timeout:g}s)" if timeout > 0 else "; use --lock-timeout to wait")
-            )
+            raise self._lock_held(timeout, self._holder(conn))
 
     def _holder(self, conn: Connection) -> str:
         """Who holds the lock: the holder row, trusted only if its session holds the lock."""
