@@ -164,12 +164,10 @@ def plan(
     """
     from . import render
     from .planfile import write_plan, write_plan_json
-    from .usecases.plan import make_plan
+    from .usecases.plan import PlanRequest, run_plan
 
     ctx = Context(verbose, no_color)
-    made = make_plan(
-        paths, journal_location, batch_size, targets, refresh=refresh, parallelism=parallelism
-    )
+    made = run_plan(PlanRequest(paths, journal_location, batch_size, targets, refresh, parallelism))
     for warning in made.journal_warnings:
         ctx.warn(warning)
     if out:
@@ -417,7 +415,7 @@ def refresh(
     as the incident's escalation count, after an escalate call whose outcome is unknown.
     """
     from . import render
-    from .usecases.refresh import run_refresh
+    from .usecases.refresh import RefreshRequest, run_refresh
 
     if escalations is not None:
         if len(adopt) != 1:
@@ -425,7 +423,7 @@ def refresh(
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
     outcome = run_refresh(
-        paths, adopt, journal_location, parallelism, lock_timeout, escalations=escalations
+        RefreshRequest(paths, adopt, journal_location, parallelism, lock_timeout, escalations)
     )
     if fmt == "json":
         click.echo(render.refresh_json(outcome), nl=False)
@@ -537,13 +535,13 @@ def comment(
     Only a comment the token's account wrote is edited. GITHUB_API_URL points at GitHub
     Enterprise Server.
     """
-    from .render import plan_markdown
+    from . import render
     from .usecases.comment import CommentRequest, post_plan_comment
 
     request = CommentRequest(
-        plan_file, repo, pr, marker, commit, run_url, author, markdown=plan_markdown
+        plan_file, repo, pr, marker, commit, run_url, author, markdown=render.plan_markdown
     )
-    click.echo(post_plan_comment(request).message(pr))
+    click.echo(render.comment_text(post_plan_comment(request), pr))
 
 
 @cli.command("fmt")
@@ -560,9 +558,9 @@ def fmt_command(
     errors is reported as `validate` would and left untouched.
     """
     from .errors import ReconcileError, StateFileError, printable
-    from .usecases.files import run_fmt
+    from .usecases.files import FmtRequest, run_fmt
 
-    outcome = run_fmt(paths, check=check, diff=show_diff)
+    outcome = run_fmt(FmtRequest(paths, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
@@ -618,12 +616,13 @@ def import_command(
     keeping its comments, so the next plan is empty for them. Nothing is written when any
     id fails.
     """
+    from . import render
     from .usecases.files import ImportRequest, run_import
 
     request = ImportRequest(
         ids, to, overwrite, state_paths, journal_location, parallelism, lock_timeout
     )
-    click.echo(run_import(request).message(), nl=False)
+    click.echo(render.import_text(run_import(request)), nl=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from .planner import Plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
+    from .usecases.comment import CommentResult
+    from .usecases.files import ImportOutcome
     from .usecases.refresh import RefreshOutcome
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
@@ -452,3 +454,31 @@ def refresh_json(outcome: RefreshOutcome) -> str:
         "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
     }
     return json.dumps(body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Import and comment
+
+
+def import_text(outcome: ImportOutcome) -> str:
+    """What `reconcile import` prints: which file got which ids, the journal's serial."""
+    lines = [
+        f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
+        + ", ".join(ids)
+        for path, ids in outcome.files.items()
+    ]
+    lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
+    return "\n".join(lines) + "\n"
+
+
+def comment_text(result: CommentResult, pr: int) -> str:
+    """What `reconcile comment` prints: what happened to the plan comment on #pr."""
+    if result.action == "skipped":
+        return f"No changes and no plan comment on #{pr} yet: nothing posted."
+    url = result.comment.url if result.comment else ""
+    said = {
+        "created": "Created the plan comment",
+        "updated": "Updated the plan comment",
+        "unchanged": "The plan comment already shows this plan",
+    }[result.action]
+    return f"{said} on #{pr}" + (f": {url}" if url else ".")

@@ -51,17 +51,6 @@ class CommentResult:
     action: Action
     comment: Comment | None
 
-    def message(self, pr: int) -> str:
-        if self.action == "skipped":
-            return f"No changes and no plan comment on #{pr} yet: nothing posted."
-        url = self.comment.url if self.comment else ""
-        said = {
-            "created": "Created the plan comment",
-            "updated": "Updated the plan comment",
-            "unchanged": "The plan comment already shows this plan",
-        }[self.action]
-        return f"{said} on #{pr}" + (f": {url}" if url else ".")
-
 
 def post_plan_comment(request: CommentRequest) -> CommentResult:
     """Create, update or leave alone the pull request's one plan comment (see `decide`)."""

@@ -41,7 +41,18 @@ class FmtOutcome:
     problems: list[Problem]
 
 
-def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
+@dataclass(frozen=True)
+class FmtRequest:
+    """What `reconcile fmt` rewrites: the state files under `paths` (default: states)."""
+
+    paths: Sequence[str] = ()
+    #: Write nothing, only report.
+    check: bool = False
+    #: Return a unified diff of each change.
+    diff: bool = False
+
+
+def run_fmt(request: FmtRequest) -> FmtOutcome:
     """Rewrite every state file under `paths` (default: states) in canonical form (see
     `fmt`), each atomically; with `check`, write nothing.
 
@@ -54,7 +65,8 @@ def run_fmt(paths: Sequence[str], *, check: bool, diff: bool) -> FmtOutcome:
     from ..states.document import format_text
     from ..states.loader import discover, load
 
-    files, problems = discover(paths or DEFAULT_PATHS)
+    check, diff = request.check, request.diff
+    files, problems = discover(request.paths or DEFAULT_PATHS)
     changed: list[Reformatted] = []
     unchanged = 0
     for file in files:
@@ -123,15 +135,6 @@ class ImportOutcome:
     files: dict[str, list[str]]
     lineage: str | None
     serial: int
-
-    def message(self) -> str:
-        lines = [
-            f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
-            + ", ".join(ids)
-            for path, ids in self.files.items()
-        ]
-        lines.append(f"Recorded their live values in the journal (serial {self.serial}).")
-        return "\n".join(lines) + "\n"
 
 
 def run_import(request: ImportRequest) -> ImportOutcome:

@@ -12,7 +12,7 @@ from ..errors import (
 from ..journal import open_journal
 from ..journal.records import Recorded, now
 from ..model import Fields, is_counter_id
-from ..planner import Plan, plan
+from ..planner import DEFAULT_BATCH_SIZE, Plan, plan
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
@@ -28,6 +28,31 @@ class MadePlan:
     journal_warnings: list[str] = field(default_factory=list)
     #: The batch size the operations were made with (written into the plan file).
     batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What `reconcile plan` plans: the state files, the journal, and how."""
+
+    paths: Sequence[str] = ()
+    journal_location: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    targets: Sequence[str] = ()
+    #: Read the managed incidents' live values from Spike first (plan --refresh).
+    refresh: bool = False
+    parallelism: int = DEFAULT_PARALLELISM
+
+
+def run_plan(request: PlanRequest) -> MadePlan:
+    """Load the state files and the journal, and plan (see make_plan)."""
+    return make_plan(
+        request.paths,
+        request.journal_location,
+        request.batch_size,
+        request.targets,
+        refresh=request.refresh,
+        parallelism=request.parallelism,
+    )
 
 
 def check_targets(targets: Sequence[str]) -> None:
@@ -47,7 +72,11 @@ def make_plan(
     desired: DesiredState | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
-    `refresh` asks to read the managed incidents' live values from Spike first."""
+    `refresh` asks to read the managed incidents' live values from Spike first.
+
+    `apply` passes the journal's state it read under the lock, and the desired state it
+    loaded, so that nothing is read twice.
+    """
     from ..states.loader import load
 
     check_targets(targets)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from ..errors import (
     ReconcileError,
 )
-from ..journal import open_journal
+from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..model import Drift, Fields
+from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
@@ -29,14 +30,21 @@ class RefreshOutcome:
     serial: int
 
 
-def run_refresh(
-    paths: Sequence[str],
-    adopt: Sequence[str],
-    journal_location: str | None,
-    parallelism: int,
-    lock_timeout: float,
-    escalations: int | None = None,
-) -> RefreshOutcome:
+@dataclass(frozen=True)
+class RefreshRequest:
+    """What `reconcile refresh` reads and records."""
+
+    paths: Sequence[str] = ()
+    #: --id: incidents the journal has never seen, adopted with all their live fields.
+    adopt: Sequence[str] = ()
+    journal_location: str | None = None
+    parallelism: int = DEFAULT_PARALLELISM
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    #: --escalations: the count read in Spike's activity log, for the one incident in `adopt`.
+    escalations: int | None = None
+
+
+def run_refresh(request: RefreshRequest) -> RefreshOutcome:
     """Record live values in the journal without changing anything in Spike.
 
     Reads the incidents of the state files (the fields they manage or the journal holds)
@@ -50,6 +58,9 @@ def run_refresh(
     from ..planner import overlay_live
     from ..states.loader import load
 
+    paths, adopt, journal_location = request.paths, request.adopt, request.journal_location
+    parallelism, lock_timeout = request.parallelism, request.lock_timeout
+    escalations = request.escalations
     check_targets(adopt)
     if escalations is not None:
         return _record_escalations(adopt, escalations, journal_location, lock_timeout)
