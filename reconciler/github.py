@@ -9,7 +9,7 @@ This module is a small client for the GitHub REST API (list an issue's comments,
 `Link` pagination, create a comment, edit a comment, read the token's login). Only a comment
 the token's own account wrote is edited: anyone can paste the marker into a comment. It
 imports httpx lazily, like the CLI does, so that importing it costs nothing. The project rule
-"spike.py is the only module that imports httpx" is about the Spike API: GitHub is another
+"spike/client.py is the only module that imports httpx" is about the Spike API: GitHub is another
 service with another credential, and it stays out of the Spike client on purpose.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.

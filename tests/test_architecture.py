@@ -8,6 +8,7 @@ cycle through a local import is still a cycle for whoever reads the code.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,12 @@ def test_only_the_cli_imports_click() -> None:
     # Parsed, not searched: a docstring saying "no click here" is no import.
     users = sorted(name for name, file in MODULES.items() if "click" in _imported_roots(file))
     assert users == ["reconciler.cli"], users
+
+
+def test_mypy_checks_every_test_file() -> None:
+    # pyproject's override for the tests names each module: mypy's patterns match only name.*
+    tests = Path(__file__).resolve().parent
+    text = (tests.parent / "pyproject.toml").read_text(encoding="utf-8")
+    listed = set(re.findall(r'^    "([A-Za-z0-9_]+)",$', text, flags=re.M))
+    missing = sorted({p.stem for p in tests.rglob("*.py")} - listed)
+    assert not missing, f"add to [[tool.mypy.overrides]] in pyproject.toml: {missing}"

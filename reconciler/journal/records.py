@@ -1,9 +1,9 @@
-"""The journal: what this tool applied, as an append-only list of records.
+"""The journal's records: their kinds, their checks, replay(), and the recorded state.
 
 The last-applied state is derived by replaying the records, so the journal never holds a
 second copy of the truth. It is the only module that writes disk state. Two backends share
 everything but storage: a JSON Lines file (default `.reconcile/journal.jsonl`) and, in
-`pgjournal`, a PostgreSQL table. Both read through `replay()`, so every record kind below
+`journal/postgres.py`, a PostgreSQL table. Both read through `replay()`, so every record kind below
 means the same in both.
 
 Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with milliseconds and

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import cli, plan_json
+from helpers import cli, plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -495,7 +495,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_file(tmp_path
 
 def test_the_pre_commit_hook_rewrites_the_staged_files(tmp_path: Path) -> None:
     """As pre-commit runs it: the entry plus the staged files that match, at the repo root."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     hooks = YAML(typ="safe").load((root / ".pre-commit-hooks.yaml").read_text())
     [hook] = [h for h in hooks if h["id"] == "reconcile-fmt"]
     (tmp_path / "states").mkdir()
@@ -520,6 +520,6 @@ def test_the_pre_commit_hook_rewrites_the_staged_files(tmp_path: Path) -> None:
 
 def test_the_bundled_example_states_are_canonical() -> None:
     """The README's examples should look like what `reconcile fmt` makes."""
-    states = Path(__file__).resolve().parent.parent / "states"
+    states = Path(__file__).resolve().parents[2] / "states"
     code, out, err = cli("fmt", "--check", str(states))
     assert code == 0, out + err

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env, live_matches, with_params, write_states
+from helpers import KEY, TEAM, cli, env, live_matches, with_params, write_states
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -165,7 +165,7 @@ STATE = st.dictionaries(
 def test_the_one_pass_plan_json_carries_the_whole_digest(
     desired: dict[str, Any], journal: dict[str, Any], batch: int
 ) -> None:
-    from e2e_helpers import plan_json
+    from helpers import plan_json
 
     from reconciler.errors import PlanError
     from reconciler.planner import digest, plan

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env, write_states
+from helpers import KEY, TEAM, cli, env, write_states
 
 from reconciler.errors import CredentialsError, LiveStateError
 from reconciler.journal.file import FileJournal

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle import CliRun, run_cli
+from helpers import CliRun, cli
 
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal.file import FileJournal
@@ -24,7 +24,7 @@ from reconciler.model import Operation
 from reconciler.planner import digest, plan
 from reconciler.states.loader import load
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STATES = REPO / "states"
 RECONCILE = Path(sys.executable).with_name("reconcile")
 ANSI = "\x1b["
@@ -56,7 +56,7 @@ def apply_all(states: Path, journal: Path) -> None:
 
 
 def plan_cli(*args: str, journal: Path) -> CliRun:
-    return run_cli("plan", *args, "--journal", str(journal))
+    return cli("plan", *args, "--journal", str(journal))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,14 +67,14 @@ def test_validate_defaults_to_states_in_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO)
-    result = run_cli("validate")
+    result = cli("validate")
     assert (result.code, result.stderr) == (0, "")
     assert result.stdout == "4 files, 40 incidents: valid.\n"
 
 
 def test_validate_reports_problems_on_stderr_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("incidents:\n  a:\n    status: open\n")
-    result = run_cli("validate", str(tmp_path / "s.yaml"))
+    result = cli("validate", str(tmp_path / "s.yaml"))
     assert result.code == 1
     assert result.stdout == ""
     assert result.stderr == (
@@ -301,7 +301,7 @@ def test_batch_size_chunks_the_calls(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors_exit_1(args: list[str], message: str) -> None:
-    result = run_cli(*args)
+    result = cli(*args)
     assert result.code == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -341,9 +341,9 @@ def test_plan_uses_the_journal_from_the_environment(tmp_path: Path) -> None:
     states = write_states(tmp_path / "s", {"a": {"status": "acknowledged"}})
     journal = tmp_path / "elsewhere.jsonl"
     apply_all(states, journal)
-    result = run_cli("plan", str(states), env={"RECONCILE_JOURNAL": str(journal)})
+    result = cli("plan", str(states), env={"RECONCILE_JOURNAL": str(journal)})
     assert result.stdout == "No changes. 1 incident matches the journal.\n"
-    assert run_cli("plan", str(states)).stdout.startswith("Changes to incidents")
+    assert cli("plan", str(states)).stdout.startswith("Changes to incidents")
 
 
 def test_a_torn_journal_warns_and_a_corrupt_one_is_an_error(tmp_path: Path) -> None:
@@ -416,12 +416,12 @@ def test_color_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> Non
 
 def test_show_and_log_on_an_empty_journal(tmp_path: Path) -> None:
     journal = str(tmp_path / "j.jsonl")
-    show = run_cli("show", "--journal", journal)
+    show = cli("show", "--journal", journal)
     assert (show.code, show.stdout) == (0, "The journal is empty: nothing has been applied yet.\n")
-    log = run_cli("log", "--journal", journal)
+    log = cli("log", "--journal", journal)
     assert (log.code, log.stdout) == (0, "The journal is empty: nothing has been applied yet.\n")
-    assert json.loads(run_cli("log", "--journal", journal, "--format", "json").stdout) == []
-    shown = json.loads(run_cli("show", "--journal", journal, "--format", "json").stdout)
+    assert json.loads(cli("log", "--journal", journal, "--format", "json").stdout) == []
+    shown = json.loads(cli("show", "--journal", journal, "--format", "json").stdout)
     assert shown == {"lineage": None, "serial": 0, "incidents": {}}
 
 
@@ -436,14 +436,14 @@ def test_show_prints_the_last_applied_state(tmp_path: Path) -> None:
     journal = tmp_path / "j.jsonl"
     apply_all(states, journal)
     lineage = FileJournal(journal).read().lineage
-    text = run_cli("show", "--journal", str(journal))
+    text = cli("show", "--journal", str(journal))
     assert text.code == 0
     assert text.stdout == (
         f"journal lineage {lineage}, serial 5, 2 incidents\n\n"
         "a  priority=none  escalations=2\n"
         "b  status=resolved  public_sharing=true\n"
     )
-    as_json = json.loads(run_cli("show", "--journal", str(journal), "--format", "json").stdout)
+    as_json = json.loads(cli("show", "--journal", str(journal), "--format", "json").stdout)
     assert as_json == {
         "lineage": lineage,
         "serial": 5,
@@ -465,7 +465,7 @@ def test_log_shows_the_history(tmp_path: Path) -> None:
         writer.end("sha256:abc", "failed", applied=1, failed=1)
         writer.forget(["gone"], None)
     lineage = FileJournal(journal).read().lineage
-    text = run_cli("log", "--journal", str(journal)).stdout
+    text = cli("log", "--journal", str(journal)).stdout
     lines = [line.split("  ", 1)[1] if line[0] != " " else line for line in text.splitlines()]
     assert lines == [
         f"journal created, lineage {lineage}",
@@ -473,14 +473,14 @@ def test_log_shows_the_history(tmp_path: Path) -> None:
         "    #1 POST /incidents/priority priority=p1  6 ids: 116, a, b, c, d ...",
         "#2 forget gone",
     ]
-    entries = json.loads(run_cli("log", "--journal", str(journal), "--format", "json").stdout)
+    entries = json.loads(cli("log", "--journal", str(journal), "--format", "json").stdout)
     assert [e["kind"] for e in entries] == ["created", "apply", "forget"]
     assert entries[1]["outcome"] == "failed" and entries[1]["failed"] == 1
     assert entries[1]["operations"][0]["call"] == "POST /incidents/priority"
 
 
 def test_schema_is_the_bundled_schema_file() -> None:
-    result = run_cli("schema")
+    result = cli("schema")
     assert result.code == 0
     assert result.stdout == (REPO / "schema" / "state-file.json").read_text()
     schema = json.loads(result.stdout)
@@ -497,7 +497,7 @@ def test_schema_is_the_bundled_schema_file() -> None:
 
 @pytest.mark.parametrize("command", ["validate", "plan", "show", "log", "schema"])
 def test_every_command_has_help_verbose_and_no_color(command: str) -> None:
-    result = run_cli(command, "--help")
+    result = cli(command, "--help")
     assert result.code == 0
     assert f"Usage: reconcile {command} " in result.stdout
     assert "-v, --verbose" in result.stdout and "--no-color" in result.stdout

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from e2e_helpers import KEY, TEAM, write_states
+from helpers import KEY, TEAM, write_states
 
 from reconciler.journal import open_journal
 from reconciler.journal.file import FileJournal

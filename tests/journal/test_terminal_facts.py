@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import cli, write_states
+from helpers import cli, write_states
 
 from reconciler.errors import PlanError
 from reconciler.journal import migrate

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle import run_cli
+from helpers import cli
 
 from reconciler import redact
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
@@ -97,10 +97,10 @@ def test_an_api_key_echoed_in_an_error_body_is_masked_on_stdout_and_stderr(
     env = {"SPIKE_API_URL": echoing_api, "SPIKE_API_KEY": KEY, "SPIKE_TEAM_ID": TEAM}
     journal = str(tmp_path / "j.jsonl")
 
-    applied = run_cli("apply", str(states), "--auto-approve", "--journal", journal, env=env)
+    applied = cli("apply", str(states), "--auto-approve", "--journal", journal, env=env)
     assert applied.code == 1
     assert "'x-api-key': '***'" in applied.stdout  # the failure's reason, as the API said it
-    overlay_live = run_cli("plan", str(states), "--refresh", "--journal", journal, env=env)
+    overlay_live = cli("plan", str(states), "--refresh", "--journal", journal, env=env)
     assert overlay_live.code == 1
     assert "'x-api-key': '***'" in overlay_live.stderr
     for shown in (applied.stdout, applied.stderr, overlay_live.stdout, overlay_live.stderr):
@@ -260,7 +260,7 @@ def test_a_file_name_with_a_newline_is_escaped_in_errors(tmp_path: Path) -> None
     states = tmp_path / "states"
     states.mkdir()
     (states / FORGED).write_text("incidents:\n  a-1:\n    status: open\n")
-    result = run_cli("validate", str(states))
+    result = cli("validate", str(states))
     assert result.code == 1
     escaped = str(states / FORGED).replace("\n", "\\n")
     assert result.stderr.startswith(f"{escaped}:3:13: ")
@@ -273,10 +273,10 @@ def test_a_file_name_with_a_newline_is_escaped_in_plan_fmt_and_import(tmp_path: 
     escaped = str(states / FORGED).replace("\n", "\\n")
     journal = str(tmp_path / "j.jsonl")
 
-    planned = run_cli("plan", str(states), "--journal", journal)
+    planned = cli("plan", str(states), "--journal", journal)
     assert planned.code == 0
     assert f"  ~ incident a-1  ({escaped})\n" in planned.stdout
-    formatted = run_cli("fmt", str(states), "--check", "--diff")
+    formatted = cli("fmt", str(states), "--check", "--diff")
     assert formatted.code == 1
     assert formatted.stdout.startswith(f"{escaped}\n--- {escaped}\t(original)\n+++ {escaped}\t")
     no_forged_line(planned.stdout, planned.stderr, formatted.stdout, formatted.stderr)
@@ -285,7 +285,7 @@ def test_a_file_name_with_a_newline_is_escaped_in_plan_fmt_and_import(tmp_path: 
         env = {"SPIKE_API_URL": server.url, "SPIKE_API_KEY": KEY, "SPIKE_TEAM_ID": TEAM}
         target = states / f"new{FORGED}"
         args = ["import", "b-2", "--to", str(target), "--states", str(states)]
-        imported = run_cli(*args, "--journal", journal, env=env)
+        imported = cli(*args, "--journal", journal, env=env)
     assert imported.code == 0, imported.stderr
     new_escaped = str(target).replace("\n", "\\n")
     assert imported.stdout.startswith(f"Imported 1 incident into {new_escaped}: b-2\n")

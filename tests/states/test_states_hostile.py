@@ -147,7 +147,7 @@ def test_the_shallow_verdict_is_never_wrong(text: str, limit: int) -> None:
 
 
 def test_state_files_in_their_usual_shapes_skip_the_exact_check() -> None:
-    bundled = Path(__file__).parent.parent / "states"
+    bundled = Path(__file__).parents[2] / "states"
     for file in bundled.rglob("*.yaml"):
         assert not states._may_nest_too_deep(file.read_text())
     flow = "version: 1\nincidents:\n" + "".join(

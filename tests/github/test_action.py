@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import KEY, TEAM, write_states
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
+from helpers import KEY, TEAM, write_states
 from ruamel.yaml import YAML
 
 from reconciler.planfile import read_saved_plan
 from reconciler.sandbox import SandboxServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACTION = YAML(typ="safe").load((ROOT / "action.yml").read_text())
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env
+from helpers import KEY, TEAM, cli, env
 
 from reconciler.sandbox import SandboxServer
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oracle import run_cli
+from helpers import cli
 
 from reconciler.sandbox import SandboxServer
 
@@ -85,7 +85,7 @@ def test_control_endpoints_answer_405_with_their_methods(server: SandboxServer) 
 
 
 def test_a_port_out_of_range_is_a_usage_error() -> None:
-    result = run_cli("sandbox", "--port", "99999")
+    result = cli("sandbox", "--port", "99999")
     assert result.code == 1
     assert "Invalid value for '--port': 99999 is not in the range 0<=x<=65535." in result.stderr
     assert result.stdout == ""
@@ -94,7 +94,7 @@ def test_a_port_out_of_range_is_a_usage_error() -> None:
 def test_a_busy_port_is_one_line() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = run_cli("sandbox", "--port", str(port))
+        result = cli("sandbox", "--port", str(port))
     assert result.code == 1
     assert (
         result.stderr == f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
@@ -103,7 +103,7 @@ def test_a_busy_port_is_one_line() -> None:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "example.com"])
 def test_a_host_beyond_loopback_is_refused_with_the_reason(host: str) -> None:
-    result = run_cli("sandbox", "--host", host, "--port", "0")
+    result = cli("sandbox", "--host", host, "--port", "0")
     assert result.code == 1
     assert result.stderr == (
         f"error: --host {host}: the sandbox listens on loopback addresses only (127.0.0.1, ::1, "
@@ -115,10 +115,10 @@ def test_a_host_beyond_loopback_is_refused_with_the_reason(host: str) -> None:
 
 def test_a_calls_file_it_cannot_write_is_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "calls.jsonl"
-    result = run_cli("sandbox", "--port", "0", "--calls-file", str(missing))
+    result = cli("sandbox", "--port", "0", "--calls-file", str(missing))
     assert result.code == 1
     assert result.stderr == f"error: --calls-file {missing}: No such file or directory\n"
-    result = run_cli("sandbox", "--port", "0", "--calls-file", str(tmp_path))
+    result = cli("sandbox", "--port", "0", "--calls-file", str(tmp_path))
     assert result.code == 1
     assert "is a directory" in result.stderr.lower() and "Traceback" not in result.stderr
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import oracle
 import pytest
-from e2e_helpers import plan_json
+from helpers import plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

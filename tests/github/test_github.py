@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from oracle import run_cli
+from helpers import cli
 
 from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
 from reconciler.github import GitHubClient, GitHubConfig, decide, marker
@@ -213,16 +213,16 @@ def test_the_cli_reports_what_it_did_and_never_shows_the_token(
         GITHUB_SERVER_URL="https://github.example",
         GITHUB_RUN_ID="99",
     )
-    run = run_cli("comment", "--plan", plan_file, "--pr", "7", "-v", env=env)
+    run = cli("comment", "--plan", plan_file, "--pr", "7", "-v", env=env)
     assert run.code == 0, run.stderr
     [comment] = github.ours(7)
     assert run.stdout == f"Created the plan comment on #7: {comment['html_url']}\n"
     assert "[workflow run](https://github.example/octo/states/actions/runs/99)" in comment["body"]
 
-    again = run_cli("comment", "--plan", plan_file, "--pr", "7", env=env)
+    again = cli("comment", "--plan", plan_file, "--pr", "7", env=env)
     assert again.stdout.startswith("The plan comment already shows this plan on #7: https://")
 
-    wrong = run_cli("comment", "--plan", plan_file, "--pr", "7", env=env | {"GITHUB_TOKEN": "x"})
+    wrong = cli("comment", "--plan", plan_file, "--pr", "7", env=env | {"GITHUB_TOKEN": "x"})
     assert wrong.code == 1
     assert wrong.stderr.startswith(
         "error: cannot list the comments of #7: GitHub answered 401: Bad credentials"

@@ -592,9 +592,11 @@ def test_an_error_body_echoing_the_key_is_redacted_everywhere() -> None:
     notes: list[str] = []
     echo = {"message": f"bad request, headers: x-api-key={SECRET}"}
     for status in (400, 500):
-        error, _ = failing(
-            ACK, lambda request, s=status: httpx.Response(s, json=echo), observe=notes.append
-        )
+
+        def handler(_request: httpx.Request, s: int = status) -> httpx.Response:
+            return httpx.Response(s, json=echo)
+
+        error, _ = failing(ACK, handler, observe=notes.append)
         assert SECRET not in str(error) and SECRET not in (error.api_message or "")
         assert "x-api-key=***" in str(error)
     error, _ = failing(

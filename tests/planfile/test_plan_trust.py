@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env, write_states
+from helpers import KEY, TEAM, cli, env, write_states
 
 from reconciler.planfile import KEY_ENV, read_saved_plan, sign
 from reconciler.planner import digest

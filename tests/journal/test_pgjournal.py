@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from e2e_helpers import with_params
+from helpers import with_params
 
 from reconciler.errors import JournalError, LockHeldError
 from reconciler.journal import migrate, open_journal

@@ -1,14 +1,14 @@
-"""Shared by the end-to-end tests: the CLI in-process, environment, state files, the sandbox."""
+"""Shared by the tests: the one in-process CLI runner, environment, state files, the sandbox."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.cli import main
 from reconciler.planfile import write_plan_text
@@ -34,12 +34,28 @@ def env(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+class CliRun(NamedTuple):
+    """One run of the CLI: unpacks as (code, stdout, stderr)."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
+    """`reconcile ARGS...` in-process through reconciler.cli.main, the real entry point, with
+    stdout and stderr captured apart (click's CliRunner isolation) and `env` set meanwhile.
+
+    The one CLI runner of the tests. An unexpected exception is not caught: it fails the
+    test with its traceback, which is what "no traceback" rules out.
+    """
+    from click.testing import CliRunner
+
+    with CliRunner().isolation(env=env) as (out, err, _):
         code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
+        sys.stdout.flush()  # the captured streams are buffered text over these BytesIO
+        sys.stderr.flush()
+    return CliRun(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def write_states(folder: Path, desired: Mapping[str, Mapping[str, Any]]) -> None:

@@ -5,7 +5,7 @@ unknown leaves the incident uncertain until the operator records the count from 
 activity log. Also the apply's other failure modes: refused batches, an unavailable API, a
 journal that cannot be written, a holder killed mid-call.
 
-The client's contract for escalate (reconciler/spike.py): one attempt, and an ambiguous
+The client's contract for escalate (reconciler/spike/client.py): one attempt, and an ambiguous
 failure (500, 502, 504, a transport error after sending) raises UncertainOutcomeError.
 `OnceClient` below keeps that contract over any transport, so these tests hold whatever the
 retry policy of the real client for other calls.
@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import KEY, TEAM, cli, env, write_states
+from helpers import KEY, TEAM, cli, env, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -278,7 +278,7 @@ def test_the_end_record_says_aborted_when_the_apply_dies(tmp_path: Path) -> None
         run(
             journal,
             [Operation("POST", "/incidents/resolve", {"ids": ["a"]})],
-            lambda r: r,
+            lambda r: httpx.Response(200),  # never called: the client breaks first
             BrokenClient,
         )
     end = journal.records()[-1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from oracle import run_cli
+from helpers import cli
 
 from reconciler.errors import GitHubError
 from reconciler.github import GitHubClient, GitHubConfig
@@ -44,7 +44,7 @@ def plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def comment(fake: FakeGitHub, plan_file: str, *extra: str, **env: str) -> tuple[int, str, str]:
-    result = run_cli(
+    result = cli(
         "comment",
         "--plan",
         plan_file,
