@@ -21,9 +21,9 @@ import hmac
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import zip_longest
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,9 +32,6 @@ from .errors import InvalidPlanError, PlanError, ReconcileError, StalePlanError,
 from .model import (
     FIELDS,
     LIVE_FIELDS,
-    PRIORITIES,
-    SEVERITIES,
-    STATUSES,
     Change,
     Drift,
     Fields,
@@ -43,18 +40,13 @@ from .model import (
     is_counter_id,
     is_field_value,
 )
-from .planner import (
-    DEFAULT_BATCH_SIZE,
-    FORMAT_VERSION,
-    LazyList,
-    Plan,
-    StreamingDigest,
-    digest,
-    plan,
-)
+from .planner import DEFAULT_BATCH_SIZE, Plan, plan
 
 if TYPE_CHECKING:
     from .journal.records import Recorded
+
+#: The plan file format this tool writes and reads (docs/plan-format.md).
+FORMAT_VERSION = 1
 
 #: The environment variable holding the key that signs plan files (a secret).
 KEY_ENV = "RECONCILE_PLAN_KEY"
@@ -118,6 +110,163 @@ def sign(plan_digest: str, key: str) -> str:
     """The signature of a plan file: an HMAC-SHA256 of its plan_digest under `key`."""
     mac = hmac.new(key.encode(), _SIGNED_CONTEXT + plan_digest.encode(), hashlib.sha256)
     return SIGNATURE_SCHEME + mac.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Content and digest
+
+
+def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
+    return {"incident": pair[0], "field": pair[1]}
+
+
+LAZY_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class LazyList:
+    """A long list of JSON objects, made LAZY_CHUNK items at a time."""
+
+    items: Sequence[Any]
+    encode: Callable[[Any], Any]
+
+    def chunks(self) -> Iterator[list[Any]]:
+        items = iter(self.items)
+        while chunk := [self.encode(item) for item in islice(items, LAZY_CHUNK)]:
+            yield chunk
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks():
+            yield from chunk
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: Any) -> Iterator[str]:
+    """json.dumps(value, sort_keys=True, separators=(",", ":")), in pieces."""
+    if isinstance(value, LazyList):
+        yield "["
+        first = True
+        for chunk in value.chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            yield text if first else "," + text
+            first = False
+        yield "]"
+    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
+        yield "{"
+        for n, key in enumerate(sorted(value)):
+            yield ("," if n else "") + _CANONICAL.encode(key) + ":"
+            yield from _canonical(value[key])
+        yield "}"
+    else:
+        yield _CANONICAL.encode(value)
+
+
+#: Keys of a plan file outside its digest: the digest itself, when it was made, and the
+#: signature (which signs the digest).
+_NOT_DIGESTED = frozenset({"created_at", "plan_digest", "signature"})
+
+
+def digest(body: Mapping[str, Any]) -> str:
+    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at,
+    plan_digest and signature. `apply` recomputes it from the parsed plan file."""
+    content = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
+    hasher = hashlib.sha256()
+    for piece in _canonical(content):
+        hasher.update(piece.encode())
+    return "sha256:" + hasher.hexdigest()
+
+
+class StreamingDigest:
+    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
+
+    The changes are the costly part of a plan to produce (ChangeView derives them again on
+    each pass), so they are hashed as they are written instead of in a pass of their own;
+    the keys before them in the canonical (sorted) order are hashed first, the rest at the end.
+    """
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
+        keys = sorted(self._body)
+        at = keys.index("changes")
+        self._after = keys[at + 1 :]
+        self._hasher = hashlib.sha256(b"{")
+        for key in keys[:at]:
+            self._member(key)
+            self._hasher.update(b",")
+        self._hasher.update(b'"changes":[')
+        self._hashed = False
+        self._digest: str | None = None
+
+    def _member(self, key: str) -> None:
+        self._hasher.update((_CANONICAL.encode(key) + ":").encode())
+        for piece in _canonical(self._body[key]):
+            self._hasher.update(piece.encode())
+
+    def changes(self) -> Iterator[list[Any]]:
+        """The chunks of body["changes"] (once), hashed as they go."""
+        assert not self._hashed
+        self._hashed = True
+        first = True
+        for chunk in self._body["changes"].chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            self._hasher.update((text if first else "," + text).encode())
+            first = False
+            yield chunk
+        self._hasher.update(b"]")
+
+    def hexdigest(self) -> str:
+        """The plan digest; takes the changes first if no writer did."""
+        if self._digest is None:
+            if not self._hashed:
+                for _ in self.changes():
+                    pass
+            for key in self._after:
+                self._hasher.update(b",")
+                self._member(key)
+            self._hasher.update(b"}")
+            self._digest = "sha256:" + self._hasher.hexdigest()
+        return self._digest
+
+
+def plan_content(
+    plan: Plan, batch_size: int | None = None, with_digest: bool = True
+) -> dict[str, Any]:
+    """`plan`'s plan-file content (docs/plan-format.md) without created_at, with plan_digest
+    (unless `with_digest` is False: see StreamingDigest).
+
+    `batch_size`, when given, is the size the operations were batched with: apply
+    batches the plan's changes again with it and requires the same operations
+    (docs/trust.md). The long lists are LazyLists: a plan of 100k incidents never holds
+    all its JSON objects at once.
+    """
+    body: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "journal": {"lineage": plan.lineage, "serial": plan.serial},
+        **({"batch_size": batch_size} if batch_size is not None else {}),
+        "inputs_digest": plan.inputs_digest,
+        "changes": LazyList(plan.changes, Change.to_json),
+        "forget": list(plan.forget),
+        "unmanaged": LazyList(plan.unmanaged, _unmanaged_json),
+        "operations": LazyList(plan.operations, Operation.to_json),
+        "summary": plan.summary(),
+        "drift": LazyList(plan.drift, Drift.to_json),
+        "refresh": {cid: dict(fields) for cid, fields in sorted(plan.live_values.items())},
+        "unsafe": plan.unsafe,
+        "warnings": list(plan.warnings),
+    }
+    if with_digest:
+        body["plan_digest"] = digest(body)
+    return body
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """plan_content(plan) with every list made whole (for tests and small plans)."""
+    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,7 +605,7 @@ def write_plan_text(
     One line per change or call reads well in a diff, and lets the C encoder do the work.
     With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
     """
-    body = plan.content(batch_size, with_digest=False)
+    body = plan_content(plan, batch_size, with_digest=False)
     digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
     out: dict[str, Any] = {
         "format_version": body.pop("format_version"),
@@ -542,7 +691,6 @@ def _saved_items(
     from .errors import InvalidPlanError
     from .model import is_counter_id
 
-    words = {*STATUSES, *PRIORITIES, *SEVERITIES}
     required = {"incident", "field", *values}
     items = saved.body.get(key, [])
     if not isinstance(items, list):
@@ -553,9 +701,9 @@ def _saved_items(
             and required <= set(item) <= required | set(optional)
             and is_counter_id(item["incident"])
             and item["field"] in FIELDS
+            # null: a value not known (before a first apply, or a field Spike left unset)
             and all(
-                v is None or isinstance(v, bool | int) or (isinstance(v, str) and v in words)
-                for v in (item[name] for name in values)
+                v is None or is_field_value(item["field"], v) for v in (item[n] for n in values)
             )
             and all(isinstance(item.get(name, True), bool) for name in optional)
         ):

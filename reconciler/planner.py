@@ -7,12 +7,9 @@ become one batched call. The operation count is the minimum possible for the cha
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -30,7 +27,6 @@ from .model import (
     Value,
 )
 
-FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 100
 #: A plan that changes recorded values on more than this share of journaled incidents is
 #: unsafe, once the journal records at least UNSAFE_MIN_INCIDENTS incidents.
@@ -76,155 +72,6 @@ class Plan:
             "changes": len(self.changes),
             "operations": len(self.operations),
         }
-
-    def content(self, batch_size: int | None = None, with_digest: bool = True) -> dict[str, Any]:
-        """The plan file's content (docs/plan-format.md) without created_at, with plan_digest
-        (unless `with_digest` is False: see StreamingDigest).
-
-        `batch_size`, when given, is the size the operations were batched with: apply
-        batches the plan's changes again with it and requires the same operations
-        (docs/trust.md). The long lists are LazyLists: a plan of 100k incidents never holds
-        all its JSON objects at once.
-        """
-        body: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "journal": {"lineage": self.lineage, "serial": self.serial},
-            **({"batch_size": batch_size} if batch_size is not None else {}),
-            "inputs_digest": self.inputs_digest,
-            "changes": LazyList(self.changes, Change.to_json),
-            "forget": list(self.forget),
-            "unmanaged": LazyList(self.unmanaged, _unmanaged_json),
-            "operations": LazyList(self.operations, Operation.to_json),
-            "summary": self.summary(),
-            "drift": LazyList(self.drift, Drift.to_json),
-            "refresh": {cid: dict(fields) for cid, fields in sorted(self.live_values.items())},
-            "unsafe": self.unsafe,
-            "warnings": list(self.warnings),
-        }
-        if with_digest:
-            body["plan_digest"] = digest(body)
-        return body
-
-    def to_json(self) -> dict[str, Any]:
-        """content() with every list made whole (for tests and small plans)."""
-        return {k: list(v) if isinstance(v, LazyList) else v for k, v in self.content().items()}
-
-
-def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
-    return {"incident": pair[0], "field": pair[1]}
-
-
-LAZY_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class LazyList:
-    """A long list of JSON objects, made LAZY_CHUNK items at a time."""
-
-    items: Sequence[Any]
-    encode: Callable[[Any], Any]
-
-    def chunks(self) -> Iterator[list[Any]]:
-        items = iter(self.items)
-        while chunk := [self.encode(item) for item in islice(items, LAZY_CHUNK)]:
-            yield chunk
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[Any]:
-        for chunk in self.chunks():
-            yield from chunk
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical(value: Any) -> Iterator[str]:
-    """json.dumps(value, sort_keys=True, separators=(",", ":")), in pieces."""
-    if isinstance(value, LazyList):
-        yield "["
-        first = True
-        for chunk in value.chunks():
-            text = _CANONICAL.encode(chunk)[1:-1]
-            yield text if first else "," + text
-            first = False
-        yield "]"
-    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
-        yield "{"
-        for n, key in enumerate(sorted(value)):
-            yield ("," if n else "") + _CANONICAL.encode(key) + ":"
-            yield from _canonical(value[key])
-        yield "}"
-    else:
-        yield _CANONICAL.encode(value)
-
-
-#: Keys of a plan file outside its digest: the digest itself, when it was made, and the
-#: signature (which signs the digest).
-_NOT_DIGESTED = frozenset({"created_at", "plan_digest", "signature"})
-
-
-def digest(body: Mapping[str, Any]) -> str:
-    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at,
-    plan_digest and signature. `apply` recomputes it from the parsed plan file."""
-    content = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
-    hasher = hashlib.sha256()
-    for piece in _canonical(content):
-        hasher.update(piece.encode())
-    return "sha256:" + hasher.hexdigest()
-
-
-class StreamingDigest:
-    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
-
-    The changes are the costly part of a plan to produce (ChangeView derives them again on
-    each pass), so they are hashed as they are written instead of in a pass of their own;
-    the keys before them in the canonical (sorted) order are hashed first, the rest at the end.
-    """
-
-    def __init__(self, body: Mapping[str, Any]) -> None:
-        self._body = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
-        keys = sorted(self._body)
-        at = keys.index("changes")
-        self._after = keys[at + 1 :]
-        self._hasher = hashlib.sha256(b"{")
-        for key in keys[:at]:
-            self._member(key)
-            self._hasher.update(b",")
-        self._hasher.update(b'"changes":[')
-        self._hashed = False
-        self._digest: str | None = None
-
-    def _member(self, key: str) -> None:
-        self._hasher.update((_CANONICAL.encode(key) + ":").encode())
-        for piece in _canonical(self._body[key]):
-            self._hasher.update(piece.encode())
-
-    def changes(self) -> Iterator[list[Any]]:
-        """The chunks of body["changes"] (once), hashed as they go."""
-        assert not self._hashed
-        self._hashed = True
-        first = True
-        for chunk in self._body["changes"].chunks():
-            text = _CANONICAL.encode(chunk)[1:-1]
-            self._hasher.update((text if first else "," + text).encode())
-            first = False
-            yield chunk
-        self._hasher.update(b"]")
-
-    def hexdigest(self) -> str:
-        """The plan digest; takes the changes first if no writer did."""
-        if self._digest is None:
-            if not self._hashed:
-                for _ in self.changes():
-                    pass
-            for key in self._after:
-                self._hasher.update(b",")
-                self._member(key)
-            self._hasher.update(b"}")
-            self._digest = "sha256:" + self._hasher.hexdigest()
-        return self._digest
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ..states import DEFAULT_PATHS
 if TYPE_CHECKING:
     from ..applier import ApplyResult
     from ..spike.client import RetryPolicy, SpikeConfig
-from ..planfile import read_saved_plan
+from ..planfile import plan_content, read_saved_plan
 from .plan import MadePlan, check_targets, make_plan, read_live
 
 
@@ -109,7 +109,7 @@ def run_apply(
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
-            digest = fresh.content(request.batch_size)["plan_digest"]
+            digest = plan_content(fresh, request.batch_size)["plan_digest"]
             unsafe, live = fresh.unsafe, fresh.live_values
             if not fresh.has_changes:
                 # The plan is not shown, but its warnings (uncertain escalations) still are.

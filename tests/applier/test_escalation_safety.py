@@ -47,7 +47,8 @@ from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.journal.records import Recorded
 from reconciler.model import Operation
-from reconciler.planner import digest, plan
+from reconciler.planfile import digest
+from reconciler.planner import plan
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import RetryPolicy, SpikeClient, SpikeConfig
 

@@ -21,7 +21,8 @@ from helpers import CliRun, cli
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
-from reconciler.planner import digest, plan
+from reconciler.planfile import digest
+from reconciler.planner import plan
 from reconciler.states.loader import load
 
 REPO = Path(__file__).resolve().parents[2]

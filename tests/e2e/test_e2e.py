@@ -234,7 +234,7 @@ def test_edited_or_foreign_plans_are_refused_before_any_call(
     code, _, err = cli("apply", str(edited), "--journal", journal)
     assert code == 1 and "plan_digest does not match" in err
     # A digest only catches accidents: a re-digested plan with a foreign call is refused too.
-    from reconciler.planner import digest
+    from reconciler.planfile import digest
 
     body["operations"] = [{"method": "DELETE", "path": "/incidents/116", "body": {}}]
     body["plan_digest"] = digest(body)
@@ -480,7 +480,7 @@ def test_a_saved_plan_cannot_switch_the_safety_guard_off(
     write_states(tmp_path / "states", {cid: {"priority": "p5"} for cid in ids})
     plan_file = tmp_path / "plan.json"
     cli("plan", str(tmp_path / "states"), "--journal", journal, "--out", str(plan_file))
-    from reconciler.planner import digest
+    from reconciler.planfile import digest
 
     body = json.loads(plan_file.read_text())
     assert body["unsafe"] is True

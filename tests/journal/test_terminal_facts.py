@@ -17,7 +17,8 @@ from reconciler.journal.base import Journal
 from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.model import Operation
-from reconciler.planner import calls_are_unsafe, digest, plan
+from reconciler.planfile import digest
+from reconciler.planner import calls_are_unsafe, plan
 
 PLAN = "sha256:test"
 RESOLVE = Operation("POST", "/incidents/resolve", {"ids": ["r"]})

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from helpers import KEY, TEAM, cli, env, write_states
 
-from reconciler.planfile import KEY_ENV, read_saved_plan, sign
-from reconciler.planner import digest
+from reconciler.planfile import KEY_ENV, digest, read_saved_plan, sign
 from reconciler.sandbox import SandboxServer
 
 PLAN_KEY = "plan-key-3f1e0c9a77b24d51"

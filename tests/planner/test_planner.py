@@ -20,7 +20,8 @@ from reconciler import endpoints
 from reconciler.errors import InvalidPlanError, PlanError
 from reconciler.journal.records import Recorded
 from reconciler.model import PRIORITIES, SEVERITIES, STATUSES
-from reconciler.planner import Plan, digest, pack_escalations, plan
+from reconciler.planfile import digest, plan_to_json
+from reconciler.planner import Plan, pack_escalations, plan
 
 ACK = "/incidents/acknowledge"
 UNACK = "/incidents/unacknowledge"
@@ -317,7 +318,7 @@ def test_incident_in_no_file_is_forgotten_without_a_call() -> None:
     assert p.forget == ["7", "99"]
     assert p.operations == [] and p.changes == []
     assert p.has_changes is True
-    assert p.to_json()["forget"] == ["7", "99"]
+    assert plan_to_json(p)["forget"] == ["7", "99"]
 
 
 def test_removed_fields_become_unmanaged_but_escalations_are_kept() -> None:
@@ -328,7 +329,7 @@ def test_removed_fields_become_unmanaged_but_escalations_are_kept() -> None:
     assert p.unmanaged == [("a", "priority"), ("a", "severity")]
     assert p.operations == [] and p.changes == []
     assert p.has_changes is True
-    assert p.to_json()["unmanaged"] == [
+    assert plan_to_json(p)["unmanaged"] == [
         {"incident": "a", "field": "priority"},
         {"incident": "a", "field": "severity"},
     ]
@@ -357,7 +358,7 @@ def test_changing_more_than_30_percent_of_recorded_values_is_unsafe() -> None:
     desired["i03"]["status"] = "resolved"
     unsafe = plan(desired, journal)
     assert unsafe.unsafe is True
-    assert unsafe.to_json()["unsafe"] is True
+    assert plan_to_json(unsafe)["unsafe"] is True
     assert unsafe.warnings == [
         "unsafe plan: it changes or forgets recorded values on 4 of 10 journaled incidents "
         "(more than 30%); apply refuses it without --force"
@@ -408,7 +409,7 @@ def test_plan_digest_covers_the_content_and_nothing_else() -> None:
     assert digest({**body, "created_at": "other"}) == body["plan_digest"]
     assert digest({**body, "serial": 4}) != body["plan_digest"]
     other = plan({**_DESIRED, "pay-122": {"priority": "p1"}}, {}, lineage="L", serial=3)
-    assert other.to_json()["plan_digest"] != body["plan_digest"]
+    assert plan_to_json(other)["plan_digest"] != body["plan_digest"]
     assert body["summary"] == {
         "incidents": 2,
         "changed_incidents": 2,
@@ -537,7 +538,7 @@ def test_planning_after_applying_the_plan_plans_nothing(
     )
     assert after == independent
     again = plan(desired, after, batch_size=batch)
-    assert is_empty(again), again.to_json()
+    assert is_empty(again), plan_to_json(again)
     assert plan(desired, after, batch_size=batch + 3).operations == []
 
 

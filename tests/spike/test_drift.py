@@ -14,6 +14,7 @@ from helpers import KEY, TEAM, cli, env, write_states
 
 from reconciler.errors import CredentialsError, LiveStateError
 from reconciler.journal.file import FileJournal
+from reconciler.planfile import plan_to_json
 from reconciler.planner import overlay_live, plan
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import SpikeClient, SpikeConfig
@@ -119,7 +120,7 @@ def test_planning_against_live_values() -> None:
     assert [op.path for op in result.operations] == ["/incidents/acknowledge"]
     assert result.live_values == {"a": {"status": "triggered"}}
     assert result.has_changes
-    body = result.to_json()
+    body = plan_to_json(result)
     assert body["drift"] == [
         {"incident": "a", "field": "status", "journaled": "acknowledged", "live": "triggered"}
     ]

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from reconciler.planfile import plan_content
 from reconciler.states.loader import _load_file, _valid_incidents
 from reconciler.states.schema import _models
 
@@ -168,12 +169,13 @@ def test_the_one_pass_plan_json_carries_the_whole_digest(
     from helpers import plan_json
 
     from reconciler.errors import PlanError
-    from reconciler.planner import digest, plan
+    from reconciler.planfile import digest
+    from reconciler.planner import plan
 
     try:
         made = plan(desired, journal, lineage="l", serial=3, batch_size=batch)
     except PlanError:
         return
     written = json.loads(plan_json(made, "2026-01-01T00:00:00Z"))
-    assert written["plan_digest"] == digest(written) == made.content()["plan_digest"]
-    assert list(written) == ["format_version", "created_at", *list(made.content())[1:]]
+    assert written["plan_digest"] == digest(written) == plan_content(made)["plan_digest"]
+    assert list(written) == ["format_version", "created_at", *list(plan_content(made))[1:]]
