@@ -1,10 +1,10 @@
 """The journal's records: their kinds, their checks, replay(), and the recorded state.
 
-The last-applied state is derived by replaying the records, so the journal never holds a
-second copy of the truth. It is the only module that writes disk state. Two backends share
-everything but storage: a JSON Lines file (default `.reconcile/journal.jsonl`) and, in
-`journal/postgres.py`, a PostgreSQL table. Both read through `replay()`, so every record kind below
-means the same in both.
+The recorded (last-applied) state is derived by replaying the records, so the journal never
+holds a second copy of the truth. The journal package is the only writer of state on disk.
+Two backends share everything but storage: a JSON Lines file (journal/file.py, default
+`.reconcile/journal.jsonl`) and a PostgreSQL table (journal/postgres.py). Both read through
+`replay()`, so every record kind below means the same in both (docs/journal.md, Records).
 
 Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with milliseconds and
 `Z`). Counts and serials are JSON integers (never `true` or `1.0`). Record kinds:
