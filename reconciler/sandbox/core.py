@@ -349,7 +349,8 @@ def _api_methods(path: str) -> tuple[str, ...]:
 
 
 class SandboxCore:
-    """A Spike-compatible API on a loopback port, with control endpoints for tests.
+    """A Spike-compatible API (served on a loopback port by SandboxServer), with control
+    endpoints for tests: requests in, responses out, no sockets.
 
     `incidents` seeds the state (`{id: {field: value}}`, the keys of `INCIDENT_KEYS`, statuses
     as NACK/ACK/RES; missing fields take the fresh-incident defaults); ValueError if invalid.

@@ -24,7 +24,8 @@ from .core import (
 
 
 class SandboxServer(SandboxCore):
-    __doc__ = SandboxCore.__doc__
+    """SandboxCore served over HTTP on a loopback port: `start()` (or `with`) binds and serves
+    in a daemon thread, `stop()` closes it. The constructor's arguments are SandboxCore's."""
 
     _httpd: _HTTPServer | None = None
     _thread: threading.Thread | None = None
