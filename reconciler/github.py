@@ -1,16 +1,11 @@
-"""The pull-request comment that shows a plan: one per pull request, created once, then edited.
+"""The GitHub REST client behind `reconcile comment` (the comment policy is in
+usecases/comment.py).
 
-Atlantis and tfcmt post a new comment per push; reviewers then scroll past stale plans. Here the
-comment carries a hidden HTML marker on its first line, and every later plan edits that comment
-in place. A plan with no changes posts nothing when no comment exists yet (a quiet pull request
-stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
-
-This module is a small client for the GitHub REST API (list an issue's comments, following the
-`Link` pagination, create a comment, edit a comment, read the token's login). Only a comment
-the token's own account wrote is edited: anyone can paste the marker into a comment. It
-imports httpx lazily, like the CLI does, so that importing it costs nothing. The project rule
-"spike/client.py is the only module that imports httpx" is about the Spike API: GitHub is another
-service with another credential, and it stays out of the Spike client on purpose.
+A small client for the GitHub REST API (list an issue's comments, following the `Link`
+pagination, create a comment, edit a comment, read the token's login). It imports httpx
+lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
+the only module that speaks to Spike" is about the Spike API: GitHub is another service with
+another credential, and it stays out of the Spike client on purpose.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.
 Pagination links are followed only to the origin of the configured API URL, so the token is
@@ -21,9 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import redact
@@ -46,17 +41,6 @@ USER_AGENT = "spike-reconcile"
 #: The login of the Actions token's comments; the token itself cannot read `GET /user`.
 ACTIONS_LOGIN = "github-actions[bot]"
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
-
-Action = Literal["created", "updated", "unchanged", "skipped"]
-
-
-def marker(name: str = "default") -> str:
-    """The hidden first line that identifies this tool's comment (one per name per PR)."""
-    if not _MARKER_NAME.fullmatch(name):
-        raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    return f"<!-- spike-reconcile:plan:{name} -->"
 
 
 @dataclass(frozen=True)
@@ -121,45 +105,6 @@ class Comment:
     url: str = ""
     #: The login of the account that wrote it.
     author: str = ""
-
-
-def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
-    """What to do with the plan comment. Pure: the whole policy of this module.
-
-    No comment yet: create one only when the plan changes something. A comment exists: make it
-    show this plan (even "No changes"), unless it already does.
-    """
-    if existing is None:
-        return "created" if has_changes else "skipped"
-    return "unchanged" if existing.body == body else "updated"
-
-
-def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
-    """The first comment whose first line is the marker (quotes of it start with '>') and that
-    the token's own account wrote: anyone can paste the marker into a comment of their own,
-    and editing theirs would put our plan under their name (or fail).
-
-    `author` gives that account's login; it is asked only when a comment carries the marker.
-    """
-    marked = [c for c in comments if c.body.startswith(mark)]
-    if not marked:
-        return None
-    login = author()
-    return next((c for c in marked if c.author == login), None)
-
-
-def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
-    """The marker, the plan's markdown, and a footer naming the commit and the run."""
-    footer = []
-    if commit:
-        footer.append(f"commit `{commit[:12]}`")
-    if run_url:
-        footer.append(f"[workflow run]({run_url})")
-    tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
-    body = f"{mark}\n{markdown}{tail}"
-    if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
-        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
-    return body
 
 
 class GitHubClient:

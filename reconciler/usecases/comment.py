@@ -1,10 +1,20 @@
-"""Post a saved plan to its pull request: the one plan comment, created, edited or left alone."""
+"""Post a saved plan to its pull request: the one plan comment, created, edited or left alone.
+
+Atlantis and tfcmt post a new comment per push; reviewers then scroll past stale plans. Here the
+comment carries a hidden HTML marker on its first line, and every later plan edits that comment
+in place. A plan with no changes posts nothing when no comment exists yet (a quiet pull request
+stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
+
+Only a comment the token's own account wrote is edited: anyone can paste the marker into a
+comment (find_comment).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import ReconcileError
 
@@ -13,19 +23,65 @@ if TYPE_CHECKING:
     from ..planner import Plan
 
 from ..github import (
-    _SHA,
     ACTIONS_LOGIN,
-    Action,
+    COMMENT_LIMIT,
     Comment,
     GitHubClient,
     GitHubConfig,
-    comment_body,
-    decide,
-    find_comment,
-    marker,
     run_url_from_env,
 )
 from ..planfile import plan_from_saved, read_saved_plan
+
+_MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+
+Action = Literal["created", "updated", "unchanged", "skipped"]
+
+
+def marker(name: str = "default") -> str:
+    """The hidden first line that identifies this tool's comment (one per name per PR)."""
+    if not _MARKER_NAME.fullmatch(name):
+        raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return f"<!-- spike-reconcile:plan:{name} -->"
+
+
+def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
+    """What to do with the plan comment. Pure: the whole policy of this module.
+
+    No comment yet: create one only when the plan changes something. A comment exists: make it
+    show this plan (even "No changes"), unless it already does.
+    """
+    if existing is None:
+        return "created" if has_changes else "skipped"
+    return "unchanged" if existing.body == body else "updated"
+
+
+def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
+    """The first comment whose first line is the marker (quotes of it start with '>') and that
+    the token's own account wrote: anyone can paste the marker into a comment of their own,
+    and editing theirs would put our plan under their name (or fail).
+
+    `author` gives that account's login; it is asked only when a comment carries the marker.
+    """
+    marked = [c for c in comments if c.body.startswith(mark)]
+    if not marked:
+        return None
+    login = author()
+    return next((c for c in marked if c.author == login), None)
+
+
+def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
+    """The marker, the plan's markdown, and a footer naming the commit and the run."""
+    footer = []
+    if commit:
+        footer.append(f"commit `{commit[:12]}`")
+    if run_url:
+        footer.append(f"[workflow run]({run_url})")
+    tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
+    body = f"{mark}\n{markdown}{tail}"
+    if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
+        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
+    return body
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from helpers import cli
 
 from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
-from reconciler.github import GitHubClient, GitHubConfig, decide, marker
+from reconciler.github import GitHubClient, GitHubConfig
 from reconciler.planfile import digest, plan_from_saved, plan_to_json, read_saved_plan, write_plan
 from reconciler.render import plan_markdown
-from reconciler.usecases.comment import CommentRequest, post_plan_comment
+from reconciler.usecases.comment import CommentRequest, decide, marker, post_plan_comment
 from reconciler.usecases.plan import make_plan
 
 RECONCILE = Path(sys.executable).with_name("reconcile")
