@@ -24,19 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .endpoints import ESCALATE, WAVES, wave_of
-from .journal import JournalWriter
-from .model import (
+from .errors import (
     ApiError,
     ApiUnavailableError,
     CredentialsError,
     JournalError,
-    Operation,
     ReconcileError,
     UncertainOutcomeError,
-    Value,
 )
+from .journal.base import JournalWriter
+from .model import Operation, Value
 from .redact import redact
-from .spike import SpikeClient
+from .spike.client import SpikeClient
 
 #: Refusals that mean "some id in this body was refused": worth bisecting to find it. Any
 #: other 4xx (404 from a wrong base path, 405, 413...) would fail every half the same way.

@@ -19,6 +19,11 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
+from .journal import DEFAULT_LOCATION, DEFAULT_LOCK_TIMEOUT
+from .planner import DEFAULT_BATCH_SIZE
+from .spike import DEFAULT_PARALLELISM
+from .states import DEFAULT_PATHS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_CHANGES = 2
@@ -62,7 +67,7 @@ def parallelism_option(func: F) -> F:
     return click.option(
         "--parallelism",
         type=click.IntRange(min=1),
-        default=4,
+        default=DEFAULT_PARALLELISM,
         show_default=True,
         help="API calls in flight at most (fewer while Spike answers 429).",
     )(func)
@@ -72,7 +77,7 @@ def lock_timeout_option(func: F) -> F:
     return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
-        default=0,
+        default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         help="Seconds to wait for another apply's lock on the journal.",
     )(func)
@@ -84,7 +89,7 @@ def journal_option(func: F) -> F:
         "journal_location",
         metavar="LOCATION",
         envvar="RECONCILE_JOURNAL",
-        help="Journal file or postgresql:// URL [default: .reconcile/journal.jsonl].",
+        help=f"Journal file or postgresql:// URL [default: {DEFAULT_LOCATION}].",
     )(func)
 
 
@@ -106,9 +111,9 @@ def cli() -> None:
 @common
 def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default path: states). Exit 0 valid, 1 invalid."""
-    from .states import load
+    from .states.loader import load
 
-    desired = load(paths or ("states",))
+    desired = load(paths or DEFAULT_PATHS)
     click.echo(f"{len(desired.files)} files, {len(desired.incidents)} incidents: valid.")
 
 
@@ -129,7 +134,9 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
 )
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
 @journal_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
+)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -156,13 +163,11 @@ def plan(
     --refresh, reads the managed incidents from Spike first.
     """
     from . import render
-    from .commands import make_plan
     from .planfile import write_plan, write_plan_json
+    from .usecases.plan import PlanRequest, run_plan
 
     ctx = Context(verbose, no_color)
-    made = make_plan(
-        paths, journal_location, batch_size, targets, refresh=refresh, parallelism=parallelism
-    )
+    made = run_plan(PlanRequest(paths, journal_location, batch_size, targets, refresh, parallelism))
     for warning in made.journal_warnings:
         ctx.warn(warning)
     if out:
@@ -184,7 +189,12 @@ def plan(
 @click.argument("args", nargs=-1, type=click.Path(), metavar="[PLANFILE | PATH...]")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required off a TTY).")
 @journal_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 100]")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"[default: {DEFAULT_BATCH_SIZE}]",
+)
 @parallelism_option
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
@@ -210,7 +220,7 @@ def apply(
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
     """
     from . import render
-    from .commands import ApplyRequest, run_apply
+    from .usecases.apply import ApplyRequest, run_apply
 
     ctx = Context(verbose, no_color)
     plan_file = None
@@ -255,7 +265,7 @@ def apply(
         plan_file=plan_file,
         paths=() if plan_file else args,
         journal_location=journal_location,
-        batch_size=batch_size or 100,
+        batch_size=batch_size or DEFAULT_BATCH_SIZE,
         parallelism=parallelism,
         lock_timeout=lock_timeout,
         force=force,
@@ -325,8 +335,10 @@ def sandbox(
     incidents without any auth, and its credentials default to "dev", so it is never served
     to a network.
     """
-    from .model import ReconcileError, is_loopback
-    from .sandbox import SandboxServer, seed_from_json, seed_from_paths
+    from .errors import ReconcileError
+    from .model import is_loopback
+    from .sandbox.core import seed_from_json, seed_from_paths
+    from .sandbox.server import SandboxServer
 
     if not is_loopback(host):
         raise ReconcileError(
@@ -403,7 +415,7 @@ def refresh(
     as the incident's escalation count, after an escalate call whose outcome is unknown.
     """
     from . import render
-    from .commands import run_refresh
+    from .usecases.refresh import RefreshRequest, run_refresh
 
     if escalations is not None:
         if len(adopt) != 1:
@@ -411,7 +423,7 @@ def refresh(
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
     outcome = run_refresh(
-        paths, adopt, journal_location, parallelism, lock_timeout, escalations=escalations
+        RefreshRequest(paths, adopt, journal_location, parallelism, lock_timeout, escalations)
     )
     if fmt == "json":
         click.echo(render.refresh_json(outcome), nl=False)
@@ -479,7 +491,7 @@ def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -
 @common
 def schema(verbose: bool, no_color: bool) -> None:
     """Print the JSON Schema of a state file (for editors)."""
-    from .states import schema_json
+    from .states.schema import schema_json
 
     click.echo(schema_json(), nl=False)
 
@@ -523,10 +535,13 @@ def comment(
     Only a comment the token's account wrote is edited. GITHUB_API_URL points at GitHub
     Enterprise Server.
     """
-    from .github import CommentRequest, post_plan_comment
+    from . import render
+    from .usecases.comment import CommentRequest, post_plan_comment
 
-    request = CommentRequest(plan_file, repo, pr, marker, commit, run_url, author)
-    click.echo(post_plan_comment(request).message(pr))
+    request = CommentRequest(
+        plan_file, repo, pr, marker, commit, run_url, author, markdown=render.plan_markdown
+    )
+    click.echo(render.comment_text(post_plan_comment(request), pr))
 
 
 @cli.command("fmt")
@@ -542,10 +557,10 @@ def fmt_command(
     Prints the name of each file it changes (with --check: would change). A file with
     errors is reported as `validate` would and left untouched.
     """
-    from .commands import run_fmt
-    from .model import ReconcileError, StateFileError, printable
+    from .errors import ReconcileError, StateFileError, printable
+    from .usecases.files import FmtRequest, run_fmt
 
-    outcome = run_fmt(paths, check=check, diff=show_diff)
+    outcome = run_fmt(FmtRequest(paths, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
@@ -601,12 +616,13 @@ def import_command(
     keeping its comments, so the next plan is empty for them. Nothing is written when any
     id fails.
     """
-    from .commands import ImportRequest, run_import
+    from . import render
+    from .usecases.files import ImportRequest, run_import
 
     request = ImportRequest(
         ids, to, overwrite, state_paths, journal_location, parallelism, lock_timeout
     )
-    click.echo(run_import(request).message(), nl=False)
+    click.echo(render.import_text(run_import(request)), nl=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,7 +690,7 @@ class ShownStream(io.TextIOBase):
             raise self._failure(exc) from None
 
     def _failure(self, exc: OSError) -> Exception:
-        from .model import ReconcileError
+        from .errors import ReconcileError
 
         self.failed = True
         # The interpreter flushes the standard streams once more at exit; pointed at
@@ -718,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from .model import ReconcileError, StateFileError
+    from .errors import ReconcileError, StateFileError
 
     try:
         try:

@@ -1,4 +1,5 @@
-"""The endpoint table of SPEC section 3: which call sets which field, in which wave.
+"""The endpoint table: which call sets which field, in which wave (docs/api-calls.md,
+Endpoints; Order: waves).
 
 Pure data and functions. The planner builds operations from it, the journal derives what an
 applied operation changed from it, and `apply` checks every operation of an untrusted plan
@@ -10,14 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import (
-    PRIORITIES,
-    SEVERITIES,
-    InvalidPlanError,
-    Operation,
-    Value,
-    is_counter_id,
-)
+from .errors import InvalidPlanError
+from .model import PRIORITIES, SEVERITIES, Operation, Value, is_counter_id
 
 ACKNOWLEDGE = "/incidents/acknowledge"
 UNACKNOWLEDGE = "/incidents/unacknowledge"

@@ -1,16 +1,11 @@
-"""The pull-request comment that shows a plan: one per pull request, created once, then edited.
+"""The GitHub REST client behind `reconcile comment` (the comment policy is in
+usecases/comment.py).
 
-Atlantis and tfcmt post a new comment per push; reviewers then scroll past stale plans. Here the
-comment carries a hidden HTML marker on its first line, and every later plan edits that comment
-in place. A plan with no changes posts nothing when no comment exists yet (a quiet pull request
-stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
-
-This module is a small client for the GitHub REST API (list an issue's comments, following the
-`Link` pagination, create a comment, edit a comment, read the token's login). Only a comment
-the token's own account wrote is edited: anyone can paste the marker into a comment. It
-imports httpx lazily, like the CLI does, so that importing it costs nothing. The project rule
-"spike.py is the only module that imports httpx" is about the Spike API: GitHub is another
-service with another credential, and it stays out of the Spike client on purpose.
+A small client for the GitHub REST API (list an issue's comments, following the `Link`
+pagination, create a comment, edit a comment, read the token's login). It imports httpx
+lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
+the only module that speaks to Spike" is about the Spike API: GitHub is another service with
+another credential, and it stays out of the Spike client on purpose.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.
 Pagination links are followed only to the origin of the configured API URL, so the token is
@@ -21,16 +16,19 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import redact
-from .model import ReconcileError
+from .errors import GitHubError, ReconcileError
 
 if TYPE_CHECKING:
     import httpx
+
+    #: An httpx transport (tests pass a MockTransport or one bound to a fake server).
+    Transport = httpx.BaseTransport
 
 DEFAULT_API_URL = "https://api.github.com"
 #: GitHub refuses longer comment bodies.
@@ -43,21 +41,6 @@ USER_AGENT = "spike-reconcile"
 #: The login of the Actions token's comments; the token itself cannot read `GET /user`.
 ACTIONS_LOGIN = "github-actions[bot]"
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
-
-Action = Literal["created", "updated", "unchanged", "skipped"]
-
-
-class GitHubError(ReconcileError):
-    """GitHub refused a call or could not be reached. Never holds the token."""
-
-
-def marker(name: str = "default") -> str:
-    """The hidden first line that identifies this tool's comment (one per name per PR)."""
-    if not _MARKER_NAME.fullmatch(name):
-        raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    return f"<!-- spike-reconcile:plan:{name} -->"
 
 
 @dataclass(frozen=True)
@@ -90,7 +73,7 @@ class GitHubConfig:
         if not parts.hostname or parts.scheme not in ("https", "http"):
             raise ReconcileError(f"GITHUB_API_URL {self.api_url!r} is not an https:// URL")
         if parts.scheme == "http":
-            from .model import is_loopback  # the one loopback test, shared with the Spike client
+            from .model import is_loopback
 
             if not is_loopback(parts.hostname):
                 raise ReconcileError(
@@ -122,45 +105,6 @@ class Comment:
     url: str = ""
     #: The login of the account that wrote it.
     author: str = ""
-
-
-def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
-    """What to do with the plan comment. Pure: the whole policy of this module.
-
-    No comment yet: create one only when the plan changes something. A comment exists: make it
-    show this plan (even "No changes"), unless it already does.
-    """
-    if existing is None:
-        return "created" if has_changes else "skipped"
-    return "unchanged" if existing.body == body else "updated"
-
-
-def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
-    """The first comment whose first line is the marker (quotes of it start with '>') and that
-    the token's own account wrote: anyone can paste the marker into a comment of their own,
-    and editing theirs would put our plan under their name (or fail).
-
-    `author` gives that account's login; it is asked only when a comment carries the marker.
-    """
-    marked = [c for c in comments if c.body.startswith(mark)]
-    if not marked:
-        return None
-    login = author()
-    return next((c for c in marked if c.author == login), None)
-
-
-def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
-    """The marker, the plan's markdown, and a footer naming the commit and the run."""
-    footer = []
-    if commit:
-        footer.append(f"commit `{commit[:12]}`")
-    if run_url:
-        footer.append(f"[workflow run]({run_url})")
-    tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
-    body = f"{mark}\n{markdown}{tail}"
-    if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
-        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
-    return body
 
 
 class GitHubClient:
@@ -296,35 +240,6 @@ def _api_message(response: httpx.Response) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CommentRequest:
-    plan_file: str
-    repo: str
-    pr: int
-    marker_name: str = "default"
-    commit: str | None = None
-    run_url: str | None = None
-    #: Whose comment to edit when the token cannot read its own login (see GitHubClient.login).
-    author: str = ACTIONS_LOGIN
-
-
-@dataclass(frozen=True)
-class CommentResult:
-    action: Action
-    comment: Comment | None
-
-    def message(self, pr: int) -> str:
-        if self.action == "skipped":
-            return f"No changes and no plan comment on #{pr} yet: nothing posted."
-        url = self.comment.url if self.comment else ""
-        said = {
-            "created": "Created the plan comment",
-            "updated": "Updated the plan comment",
-            "unchanged": "The plan comment already shows this plan",
-        }[self.action]
-        return f"{said} on #{pr}" + (f": {url}" if url else ".")
-
-
 def run_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     """The Actions run's page, from the variables every workflow step has."""
     env = os.environ if env is None else env
@@ -334,31 +249,3 @@ def run_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     if server and repo and run and run.isdigit() and _REPO.fullmatch(repo):
         return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
     return None
-
-
-def post_plan_comment(
-    request: CommentRequest,
-    env: Mapping[str, str] | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> CommentResult:
-    """Create, update or leave alone the pull request's one plan comment (see `decide`)."""
-    from .commands import read_saved_plan
-    from .render import plan_from_saved, plan_markdown
-
-    if request.commit and not _SHA.fullmatch(request.commit):
-        raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
-    plan = plan_from_saved(read_saved_plan(request.plan_file))
-    config = GitHubConfig.from_env(request.repo, env)
-    mark = marker(request.marker_name)
-    run_url = request.run_url or run_url_from_env(env)
-    body = comment_body(plan_markdown(plan), mark, request.commit or None, run_url)
-    with GitHubClient(config, transport) as client:
-        existing = find_comment(
-            client.list_comments(request.pr), mark, lambda: client.login(request.author)
-        )
-        action = decide(existing, body, plan.has_changes)
-        if action == "created":
-            return CommentResult(action, client.create_comment(request.pr, body))
-        if action == "updated" and existing is not None:
-            return CommentResult(action, client.update_comment(existing.id, body))
-        return CommentResult(action, existing)

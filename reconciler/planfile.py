@@ -18,34 +18,35 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import zip_longest
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import jsontext, redact
+from .errors import InvalidPlanError, PlanError, ReconcileError, StalePlanError, printable
 from .model import (
     FIELDS,
     LIVE_FIELDS,
     Change,
+    Drift,
     Fields,
-    InvalidPlanError,
+    IncidentMap,
     Operation,
-    PlanError,
-    ReconcileError,
-    StalePlanError,
-    StateMap,
     is_counter_id,
     is_field_value,
-    printable,
 )
-from .planner import DEFAULT_BATCH_SIZE, FORMAT_VERSION, Plan, digest, plan
+from .planner import DEFAULT_BATCH_SIZE, Plan, plan
 
 if TYPE_CHECKING:
-    from .journal import JournalState
+    from .journal.records import Recorded
+
+#: The plan file format this tool writes and reads (docs/plan-format.md).
+FORMAT_VERSION = 1
 
 #: The environment variable holding the key that signs plan files (a secret).
 KEY_ENV = "RECONCILE_PLAN_KEY"
@@ -112,6 +113,163 @@ def sign(plan_digest: str, key: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Content and digest
+
+
+def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
+    return {"incident": pair[0], "field": pair[1]}
+
+
+LAZY_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class LazyList:
+    """A long list of JSON objects, made LAZY_CHUNK items at a time."""
+
+    items: Sequence[Any]
+    encode: Callable[[Any], Any]
+
+    def chunks(self) -> Iterator[list[Any]]:
+        items = iter(self.items)
+        while chunk := [self.encode(item) for item in islice(items, LAZY_CHUNK)]:
+            yield chunk
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks():
+            yield from chunk
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: Any) -> Iterator[str]:
+    """json.dumps(value, sort_keys=True, separators=(",", ":")), in pieces."""
+    if isinstance(value, LazyList):
+        yield "["
+        first = True
+        for chunk in value.chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            yield text if first else "," + text
+            first = False
+        yield "]"
+    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
+        yield "{"
+        for n, key in enumerate(sorted(value)):
+            yield ("," if n else "") + _CANONICAL.encode(key) + ":"
+            yield from _canonical(value[key])
+        yield "}"
+    else:
+        yield _CANONICAL.encode(value)
+
+
+#: Keys of a plan file outside its digest: the digest itself, when it was made, and the
+#: signature (which signs the digest).
+_NOT_DIGESTED = frozenset({"created_at", "plan_digest", "signature"})
+
+
+def digest(body: Mapping[str, Any]) -> str:
+    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at,
+    plan_digest and signature. `apply` recomputes it from the parsed plan file."""
+    content = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
+    hasher = hashlib.sha256()
+    for piece in _canonical(content):
+        hasher.update(piece.encode())
+    return "sha256:" + hasher.hexdigest()
+
+
+class StreamingDigest:
+    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
+
+    The changes are the costly part of a plan to produce (ChangeView derives them again on
+    each pass), so they are hashed as they are written instead of in a pass of their own;
+    the keys before them in the canonical (sorted) order are hashed first, the rest at the end.
+    """
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self._body = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
+        keys = sorted(self._body)
+        at = keys.index("changes")
+        self._after = keys[at + 1 :]
+        self._hasher = hashlib.sha256(b"{")
+        for key in keys[:at]:
+            self._member(key)
+            self._hasher.update(b",")
+        self._hasher.update(b'"changes":[')
+        self._hashed = False
+        self._digest: str | None = None
+
+    def _member(self, key: str) -> None:
+        self._hasher.update((_CANONICAL.encode(key) + ":").encode())
+        for piece in _canonical(self._body[key]):
+            self._hasher.update(piece.encode())
+
+    def changes(self) -> Iterator[list[Any]]:
+        """The chunks of body["changes"] (once), hashed as they go."""
+        assert not self._hashed
+        self._hashed = True
+        first = True
+        for chunk in self._body["changes"].chunks():
+            text = _CANONICAL.encode(chunk)[1:-1]
+            self._hasher.update((text if first else "," + text).encode())
+            first = False
+            yield chunk
+        self._hasher.update(b"]")
+
+    def hexdigest(self) -> str:
+        """The plan digest; takes the changes first if no writer did."""
+        if self._digest is None:
+            if not self._hashed:
+                for _ in self.changes():
+                    pass
+            for key in self._after:
+                self._hasher.update(b",")
+                self._member(key)
+            self._hasher.update(b"}")
+            self._digest = "sha256:" + self._hasher.hexdigest()
+        return self._digest
+
+
+def plan_content(
+    plan: Plan, batch_size: int | None = None, with_digest: bool = True
+) -> dict[str, Any]:
+    """`plan`'s plan-file content (docs/plan-format.md) without created_at, with plan_digest
+    (unless `with_digest` is False: see StreamingDigest).
+
+    `batch_size`, when given, is the size the operations were batched with: apply
+    batches the plan's changes again with it and requires the same operations
+    (docs/trust.md). The long lists are LazyLists: a plan of 100k incidents never holds
+    all its JSON objects at once.
+    """
+    body: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "journal": {"lineage": plan.lineage, "serial": plan.serial},
+        **({"batch_size": batch_size} if batch_size is not None else {}),
+        "inputs_digest": plan.inputs_digest,
+        "changes": LazyList(plan.changes, Change.to_json),
+        "forget": list(plan.forget),
+        "unmanaged": LazyList(plan.unmanaged, _unmanaged_json),
+        "operations": LazyList(plan.operations, Operation.to_json),
+        "summary": plan.summary(),
+        "drift": LazyList(plan.drift, Drift.to_json),
+        "refresh": {cid: dict(fields) for cid, fields in sorted(plan.live_values.items())},
+        "unsafe": plan.unsafe,
+        "warnings": list(plan.warnings),
+    }
+    if with_digest:
+        body["plan_digest"] = digest(body)
+    return body
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """plan_content(plan) with every list made whole (for tests and small plans)."""
+    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
+
+
+# ---------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -125,10 +283,9 @@ class PlanToWrite(Protocol):
 
 def write_plan_json(made: PlanToWrite, write: Callable[[str], object]) -> None:
     """The plan file's text, signed when RECONCILE_PLAN_KEY is set."""
-    from .render import write_plan_json as render_plan_json
 
     key = plan_key()
-    render_plan_json(
+    write_plan_text(
         made.plan,
         made.created_at,
         write,
@@ -310,7 +467,7 @@ class Verified:
     unsafe: bool
 
 
-def verify(saved: SavedPlan, state: JournalState) -> Verified:
+def verify(saved: SavedPlan, state: Recorded) -> Verified:
     """Check the plan against the journal it was made from; raise before any call.
 
     StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
@@ -342,10 +499,10 @@ def verify(saved: SavedPlan, state: JournalState) -> Verified:
         if (cid, name) in changed_fields:
             raise InvalidPlanError(f"{path}: unmanaged: incident {cid} {name} also has a change")
     # The state the plan was made against: the journal with the live values it carries.
-    before: StateMap = dict(journal)
+    before: IncidentMap = dict(journal)
     for cid, fields in saved.refresh.items():
         before[cid] = {**journal.get(cid, {}), **fields}
-    desired: StateMap = {}
+    desired: IncidentMap = {}
     for change in saved.changes:
         fields = desired.setdefault(change.incident, {})
         if change.field in fields:
@@ -426,3 +583,129 @@ def stale_live(saved: SavedPlan, live: Mapping[str, Fields]) -> None:
             + "; ".join(differ)
             + "). Plan again with --refresh."
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout and showing
+
+
+_LAYOUT = json.JSONEncoder(ensure_ascii=False)
+
+
+def write_plan_text(
+    plan: Plan,
+    created_at: str,
+    write: Callable[[str], object],
+    *,
+    batch_size: int | None = None,
+    sign: Callable[[str], str] | None = None,
+) -> None:
+    """The plan file: top-level keys one per line, each list item on its own line.
+
+    One line per change or call reads well in a diff, and lets the C encoder do the work.
+    With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
+    """
+    body = plan_content(plan, batch_size, with_digest=False)
+    digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
+    out: dict[str, Any] = {
+        "format_version": body.pop("format_version"),
+        "created_at": created_at,
+        **body,
+        "plan_digest": digest,
+    }
+    if sign is not None:
+        out["signature"] = sign  # worked out from the digest once the changes are hashed
+    write("{\n")
+    last = len(out) - 1
+    for n, (key, value) in enumerate(out.items()):
+        comma = "," if n < last else ""
+        name = _LAYOUT.encode(key)
+        if isinstance(value, LazyList | list) and value:
+            write(f"  {name}: [\n")
+            chunks = (
+                digest.changes()
+                if key == "changes"
+                else value.chunks()
+                if isinstance(value, LazyList)
+                else [value]
+            )
+            for i, chunk in enumerate(chunks):
+                # Items hold no "}, {" and ids no quotes, so these are item boundaries.
+                text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
+                if not chunk or not isinstance(chunk[0], dict):
+                    text = ",\n    ".join(_LAYOUT.encode(item) for item in chunk)
+                write(("    " if i == 0 else ",\n    ") + text)
+            write(f"\n  ]{comma}\n")
+        else:
+            plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
+            if value is digest:
+                plain = digest.hexdigest()
+            elif value is sign and sign is not None:
+                plain = sign(digest.hexdigest())
+            write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
+    write("}\n")
+
+
+def plan_from_saved(saved: SavedPlan) -> Plan:
+    """A checked plan file (commands.read_saved_plan) as a Plan, for plan_markdown.
+
+    read_saved_plan checks what apply executes; changes and drift are only shown, but a plan
+    file is untrusted input, so they are checked here before they reach a pull-request comment.
+    """
+    from .errors import InvalidPlanError
+
+    summary = saved.body.get("summary")
+    warnings = saved.body.get("warnings")
+    if (
+        not isinstance(summary, dict)
+        or type(summary.get("incidents")) is not int
+        or not isinstance(warnings, list)
+        or not all(isinstance(w, str) for w in warnings)
+    ):
+        raise InvalidPlanError(f"{saved.path}: summary or warnings malformed")
+    changes = _saved_items(saved, "changes", ("before", "after"), ("before_known",))
+    drift = _saved_items(saved, "drift", ("journaled", "live"), ())
+    return Plan(
+        lineage=saved.lineage,
+        serial=saved.serial,
+        inputs_digest=str(saved.body.get("inputs_digest", "")),
+        incidents=summary["incidents"],
+        changes=[
+            Change(c["incident"], c["field"], c["before"], c["after"], c.get("before_known", True))
+            for c in changes
+        ],
+        forget=saved.forget,
+        unmanaged=saved.unmanaged,
+        operations=saved.operations,
+        unsafe=saved.unsafe,
+        warnings=warnings,
+        drift=[Drift(d["incident"], d["field"], d["journaled"], d["live"]) for d in drift],
+        live_values=saved.refresh,
+    )
+
+
+def _saved_items(
+    saved: SavedPlan, key: str, values: tuple[str, ...], optional: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The list `key` of a plan file: {incident, field, *values} objects with valid values."""
+    from .errors import InvalidPlanError
+    from .model import is_counter_id
+
+    required = {"incident", "field", *values}
+    items = saved.body.get(key, [])
+    if not isinstance(items, list):
+        raise InvalidPlanError(f"{saved.path}: {key} must be a list")
+    for n, item in enumerate(items):
+        if not (
+            isinstance(item, dict)
+            and required <= set(item) <= required | set(optional)
+            and is_counter_id(item["incident"])
+            and item["field"] in FIELDS
+            # null: a value not known (before a first apply, or a field Spike left unset)
+            and all(
+                v is None or is_field_value(item["field"], v) for v in (item[n] for n in values)
+            )
+            and all(isinstance(item.get(name, True), bool) for name in optional)
+        ):
+            raise InvalidPlanError(f"{saved.path}: {key}[{n}] is malformed")
+    return items

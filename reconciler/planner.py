@@ -7,16 +7,14 @@ become one batched call. The operation count is the minimum possible for the cha
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from types import MappingProxyType
 from typing import Any, overload
 
 from . import endpoints as ep
+from .errors import PlanError
 from .model import (
     FIELDS,
     PRIORITIES,
@@ -24,13 +22,11 @@ from .model import (
     Change,
     Drift,
     Fields,
+    IncidentMap,
     Operation,
-    PlanError,
-    StateMap,
     Value,
 )
 
-FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 100
 #: A plan that changes recorded values on more than this share of journaled incidents is
 #: unsafe, once the journal records at least UNSAFE_MIN_INCIDENTS incidents.
@@ -55,7 +51,8 @@ class Plan:
     #: Fields Spike reported differently from the journal (plan --refresh).
     drift: list[Drift] = field(default_factory=list)
     #: Live values read by --refresh that the journal does not hold yet; apply records them.
-    refresh: dict[str, Fields] = field(default_factory=dict)
+    #: (Written to the plan file as its `refresh` key: docs/plan-format.md.)
+    live_values: dict[str, Fields] = field(default_factory=dict)
 
     @property
     def changed_incidents(self) -> int:
@@ -66,7 +63,7 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when applying would do anything: API calls or journal-only changes."""
-        return bool(self.operations or self.forget or self.unmanaged or self.refresh)
+        return bool(self.operations or self.forget or self.unmanaged or self.live_values)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -75,155 +72,6 @@ class Plan:
             "changes": len(self.changes),
             "operations": len(self.operations),
         }
-
-    def content(self, batch_size: int | None = None, with_digest: bool = True) -> dict[str, Any]:
-        """The plan file's content (docs/plan-format.md) without created_at, with plan_digest
-        (unless `with_digest` is False: see StreamingDigest).
-
-        `batch_size`, when given, is the size the operations were batched with: apply
-        batches the plan's changes again with it and requires the same operations
-        (docs/trust.md). The long lists are LazyLists: a plan of 100k incidents never holds
-        all its JSON objects at once.
-        """
-        body: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "journal": {"lineage": self.lineage, "serial": self.serial},
-            **({"batch_size": batch_size} if batch_size is not None else {}),
-            "inputs_digest": self.inputs_digest,
-            "changes": LazyList(self.changes, Change.to_json),
-            "forget": list(self.forget),
-            "unmanaged": LazyList(self.unmanaged, _unmanaged_json),
-            "operations": LazyList(self.operations, Operation.to_json),
-            "summary": self.summary(),
-            "drift": LazyList(self.drift, Drift.to_json),
-            "refresh": {cid: dict(fields) for cid, fields in sorted(self.refresh.items())},
-            "unsafe": self.unsafe,
-            "warnings": list(self.warnings),
-        }
-        if with_digest:
-            body["plan_digest"] = digest(body)
-        return body
-
-    def to_json(self) -> dict[str, Any]:
-        """content() with every list made whole (for tests and small plans)."""
-        return {k: list(v) if isinstance(v, LazyList) else v for k, v in self.content().items()}
-
-
-def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
-    return {"incident": pair[0], "field": pair[1]}
-
-
-LAZY_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class LazyList:
-    """A long list of JSON objects, made LAZY_CHUNK items at a time."""
-
-    items: Sequence[Any]
-    encode: Callable[[Any], Any]
-
-    def chunks(self) -> Iterator[list[Any]]:
-        items = iter(self.items)
-        while chunk := [self.encode(item) for item in islice(items, LAZY_CHUNK)]:
-            yield chunk
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[Any]:
-        for chunk in self.chunks():
-            yield from chunk
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical(value: Any) -> Iterator[str]:
-    """json.dumps(value, sort_keys=True, separators=(",", ":")), in pieces."""
-    if isinstance(value, LazyList):
-        yield "["
-        first = True
-        for chunk in value.chunks():
-            text = _CANONICAL.encode(chunk)[1:-1]
-            yield text if first else "," + text
-            first = False
-        yield "]"
-    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
-        yield "{"
-        for n, key in enumerate(sorted(value)):
-            yield ("," if n else "") + _CANONICAL.encode(key) + ":"
-            yield from _canonical(value[key])
-        yield "}"
-    else:
-        yield _CANONICAL.encode(value)
-
-
-#: Keys of a plan file outside its digest: the digest itself, when it was made, and the
-#: signature (which signs the digest).
-_NOT_DIGESTED = frozenset({"created_at", "plan_digest", "signature"})
-
-
-def digest(body: Mapping[str, Any]) -> str:
-    """sha256 of a plan's canonical JSON (sorted keys, no spaces), without created_at,
-    plan_digest and signature. `apply` recomputes it from the parsed plan file."""
-    content = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
-    hasher = hashlib.sha256()
-    for piece in _canonical(content):
-        hasher.update(piece.encode())
-    return "sha256:" + hasher.hexdigest()
-
-
-class StreamingDigest:
-    """digest(body), worked out while a writer takes body["changes"] chunk by chunk.
-
-    The changes are the costly part of a plan to produce (ChangeView derives them again on
-    each pass), so they are hashed as they are written instead of in a pass of their own;
-    the keys before them in the canonical (sorted) order are hashed first, the rest at the end.
-    """
-
-    def __init__(self, body: Mapping[str, Any]) -> None:
-        self._body = {k: v for k, v in body.items() if k not in _NOT_DIGESTED}
-        keys = sorted(self._body)
-        at = keys.index("changes")
-        self._after = keys[at + 1 :]
-        self._hasher = hashlib.sha256(b"{")
-        for key in keys[:at]:
-            self._member(key)
-            self._hasher.update(b",")
-        self._hasher.update(b'"changes":[')
-        self._hashed = False
-        self._digest: str | None = None
-
-    def _member(self, key: str) -> None:
-        self._hasher.update((_CANONICAL.encode(key) + ":").encode())
-        for piece in _canonical(self._body[key]):
-            self._hasher.update(piece.encode())
-
-    def changes(self) -> Iterator[list[Any]]:
-        """The chunks of body["changes"] (once), hashed as they go."""
-        assert not self._hashed
-        self._hashed = True
-        first = True
-        for chunk in self._body["changes"].chunks():
-            text = _CANONICAL.encode(chunk)[1:-1]
-            self._hasher.update((text if first else "," + text).encode())
-            first = False
-            yield chunk
-        self._hasher.update(b"]")
-
-    def hexdigest(self) -> str:
-        """The plan digest; takes the changes first if no writer did."""
-        if self._digest is None:
-            if not self._hashed:
-                for _ in self.changes():
-                    pass
-            for key in self._after:
-                self._hasher.update(b",")
-                self._member(key)
-            self._hasher.update(b"}")
-            self._digest = "sha256:" + self._hasher.hexdigest()
-        return self._digest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,8 +113,8 @@ def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
 
 
 def _diff(
-    desired: StateMap,
-    journal: StateMap,
+    desired: IncidentMap,
+    journal: IncidentMap,
     scope: Sequence[str],
     sources: Mapping[str, str],
     kept: Mapping[str, Fields] | None = None,
@@ -342,8 +190,8 @@ class ChangeView(Sequence[Change]):
 
     def __init__(
         self,
-        desired: StateMap,
-        journal: StateMap,
+        desired: IncidentMap,
+        journal: IncidentMap,
         scope: Sequence[str],
         count: int,
         incidents: int,
@@ -386,8 +234,8 @@ class ChangeView(Sequence[Change]):
 
 
 def plan(
-    desired: StateMap,
-    journal: StateMap,
+    desired: IncidentMap,
+    journal: IncidentMap,
     *,
     lineage: str | None = None,
     serial: int = 0,
@@ -404,7 +252,7 @@ def plan(
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
-    record. `kept` and `uncertain` come from the journal (JournalState): facts that survive
+    record. `kept` and `uncertain` come from the journal (Recorded): facts that survive
     forgetting, and incidents whose last escalation has an unknown outcome (no escalation is
     planned for them; the plan warns). Raises PlanError listing every incident that cannot
     be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
@@ -418,7 +266,7 @@ def plan(
     # ChangeView reads it later, while apply may be recording into the journal's own.
     journal = dict(journal)
     if live:
-        journal, drift, refresh = refreshed(journal, live, desired)
+        journal, drift, refresh = overlay_live(journal, live, desired)
     sources = sources or {}
     notes = list(warnings)
     if targets is not None:
@@ -510,7 +358,7 @@ def plan(
         operations=operations,
         warnings=notes,
         drift=drift,
-        refresh=refresh,
+        live_values=refresh,
     )
     # Forgetting a journaled incident drops its recorded values: it counts as a change
     # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
@@ -525,9 +373,9 @@ def plan(
     return result
 
 
-def refreshed(
-    journal: StateMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
-) -> tuple[StateMap, list[Drift], dict[str, Fields]]:
+def overlay_live(
+    journal: IncidentMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
+) -> tuple[IncidentMap, list[Drift], dict[str, Fields]]:
     """The journal with live values laid over it: (merged state, drift, values to record).
 
     Only fields the journal already holds or `desired` manages are taken from `live`, so a
@@ -556,7 +404,7 @@ def refreshed(
 
 
 def calls_are_unsafe(
-    operations: Sequence[Operation], journal: StateMap, forget: Sequence[str] = ()
+    operations: Sequence[Operation], journal: IncidentMap, forget: Sequence[str] = ()
 ) -> bool:
     """The 30% rule worked out from the calls and forgets themselves, for a saved plan: its
     own `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
@@ -572,7 +420,7 @@ def calls_are_unsafe(
     return len(changed) > UNSAFE_SHARE * len(journal)
 
 
-def _is_unsafe(recorded: int, journal: StateMap) -> bool:
+def _is_unsafe(recorded: int, journal: IncidentMap) -> bool:
     """More than UNSAFE_SHARE of the journaled incidents get a recorded value changed."""
     if len(journal) < UNSAFE_MIN_INCIDENTS:
         return False

@@ -6,29 +6,32 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .model import FIELDS, Change, Drift, Operation, Value, printable
-from .planner import LazyList, Plan, StreamingDigest
+from .errors import printable
+from .github import COMMENT_LIMIT
+from .model import FIELDS, Change, Operation, Value
+from .planner import Plan
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
-    from .commands import RefreshOutcome, SavedPlan
+    from .usecases.comment import CommentResult
+    from .usecases.files import ImportOutcome
+    from .usecases.refresh import RefreshOutcome
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
-GITHUB_COMMENT_LIMIT = 65_536
-MARKDOWN_BUDGET = GITHUB_COMMENT_LIMIT - 2_000
+MARKDOWN_BUDGET = COMMENT_LIMIT - 2_000
 #: A longer warning (only a plan file can hold one) is cut in markdown.
 WARNING_CHARS = 1_000
 
 Styler = Callable[[str, str], str]
+#: ANSI foreground codes of the colors the views use (click is the CLI's alone).
+_ANSI = {"red": 31, "green": 32, "yellow": 33, "magenta": 35, "cyan": 36}
 
 
 def styler(color: bool) -> Styler:
     """A function painting text in a named color, or leaving it alone."""
     if not color:
         return lambda text, _color: text
-    import click
-
-    return lambda text, fg: click.style(text, fg=fg)
+    return lambda text, fg: f"\x1b[{_ANSI[fg]}m{text}\x1b[0m"  # as click.style(text, fg=fg)
 
 
 def show_value(value: Value) -> str:
@@ -64,8 +67,8 @@ def plan_summary(plan: Plan) -> str:
         parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
     if plan.drift:
         parts.append(f"{len(plan.drift)} changed outside reconcile")
-    if plan.refresh:
-        parts.append(f"live values of {len(plan.refresh)} incidents to record")
+    if plan.live_values:
+        parts.append(f"live values of {len(plan.live_values)} incidents to record")
     if not plan.has_changes:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."
@@ -130,69 +133,6 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
-
-
-_LAYOUT = json.JSONEncoder(ensure_ascii=False)
-
-
-def write_plan_json(
-    plan: Plan,
-    created_at: str,
-    write: Callable[[str], object],
-    *,
-    batch_size: int | None = None,
-    sign: Callable[[str], str] | None = None,
-) -> None:
-    """The plan file: top-level keys one per line, each list item on its own line.
-
-    One line per change or call reads well in a diff, and lets the C encoder do the work.
-    With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
-    """
-    body = plan.content(batch_size, with_digest=False)
-    digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
-    out: dict[str, Any] = {
-        "format_version": body.pop("format_version"),
-        "created_at": created_at,
-        **body,
-        "plan_digest": digest,
-    }
-    if sign is not None:
-        out["signature"] = sign  # worked out from the digest once the changes are hashed
-    write("{\n")
-    last = len(out) - 1
-    for n, (key, value) in enumerate(out.items()):
-        comma = "," if n < last else ""
-        name = _LAYOUT.encode(key)
-        if isinstance(value, LazyList | list) and value:
-            write(f"  {name}: [\n")
-            chunks = (
-                digest.changes()
-                if key == "changes"
-                else value.chunks()
-                if isinstance(value, LazyList)
-                else [value]
-            )
-            for i, chunk in enumerate(chunks):
-                # Items hold no "}, {" and ids no quotes, so these are item boundaries.
-                text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
-                if not chunk or not isinstance(chunk[0], dict):
-                    text = ",\n    ".join(_LAYOUT.encode(item) for item in chunk)
-                write(("    " if i == 0 else ",\n    ") + text)
-            write(f"\n  ]{comma}\n")
-        else:
-            plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
-            if value is digest:
-                plain = digest.hexdigest()
-            elif value is sign and sign is not None:
-                plain = sign(digest.hexdigest())
-            write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
-    write("}\n")
-
-
-def plan_json(plan: Plan, created_at: str) -> str:
-    parts: list[str] = []
-    write_plan_json(plan, created_at, parts.append)
-    return "".join(parts)
 
 
 def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
@@ -268,71 +208,6 @@ def _fill(out: str, lines: Sequence[str], budget: int) -> tuple[str, int]:
         parts.append(line + "\n")
         size += len(line) + 1
     return "".join(parts), len(lines)
-
-
-def plan_from_saved(saved: SavedPlan) -> Plan:
-    """A checked plan file (commands.read_saved_plan) as a Plan, for plan_markdown.
-
-    read_saved_plan checks what apply executes; changes and drift are only shown, but a plan
-    file is untrusted input, so they are checked here before they reach a pull-request comment.
-    """
-    from .model import InvalidPlanError
-
-    summary = saved.body.get("summary")
-    warnings = saved.body.get("warnings")
-    if (
-        not isinstance(summary, dict)
-        or type(summary.get("incidents")) is not int
-        or not isinstance(warnings, list)
-        or not all(isinstance(w, str) for w in warnings)
-    ):
-        raise InvalidPlanError(f"{saved.path}: summary or warnings malformed")
-    changes = _saved_items(saved, "changes", ("before", "after"), ("before_known",))
-    drift = _saved_items(saved, "drift", ("journaled", "live"), ())
-    return Plan(
-        lineage=saved.lineage,
-        serial=saved.serial,
-        inputs_digest=str(saved.body.get("inputs_digest", "")),
-        incidents=summary["incidents"],
-        changes=[
-            Change(c["incident"], c["field"], c["before"], c["after"], c.get("before_known", True))
-            for c in changes
-        ],
-        forget=saved.forget,
-        unmanaged=saved.unmanaged,
-        operations=saved.operations,
-        unsafe=saved.unsafe,
-        warnings=warnings,
-        drift=[Drift(d["incident"], d["field"], d["journaled"], d["live"]) for d in drift],
-        refresh=saved.refresh,
-    )
-
-
-def _saved_items(
-    saved: SavedPlan, key: str, values: tuple[str, ...], optional: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    """The list `key` of a plan file: {incident, field, *values} objects with valid values."""
-    from .model import PRIORITIES, SEVERITIES, STATUSES, InvalidPlanError, is_counter_id
-
-    words = {*STATUSES, *PRIORITIES, *SEVERITIES}
-    required = {"incident", "field", *values}
-    items = saved.body.get(key, [])
-    if not isinstance(items, list):
-        raise InvalidPlanError(f"{saved.path}: {key} must be a list")
-    for n, item in enumerate(items):
-        if not (
-            isinstance(item, dict)
-            and required <= set(item) <= required | set(optional)
-            and is_counter_id(item["incident"])
-            and item["field"] in FIELDS
-            and all(
-                v is None or isinstance(v, bool | int) or (isinstance(v, str) and v in words)
-                for v in (item[name] for name in values)
-            )
-            and all(isinstance(item.get(name, True), bool) for name in optional)
-        ):
-            raise InvalidPlanError(f"{saved.path}: {key}[{n}] is malformed")
-    return items
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,3 +454,31 @@ def refresh_json(outcome: RefreshOutcome) -> str:
         "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
     }
     return json.dumps(body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Import and comment
+
+
+def import_text(outcome: ImportOutcome) -> str:
+    """What `reconcile import` prints: which file got which ids, the journal's serial."""
+    lines = [
+        f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
+        + ", ".join(ids)
+        for path, ids in outcome.files.items()
+    ]
+    lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
+    return "\n".join(lines) + "\n"
+
+
+def comment_text(result: CommentResult, pr: int) -> str:
+    """What `reconcile comment` prints: what happened to the plan comment on #pr."""
+    if result.action == "skipped":
+        return f"No changes and no plan comment on #{pr} yet: nothing posted."
+    url = result.comment.url if result.comment else ""
+    said = {
+        "created": "Created the plan comment",
+        "updated": "Updated the plan comment",
+        "unchanged": "The plan comment already shows this plan",
+    }[result.action]
+    return f"{said} on #{pr}" + (f": {url}" if url else ".")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import with_params
+from helpers import with_params
 
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
 HOW_TO_RUN = (

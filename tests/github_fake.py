@@ -75,7 +75,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
+            body: Any = json.loads(self.rfile.read(length)) if length else None
             fake.requests.append((method, self.path, body))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._answer(401, {"message": "Bad credentials"})

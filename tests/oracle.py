@@ -1,6 +1,7 @@
-"""Independent references for the tests: a reading of SPEC section 3 and a CLI runner.
+"""Independent references for the tests: a reading of docs/api-calls.md (Endpoints)
+and docs/state-files.md (Keys).
 
-Written from the SPEC's table, not from planner.py: it predicts which fields change, which
+Written from the docs' endpoint table, not from planner.py: it predicts which fields change, which
 incidents cannot be planned, the minimum number of API calls, and what applying a list of
 operations leaves behind. It shares no code with the planner.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -126,25 +126,3 @@ def forget_and_unmanage(state: States, forget: Iterable[str], unmanaged: Iterabl
 
 # ---------------------------------------------------------------------------------------------
 # Running the command line the way a user does, in-process
-
-
-@dataclass
-class CliRun:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
-    """`reconcile ARGS...` through reconciler.cli.main, the real entry point, with stdout and
-    stderr captured apart (click's CliRunner isolation). An unexpected exception is not
-    caught: it fails the test with its traceback, which is what "no traceback" rules out."""
-    from click.testing import CliRunner
-
-    from reconciler.cli import main
-
-    with CliRunner().isolation(env=env) as (out, err, _):
-        code = main(list(args))
-        sys.stdout.flush()  # the captured streams are buffered text over these BytesIO
-        sys.stderr.flush()
-    return CliRun(code, out.getvalue().decode(), err.getvalue().decode())

@@ -1,0 +1,61 @@
+"""The journal: what this tool applied, as an append-only list of records (docs/journal.md).
+
+records.py: the record kinds, their checks and replay(); base.py: the Journal interface and
+its writer; file.py and postgres.py: the backends.
+
+open_journal() picks the backend from the location (a path, or a postgresql:// URL);
+migrate() copies one journal into another.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import JournalError
+
+if TYPE_CHECKING:
+    from .base import Journal
+
+#: Seconds an apply waits for another one's lock on the journal: none, by default.
+DEFAULT_LOCK_TIMEOUT: float = 0
+#: Where the journal is when neither --journal nor RECONCILE_JOURNAL says.
+DEFAULT_LOCATION = ".reconcile/journal.jsonl"
+
+__all__ = ["DEFAULT_LOCATION", "DEFAULT_LOCK_TIMEOUT", "migrate", "open_journal"]
+
+
+def open_journal(location: str | None = None) -> Journal:
+    """The journal at `location` (a path or a postgresql:// URL), default from the env."""
+    location = location or os.environ.get("RECONCILE_JOURNAL") or DEFAULT_LOCATION
+    if location.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresJournal
+
+        journal: Journal = PostgresJournal(location)
+        return journal
+    from .file import FileJournal
+
+    return FileJournal(location)
+
+
+def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
+    """Copy every record of `source` into the empty journal `dest`; return how many.
+
+    Lineage, serials and history are kept verbatim, so plans made against the source stay
+    valid against the destination. Both apply locks are held throughout (each waiting up to
+    `timeout` seconds), so no apply can change either journal mid-copy. A destination that
+    already has records, or an empty source, is refused with nothing written.
+    """
+    with source.open_for_apply(timeout, "journal migrate (source)"):
+        records = source.records()
+        if not records:
+            raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
+        with dest.open_for_apply(timeout, "journal migrate (destination)") as writer:
+            if writer.state.lineage is not None:
+                raise JournalError(
+                    f"{dest.location}: the destination journal is not empty; "
+                    "migrate only into a new journal (nothing was copied)"
+                )
+            for number, record in enumerate(records, start=1):
+                writer.copy_record(record, f"{source.location}: record {number}")
+    return len(records)

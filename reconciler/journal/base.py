@@ -1,0 +1,205 @@
+"""The Journal interface and the JournalWriter that appends records (docs/journal.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import LockHeldError
+from ..model import Operation, Value
+from .records import (
+    FORMAT,
+    STATE_KINDS,
+    Recorded,
+    _check_record,
+    _fold,
+    now,
+)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the apply lock, for the message a second apply prints."""
+
+    pid: int
+    host: str
+    since: str
+    purpose: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host} since {self.since} ({self.purpose})"
+
+    @classmethod
+    def mine(cls, purpose: str) -> LockInfo:
+        return cls(os.getpid(), socket.gethostname(), now(), purpose)
+
+
+class Journal(ABC):
+    """One journal, wherever it is stored. Planner and applier see only this interface."""
+
+    location: str
+
+    @abstractmethod
+    def read(self) -> Recorded:
+        """The last-applied state (an empty state when the journal does not exist yet)."""
+
+    @abstractmethod
+    def records(self) -> list[dict[str, Any]]:
+        """Every record, oldest first (for `reconcile log`)."""
+
+    @contextmanager
+    def open_for_apply(self, timeout: float, purpose: str) -> Iterator[JournalWriter]:
+        """Take the apply lock (waiting up to `timeout` seconds) and return a writer.
+
+        The protocol, the same for every backend (docs/journal.md, Locations): take the lock,
+        write who holds it, replay the records, prove the journal writable (so no API call is
+        made against a journal that could not record it), yield the writer, then close it,
+        clear the holder and release the lock, whatever happened. The backends fill in the
+        steps (the hooks below).
+        """
+        with self._locked(timeout) as held:
+            try:
+                self._write_holder(held, LockInfo.mine(purpose))
+                state = self._replay_locked(held)
+                writer = self._open_writer(held, state)
+                try:
+                    yield writer
+                finally:
+                    writer.close()
+            finally:
+                self._clear_holder(held)
+
+    def _lock_held(self, timeout: float, holder: str) -> LockHeldError:
+        """The refusal when another apply holds the lock (`holder` says who)."""
+        return LockHeldError(
+            f"{self.location} is locked by another apply: {holder}"
+            + (f" (waited {timeout:g}s)" if timeout > 0 else "; use --lock-timeout to wait")
+        )
+
+    # -- the backend's steps ---------------------------------------------------------------
+    # `held` is whatever the backend needs while it holds the lock (a lock file, a session).
+
+    @abstractmethod
+    def _locked(self, timeout: float) -> AbstractContextManager[Any]:
+        """Take the lock, or raise self._lock_held(...); release it on exit."""
+
+    @abstractmethod
+    def _write_holder(self, held: Any, info: LockInfo) -> None:
+        """Record who holds the lock, for the message a waiting apply prints."""
+
+    @abstractmethod
+    def _replay_locked(self, held: Any) -> Recorded:
+        """Read and replay every record, under the lock."""
+
+    @abstractmethod
+    def _open_writer(self, held: Any, state: Recorded) -> JournalWriter:
+        """Prove the journal writable and return a writer appending after `state`."""
+
+    @abstractmethod
+    def _clear_holder(self, held: Any) -> None:
+        """Remove the holder record (best effort: releasing the lock is what counts)."""
+
+
+class JournalWriter(ABC):
+    """Appends records durably: each append returns only once the record is stored."""
+
+    def __init__(self, state: Recorded) -> None:
+        self.state = state
+        self._grouped = False
+
+    @abstractmethod
+    def _store(self, record: dict[str, Any]) -> None:
+        """Write one record durably (fsync / commit) before returning; inside `group()`, the
+        backend may leave it to the group's one sync instead."""
+
+    def _sync(self) -> None:
+        """Make every record stored in the current group durable (a backend whose every
+        `_store` is durable by itself has nothing to do)."""
+        return
+
+    def close(self) -> None:
+        """Release what the writer holds (the journal's lock is released by the journal)."""
+        return
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Records appended inside share one sync (group commit): each is durable only when
+        the block has ended without an error. Raises JournalError when the sync fails."""
+        assert not self._grouped, "groups do not nest"
+        self._grouped = True
+        try:
+            yield
+        finally:
+            self._grouped = False
+        self._sync()
+
+    def _append(self, kind: str, **fields: Any) -> None:
+        self._ensure_lineage()
+        record: dict[str, Any] = {"kind": kind}
+        if kind in STATE_KINDS:
+            record["serial"] = self.state.serial + 1
+        record["at"] = now()
+        record.update(fields)
+        self._store(record)
+        if kind in STATE_KINDS:
+            self.state.apply_record(record)
+
+    def _ensure_lineage(self) -> None:
+        if self.state.lineage is None:
+            lineage = str(uuid.uuid4())
+            self._store({"kind": "lineage", "lineage": lineage, "format": FORMAT, "at": now()})
+            self.state.lineage = lineage
+
+    def copy_record(self, record: dict[str, Any], where: str) -> None:
+        """Store a record from another journal verbatim (`journal migrate`).
+
+        It is checked exactly as replay would check it, so a migration can only produce a
+        journal that reads back; `where` names the record in the source for that error.
+        """
+        _check_record(record, where, self.state)  # before storing: never write what replay refuses
+        self._store(record)
+        _fold(self.state, where, record)
+
+    def applied(self, op: Operation, plan: str | None, intent: int | None = None) -> None:
+        """Record one successful API call (an escalate one with the serial of its intent)."""
+        extra = {} if intent is None else {"intent": intent}
+        self._append("op", plan=plan, **op.to_json(), **extra)
+
+    def intent(self, op: Operation, plan: str | None) -> int:
+        """Record that the escalate call `op` is about to be sent; its serial, for the outcome."""
+        self._append("intent", plan=plan, **op.to_json())
+        return self.state.serial
+
+    def uncertain(self, intent: int, reason: str, plan: str | None) -> None:
+        """Record that the call of `intent` may or may not have reached Spike."""
+        ids = list(self.state.intents[intent].ids)
+        self._append("uncertain", plan=plan, intent=intent, ids=ids, reason=reason)
+
+    def not_sent(self, intent: int, reason: str, plan: str | None) -> None:
+        """Record that the call of `intent` surely did not reach Spike."""
+        self._append("not-sent", plan=plan, intent=intent, reason=reason)
+
+    def forget(self, ids: Sequence[str], plan: str | None) -> None:
+        if ids:
+            self._append("forget", plan=plan, ids=list(ids))
+
+    def unmanage(self, pairs: Sequence[tuple[str, str]], plan: str | None) -> None:
+        if pairs:
+            self._append("unmanage", plan=plan, fields=[list(p) for p in pairs])
+
+    def set_values(self, incidents: Mapping[str, Mapping[str, Value]], source: str) -> None:
+        """Record values read from Spike (refresh / import) or an escalation count."""
+        if incidents:
+            self._append("set", source=source, incidents={k: dict(v) for k, v in incidents.items()})
+
+    def start(self, plan: str | None, operations: int) -> None:
+        self._append("apply-start", plan=plan, operations=operations)
+
+    def end(self, plan: str | None, outcome: str, **counts: Any) -> None:
+        self._append("apply-end", plan=plan, outcome=outcome, **counts)

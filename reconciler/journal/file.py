@@ -1,0 +1,230 @@
+"""The file backend: `.reconcile/journal.jsonl`, JSON Lines appended and fsynced one record at a
+time, locked with a lock file next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+from ..jsontext import JsonTooDeepError, loads
+from .base import Journal, JournalWriter, LockInfo
+from .records import (
+    Recorded,
+    encode_record,
+    replay,
+)
+
+
+@dataclass
+class _Held:
+    """What an apply holds of a file journal: where the holder is written, and where the good
+    part of the file ends (a torn tail after it is cut before the first append)."""
+
+    holder_path: Path
+    good: int = 0
+    unterminated: bool = False
+
+
+class FileJournal(Journal):
+    """`.reconcile/journal.jsonl`: JSON Lines, appended and fsynced one record at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+
+    @property
+    def lock_path(self) -> Path:
+        # At the resolved path: an apply through a symlink and one through the real path
+        # must take the same lock.
+        real = self.path.resolve()
+        return real.with_name(real.name + ".lock")
+
+    @property
+    def holder_path(self) -> Path:
+        real = self.path.resolve()
+        return real.with_name(real.name + ".lock.holder")
+
+    def _lines(self) -> tuple[list[tuple[str, Any]], int, list[str], bool]:
+        """((where, record) pairs, the byte length of the good part, warnings, and whether
+        the last record lacks its newline)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return [], 0, [], False
+        except OSError as exc:
+            raise JournalError(
+                f"{self.location}: cannot read the journal: {exc.strerror}"
+            ) from None
+        warnings: list[str] = []
+        good = len(data)
+        lines = data.split(b"\n")
+        unterminated = False
+        if lines[-1]:
+            # A last line without its newline: a complete record whose newline was never
+            # written (kept: the next append adds the newline first), or a line torn by an
+            # interrupted write (ignored, and cut before the next append).
+            try:
+                whole = isinstance(loads(lines[-1]), dict)
+            except JsonTooDeepError:
+                whole = True  # not torn: refused below, naming the line
+            except ValueError:
+                whole = False
+            if whole:
+                unterminated = True
+                lines.append(b"")
+            else:
+                good = len(data) - len(lines[-1])
+                warnings.append(
+                    f"{self.location}:{len(lines)}: ignoring a torn last line "
+                    "(an interrupted write); the next apply re-issues that call"
+                )
+        records: list[tuple[str, Any]] = []
+        for number, raw in enumerate(lines[:-1], start=1):
+            where = f"{self.location}:{number}"
+            try:
+                records.append((where, loads(raw)))
+            except JsonTooDeepError:
+                raise JournalError(
+                    f"{where}: corrupt journal line (JSON nested too deeply); "
+                    "fix or remove it by hand, the journal is never reset silently"
+                ) from None
+            except ValueError:
+                raise JournalError(
+                    f"{where}: corrupt journal line (not JSON); fix or remove it by hand, "
+                    "the journal is never reset silently"
+                ) from None
+        return records, good, warnings, unterminated
+
+    def _replayed(self) -> tuple[Recorded, int, bool]:
+        records, good, warnings, unterminated = self._lines()
+        state = replay(records)
+        state.warnings[:0] = warnings
+        return state, good, unterminated
+
+    def read(self) -> Recorded:
+        return self._replayed()[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        records, _, _, _ = self._lines()
+        replay(records)  # refuse to show a corrupt history as if it were fine
+        return [record for _, record in records]
+
+    @contextmanager
+    def _locked(self, timeout: float) -> Iterator[_Held]:
+        from filelock import FileLock, Timeout
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path, holder_path = self.lock_path, self.holder_path
+            lock = FileLock(lock_path, timeout=timeout)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise JournalError(
+                f"{self.location}: cannot create the journal's folder: "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        try:
+            lock.acquire()
+        except Timeout:
+            raise self._lock_held(timeout, self._holder(holder_path)) from None
+        except OSError as exc:
+            raise JournalError(
+                f"{self.location}: cannot lock the journal: {exc.strerror}"
+            ) from None
+        try:
+            yield _Held(holder_path)
+        finally:
+            lock.release()
+
+    def _write_holder(self, held: _Held, info: LockInfo) -> None:
+        # The holder file only improves the message a waiting apply prints.
+        with suppress(OSError):
+            held.holder_path.write_text(json.dumps(info.__dict__))
+
+    def _replay_locked(self, held: _Held) -> Recorded:
+        state, held.good, held.unterminated = self._replayed()
+        return state
+
+    def _open_writer(self, held: _Held, state: Recorded) -> JournalWriter:
+        try:
+            # Unbuffered: a failed write leaves nothing pending that a later flush (at
+            # close) could append after the cut.
+            handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 - the writer closes it
+            if handle.tell() != held.good:
+                handle.truncate(held.good)  # drop a torn tail before appending after it
+                handle.seek(held.good)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.location}: cannot write the journal: {exc.strerror}"
+            ) from None
+        return _FileWriter(state, handle, self.location, held.good, held.unterminated)
+
+    def _clear_holder(self, held: _Held) -> None:
+        held.holder_path.unlink(missing_ok=True)
+
+    def _holder(self, path: Path) -> str:
+        try:
+            return str(LockInfo(**loads(path.read_bytes())))
+        except (OSError, ValueError, TypeError):
+            return "holder unknown"
+
+
+class _FileWriter(JournalWriter):
+    def __init__(
+        self, state: Recorded, handle: Any, location: str, size: int, unterminated: bool
+    ) -> None:
+        super().__init__(state)
+        self._handle = handle
+        self._location = location
+        #: The length of what is durable: a failed write or sync is cut back to it.
+        self._size = size
+        #: The length written, synced or not (more than _size inside a group).
+        self._written = size
+        #: The last record has no newline yet: the next append writes it first.
+        self._unterminated = unterminated
+        self._broken: JournalError | None = None
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _store(self, record: dict[str, Any]) -> None:
+        if self._broken is not None:
+            raise self._broken
+        data = ("\n" if self._unterminated else "") + encode_record(record) + "\n"
+        raw = data.encode()
+        try:
+            written = 0
+            while written < len(raw):
+                written += self._handle.write(raw[written:])
+        except OSError as exc:
+            self._fail(exc)
+        self._written += len(raw)
+        self._unterminated = False
+        if not self._grouped:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self._fail(exc)
+        self._size = self._written
+
+    def _fail(self, exc: OSError) -> None:
+        # Disk full, quota, I/O error: cut back what reached the file since the last sync,
+        # so the records stored before stay readable, and refuse every later append.
+        with suppress(OSError):
+            os.ftruncate(self._handle.fileno(), self._size)
+        self._broken = JournalError(
+            f"{self._location}: cannot write the journal: {exc.strerror}; the calls "
+            "journaled before this one are kept, this one and any later are not"
+        )
+        raise self._broken from None

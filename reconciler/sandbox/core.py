@@ -1,0 +1,609 @@
+"""A local Spike-compatible HTTP API, for tests, benchmarks and trying `apply` without an account.
+
+Standard library only (no httpx: `spike/client.py` is the one module that speaks HTTP as a client).
+It serves the endpoints this tool drives (docs/api-calls.md) plus `GET /incidents/{counterId}`,
+with Spike's semantics as far as they are known; where Spike's behaviour is unknown the sandbox
+picks the stricter reading, so a tool that works here does not lean on a guess:
+
+- every API request needs `x-api-key` and `x-team-id` equal to the configured ones, else 401
+  `{"message", "error": "Unauthorized"}`; no response or log line ever contains the key;
+- a batch (`{"ids": [...]}`) is all-or-nothing: an unknown id, a duplicate id, a malformed body,
+  a value outside the enum or more than `max_batch` ids is a 400 and changes nothing;
+- resolved is terminal: acknowledge, unacknowledge or escalate on a resolved incident is a 400
+  naming the ids; acknowledging an acknowledged incident, unacknowledging a triggered one and
+  resolving a resolved one are 200s that change nothing;
+- `PATCH /incidents/{counterId}/public-sharing` and `GET /incidents/{counterId}` answer 404 for
+  an unknown id (the id is a path resource there, not a member of a batch);
+- a method no endpoint takes (PUT, TRACE, OPTIONS, HEAD, ...) is a 405 with a JSON body and an
+  `Allow` header naming the methods the path takes.
+
+Optional latency and seeded fault injection (429/500/503, an injected fault changes nothing)
+apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth and see neither:
+
+- `GET /_sandbox/calls`: the API calls received, `[{"method", "path", "body", "status"}]`, in
+  the order they were handled (401s and injected faults included); `DELETE` clears it;
+- `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`);
+- `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
+  tool's back, as the dashboard or an acknowledge timeout would (see `set_incidents`).
+
+The server binds loopback addresses only: the control endpoints have no auth.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from .. import endpoints
+from ..errors import ReconcileError
+from ..model import PRIORITIES, SEVERITIES, is_counter_id, is_loopback
+
+_log = logging.getLogger(__name__)
+
+#: Spike's status codes in API data: triggered, acknowledged, resolved.
+API_STATUSES = ("NACK", "ACK", "RES")
+FAULT_CODES = (429, 500, 503)
+#: The keys an incident has in the Python API and in control requests.
+INCIDENT_KEYS = ("status", "priority", "severity", "public_sharing", "escalations", "message")
+#: Bodies beyond this are refused unread: the largest real batch is a few tens of kilobytes.
+MAX_BODY_BYTES = 1 << 20
+#: How often the accept loop looks for a stop request; it bounds how long `stop()` takes.
+_POLL_INTERVAL = 0.02
+_CONTROL_PREFIX = "/_sandbox/"
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class _Incident:
+    status: str = "NACK"
+    priority: str | None = None
+    severity: str | None = None
+    public_sharing: bool = False
+    escalations: int = 0
+    message: str = ""
+
+    def snapshot(self, counter_id: str) -> dict[str, Any]:
+        """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations."""
+        return {
+            "counterId": counter_id,
+            "status": self.status,
+            "message": self.message,
+            "priority": self.priority,
+            "severity": self.severity,
+            "public_sharing": self.public_sharing,
+            "escalations": self.escalations,
+        }
+
+
+def _default_message(counter_id: str) -> str:
+    return f"Sandbox incident {counter_id}"
+
+
+def _check_changes(
+    changes: Mapping[str, Mapping[str, object]], existing: Mapping[str, _Incident]
+) -> dict[str, _Incident]:
+    """Validate every change and return the incidents as they would become; raise ValueError.
+
+    Validating everything before touching anything is what makes a change all-or-nothing.
+    """
+    if not isinstance(changes, Mapping):
+        raise ValueError("incidents must be a mapping of counter id -> fields")
+    out: dict[str, _Incident] = {}
+    for cid, fields in changes.items():
+        if not is_counter_id(cid):
+            raise ValueError(f"invalid counter id {cid!r}")
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"incident {cid}: fields must be a mapping")
+        current = existing.get(cid)
+        incident = (
+            copy.copy(current) if current is not None else _Incident(message=_default_message(cid))
+        )
+        for key, value in fields.items():
+            _set_field(cid, incident, key, value)
+        out[cid] = incident
+    return out
+
+
+def _set_field(cid: str, incident: _Incident, key: object, value: object) -> None:
+    where = f"incident {cid}: {key}"
+    if key == "status":
+        if value not in API_STATUSES:
+            raise ValueError(f"{where} must be one of {', '.join(API_STATUSES)}")
+        incident.status = value
+    elif key == "priority":
+        if value is not None and value not in PRIORITIES:
+            raise ValueError(f"{where} must be one of {', '.join(PRIORITIES)} or null")
+        incident.priority = cast("str | None", value)
+    elif key == "severity":
+        if value is not None and value not in SEVERITIES:
+            raise ValueError(f"{where} must be one of {', '.join(SEVERITIES)} or null")
+        incident.severity = cast("str | None", value)
+    elif key == "public_sharing":
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false")
+        incident.public_sharing = value
+    elif key == "escalations":
+        # bool is an int in Python; True escalations is a typo, not a count.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{where} must be a whole number, 0 or more")
+        incident.escalations = value
+    elif key == "message":
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string")
+        incident.message = value
+    elif key == "counterId":
+        # Accepted so that a snapshot from incidents() can be fed back as it is.
+        if value != cid:
+            raise ValueError(f"{where} must equal the incident's id")
+    else:
+        raise ValueError(f"incident {cid}: unknown key {key!r} (valid: {', '.join(INCIDENT_KEYS)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding
+
+
+def seed_from_paths(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """One fresh incident per id in the state files under `paths`.
+
+    Each is triggered (NACK), with no priority or severity, sharing off and 0 escalations: the
+    state a new Spike incident is in, so that `apply` has everything to do. Raises
+    StateFileError (from `reconciler.states`) when the files are invalid.
+    """
+    from ..states.loader import load
+
+    desired = load(paths)
+    return {
+        cid: _Incident(message=_default_message(cid)).snapshot(cid) for cid in desired.incidents
+    }
+
+
+def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
+    """Incidents from a JSON file `{"incidents": {id: {"status": "NACK", ...}}}`.
+
+    Fields left out take the fresh-incident defaults. Raises ReconcileError naming the file for
+    a file that cannot be read, is not JSON or does not have that shape.
+    """
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ReconcileError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ReconcileError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or set(data) != {"incidents"}:
+        raise ReconcileError(f'{path}: expected an object with one key, "incidents"')
+    try:
+        incidents = _check_changes(data["incidents"], {})
+    except ValueError as exc:
+        raise ReconcileError(f"{path}: {exc}") from exc
+    return {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Request handling, independent of the socket layer
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, message: str) -> _Response:
+    """Spike's error shape: `{"message", "error"}` with the reason phrase."""
+    return _Response(status, {"message": message, "error": _REASONS[status]})
+
+
+class _BadRequest(Exception):
+    """A request the API refuses with 400; carries the message."""
+
+
+@dataclass(frozen=True)
+class _Action:
+    """One batch endpoint: what it does to an incident, and what it refuses."""
+
+    verb: str
+    change: Callable[[_Incident, Any], None]
+    #: The body key besides "ids" and its allowed values, for priority and severity.
+    value_key: str | None = None
+    allowed: tuple[str, ...] = ()
+    #: Resolved is terminal in Spike: these actions would re-open or page for a closed incident.
+    refuses_resolved: bool = False
+
+
+def _acknowledge(incident: _Incident, _: Any) -> None:
+    if incident.status == "NACK":
+        incident.status = "ACK"
+
+
+def _unacknowledge(incident: _Incident, _: Any) -> None:
+    if incident.status == "ACK":
+        incident.status = "NACK"
+
+
+def _resolve(incident: _Incident, _: Any) -> None:
+    incident.status = "RES"
+
+
+def _escalate(incident: _Incident, _: Any) -> None:
+    incident.escalations += 1
+
+
+def _set_priority(incident: _Incident, value: Any) -> None:
+    incident.priority = value
+
+
+def _set_severity(incident: _Incident, value: Any) -> None:
+    incident.severity = value
+
+
+_ACTIONS: dict[tuple[str, str], _Action] = {
+    ("POST", endpoints.ACKNOWLEDGE): _Action("acknowledge", _acknowledge, refuses_resolved=True),
+    ("POST", endpoints.UNACKNOWLEDGE): _Action(
+        "unacknowledge", _unacknowledge, refuses_resolved=True
+    ),
+    ("POST", endpoints.RESOLVE): _Action("resolve", _resolve),
+    ("POST", endpoints.ESCALATE): _Action("escalate", _escalate, refuses_resolved=True),
+    ("POST", endpoints.PRIORITY): _Action("set priority", _set_priority, "priority", PRIORITIES),
+    ("DELETE", endpoints.PRIORITY_REMOVE): _Action("remove priority", _set_priority),
+    ("POST", endpoints.SEVERITY): _Action("set severity", _set_severity, "severity", SEVERITIES),
+    ("DELETE", endpoints.SEVERITY_REMOVE): _Action("remove severity", _set_severity),
+}
+_BATCH_PATHS = {path: method for method, path in _ACTIONS}
+#: The methods the API and the control endpoints use; any other is answered 405.
+_METHODS = ("DELETE", "GET", "PATCH", "POST")
+_CONTROL_METHODS = {"/_sandbox/calls": ("DELETE", "GET"), "/_sandbox/incidents": ("GET", "POST")}
+_PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
+_INCIDENT = re.compile(r"/incidents/([^/]+)")
+_NO_BODY = object()
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The request body as JSON, `_NO_BODY` when empty; raise _BadRequest when not JSON."""
+    if not raw:
+        return _NO_BODY
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def _loggable(raw: bytes) -> Any:
+    """How a body appears in the calls log: its JSON, its text when not JSON, None when empty."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _object_body(raw: bytes, expected: set[str]) -> dict[str, Any]:
+    """A JSON object body with exactly the keys in `expected`; raise _BadRequest otherwise."""
+    body = _parse_json(raw)
+    if body is _NO_BODY:
+        raise _BadRequest(f"request body is required: {{{', '.join(sorted(expected))}}}")
+    if not isinstance(body, dict):
+        raise _BadRequest("request body must be a JSON object")
+    missing = sorted(expected - set(body))
+    if missing:
+        raise _BadRequest(f"missing body keys: {', '.join(missing)}")
+    extra = sorted(set(body) - expected)
+    if extra:
+        raise _BadRequest(f"unexpected body keys: {', '.join(extra)}")
+    return body
+
+
+def _joined(ids: Sequence[str]) -> str:
+    return ", ".join(sorted(set(ids)))
+
+
+def _not_allowed(method: str, path: str, allowed: Sequence[str]) -> _Response:
+    """405 for a method no endpoint here takes (TRACE, OPTIONS, PUT, HEAD...), with `Allow`."""
+    return _Response(
+        405,
+        {"message": f"method {method} is not allowed for {path}", "error": _REASONS[405]},
+        {"Allow": ", ".join(allowed or _METHODS)},
+    )
+
+
+def _api_methods(path: str) -> tuple[str, ...]:
+    """The methods an API path takes (none for a path that is no endpoint)."""
+    if path in _BATCH_PATHS:
+        return (_BATCH_PATHS[path],)
+    if _PUBLIC_SHARING.fullmatch(path):
+        return ("PATCH",)
+    if _INCIDENT.fullmatch(path):
+        return ("GET",)
+    return ()
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+class SandboxCore:
+    """A Spike-compatible API (served on a loopback port by SandboxServer), with control
+    endpoints for tests: requests in, responses out, no sockets.
+
+    `incidents` seeds the state (`{id: {field: value}}`, the keys of `INCIDENT_KEYS`, statuses
+    as NACK/ACK/RES; missing fields take the fresh-incident defaults); ValueError if invalid.
+    `latency` seconds are added to every API request. With probability `fault_rate` an API
+    request that passed auth is answered with a code drawn from `fault_codes` instead, and
+    changes nothing; draws come from `random.Random(fault_seed)`, so the same sequence of
+    requests gets the same faults. A 429 carries `Retry-After: retry_after` (None: no header).
+    Batches of more than `max_batch` ids are a 400. With `calls_file`, every API call is also
+    appended to that file as a JSON line (same shape as `calls`).
+
+    Thread-safe: requests are served concurrently, but each is applied and logged atomically.
+    """
+
+    def __init__(
+        self,
+        incidents: Mapping[str, Mapping[str, object]] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "dev",
+        team_id: str = "dev",
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_codes: Sequence[int] = FAULT_CODES,
+        fault_seed: int = 0,
+        retry_after: str | None = "0",
+        max_batch: int = 500,
+        calls_file: str | None = None,
+    ) -> None:
+        if not is_loopback(host):
+            # The control endpoints rewrite state without auth: never expose them.
+            raise ValueError(f"the sandbox only binds loopback addresses, not {host!r}")
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        if fault_rate > 0 and not fault_codes:
+            raise ValueError("fault_codes must not be empty when fault_rate > 0")
+        bad_codes = [c for c in fault_codes if c not in FAULT_CODES]
+        if bad_codes:
+            raise ValueError(f"fault codes must be among {FAULT_CODES}, got {bad_codes}")
+        if latency < 0:
+            raise ValueError("latency must be 0 or more")
+        if max_batch < 1:
+            raise ValueError("max_batch must be 1 or more")
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.fault_codes = tuple(fault_codes)
+        self.retry_after = retry_after
+        self.max_batch = max_batch
+        self.calls_file = calls_file
+        # Compared as bytes with compare_digest, so response time does not leak the key.
+        self._api_key = api_key.encode()
+        self._team_id = team_id.encode()
+        self._lock = threading.Lock()
+        self._rng = random.Random(fault_seed)
+        self._incidents: dict[str, _Incident] = _check_changes(incidents or {}, {})
+        self._calls: list[dict[str, Any]] = []
+        self._calls_out: IO[str] | None = None
+
+    # -- inspection and control -------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """A copy of the API calls handled so far: `{"method", "path", "body", "status"}`."""
+        with self._lock:
+            return copy.deepcopy(self._calls)
+
+    def clear_calls(self) -> int:
+        """Forget the recorded calls; returns how many there were."""
+        with self._lock:
+            count = len(self._calls)
+            self._calls.clear()
+            return count
+
+    def incidents(self) -> dict[str, dict[str, Any]]:
+        """A snapshot, by id: `{"counterId", "status", "message", "priority", "severity",
+        "public_sharing", "escalations"}`, statuses as NACK/ACK/RES."""
+        with self._lock:
+            return {cid: incident.snapshot(cid) for cid, incident in self._incidents.items()}
+
+    def set_incidents(self, changes: Mapping[str, Mapping[str, object]]) -> None:
+        """Create or change incidents behind the tool's back (the dashboard, a timeout).
+
+        `{id: {field: value}}`: the given fields change, the others stay (or take the defaults
+        for a new incident). All-or-nothing: ValueError, and no change, if any of it is invalid.
+        """
+        with self._lock:
+            self._incidents.update(_check_changes(changes, self._incidents))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _handle_api(
+        self, method: str, path: str, key: str | None, team: str | None, raw: bytes
+    ) -> _Response:
+        if self.latency:
+            time.sleep(self.latency)  # outside the lock, so slow requests still overlap
+        authorized = self._authorized(key, team)
+        with self._lock:
+            if not authorized:
+                response = _error(
+                    401,
+                    "missing x-api-key or x-team-id header"
+                    if key is None or team is None
+                    else "invalid API key or team id",
+                )
+            else:
+                response = self._fault() or self._route(method, path, raw)
+            self._record(method, path, _loggable(raw), response.status)
+        return response
+
+    def _authorized(self, key: str | None, team: str | None) -> bool:
+        if key is None or team is None:
+            return False
+        # http.server decodes headers as latin-1; undo that to compare the bytes sent.
+        key_ok = hmac.compare_digest(key.encode("latin-1", "replace"), self._api_key)
+        team_ok = hmac.compare_digest(team.encode("latin-1", "replace"), self._team_id)
+        return key_ok and team_ok
+
+    def _fault(self) -> _Response | None:
+        """An injected failure, or None. Caller holds the lock (the draws must be in order)."""
+        if self.fault_rate <= 0 or self._rng.random() >= self.fault_rate:
+            return None
+        code = self._rng.choice(self.fault_codes)
+        headers = {"Retry-After": self.retry_after} if code == 429 and self.retry_after else {}
+        return _Response(
+            code,
+            {"message": "injected fault (sandbox)", "error": _REASONS[code]},
+            headers,
+        )
+
+    def _record(self, method: str, path: str, body: Any, status: int) -> None:
+        """Log one API call. Caller holds the lock, so the log order is the handling order."""
+        call = {"method": method, "path": path, "body": body, "status": status}
+        self._calls.append(call)
+        if self._calls_out is not None:
+            self._calls_out.write(json.dumps(call, separators=(",", ":")) + "\n")
+            self._calls_out.flush()
+
+    def _record_unread(self, method: str, path: str, status: int) -> None:
+        """Log an API call refused before its body could be read (bad framing, too large)."""
+        with self._lock:
+            self._record(method, path, None, status)
+
+    def _route(self, method: str, path: str, raw: bytes) -> _Response:
+        """Answer one authorized API request. Caller holds the lock."""
+        if method not in _METHODS:
+            return _not_allowed(method, path, _api_methods(path))
+        try:
+            action = _ACTIONS.get((method, path))
+            if action is not None:
+                return self._batch(action, raw)
+            if path in _BATCH_PATHS:
+                return _Response(
+                    405,
+                    {"message": f"use {_BATCH_PATHS[path]} for {path}", "error": _REASONS[405]},
+                    {"Allow": _BATCH_PATHS[path]},
+                )
+            match = _PUBLIC_SHARING.fullmatch(path)
+            if match is not None and method == "PATCH":
+                return self._public_sharing(match.group(1), raw)
+            match = _INCIDENT.fullmatch(path)
+            if match is not None and method == "GET":
+                return self._get(match.group(1))
+        except _BadRequest as exc:
+            return _error(400, str(exc))
+        return _error(404, f"no such endpoint: {method} {path}")
+
+    def _batch(self, action: _Action, raw: bytes) -> _Response:
+        expected = {"ids", action.value_key} if action.value_key else {"ids"}
+        body = _object_body(raw, expected)
+        ids = body["ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise _BadRequest("ids must be a list of counter id strings")
+        if not ids:
+            raise _BadRequest("ids must not be empty")
+        if len(ids) > self.max_batch:
+            raise _BadRequest(f"too many ids: {len(ids)}, at most {self.max_batch} per call")
+        duplicates = [i for i, count in Counter(ids).items() if count > 1]
+        if duplicates:
+            # Spike's answer is unknown; refusing keeps "at most once per call" checkable.
+            raise _BadRequest(f"duplicate incident ids: {_joined(duplicates)}")
+        value = body.get(action.value_key) if action.value_key else None
+        if action.value_key and value not in action.allowed:
+            raise _BadRequest(f"{action.value_key} must be one of {', '.join(action.allowed)}")
+        unknown = [i for i in ids if i not in self._incidents]
+        if unknown:
+            raise _BadRequest(f"unknown incident ids: {_joined(unknown)}")
+        if action.refuses_resolved:
+            resolved = [i for i in ids if self._incidents[i].status == "RES"]
+            if resolved:
+                raise _BadRequest(
+                    f"cannot {action.verb} resolved incidents (resolved is terminal): "
+                    f"{_joined(resolved)}"
+                )
+        for cid in ids:
+            action.change(self._incidents[cid], value)
+        response: dict[str, Any] = {"success": True, "ids": ids}
+        if action.value_key:
+            response[action.value_key] = value
+        return _Response(200, response)
+
+    def _public_sharing(self, cid: str, raw: bytes) -> _Response:
+        incident = self._incidents.get(cid)
+        if incident is None:
+            return _error(404, f"unknown incident id: {cid}")
+        body = _object_body(raw, {"publicSharing"})
+        enabled = body["publicSharing"]
+        if not isinstance(enabled, bool):
+            raise _BadRequest("publicSharing must be true or false")
+        incident.public_sharing = enabled
+        response: dict[str, Any] = {"success": True, "counterId": cid, "publicSharing": enabled}
+        if enabled:
+            # Spike's field name is unknown; `.invalid` is a name that can never resolve.
+            response["publicUrl"] = f"https://share.spike.invalid/incidents/{cid}"
+        return _Response(200, response)
+
+    def _get(self, cid: str) -> _Response:
+        incident = self._incidents.get(cid)
+        if incident is None:
+            return _error(404, f"unknown incident id: {cid}")
+        return _Response(
+            200,
+            {
+                "incident": {
+                    "counterId": cid,
+                    "status": incident.status,
+                    "message": incident.message,
+                    "priority": incident.priority,
+                    "severity": incident.severity,
+                },
+                "groupedIncident": {"priority": incident.priority, "severity": incident.severity},
+            },
+        )
+
+    def _handle_control(self, method: str, path: str, raw: bytes) -> _Response:
+        if method not in _METHODS:
+            return _not_allowed(method, path, _CONTROL_METHODS.get(path, ()))
+        if path == "/_sandbox/calls":
+            if method == "GET":
+                return _Response(200, self.calls)
+            if method == "DELETE":
+                return _Response(200, {"success": True, "cleared": self.clear_calls()})
+        elif path == "/_sandbox/incidents":
+            if method == "GET":
+                return _Response(200, self.incidents())
+            if method == "POST":
+                try:
+                    changes = _parse_json(raw)
+                    if changes is _NO_BODY:
+                        raise _BadRequest("request body is required: {id: {field: value}}")
+                    self.set_incidents(changes)
+                except (_BadRequest, ValueError) as exc:
+                    return _error(400, str(exc))
+                return _Response(200, {"success": True, "ids": sorted(changes)})
+        return _error(404, f"no such control endpoint: {method} {path}")

@@ -1,0 +1,638 @@
+"""The Spike API client: the only module that imports httpx.
+
+One async client for every call this tool makes. The API key goes only into the `x-api-key`
+header and is registered with `redact`: it is in no message, log line or repr, even when a
+server echoes request headers back in an error body.
+
+What counts as success: a 2xx answer whose body is empty or JSON that is not
+`{"success": false, ...}`. A 2xx with any other body (an HTML login page at a wrong
+SPIKE_API_URL, a body over `RetryPolicy.max_body`, JSON nested too deep) is an ApiError and
+never retried. 401/403 raise CredentialsError at once; any other 4xx raises ApiError at once,
+with the API's message.
+
+Retries, for a call that is idempotent (`endpoints.is_idempotent`: every call but escalate):
+429, 500, 502, 503, 504 and every transport error (a failed connection, a timeout, a reset,
+a protocol error) are retried with exponential backoff and full jitter, or after the server's
+`Retry-After` (ASCII delta-seconds or an HTTP date; any other value is ignored). A call gives
+up after `RetryPolicy.attempts` failed requests; 429s ("slow down") use up no attempt, only
+time: no wait ends and no retry starts later than `RetryPolicy.total` seconds after the call
+began (so a call lasts at most `total` plus one request's `deadline`), and a wait (backoff or
+`Retry-After`) that would end past that budget makes the call give up at once instead of
+sleeping for nothing.
+
+Escalate is not idempotent: each call moves the incidents one level up. It is sent again only
+when Spike surely did not act: after a 429 or a 503, or after httpx.ConnectError,
+ConnectTimeout or PoolTimeout, the only errors httpx raises before any byte of the request was
+written (the connection, its TLS handshake or a free connection could not be had). Anything
+else after sending (500, 502, 504, a read or write timeout, a reset, a protocol error, the
+request deadline, an interruption, a 2xx that is not a success) raises UncertainOutcomeError at
+once: whether Spike escalated is unknown, and it is never retried blindly.
+
+Bounds: one request, from connecting to the last byte of the answer, lasts at most
+`RetryPolicy.deadline` seconds (each network step at most `RetryPolicy.timeout`), so a server
+dripping bytes cannot hold an apply; a body is read as a stream and refused past
+`RetryPolicy.max_body` bytes. When the stop event is set (SIGINT/SIGTERM), no request starts
+(a first one or a retry: ApiError, nothing was sent) and requests in flight get
+`RetryPolicy.grace` seconds to finish, then are cancelled: an idempotent call raises ApiError
+("interrupted"), an escalate UncertainOutcomeError.
+
+Outage: after `RetryPolicy.outage` requests in a row, across all calls, failed with a 5xx, a
+transport error or a non-JSON answer, the client raises ApiUnavailableError for that call and
+every later one instead of retrying each of them. 429s neither count nor reset that run; any
+other answer resets it.
+
+SPIKE_API_URL must be https (plain http only to a loopback host), without spaces or control
+characters, user name, password, query or fragment; anything else is one ReconcileError.
+
+Concurrency adapts: a 429 halves the calls in flight (never below 1), each full window of
+successes grows it back by one, up to the parallelism asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..endpoints import is_idempotent
+from ..errors import (
+    ApiError,
+    ApiUnavailableError,
+    CredentialsError,
+    ReconcileError,
+    UncertainOutcomeError,
+    printable,
+)
+from ..jsontext import JsonTooDeepError, loads
+from ..model import Operation, check_header_secret, is_loopback
+from ..redact import redact, register
+from . import DEFAULT_PARALLELISM
+
+DEFAULT_URL = "https://api.spike.sh"
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: Answers after which Spike surely did not act: even escalate may be sent again.
+NOT_ACTED_STATUS = frozenset({429, 503})
+#: The only httpx errors raised before any byte of the request was written. Everything else
+#: (ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError, which is also what a
+#: reused keep-alive connection closed by the server gives, ...) may come after Spike got it.
+NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+USER_AGENT = "spike-reconcile"
+
+
+@dataclass(frozen=True)
+class SpikeConfig:
+    """Where the API is and who we are. The key never leaves the x-api-key header."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    team_id: str
+
+    def __post_init__(self) -> None:
+        check_url(self.base_url)
+        check_header_secret("SPIKE_API_KEY", self.api_key)
+        check_header_secret("SPIKE_TEAM_ID", self.team_id)
+        register(self.api_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SpikeConfig:
+        env = os.environ if env is None else env
+        missing = [n for n in ("SPIKE_API_KEY", "SPIKE_TEAM_ID") if not env.get(n)]
+        if missing:
+            raise ReconcileError(
+                f"{' and '.join(missing)} must be set to call the Spike API "
+                "(planning needs no credentials; apply does)"
+            )
+        return cls(
+            base_url=env.get("SPIKE_API_URL") or DEFAULT_URL,
+            api_key=env["SPIKE_API_KEY"],
+            team_id=env["SPIKE_TEAM_ID"],
+        )
+
+
+_USERINFO = re.compile(r"^([^:/?#]*:?//)[^/?#]*@")
+
+
+def check_url(url: str) -> None:
+    """Refuse anything but a plain https URL, or http to a loopback host (the sandbox).
+
+    Every malformed value (spaces or control characters, a bad port or host, a user name or
+    password, a query or fragment) is one ReconcileError that shows the URL escaped, with any
+    user information masked.
+    """
+    shown = redact(printable(_USERINFO.sub(r"\1***@", url)))
+
+    def refused(why: str) -> ReconcileError:
+        return ReconcileError(f"SPIKE_API_URL {shown!r}: {why}")
+
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise refused("contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or over 65535
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise refused("is not a valid URL (check the host and port)") from None
+    if "@" in parts.netloc:
+        raise refused("must not contain a user name or password (the key is SPIKE_API_KEY)")
+    if "?" in url or "#" in url:
+        raise refused("must not have a query (?...) or a fragment (#...)")
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and is_loopback(host):
+        return
+    raise refused(
+        "only https:// is allowed (plain http:// only to a loopback host such as 127.0.0.1)"
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one call, and the bounds of each request (seconds, bytes).
+
+    `attempts`: failed requests per call (429s not counted); `base`, `cap`: the backoff;
+    `total`: one call, all its requests and waits; `timeout`: one network step (connect, a
+    read, a write, a wait for a pooled connection); `deadline`: one request from connecting
+    to the last byte of its answer; `max_body`: the largest answer read; `outage`: failed
+    requests in a row, across calls, after which the client stops; `grace`: how long requests
+    in flight may still finish once the stop event is set.
+    """
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 20.0
+    total: float = 120.0
+    timeout: float = 30.0
+    deadline: float = 60.0
+    max_body: int = 1 << 20
+    outage: int = 8
+    grace: float = 3.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt - 1, 64)))
+
+
+# ASCII digits only: str.isdigit() also accepts "²", which float() then refuses.
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None for an
+    absent or unreadable value."""
+    if not value:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+        if when.tzinfo is None:  # "-0000": UTC, with no claim about the sender's zone
+            when = when.replace(tzinfo=timezone.utc)
+        stamp = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, stamp - (time.time() if now is None else now))
+
+
+class AdaptiveLimiter:
+    """At most `limit` calls in flight; 429 halves the limit, a window of successes adds one.
+
+    Spike publishes no rate limit, so the limit is found at run time, and a burst of 429s
+    never becomes a retry storm.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.in_flight = 0
+        self._successes = 0
+        # First come, first served; a release wakes only as many waiters as may start, so
+        # thousands of queued calls cost nothing while they wait.
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the releaser counted us in flight already
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.in_flight -= 1  # woken and cancelled at once: give the slot back
+                self._wake()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    async def release(self, *, throttled: bool = False, succeeded: bool = False) -> None:
+        self.in_flight -= 1
+        if throttled:
+            self.limit = max(1, self.limit // 2)
+            self._successes = 0
+        elif succeeded:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.maximum:
+                self.limit += 1
+                self._successes = 0
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+
+Sleep = Callable[[float], Awaitable[None]]
+Observer = Callable[[str], None]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer read within the bounds: at most max_body bytes of its body."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    too_large: bool
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A request that failed in a way a retry may cure."""
+
+    last: str  # what happened, for messages: "503 busy", "ReadTimeout"
+    maybe_acted: bool  # Spike may have acted on it: never resend a non-idempotent call
+    throttled: bool = False
+    wait: float | None = None  # from Retry-After
+
+
+class _Cut(ReconcileError):
+    """A request stopped by this client: its deadline passed, or the apply was interrupted."""
+
+    def __init__(self, reason: str, *, interrupted: bool) -> None:
+        super().__init__(reason)
+        self.interrupted = interrupted
+
+
+class _NotSuccess(ReconcileError):
+    """A 2xx answer that does not say the call succeeded."""
+
+    def __init__(self, reason: str, *, outage: bool) -> None:
+        super().__init__(reason)
+        self.outage = outage  # no answer from a working Spike API: counts toward an outage
+
+
+def _api_message(answer: _Answer) -> str:
+    """The API's message from an error answer, short, printable and redacted."""
+    text = ""
+    try:
+        body = loads(answer.body)
+    except ValueError:
+        text = answer.body[:200].decode("utf-8", "replace").strip()
+    else:
+        if isinstance(body, dict):
+            parts = [str(body[k]) for k in ("message", "error") if body.get(k)]
+            text = ": ".join(dict.fromkeys(parts))
+        if not text:
+            text = str(body)
+    text = text[:200] or httpx.codes.get_reason_phrase(answer.status)
+    return redact(printable(text))
+
+
+def _success_value(answer: _Answer, max_body: int) -> Any:
+    """The parsed body of a 2xx answer; _NotSuccess unless it says the call succeeded."""
+    if answer.too_large:
+        raise _NotSuccess(f"the answer is larger than {max_body} bytes", outage=True)
+    if not answer.body:
+        return {}
+    try:
+        value = loads(answer.body)
+    except JsonTooDeepError as exc:
+        raise _NotSuccess(f"the answer's JSON is {exc}", outage=True) from None
+    except ValueError:
+        kind = printable(answer.headers.get("content-type", "no content type"))[:80]
+        raise _NotSuccess(
+            f"the answer is not JSON ({kind}): check SPIKE_API_URL points at Spike's API",
+            outage=True,
+        ) from None
+    if isinstance(value, dict) and value.get("success") is False:
+        raise _NotSuccess(f"the API reported failure: {_api_message(answer)}", outage=False)
+    return value
+
+
+class SpikeClient:
+    """Makes Operations happen. Use as `async with SpikeClient(config) as client:`.
+
+    The retry, idempotence and bound rules are the module's docstring.
+    """
+
+    def __init__(
+        self,
+        config: SpikeConfig,
+        *,
+        parallelism: int = DEFAULT_PARALLELISM,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        observe: Observer | None = None,
+        stop: asyncio.Event | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self.limiter = AdaptiveLimiter(parallelism)
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._observe = observe
+        #: Set when the apply is interrupted: no retry starts after it, and requests in flight
+        #: are cancelled after the grace.
+        self._stop = stop
+        #: Measures each call's time budget (RetryPolicy.total).
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+        #: Every HTTP request sent, retries included (for results and benchmarks).
+        self.requests = 0
+        #: Requests in a row that failed (5xx, transport error, non-JSON answer), across calls.
+        self._failures_in_row = 0
+        #: Why the client stopped sending, once `RetryPolicy.outage` is reached.
+        self._unavailable: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SpikeClient({self.config.base_url!r}, team {self.config.team_id!r})"
+
+    async def __aenter__(self) -> SpikeClient:
+        limits = httpx.Limits(
+            max_connections=self.limiter.maximum, max_keepalive_connections=self.limiter.maximum
+        )
+        self._client = httpx.AsyncClient(
+            base_url=self.config.base_url,
+            headers={
+                "x-api-key": self.config.api_key,
+                "x-team-id": self.config.team_id,
+                "user-agent": USER_AGENT,
+                "accept": "application/json",
+            },
+            timeout=self.retry.timeout,
+            limits=limits,
+            transport=self._transport,
+            follow_redirects=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def call(self, op: Operation) -> Any:
+        """Send one operation, retrying only what is safe to retry; the parsed JSON response.
+
+        Raises CredentialsError on 401/403 at once, UncertainOutcomeError when an escalate may
+        or may not have happened, ApiUnavailableError once too many requests in a row failed,
+        ApiError on any other refusal or when the retries are used up.
+        """
+        body = dict(op.body) if op.body else None
+        return await self._request(op.method, op.path, body, idempotent=is_idempotent(op))
+
+    async def get_incident(self, counter_id: str) -> Any:
+        """GET /incidents/{counterId}: the live incident, as Spike returns it."""
+        return await self._request("GET", f"/incidents/{counter_id}", None, idempotent=True)
+
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
+    ) -> Any:
+        assert self._client is not None, "use SpikeClient as an async context manager"
+        where = f"{method} {path}"
+        deadline = self._clock() + self.retry.total
+        failures = throttles = 0
+        while True:
+            self._check_available(where)
+            outcome = await self._once(where, method, path, body, idempotent=idempotent)
+            if not isinstance(outcome, _Failed):
+                return outcome
+            if outcome.maybe_acted and not idempotent:
+                raise UncertainOutcomeError(
+                    f"{where}: {outcome.last}: Spike may or may not have acted on it, so it is "
+                    "not sent again",
+                    method=method,
+                    path=path,
+                )
+            self._check_available(where)
+            if outcome.throttled:
+                throttles += 1
+            else:
+                failures += 1
+            tried = failures + throttles
+            wait = outcome.wait
+            if wait is None:
+                wait = self.retry.backoff(tried, self._rng)
+            if failures >= self.retry.attempts or self._clock() + wait > deadline:
+                raise ApiError(
+                    f"{where}: gave up after {tried} attempts; last: {outcome.last}",
+                    method=method,
+                    path=path,
+                )
+            if await self._stopped_during(wait):
+                raise ApiError(
+                    f"{where}: not retried, apply was interrupted; last: {outcome.last}",
+                    method=method,
+                    path=path,
+                )
+
+    async def _once(
+        self,
+        where: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        """One request: its value, a _Failed to retry or not, or an ApiError to raise."""
+        await self.limiter.acquire()
+        throttled = succeeded = False
+        try:
+            if self._stop is not None and self._stop.is_set():
+                # Queued behind the limiter when the stop came: nothing was sent.
+                raise ApiError(
+                    f"{where}: not sent, apply was interrupted", method=method, path=path
+                )
+            self.requests += 1
+            started = self._clock()
+            try:
+                answer = await self._send(method, path, body)
+            except _Cut as cut:
+                if cut.interrupted:
+                    error = ApiError if idempotent else UncertainOutcomeError
+                    raise error(f"{where}: {cut}", method=method, path=path) from None
+                self._failed(where, str(cut))
+                return _Failed(str(cut), maybe_acted=True)
+            except httpx.RequestError as exc:
+                # The type only: some of httpx's messages quote request headers.
+                last = type(exc).__name__
+                self._failed(where, last)
+                return _Failed(last, maybe_acted=not isinstance(exc, NOT_SENT_ERRORS))
+            status = answer.status
+            elapsed = (self._clock() - started) * 1000
+            self._note(f"{where} -> {status} in {elapsed:.0f} ms")
+            if 200 <= status < 300:
+                try:
+                    value = _success_value(answer, self.retry.max_body)
+                except _NotSuccess as exc:
+                    if exc.outage:
+                        self._failed(where, str(exc))
+                    else:
+                        self._failures_in_row = 0
+                    error = ApiError if idempotent else UncertainOutcomeError
+                    raise error(
+                        f"{where}: {status}, but {exc}",
+                        method=method,
+                        path=path,
+                        status_code=status,
+                    ) from None
+                self._failures_in_row = 0
+                succeeded = True
+                return value
+            message = _api_message(answer)
+            if answer.too_large:
+                message += f" (answer cut at {self.retry.max_body} bytes)"
+            if status in RETRY_STATUS:
+                throttled = status == 429
+                if not throttled:
+                    self._failed(where, f"{status} {message}")
+                return _Failed(
+                    f"{status} {message}",
+                    maybe_acted=status not in NOT_ACTED_STATUS,
+                    throttled=throttled,
+                    wait=retry_after(answer.headers.get("retry-after")),
+                )
+            self._failures_in_row = 0
+            if status in (401, 403):
+                raise CredentialsError(
+                    f"{where}: the Spike API answered {status} ({message}): check "
+                    "SPIKE_API_KEY and SPIKE_TEAM_ID",
+                    method=method,
+                    path=path,
+                    status_code=status,
+                    api_message=message,
+                )
+            raise ApiError(
+                f"{where}: {status} {message}",
+                method=method,
+                path=path,
+                status_code=status,
+                api_message=message,
+            )
+        finally:
+            await self.limiter.release(throttled=throttled, succeeded=succeeded)
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> _Answer:
+        """One request within RetryPolicy.deadline, cut a grace after the stop event is set.
+
+        Raises _Cut when this client stopped it, httpx.RequestError when the network did.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.retry.deadline
+        task = asyncio.ensure_future(self._exchange(method, path, body))
+        stopper = asyncio.ensure_future(self._stop.wait()) if self._stop is not None else None
+        try:
+            waiting = {task} if stopper is None else {task, stopper}
+            await asyncio.wait(
+                waiting, timeout=self.retry.deadline, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not task.done() and stopper is not None and stopper.done():
+                grace = max(0.0, min(self.retry.grace, end - loop.time()))
+                await asyncio.wait({task}, timeout=grace)
+                if not task.done():
+                    raise _Cut(
+                        f"interrupted: no answer within {self.retry.grace:g} s of the stop signal",
+                        interrupted=True,
+                    )
+            if not task.done():
+                raise _Cut(
+                    f"no complete answer within {self.retry.deadline:g} s", interrupted=False
+                )
+            return task.result()
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+    async def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> _Answer:
+        """Send and read the answer as a stream, stopping past RetryPolicy.max_body bytes."""
+        assert self._client is not None
+        limit = self.retry.max_body
+        async with self._client.stream(method, path, json=body) as response:
+            chunks: list[bytes] = []
+            size = 0
+            too_large = False
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                    chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
+                    break
+                chunks.append(chunk)
+            return _Answer(response.status_code, response.headers, b"".join(chunks), too_large)
+
+    def _failed(self, where: str, last: str) -> None:
+        """Count one failed request toward an outage; past RetryPolicy.outage, stop sending."""
+        self._note(f"{where}: {last}")
+        self._failures_in_row += 1
+        if self._failures_in_row >= self.retry.outage and self._unavailable is None:
+            self._unavailable = (
+                f"{self._failures_in_row} requests in a row failed (last: {where}: {last}); "
+                "the Spike API looks unavailable, or SPIKE_API_URL is wrong"
+            )
+
+    def _check_available(self, where: str) -> None:
+        if self._unavailable is not None:
+            method, _, path = where.partition(" ")
+            raise ApiUnavailableError(
+                f"{where}: not sent: {self._unavailable}", method=method, path=path
+            )
+
+    async def _stopped_during(self, seconds: float) -> bool:
+        """Wait `seconds` before a retry; True at once if the apply is stopped meanwhile."""
+        if self._stop is None:
+            await self._sleep(seconds)
+            return False
+        if self._stop.is_set():
+            return True
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waiter = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiter.cancel()
+        return self._stop.is_set()
+
+    def _note(self, message: str) -> None:
+        if self._observe is not None:
+            self._observe(redact(message))

@@ -1,0 +1,80 @@
+"""The state file's schema: the pydantic models (built on first use: pydantic is slow to import),
+json_schema() and schema_json() for editors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated, Any, Literal
+
+from ..model import (
+    COUNTER_ID_MAX,
+    COUNTER_ID_PATTERN,
+    Priority,
+    Severity,
+    Status,
+)
+
+#: The most escalations a state file may ask for on one incident.
+MAX_ESCALATIONS = 100
+
+
+@functools.cache
+def _models() -> tuple[Any, Any]:
+    """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
+    building the models costs more than planning the bundled states, and a valid file in
+    the usual shapes never needs them (see `_valid_incidents`)."""
+    from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
+    from pydantic import Field as PydanticField
+    from typing_extensions import NotRequired, TypedDict
+
+    counter_id = Annotated[
+        str, StringConstraints(pattern=f"^{COUNTER_ID_PATTERN}$", max_length=COUNTER_ID_MAX)
+    ]
+    sharing = Annotated[bool, PydanticField(strict=True)]
+    count = Annotated[int, PydanticField(strict=True, ge=0, le=MAX_ESCALATIONS)]
+
+    class IncidentSpec(TypedDict, total=False):
+        """How one incident should be. Every field is optional; an absent field is unmanaged."""
+
+        __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+        status: NotRequired[Status]
+        priority: NotRequired[Priority | None]
+        severity: NotRequired[Severity | None]
+        public_sharing: NotRequired[sharing]
+        escalations: NotRequired[count]
+
+    class StateFile(BaseModel):
+        """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            title="spike-reconcile state file",
+            json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        )
+
+        version: Literal[1] = 1
+
+        @field_validator("version", mode="before")
+        @classmethod
+        def _version_is_a_number(cls, value: Any) -> Any:
+            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
+            if isinstance(value, bool):
+                raise ValueError("version must be 1")
+            return value
+
+        incidents: dict[counter_id, IncidentSpec | None] | None = None
+
+    return StateFile, TypeAdapter(StateFile)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a state file, for editors (`yaml-language-server: $schema=`)."""
+    schema: dict[str, Any] = _models()[0].model_json_schema()
+    return schema
+
+
+def schema_json() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"

@@ -1,0 +1,130 @@
+"""Post a saved plan to its pull request: the one plan comment, created, edited or left alone.
+
+Atlantis and tfcmt post a new comment per push; reviewers then scroll past stale plans. Here the
+comment carries a hidden HTML marker on its first line, and every later plan edits that comment
+in place. A plan with no changes posts nothing when no comment exists yet (a quiet pull request
+stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
+
+Only a comment the token's own account wrote is edited: anyone can paste the marker into a
+comment (find_comment).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import ReconcileError
+
+if TYPE_CHECKING:
+    from ..github import Transport
+    from ..planner import Plan
+
+from ..github import (
+    ACTIONS_LOGIN,
+    COMMENT_LIMIT,
+    Comment,
+    GitHubClient,
+    GitHubConfig,
+    run_url_from_env,
+)
+from ..planfile import plan_from_saved, read_saved_plan
+
+_MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+
+Action = Literal["created", "updated", "unchanged", "skipped"]
+
+
+def marker(name: str = "default") -> str:
+    """The hidden first line that identifies this tool's comment (one per name per PR)."""
+    if not _MARKER_NAME.fullmatch(name):
+        raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return f"<!-- spike-reconcile:plan:{name} -->"
+
+
+def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
+    """What to do with the plan comment. Pure: the whole policy of this module.
+
+    No comment yet: create one only when the plan changes something. A comment exists: make it
+    show this plan (even "No changes"), unless it already does.
+    """
+    if existing is None:
+        return "created" if has_changes else "skipped"
+    return "unchanged" if existing.body == body else "updated"
+
+
+def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
+    """The first comment whose first line is the marker (quotes of it start with '>') and that
+    the token's own account wrote: anyone can paste the marker into a comment of their own,
+    and editing theirs would put our plan under their name (or fail).
+
+    `author` gives that account's login; it is asked only when a comment carries the marker.
+    """
+    marked = [c for c in comments if c.body.startswith(mark)]
+    if not marked:
+        return None
+    login = author()
+    return next((c for c in marked if c.author == login), None)
+
+
+def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
+    """The marker, the plan's markdown, and a footer naming the commit and the run."""
+    footer = []
+    if commit:
+        footer.append(f"commit `{commit[:12]}`")
+    if run_url:
+        footer.append(f"[workflow run]({run_url})")
+    tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
+    body = f"{mark}\n{markdown}{tail}"
+    if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
+        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
+    return body
+
+
+@dataclass(frozen=True)
+class CommentRequest:
+    plan_file: str
+    repo: str
+    pr: int
+    marker_name: str = "default"
+    commit: str | None = None
+    run_url: str | None = None
+    #: Whose comment to edit when the token cannot read its own login (see GitHubClient.login).
+    author: str = ACTIONS_LOGIN
+    #: The comment's view of the plan (render.plan_markdown: views live above the use cases).
+    markdown: Callable[[Plan], str] = field(kw_only=True)
+    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
+    env: Mapping[str, str] | None = field(default=None, kw_only=True)
+    #: For tests: an httpx transport instead of the network.
+    transport: Transport | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: Action
+    comment: Comment | None
+
+
+def post_plan_comment(request: CommentRequest) -> CommentResult:
+    """Create, update or leave alone the pull request's one plan comment (see `decide`)."""
+    env, transport = request.env, request.transport
+    if request.commit and not _SHA.fullmatch(request.commit):
+        raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
+    plan = plan_from_saved(read_saved_plan(request.plan_file))
+    config = GitHubConfig.from_env(request.repo, env)
+    mark = marker(request.marker_name)
+    run_url = request.run_url or run_url_from_env(env)
+    body = comment_body(request.markdown(plan), mark, request.commit or None, run_url)
+    with GitHubClient(config, transport) as client:
+        existing = find_comment(
+            client.list_comments(request.pr), mark, lambda: client.login(request.author)
+        )
+        action = decide(existing, body, plan.has_changes)
+        if action == "created":
+            return CommentResult(action, client.create_comment(request.pr, body))
+        if action == "updated" and existing is not None:
+            return CommentResult(action, client.update_comment(existing.id, body))
+        return CommentResult(action, existing)

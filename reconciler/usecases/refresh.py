@@ -1,0 +1,102 @@
+"""Refresh: record Spike's live values (or an escalation count read in its activity log) in the
+journal, changing nothing in Spike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import (
+    ReconcileError,
+)
+from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
+from ..model import Drift, Fields
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
+
+if TYPE_CHECKING:
+    pass
+from ..journal.records import ACTIVITY_LOG
+from .plan import check_targets, read_live
+
+
+@dataclass
+class RefreshOutcome:
+    drift: list[Drift]
+    recorded: dict[str, Fields]
+    lineage: str | None
+    serial: int
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """What `reconcile refresh` reads and records."""
+
+    paths: Sequence[str] = ()
+    #: --id: incidents the journal has never seen, adopted with all their live fields.
+    adopt: Sequence[str] = ()
+    journal_location: str | None = None
+    parallelism: int = DEFAULT_PARALLELISM
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    #: --escalations: the count read in Spike's activity log, for the one incident in `adopt`.
+    escalations: int | None = None
+
+
+def run_refresh(request: RefreshRequest) -> RefreshOutcome:
+    """Record live values in the journal without changing anything in Spike.
+
+    Reads the incidents of the state files (the fields they manage or the journal holds)
+    and adopts `adopt`: incidents the journal has never seen, all their live fields.
+
+    With `escalations`, reads nothing from Spike: records that count, which the operator read
+    in Spike's activity log, for the one incident in `adopt`, and clears the uncertainty of
+    its last escalation. A count below the escalations the journal recorded as applied is
+    refused.
+    """
+    from ..planner import overlay_live
+    from ..states.loader import load
+
+    paths, adopt, journal_location = request.paths, request.adopt, request.journal_location
+    parallelism, lock_timeout = request.parallelism, request.lock_timeout
+    escalations = request.escalations
+    check_targets(adopt)
+    if escalations is not None:
+        return _record_escalations(adopt, escalations, journal_location, lock_timeout)
+    desired = load(paths or DEFAULT_PATHS).incidents
+    journal = open_journal(journal_location)
+    with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
+        state = writer.state
+        ids = (set(desired) & set(state.incidents)) | set(adopt)
+        live = read_live(ids, parallelism)
+        adopted = {cid: live[cid] for cid in adopt if cid not in state.incidents}
+        known = {cid: v for cid, v in live.items() if cid not in adopted}
+        _, drift, record = overlay_live(state.incidents, known, desired)
+        record.update(adopted)
+        writer.set_values(record, "refresh")
+        return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
+
+
+def _record_escalations(
+    ids: Sequence[str], count: int, journal_location: str | None, lock_timeout: float
+) -> RefreshOutcome:
+
+    if len(ids) != 1:
+        raise ReconcileError("--escalations records the count of one incident: give one --id")
+    if type(count) is not int or count < 0:
+        raise ReconcileError(f"--escalations must be a whole number, 0 or more, not {count!r}")
+    (cid,) = ids
+    journal = open_journal(journal_location)
+    with journal.open_for_apply(lock_timeout, f"reconcile refresh --id {cid}") as writer:
+        state = writer.state
+        # Confirmed escalations (2xx) happened; an uncertain one is not counted in them.
+        confirmed = state.escalations(cid) or 0
+        if count < confirmed:
+            raise ReconcileError(
+                f"--escalations {count} is below the {confirmed} escalations of {cid} that "
+                "Spike confirmed to this tool; the count only grows (nothing recorded)"
+            )
+        record: dict[str, Fields] = {cid: {"escalations": count}}
+        writer.set_values(record, ACTIVITY_LOG)
+        return RefreshOutcome([], record, writer.state.lineage, writer.state.serial)

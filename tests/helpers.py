@@ -1,0 +1,86 @@
+"""Shared by the tests: the one in-process CLI runner, environment, state files, the sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from reconciler.cli import main
+from reconciler.planfile import write_plan_text
+from reconciler.planner import Plan
+from reconciler.sandbox import SandboxServer
+
+KEY = "sk-e2e-secret-7c1f9a"
+TEAM = "team-e2e"
+API_STATUS = {"triggered": "NACK", "acknowledged": "ACK", "resolved": "RES"}
+
+
+@contextlib.contextmanager
+def env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class CliRun(NamedTuple):
+    """One run of the CLI: unpacks as (code, stdout, stderr)."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
+    """`reconcile ARGS...` in-process through reconciler.cli.main, the real entry point, with
+    stdout and stderr captured apart (click's CliRunner isolation) and `env` set meanwhile.
+
+    The one CLI runner of the tests. An unexpected exception is not caught: it fails the
+    test with its traceback, which is what "no traceback" rules out.
+    """
+    from click.testing import CliRunner
+
+    with CliRunner().isolation(env=env) as (out, err, _):
+        code = main(list(args))
+        sys.stdout.flush()  # the captured streams are buffered text over these BytesIO
+        sys.stderr.flush()
+    return CliRun(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def write_states(folder: Path, desired: Mapping[str, Mapping[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {"version": 1, "incidents": {cid: dict(f) for cid, f in desired.items()}}
+    # JSON is YAML: no second writer to trust.
+    (folder / "incidents.yaml").write_text(json.dumps(body, indent=1))
+
+
+def live_matches(server: SandboxServer, desired: Mapping[str, Mapping[str, Any]]) -> None:
+    live = server.incidents()
+    for cid, fields in desired.items():
+        for name, value in fields.items():
+            have = live[cid][name]
+            want = API_STATUS[value] if name == "status" else value
+            assert have == want, (cid, name, have, want)
+
+
+def with_params(url: str, **params: str) -> str:
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def plan_json(plan: Plan, created_at: str) -> str:
+    """The plan file's text, as `reconcile plan --format json` writes it (unsigned)."""
+    parts: list[str] = []
+    write_plan_text(plan, created_at, parts.append)
+    return "".join(parts)

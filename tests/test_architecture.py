@@ -1,0 +1,159 @@
+"""The package's shape, checked: layers, no import cycles, a docstring on every module.
+
+The layer map is `reconciler/__init__.py`'s docstring ("Layers"); this test holds the same
+map as data. Every import counts: top-level, function-local and under TYPE_CHECKING, since a
+cycle through a local import is still a cycle for whoever reads the code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
+
+#: Module (or subpackage) -> layer. A module may import only its own layer's modules or lower
+#: layers'; the first matching prefix wins (a subpackage's modules share its layer).
+LAYERS: dict[str, int] = {
+    "reconciler.errors": 0,
+    "reconciler.jsontext": 0,
+    "reconciler.redact": 0,
+    "reconciler.model": 1,
+    "reconciler.endpoints": 2,
+    "reconciler.planner": 3,
+    "reconciler.states": 3,
+    "reconciler.journal": 3,
+    "reconciler.spike": 3,
+    "reconciler.github": 3,
+    "reconciler.planfile": 4,
+    "reconciler.applier": 4,
+    "reconciler.sandbox": 4,
+    "reconciler.usecases": 5,
+    "reconciler.render": 6,
+    "reconciler.cli": 7,
+    "reconciler": 8,
+}
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for file in sorted(PACKAGE.rglob("*.py")):
+        rel = file.relative_to(PACKAGE.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out[".".join(parts)] = file
+    return out
+
+
+def _imports(name: str, file: Path, known: set[str]) -> set[str]:
+    """The package modules `name` imports, anywhere in its body."""
+    is_package = file.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            targets = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        for target in targets:
+            if target in known and target != name and not name.startswith(target + "."):
+                if is_package and target.startswith(name + "."):
+                    continue  # a package's __init__ may re-export its own submodules
+                found.add(target)
+    return found
+
+
+def _layer(module: str) -> int:
+    for prefix in sorted(LAYERS, key=len, reverse=True):
+        # The package itself matches only its own __init__: a new module is in no layer
+        # until LAYERS names it (not silently in the top one).
+        if module == prefix or (prefix != "reconciler" and module.startswith(prefix + ".")):
+            return LAYERS[prefix]
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and the package docstring")
+
+
+MODULES = _modules()
+GRAPH = {name: _imports(name, file, set(MODULES)) for name, file in MODULES.items()}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_every_module_says_what_it_owns(module: str) -> None:
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    docstring = ast.get_docstring(tree)
+    assert docstring and len(docstring.split()) >= 5, f"{module} has no docstring"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_imports_a_layer_above_it(module: str) -> None:
+    above = sorted(t for t in GRAPH[module] if _layer(t) > _layer(module))
+    assert not above, f"{module} (layer {_layer(module)}) imports a layer above it: {above}"
+
+
+def test_errors_import_nothing_from_the_package() -> None:
+    assert GRAPH["reconciler.errors"] == set()
+
+
+def test_no_import_cycles() -> None:
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == 1:
+                cycles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target, stack)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_only_the_spike_client_and_github_speak_http() -> None:
+    users = sorted(name for name, file in MODULES.items() if "httpx" in _imported_roots(file))
+    assert users, "no module imports httpx: the check would pass vacuously"
+    assert all(u.startswith(("reconciler.spike", "reconciler.github")) for u in users), users
+
+
+def _imported_roots(file: Path) -> set[str]:
+    """The top-level names of every module `file` imports (absolute imports only)."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for module in MODULES:
+        _layer(module)
+
+
+def test_only_the_cli_imports_click() -> None:
+    # Parsed, not searched: a docstring saying "no click here" is no import.
+    users = sorted(name for name, file in MODULES.items() if "click" in _imported_roots(file))
+    assert users == ["reconciler.cli"], users
+
+
+def test_mypy_checks_every_test_file() -> None:
+    # pyproject's override for the tests names each module: mypy's patterns match only name.*
+    tests = Path(__file__).resolve().parent
+    text = (tests.parent / "pyproject.toml").read_text(encoding="utf-8")
+    listed = set(re.findall(r'^    "([A-Za-z0-9_]+)",$', text, flags=re.M))
+    missing = sorted({p.stem for p in tests.rglob("*.py")} - listed)
+    assert not missing, f"add to [[tool.mypy.overrides]] in pyproject.toml: {missing}"
