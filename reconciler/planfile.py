@@ -113,12 +113,14 @@ def plan_key() -> str | None:
     key = os.environ.get(KEY_ENV) or None
     if key is None:
         return None
-    redact.register(key)
     if len(key) < MIN_KEY_LENGTH:
+        # Not registered for redaction: it is refused, never used, and a short key would
+        # garble this very message ("is ***er than" for the key "short").
         raise ReconcileError(
             f"{KEY_ENV} is shorter than {MIN_KEY_LENGTH} characters; use a random key "
             "(e.g. `openssl rand -hex 32`); its value is not shown"
         )
+    redact.register(key)
     return key
 
 
@@ -350,7 +352,10 @@ def read_saved_plan(path: str) -> SavedPlan:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(path)}: cannot read the plan: {exc.strerror}") from None
+    # From here on the name is only shown (in messages, and as SavedPlan.path): a plan file
+    # named with a newline and `::error` would otherwise forge a CI annotation.
+    path = printable(path)
     try:
         body = jsontext.loads(data)
     except ValueError as exc:
