@@ -715,7 +715,12 @@ def _terminate(signum: int, frame: object) -> None:
     (a call in flight) and leave it failed and unreported; as a SIGINT, asyncio's runner
     cancels its main task cleanly first."""
     _terminated.set()
-    _thread.interrupt_main(signal.SIGINT)
+    if callable(signal.getsignal(signal.SIGINT)):
+        _thread.interrupt_main(signal.SIGINT)
+    else:
+        # SIGINT is ignored (a script's background job inherits that): interrupt_main would
+        # do nothing, and SIGTERM must still end the command.
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
