@@ -163,6 +163,7 @@ def plan(
     --refresh, reads the managed incidents from Spike first.
     """
     from . import render
+    from .errors import printable
     from .planfile import write_plan, write_plan_json
     from .usecases.plan import PlanRequest, run_plan
 
@@ -172,7 +173,7 @@ def plan(
         ctx.warn(warning)
     if out:
         write_plan(made, out)
-        ctx.info(f"saved the plan to {out}")
+        ctx.info(f"saved the plan to {printable(out)}")
     if fmt == "json":
         write_plan_json(made, sys.stdout.write)
     elif fmt == "markdown":
@@ -180,7 +181,8 @@ def plan(
     else:
         click.echo(render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout)), nl=False)
     if out and fmt == "text":
-        click.echo(f"\nSaved the plan to {out}. Apply exactly it with: reconcile apply {out}")
+        shown = printable(out)
+        click.echo(f"\nSaved the plan to {shown}. Apply exactly it with: reconcile apply {shown}")
     if detailed_exitcode and made.plan.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
@@ -713,7 +715,12 @@ def _terminate(signum: int, frame: object) -> None:
     (a call in flight) and leave it failed and unreported; as a SIGINT, asyncio's runner
     cancels its main task cleanly first."""
     _terminated.set()
-    _thread.interrupt_main(signal.SIGINT)
+    if callable(signal.getsignal(signal.SIGINT)):
+        _thread.interrupt_main(signal.SIGINT)
+    else:
+        # SIGINT is ignored (a script's background job inherits that): interrupt_main would
+        # do nothing, and SIGTERM must still end the command.
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

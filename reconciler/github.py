@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import redact
-from .errors import GitHubError, ReconcileError
+from .errors import GitHubError, ReconcileError, printable
 
 if TYPE_CHECKING:
     import httpx
@@ -208,7 +208,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
         return (parts.scheme, parts.hostname or "", parts.port)
     except ValueError:  # a link GitHub answered with a port over 65535, an unclosed [
         raise GitHubError(
-            f"GitHub answered a link that is not a valid URL: {url[:200]!r}"
+            f"GitHub answered a link that is not a valid URL: {redact.clip(printable(url), 200)!r}"
         ) from None
 
 
@@ -233,7 +233,7 @@ def _api_message(response: httpx.Response) -> str:
     except ValueError:
         return response.reason_phrase or "no message"
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])[:300]
+        return redact.clip(printable(data["message"]), 300)
     return response.reason_phrase or "no message"
 
 

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,9 +66,24 @@ def atomic_write(
     """Write a file whole or not at all (a temporary file, fsync, then a rename).
 
     `produce` is called with the write function of the temporary file. The file gets
-    permission bits `mode` when given (the temporary file's 0600 otherwise).
+    permission bits `mode` when given (the temporary file's 0600 otherwise). A target that
+    exists and is not a regular file (`--out /dev/stdout`, a pipe, a device) is written
+    into, never replaced: renaming over `/dev/full` replaced the device with a file.
     """
     target = Path(path)
+    try:
+        special = target.exists() and not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        special = False  # what cannot be looked at is reported by the write below
+    if special:
+        try:
+            with open(target, "w", encoding="utf-8") as handle:
+                produce(handle.write)
+        except OSError as exc:
+            raise ReconcileError(
+                f"{printable(str(target))}: cannot write: {exc.strerror}"
+            ) from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     except OSError as exc:
@@ -97,12 +113,14 @@ def plan_key() -> str | None:
     key = os.environ.get(KEY_ENV) or None
     if key is None:
         return None
-    redact.register(key)
     if len(key) < MIN_KEY_LENGTH:
+        # Not registered for redaction: it is refused, never used, and a short key would
+        # garble this very message ("is ***er than" for the key "short").
         raise ReconcileError(
             f"{KEY_ENV} is shorter than {MIN_KEY_LENGTH} characters; use a random key "
             "(e.g. `openssl rand -hex 32`); its value is not shown"
         )
+    redact.register(key)
     return key
 
 
@@ -334,7 +352,10 @@ def read_saved_plan(path: str) -> SavedPlan:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ReconcileError(f"{path}: cannot read the plan: {exc.strerror}") from None
+        raise ReconcileError(f"{printable(path)}: cannot read the plan: {exc.strerror}") from None
+    # From here on the name is only shown (in messages, and as SavedPlan.path): a plan file
+    # named with a newline and `::error` would otherwise forge a CI annotation.
+    path = printable(path)
     try:
         body = jsontext.loads(data)
     except ValueError as exc:

@@ -27,3 +27,13 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def clip(text: str, limit: int, ellipsis: str = "") -> str:
+    """`text` redacted, THEN cut to `limit` characters (plus `ellipsis` when cut).
+
+    The order matters: cutting first could leave the head of a secret, which no longer
+    matches it, to be shown (a server padding its echo so the cut falls inside the key).
+    """
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + ellipsis

@@ -10,6 +10,7 @@ from .errors import printable
 from .github import COMMENT_LIMIT
 from .model import FIELDS, Change, Operation, Value
 from .planner import Plan
+from .redact import clip
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -145,9 +146,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     # together they get at most a quarter of the budget, each at most WARNING_CHARS.
     room = budget // 4
     for n, warning in enumerate(plan.warnings):
-        text = printable(warning)
-        if len(text) > WARNING_CHARS:
-            text = text[:WARNING_CHARS] + " ..."
+        text = clip(printable(warning), WARNING_CHARS, " ...")
         room -= len(text) + 16
         if room < 0:
             more = len(plan.warnings) - n

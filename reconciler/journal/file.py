@@ -1,18 +1,20 @@
 """The file backend: `.reconcile/journal.jsonl`, JSON Lines appended and fsynced one record at a
-time, locked with a lock file next to it.
+time, locked with a lock file next to its resolved path and, where the system has `flock`, a
+lock on the journal file itself (docs/journal.md, Locking).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, printable
 from ..jsontext import JsonTooDeepError, loads
 from .base import Journal, JournalWriter, LockInfo
 from .records import (
@@ -30,6 +32,36 @@ class _Held:
     holder_path: Path
     good: int = 0
     unterminated: bool = False
+
+
+#: How often a waiting apply tries the journal file's own lock again.
+_LOCK_POLL = 0.05
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _lock_file_itself(path: Path, deadline: float) -> int | None:
+    """An exclusive `flock` on the journal file itself: its descriptor (closing it releases
+    the lock), or None when another process holds it past `deadline` (time.monotonic()).
+
+    The lock file beside the path cannot see the same journal reached through another path
+    (a hard link, a bind mount): two applies through two such paths ran at once, escalated
+    twice and wrote two records with one serial. A lock on the file's inode sees every path.
+    Systems without `flock` (Windows) keep the lock file alone (-1: nothing to release).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the systems CI runs
+        return -1
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(_LOCK_POLL)
 
 
 class FileJournal(Journal):
@@ -129,6 +161,7 @@ class FileJournal(Journal):
                 f"{self.location}: cannot create the journal's folder: "
                 f"{getattr(exc, 'strerror', None) or exc}"
             ) from None
+        deadline = time.monotonic() + timeout
         try:
             lock.acquire()
         except Timeout:
@@ -138,14 +171,34 @@ class FileJournal(Journal):
                 f"{self.location}: cannot lock the journal: {exc.strerror}"
             ) from None
         try:
-            yield _Held(holder_path)
+            try:
+                fd = _lock_file_itself(self.path, deadline)
+            except OSError as exc:  # opened for writing: a folder, no permission
+                raise JournalError(
+                    f"{self.location}: cannot write the journal: {exc.strerror}"
+                ) from None
+            if fd is None:
+                raise self._lock_held(
+                    timeout, "holder unknown (the same journal reached through another path)"
+                )
+            try:
+                yield _Held(holder_path)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
         finally:
             lock.release()
 
     def _write_holder(self, held: _Held, info: LockInfo) -> None:
-        # The holder file only improves the message a waiting apply prints.
+        # The holder file only improves the message a waiting apply prints. It is replaced,
+        # never written through: the journal's folder may be committed, and a symlink planted
+        # there would otherwise have apply overwrite whatever it points at.
+        path = held.holder_path
         with suppress(OSError):
-            held.holder_path.write_text(json.dumps(info.__dict__))
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(info.__dict__))
 
     def _replay_locked(self, held: _Held) -> Recorded:
         state, held.good, held.unterminated = self._replayed()
@@ -170,7 +223,10 @@ class FileJournal(Journal):
 
     def _holder(self, path: Path) -> str:
         try:
-            return str(LockInfo(**loads(path.read_bytes())))
+            fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                info = LockInfo(**loads(handle.read(4096)))
+            return printable(str(info))
         except (OSError, ValueError, TypeError):
             return "holder unknown"
 

@@ -76,7 +76,7 @@ from ..errors import (
 )
 from ..jsontext import JsonTooDeepError, loads
 from ..model import Operation, check_header_secret, is_loopback
-from ..redact import redact, register
+from ..redact import clip, redact, register
 from . import DEFAULT_PARALLELISM
 
 DEFAULT_URL = "https://api.spike.sh"
@@ -309,15 +309,16 @@ def _api_message(answer: _Answer) -> str:
     try:
         body = loads(answer.body)
     except ValueError:
-        text = answer.body[:200].decode("utf-8", "replace").strip()
+        text = answer.body[:4096].decode("utf-8", "replace").strip()
     else:
         if isinstance(body, dict):
             parts = [str(body[k]) for k in ("message", "error") if body.get(k)]
             text = ": ".join(dict.fromkeys(parts))
         if not text:
             text = str(body)
-    text = text[:200] or httpx.codes.get_reason_phrase(answer.status)
-    return redact(printable(text))
+    # Redacted before it is cut: a cut inside the key would leave its head unmatched.
+    text = clip(printable(text), 200) or httpx.codes.get_reason_phrase(answer.status)
+    return text
 
 
 def _success_value(answer: _Answer, max_body: int) -> Any:
@@ -331,7 +332,7 @@ def _success_value(answer: _Answer, max_body: int) -> Any:
     except JsonTooDeepError as exc:
         raise _NotSuccess(f"the answer's JSON is {exc}", outage=True) from None
     except ValueError:
-        kind = printable(answer.headers.get("content-type", "no content type"))[:80]
+        kind = clip(printable(answer.headers.get("content-type", "no content type")), 80)
         raise _NotSuccess(
             f"the answer is not JSON ({kind}): check SPIKE_API_URL points at Spike's API",
             outage=True,

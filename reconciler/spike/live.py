@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ApiError, ApiUnavailableError, LiveStateError, printable
 from ..model import PRIORITIES, SEVERITIES, Fields, Value
-from ..redact import redact
+from ..redact import clip
 from .client import SpikeClient
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
@@ -23,7 +23,7 @@ STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
 def _shown(value: object) -> str:
     """A value from a response, for a message: short, printable, redacted."""
     text = repr(value)
-    return redact(printable(text if len(text) <= 60 else text[:57] + "..."))
+    return clip(printable(text), 57, "...")
 
 
 def parse_incident(counter_id: str, body: Any) -> Fields:

@@ -15,6 +15,7 @@ from ..errors import (
     ReconcileError,
     StalePlanError,
     UnsafePlanError,
+    printable,
 )
 from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
@@ -85,7 +86,8 @@ def run_apply(
         load(request.paths or DEFAULT_PATHS)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
-    purpose = f"reconcile apply {request.plan_file or ' '.join(request.paths) or 'states'}"
+    shown = request.plan_file or " ".join(request.paths) or "states"
+    purpose = f"reconcile apply {printable(shown)}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
         state = writer.state
         notes.extend(state.warnings)
