@@ -41,7 +41,7 @@ from .model import (
     is_counter_id,
     is_field_value,
 )
-from .planner import DEFAULT_BATCH_SIZE, Plan, plan
+from .planner import DEFAULT_BATCH_SIZE, Plan, plan, with_resolved
 
 if TYPE_CHECKING:
     from .journal.records import Recorded
@@ -513,6 +513,13 @@ def verify(saved: SavedPlan, state: Recorded) -> Verified:
             raise InvalidPlanError(f"{path}: forget: incident {cid} also has changes")
     changed_fields = {(c.incident, c.field) for c in saved.changes}
     for cid, name in saved.unmanaged:
+        if name == "escalations":
+            # The count is kept through unmanaging (docs/state-files.md): the planner never
+            # lists it, and journaling it would record an action that changed nothing.
+            raise InvalidPlanError(
+                f"{path}: unmanaged: incident {cid} escalations: the escalation count is "
+                "never unmanaged"
+            )
         if name not in journal.get(cid, {}):
             raise InvalidPlanError(
                 f"{path}: unmanaged: the journal has no {name} for incident {cid}"
@@ -539,7 +546,7 @@ def verify(saved: SavedPlan, state: Recorded) -> Verified:
             serial=state.serial,
             batch_size=saved.batch_size or _batch_size(saved.operations),
             targets=sorted(desired),
-            kept=state.kept,
+            kept=with_resolved(journal, state.kept),
             uncertain=state.uncertain,
         )
     except PlanError as exc:

@@ -172,6 +172,20 @@ def _diff(
             yield Change(cid, name, before, after, known)
 
 
+def with_resolved(journal: IncidentMap, kept: Mapping[str, Fields] | None) -> IncidentMap:
+    """`kept` with a resolved status for every incident `journal` records as resolved.
+
+    For planning against live values laid over the journal: resolved is terminal, so a live
+    status that says otherwise (Spike's own data, a reused id) never lets a file reopen what
+    this tool recorded as resolved.
+    """
+    facts = {cid: dict(fields) for cid, fields in (kept or {}).items()}
+    for cid, fields in journal.items():
+        if fields.get("status") == "resolved":
+            facts[cid] = {**facts.get(cid, {}), "status": "resolved"}
+    return facts
+
+
 def uncertain_warning(cid: str, reason: str) -> str:
     """The plan's note about an incident whose last escalation has an unknown outcome."""
     return (
@@ -266,6 +280,7 @@ def plan(
     # ChangeView reads it later, while apply may be recording into the journal's own.
     journal = dict(journal)
     if live:
+        kept = with_resolved(journal, kept)
         journal, drift, refresh = overlay_live(journal, live, desired)
     sources = sources or {}
     notes = list(warnings)

@@ -180,7 +180,11 @@ class Recorded:
                             continue
                     else:
                         self._unkeep(cid, "escalations")
-                incidents[cid] = {**incidents.get(cid, {}), **values}
+                known = incidents.get(cid, {})
+                if known.get("status") == "resolved" and values.get("status") != "resolved":
+                    # A live read that says otherwise does not undo what Spike cannot undo.
+                    self._keep(cid, {"status": "resolved"})
+                incidents[cid] = {**known, **values}
         self.serial = record["serial"]
 
     def _keep(self, cid: str, fields: Mapping[str, Value]) -> None:

@@ -1,0 +1,28 @@
+"""A forged plan cannot journal an unmanaged escalation count: the planner never lists one (the
+count is kept through unmanaging), so recording it would record an action that changed
+nothing (found in review)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_plan_trust import forge, make_plan, refused, repo
+
+from reconciler.sandbox import SandboxServer
+
+__all__ = ["repo"]  # the fixture, used by name
+
+
+def test_unmanaging_an_escalation_count_is_refused(
+    repo: tuple[SandboxServer, Path, str],
+) -> None:
+    server, tmp_path, journal = repo
+    plan_file = make_plan(tmp_path, journal)
+    forge(
+        plan_file,
+        lambda body: body.update(unmanaged=[{"incident": "db-7", "field": "escalations"}]),
+    )
+    assert refused(server, journal, plan_file) == (
+        f"error: {plan_file}: unmanaged: incident db-7 escalations: the escalation count is "
+        "never unmanaged\n"
+    )
