@@ -468,7 +468,7 @@ def show(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) 
     for warning in state.warnings:
         ctx.warn(warning)
     show_state = render.state_json if fmt == "json" else render.state_text
-    click.echo(show_state(state.incidents, state.lineage, state.serial), nl=False)
+    click.echo(show_state(state), nl=False)
 
 
 @cli.command()

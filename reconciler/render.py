@@ -14,6 +14,7 @@ from .redact import clip
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
+    from .journal.records import Recorded
     from .usecases.comment import CommentResult
     from .usecases.files import ImportOutcome
     from .usecases.refresh import RefreshOutcome
@@ -213,34 +214,53 @@ def _fill(out: str, lines: Sequence[str], budget: int) -> tuple[str, int]:
 # The journal
 
 
-def state_text(
-    incidents: Mapping[str, Mapping[str, Value]], lineage: str | None, serial: int
-) -> str:
-    if lineage is None:
+def state_text(state: Recorded) -> str:
+    """`reconcile show`: per incident, each field the journal knows; then the facts kept after
+    forgetting or unmanaging, and the incidents whose last escalation is uncertain."""
+    if state.lineage is None:
         return "The journal is empty: nothing has been applied yet.\n"
-    lines = [f"journal lineage {lineage}, serial {serial}, {len(incidents)} incidents", ""]
+    incidents = state.incidents
+    lines = [
+        f"journal lineage {state.lineage}, serial {state.serial}, {len(incidents)} incidents",
+        "",
+    ]
     for cid in sorted(incidents):
         fields = incidents[cid]
         shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
         lines.append(f"{cid}  {shown}" if shown else cid)
+    if state.kept:
+        lines += ["", "Kept after forgetting or unmanaging (Spike cannot undo these):"]
+        for cid in sorted(state.kept):
+            facts = state.kept[cid]
+            lines.append(
+                f"{cid}  " + "  ".join(f"{f}={show_value(facts[f])}" for f in FIELDS if f in facts)
+            )
+    if state.uncertain:
+        lines += [
+            "",
+            "Escalation outcome uncertain (record Spike's count with refresh --escalations):",
+        ]
+        lines += [f"{cid}  {state.uncertain[cid]}" for cid in sorted(state.uncertain)]
     return "\n".join(lines) + "\n"
 
 
-def state_json(
-    incidents: Mapping[str, Mapping[str, Value]], lineage: str | None, serial: int
-) -> str:
-    ordered = {
-        cid: {f: incidents[cid][f] for f in FIELDS if f in incidents[cid]}
-        for cid in sorted(incidents)
+def state_json(state: Recorded) -> str:
+    """`reconcile show --format json`: {lineage, serial, incidents, kept, uncertain}."""
+
+    def ordered(incidents: Mapping[str, Mapping[str, Value]]) -> dict[str, dict[str, Value]]:
+        return {
+            cid: {f: incidents[cid][f] for f in FIELDS if f in incidents[cid]}
+            for cid in sorted(incidents)
+        }
+
+    body = {
+        "lineage": state.lineage,
+        "serial": state.serial,
+        "incidents": ordered(state.incidents),
+        "kept": ordered(state.kept),
+        "uncertain": {cid: state.uncertain[cid] for cid in sorted(state.uncertain)},
     }
-    return (
-        json.dumps(
-            {"lineage": lineage, "serial": serial, "incidents": ordered},
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -423,7 +423,7 @@ def test_show_and_log_on_an_empty_journal(tmp_path: Path) -> None:
     assert (log.code, log.stdout) == (0, "The journal is empty: nothing has been applied yet.\n")
     assert json.loads(cli("log", "--journal", journal, "--format", "json").stdout) == []
     shown = json.loads(cli("show", "--journal", journal, "--format", "json").stdout)
-    assert shown == {"lineage": None, "serial": 0, "incidents": {}}
+    assert shown == {"lineage": None, "serial": 0, "incidents": {}, "kept": {}, "uncertain": {}}
 
 
 def test_show_prints_the_last_applied_state(tmp_path: Path) -> None:
@@ -452,6 +452,8 @@ def test_show_prints_the_last_applied_state(tmp_path: Path) -> None:
             "a": {"priority": None, "escalations": 2},
             "b": {"status": "resolved", "public_sharing": True},
         },
+        "kept": {},
+        "uncertain": {},
     }
 
 
