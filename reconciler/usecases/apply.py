@@ -73,7 +73,7 @@ def run_apply(
     Spike, as docs/trust.md describes.
     """
     from ..planfile import check_signature, stale_live, verify
-    from ..states.loader import load
+    from ..states.loader import load, reload
 
     # Every input is checked before the journal is touched (not even created); what the
     # lock protects (the journal, the state files that import writes under it) is read
@@ -82,8 +82,8 @@ def run_apply(
     saved = read_saved_plan(request.plan_file) if request.plan_file else None
     if saved is not None and (note := check_signature(saved)):
         notes.append(note)
-    if saved is None:
-        load(request.paths or DEFAULT_PATHS)
+    paths = request.paths or DEFAULT_PATHS
+    read_before = None if saved is not None else load(paths)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
     shown = request.plan_file or " ".join(request.paths) or "states"
@@ -101,13 +101,16 @@ def run_apply(
             # The file's own flag is untrusted; forgets count as in a fresh plan.
             unsafe = unsafe or calls_are_unsafe(operations, state.incidents, forget)
         else:
+            # Read again under the lock (an import may have written meanwhile); parsed again
+            # only if the files changed.
+            desired = load(paths) if read_before is None else reload(read_before, paths)
             made = make_plan(
                 request.paths,
                 None,
                 request.batch_size,
                 request.targets,
                 journal_state=state,
-                desired=load(request.paths or DEFAULT_PATHS),
+                desired=desired,
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
