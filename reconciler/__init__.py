@@ -7,7 +7,7 @@ docs/cli.md, docs/trust.md.
 
 Words
 -----
-- desired: how an incident should be, from the state files (`states.DesiredState`).
+- desired: how an incident should be, from the state files (`states.loader.DesiredState`).
 - recorded: what this tool last applied, replayed from the journal (`journal.records.Recorded`).
 - live: what Spike says now, read with GET /incidents/{counterId} (`spike.live`).
 - plan: desired x recorded -> the changes and the operations that make them (`planner.Plan`).

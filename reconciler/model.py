@@ -1,4 +1,5 @@
-"""Value types shared by every layer: fields, values, changes, operations and the error tree.
+"""Value types shared by every layer: fields, values, changes, operations, and the predicates
+that say which values are valid (the error tree is errors.py).
 
 Nothing here does I/O. Everything sorts deterministically, so plans are stable byte for byte.
 """
@@ -34,8 +35,24 @@ Fields = dict[str, Value]
 IncidentMap = dict[str, Fields]
 
 
+#: The most escalations a state file may ask for: each is one call, so 3,000,000 planned as
+#: many calls; an escalation policy has a handful of levels.
+MAX_ESCALATIONS = 100
+
+
+def is_desired_value(name: object, value: object) -> bool:
+    """True when `value` may be asked for in field `name` (state files, a plan's `after`):
+    a valid value, and an escalation count of at most MAX_ESCALATIONS."""
+    if name == "escalations" and type(value) is int and value > MAX_ESCALATIONS:
+        return False
+    return is_field_value(name, value)
+
+
 def is_field_value(name: object, value: object) -> bool:
-    """True when `value` is a valid value of field `name` (for untrusted plans and journals)."""
+    """True when `value` is a valid value of field `name` (for untrusted plans and journals).
+
+    A recorded escalation count has no upper bound (the operator records what Spike's
+    activity log shows); a desired one has: `is_desired_value`."""
     if name == "status":
         return value in STATUSES
     if name == "priority":

@@ -39,6 +39,7 @@ from .model import (
     IncidentMap,
     Operation,
     is_counter_id,
+    is_desired_value,
     is_field_value,
 )
 from .planner import DEFAULT_BATCH_SIZE, Plan, plan, with_resolved
@@ -282,17 +283,12 @@ def plan_content(
     return body
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """plan_content(plan) with every list made whole (for tests and small plans)."""
-    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
-
-
 # ---------------------------------------------------------------------------------------------
 # Writing
 
 
 class PlanToWrite(Protocol):
-    """What a plan file is written from (commands.MadePlan)."""
+    """What a plan file is written from (usecases.plan.MadePlan)."""
 
     plan: Plan
     created_at: str
@@ -444,7 +440,7 @@ def _changes(path: str, raw: Any) -> list[Change]:
             raise InvalidPlanError(f"{where}: invalid incident id or field")
         if (
             not isinstance(known, bool)
-            or not is_field_value(name, after)
+            or not is_desired_value(name, after)
             or not (is_field_value(name, before) if known else before is None)
         ):
             raise InvalidPlanError(f"{where}: invalid value for {name}")
@@ -675,7 +671,7 @@ def write_plan_text(
 
 
 def plan_from_saved(saved: SavedPlan) -> Plan:
-    """A checked plan file (commands.read_saved_plan) as a Plan, for plan_markdown.
+    """A checked plan file (read_saved_plan) as a Plan, for plan_markdown.
 
     read_saved_plan checks what apply executes; changes and drift are only shown, but a plan
     file is untrusted input, so they are checked here before they reach a pull-request comment.

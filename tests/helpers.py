@@ -84,3 +84,10 @@ def plan_json(plan: Plan, created_at: str) -> str:
     parts: list[str] = []
     write_plan_text(plan, created_at, parts.append)
     return "".join(parts)
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan file's content (planfile.plan_content) with every list made whole."""
+    from reconciler.planfile import LazyList, plan_content
+
+    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}

@@ -48,7 +48,13 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(name: str, file: Path, known: set[str]) -> set[str]:
-    """The package modules `name` imports, anywhere in its body."""
+    """The package modules `name` imports, anywhere in its body.
+
+    `from . import x` imports the submodule x when there is one, else a name of the package's
+    `__init__`: then the edge goes to the package itself. Every edge counts, a package's
+    `__init__` importing its own submodules too: a submodule that imports its package's
+    `__init__` back closes a cycle (as journal and pgjournal once did).
+    """
     is_package = file.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
@@ -60,13 +66,13 @@ def _imports(name: str, file: Path, known: set[str]) -> set[str]:
                 module = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 module = node.module or ""
-            targets = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            for alias in node.names:
+                sub = f"{module}.{alias.name}"
+                targets.append(sub if sub in known else module)
         elif isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         for target in targets:
-            if target in known and target != name and not name.startswith(target + "."):
-                if is_package and target.startswith(name + "."):
-                    continue  # a package's __init__ may re-export its own submodules
+            if target in known and target != name:
                 found.add(target)
     return found
 
@@ -157,3 +163,22 @@ def test_mypy_checks_every_test_file() -> None:
     listed = set(re.findall(r'^    "([A-Za-z0-9_]+)",$', text, flags=re.M))
     missing = sorted({p.stem for p in tests.rglob("*.py")} - listed)
     assert not missing, f"add to [[tool.mypy.overrides]] in pyproject.toml: {missing}"
+
+
+def test_the_planner_is_pure() -> None:
+    """desired x recorded -> plan with no I/O, no clock, no randomness: the same layer's
+    journal, spike or github are as out of reach as anything above it."""
+    assert GRAPH["reconciler.planner"] <= {
+        "reconciler.errors",
+        "reconciler.model",
+        "reconciler.endpoints",
+    }, GRAPH["reconciler.planner"]
+    tree = ast.parse(MODULES["reconciler.planner"].read_text(encoding="utf-8"))
+    stdlib = {
+        (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0)
+        for alias in node.names
+    }
+    impure = {"os", "io", "pathlib", "socket", "asyncio", "time", "random", "datetime", "httpx"}
+    assert not stdlib & impure, stdlib & impure

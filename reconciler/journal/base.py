@@ -1,4 +1,6 @@
-"""The Journal interface and the JournalWriter that appends records (docs/journal.md)."""
+"""The Journal base class, which owns the apply protocol (`open_for_apply`: lock, holder, replay,
+prove writable, yield a writer, clean up) as a template method over its backends' steps, and
+the JournalWriter that appends records (docs/journal.md, Locking and Durability)."""
 
 from __future__ import annotations
 

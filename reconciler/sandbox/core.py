@@ -1,6 +1,6 @@
 """A local Spike-compatible HTTP API, for tests, benchmarks and trying `apply` without an account.
 
-Standard library only (no httpx: `spike/client.py` is the one module that speaks HTTP as a client).
+Standard library only (no httpx: the clients, `spike/client.py` and `github.py`, use it).
 It serves the endpoints this tool drives (docs/api-calls.md) plus `GET /incidents/{counterId}`,
 with Spike's semantics as far as they are known; where Spike's behaviour is unknown the sandbox
 picks the stricter reading, so a tool that works here does not lean on a guess:

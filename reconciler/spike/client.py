@@ -1,4 +1,5 @@
-"""The Spike API client: the only module that imports httpx.
+"""The Spike API client: the only module that talks to Spike over HTTP (github.py is the other
+httpx user, for GitHub).
 
 One async client for every call this tool makes. The API key goes only into the `x-api-key`
 header and is registered with `redact`: it is in no message, log line or repr, even when a

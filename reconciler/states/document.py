@@ -21,7 +21,7 @@ Comments are attached by position, the way a reader sees them:
 - what comes before the first key is the file's header and stays first (a schema line, an
   owner); what follows the last key stays at the end of the file.
 
-This module is pure (text in, text out). Meaning comes from `states.load` (the validated
+This module is pure (text in, text out). Meaning comes from `states.loader.load` (the validated
 values are passed in); positions from ruamel.yaml's C composer; comments from the text by
 YAML's own rule: `#` at the start of a line or after a space or tab begins a comment, and in
 a valid state file no scalar can hold one (no valid id or value contains `#`). ruamel.yaml's
@@ -123,14 +123,14 @@ class Document:
 
 def format_text(text: str, incidents: Mapping[str, Fields]) -> str:
     """The canonical form of a valid state file's `text`, whose validated incidents (from
-    `states.load`) are `incidents`."""
+    `states.loader.load`) are `incidents`."""
     return parse(text, incidents).render()
 
 
 def parse(text: str, incidents: Mapping[str, Fields]) -> Document:
     """Read a valid state file's structure and comments; values come from `incidents`.
 
-    `text` must be a file `states.load` accepted, decoded, and `incidents` what it read from
+    `text` must be a file `states.loader.load` accepted, decoded, and `incidents` what it read from
     it: this reads positions and comments, never meaning.
     """
     doc = Document(incidents={cid: Entry(dict(f)) for cid, f in incidents.items()})

@@ -23,15 +23,16 @@ from ..errors import Problem, StateFileError
 from ..model import (
     COUNTER_ID_MAX,
     FIELDS,
+    MAX_ESCALATIONS,
     PRIORITIES,
     SEVERITIES,
     STATUSES,
     IncidentMap,
     is_counter_id,
-    is_field_value,
+    is_desired_value,
 )
 from . import DEFAULT_PATHS, SUFFIXES
-from .schema import MAX_ESCALATIONS, _models
+from .schema import _models
 
 #: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
 #: file spells out, the file is refused (no billion laughs).
@@ -431,10 +432,8 @@ def _valid_incidents(doc: dict[Any, Any]) -> dict[str, Any] | None:
         if type(spec) is not dict or not spec.keys() <= _FIELD_SET:
             return None
         for name, value in spec.items():
-            if not is_field_value(name, value):
+            if not is_desired_value(name, value):
                 return None
-        if spec.get("escalations", 0) > MAX_ESCALATIONS:
-            return None
         out[cid] = {name: spec[name] for name in FIELDS if name in spec}
     return out
 

@@ -11,13 +11,11 @@ from typing import Annotated, Any, Literal
 from ..model import (
     COUNTER_ID_MAX,
     COUNTER_ID_PATTERN,
+    MAX_ESCALATIONS,
     Priority,
     Severity,
     Status,
 )
-
-#: The most escalations a state file may ask for on one incident.
-MAX_ESCALATIONS = 100
 
 
 @functools.cache

@@ -86,7 +86,7 @@ def run_apply(
     read_before = None if saved is not None else load(paths)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
-    shown = request.plan_file or " ".join(request.paths) or "states"
+    shown = request.plan_file or " ".join(map(str, paths))
     purpose = f"reconcile apply {printable(shown)}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
         state = writer.state

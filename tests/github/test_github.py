@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import cli
+from helpers import cli, plan_to_json
 
 from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
 from reconciler.github import GitHubClient, GitHubConfig
-from reconciler.planfile import digest, plan_from_saved, plan_to_json, read_saved_plan, write_plan
+from reconciler.planfile import digest, plan_from_saved, read_saved_plan, write_plan
 from reconciler.render import plan_markdown
 from reconciler.usecases.comment import CommentRequest, decide, marker, post_plan_comment
 from reconciler.usecases.plan import make_plan

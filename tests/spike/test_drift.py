@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import KEY, TEAM, cli, env, write_states
+from helpers import KEY, TEAM, cli, env, plan_to_json, write_states
 
 from reconciler.errors import CredentialsError, LiveStateError
 from reconciler.journal.file import FileJournal
-from reconciler.planfile import plan_to_json
 from reconciler.planner import overlay_live, plan
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import SpikeClient, SpikeConfig
