@@ -42,6 +42,16 @@ class CliRun(NamedTuple):
     stderr: str
 
 
+#: The installed `reconcile` console script, for tests that need a real process (signals,
+#: kill -9, exit codes as the shell sees them); `cli` below runs the same entry point in-process.
+RECONCILE = Path(sys.executable).with_name("reconcile")
+
+
+def command(*args: str) -> list[str]:
+    """The argv of `reconcile ARGS...` as a real process."""
+    return [str(RECONCILE), *args]
+
+
 def cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
     """`reconcile ARGS...` in-process through reconciler.cli.main, the real entry point, with
     stdout and stderr captured apart (click's CliRunner isolation) and `env` set meanwhile.

@@ -19,8 +19,8 @@ from .records import (
     FORMAT,
     STATE_KINDS,
     Recorded,
-    _check_record,
-    _fold,
+    check_record,
+    fold,
     now,
 )
 
@@ -164,9 +164,9 @@ class JournalWriter(ABC):
         It is checked exactly as replay would check it, so a migration can only produce a
         journal that reads back; `where` names the record in the source for that error.
         """
-        _check_record(record, where, self.state)  # before storing: never write what replay refuses
+        check_record(record, where, self.state)  # before storing: never write what replay refuses
         self._store(record)
-        _fold(self.state, where, record)
+        fold(self.state, where, record)
 
     def applied(self, op: Operation, plan: str | None, intent: int | None = None) -> None:
         """Record one successful API call (an escalate one with the serial of its intent)."""

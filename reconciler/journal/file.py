@@ -17,11 +17,7 @@ from typing import Any
 from ..errors import JournalError, printable
 from ..jsontext import JsonTooDeepError, loads
 from .base import Journal, JournalWriter, LockInfo
-from .records import (
-    Recorded,
-    encode_record,
-    replay,
-)
+from .records import Recorded, encode_record, parse_record, replay
 
 
 @dataclass
@@ -120,18 +116,7 @@ class FileJournal(Journal):
         records: list[tuple[str, Any]] = []
         for number, raw in enumerate(lines[:-1], start=1):
             where = f"{self.location}:{number}"
-            try:
-                records.append((where, loads(raw)))
-            except JsonTooDeepError:
-                raise JournalError(
-                    f"{where}: corrupt journal line (JSON nested too deeply); "
-                    "fix or remove it by hand, the journal is never reset silently"
-                ) from None
-            except ValueError:
-                raise JournalError(
-                    f"{where}: corrupt journal line (not JSON); fix or remove it by hand, "
-                    "the journal is never reset silently"
-                ) from None
+            records.append((where, parse_record(where, raw, "journal line")))
         return records, good, warnings, unterminated
 
     def _replayed(self) -> tuple[Recorded, int, bool]:

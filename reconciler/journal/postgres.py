@@ -27,9 +27,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import redact
 from ..errors import JournalError
-from ..jsontext import loads
 from .base import Journal, JournalWriter, LockInfo
-from .records import Recorded, encode_record, replay
+from .records import Recorded, encode_record, parse_record, replay
 
 if TYPE_CHECKING:
     import psycopg
@@ -207,13 +206,7 @@ class PostgresJournal(Journal):
                 )
             where = f"{self.location}: record {position}"
             # The json column only holds valid JSON, but it may nest deeper than any record.
-            try:
-                records.append((where, loads(text)))
-            except ValueError:
-                raise JournalError(
-                    f"{where}: corrupt record (JSON nested too deeply); "
-                    "fix or remove it by hand, the journal is never reset silently"
-                ) from None
+            records.append((where, parse_record(where, text, "record")))
         return records
 
     # -- writing ---------------------------------------------------------------------------

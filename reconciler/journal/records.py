@@ -67,6 +67,7 @@ from typing import Any
 
 from ..endpoints import ESCALATE, effects, parse_operation
 from ..errors import InvalidPlanError, JournalError
+from ..jsontext import JsonTooDeepError, loads
 from ..model import FIELDS, Fields, IncidentMap, Operation, Value, is_counter_id, is_field_value
 
 FORMAT = 1
@@ -207,7 +208,7 @@ class Recorded:
                 del self.kept[cid]
 
 
-def _check_record(record: Any, where: str, state: Recorded) -> None:
+def check_record(record: Any, where: str, state: Recorded) -> None:
     """Refuse a record that is not one this tool writes, naming where it is."""
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise JournalError(f"{where}: not a journal record")
@@ -298,9 +299,9 @@ def _well_formed(kind: str, record: dict[str, Any]) -> bool:
     )
 
 
-def _fold(state: Recorded, where: str, record: Any) -> None:
+def fold(state: Recorded, where: str, record: Any) -> None:
     """Check one record against `state` and fold it in (one step of replay)."""
-    _check_record(record, where, state)
+    check_record(record, where, state)
     kind = record["kind"]
     if kind == "lineage":
         state.lineage = record["lineage"]
@@ -334,11 +335,26 @@ def unfinished_warning(state: Recorded) -> str | None:
     return message
 
 
+def parse_record(where: str, text: bytes | str, what: str) -> Any:
+    """A stored record's JSON (`what`: "journal line", "record"), or a JournalError naming
+    `where`: a journal is never reset silently."""
+    try:
+        return loads(text)
+    except JsonTooDeepError:
+        problem = "JSON nested too deeply"
+    except ValueError:
+        problem = "not JSON"
+    raise JournalError(
+        f"{where}: corrupt {what} ({problem}); fix or remove it by hand, the journal is never "
+        "reset silently"
+    )
+
+
 def replay(records: Iterable[tuple[str, Any]]) -> Recorded:
     """The state after `records` ((where, record) pairs, oldest first), checking each."""
     state = Recorded()
     for where, record in records:
-        _fold(state, where, record)
+        fold(state, where, record)
     warning = unfinished_warning(state)
     if warning is not None:
         state.warnings.append(warning)

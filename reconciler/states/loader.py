@@ -32,7 +32,7 @@ from ..model import (
     is_desired_value,
 )
 from . import DEFAULT_PATHS, SUFFIXES
-from .schema import _models
+from .schema import models
 
 #: Aliases may repeat a node, not multiply the document: beyond this many nodes more than the
 #: file spells out, the file is refused (no billion laughs).
@@ -394,7 +394,7 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     from pydantic import ValidationError
 
     try:
-        model = _models()[1].validate_python(doc)
+        model = models()[1].validate_python(doc)
     except ValidationError as exc:
         if _too_deep(doc):  # through aliases: each part is shallow
             line, column = _first_too_deep(text) or (1, 1)

@@ -19,7 +19,7 @@ from ..model import (
 
 
 @functools.cache
-def _models() -> tuple[Any, Any]:
+def models() -> tuple[Any, Any]:
     """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
     building the models costs more than planning the bundled states, and a valid file in
     the usual shapes never needs them (see `_valid_incidents`)."""
@@ -70,7 +70,7 @@ def _models() -> tuple[Any, Any]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a state file, for editors (`yaml-language-server: $schema=`)."""
-    schema: dict[str, Any] = _models()[0].model_json_schema()
+    schema: dict[str, Any] = models()[0].model_json_schema()
     return schema
 
 

@@ -80,7 +80,9 @@ def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | No
     tail = f"\n<sub>Plan for {' · '.join(footer)}</sub>\n" if footer else ""
     body = f"{mark}\n{markdown}{tail}"
     if len(body) > COMMENT_LIMIT:  # plan_markdown keeps 2,000 characters spare; a guard only
-        raise ReconcileError(f"the plan comment would be {len(body)} characters; GitHub's limit")
+        raise ReconcileError(
+            f"the plan comment would be {len(body)} characters; GitHub's limit is {COMMENT_LIMIT}"
+        )
     return body
 
 

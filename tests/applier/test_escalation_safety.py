@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import KEY, TEAM, cli, env, write_states
+from helpers import KEY, RECONCILE, TEAM, cli, env, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -397,7 +397,7 @@ def test_a_killed_apply_leaves_its_escalation_uncertain(tmp_path: Path) -> None:
     states = tmp_path / "states"
     write_states(states, {"a": {"escalations": 1}})
     journal = tmp_path / "j.jsonl"
-    reconcile = Path(sys.executable).with_name("reconcile")
+    reconcile = RECONCILE
     with SandboxServer({"a": {}}, api_key=KEY, team_id=TEAM, latency=2.0) as server:
         environ = {**os.environ, "SPIKE_API_URL": server.url, "SPIKE_API_KEY": KEY}
         environ["SPIKE_TEAM_ID"] = TEAM

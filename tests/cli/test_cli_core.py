@@ -11,12 +11,11 @@ import os
 import pty
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliRun, cli
+from helpers import RECONCILE, CliRun, cli
 
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal.file import FileJournal
@@ -27,7 +26,6 @@ from reconciler.states.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
 STATES = REPO / "states"
-RECONCILE = Path(sys.executable).with_name("reconcile")
 ANSI = "\x1b["
 
 

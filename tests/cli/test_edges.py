@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli
+from helpers import RECONCILE, cli
 
 from reconciler import redact
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
@@ -29,7 +28,6 @@ from reconciler.planner import plan
 from reconciler.render import MARKDOWN_BUDGET, plan_markdown
 from reconciler.sandbox import SandboxServer
 
-RECONCILE = Path(sys.executable).with_name("reconcile")
 KEY = "sk-edges-Secret-4f1e9b77"
 TEAM = "team-edges"
 #: A state file name that, printed raw, would be a GitHub Actions error annotation.

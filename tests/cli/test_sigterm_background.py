@@ -8,11 +8,9 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-RECONCILE = Path(sys.executable).with_name("reconcile")
+from helpers import RECONCILE
 
 
 def _ignore_sigint() -> None:

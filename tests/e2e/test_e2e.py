@@ -10,7 +10,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import KEY, TEAM, cli, env, live_matches, with_params, write_states
+from helpers import KEY, TEAM, cli, command, env, live_matches, with_params, write_states
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -329,10 +328,6 @@ def test_unsafe_plans_need_force(tmp_path: Path, sandbox: SandboxServer) -> None
 # Real processes: kill -9 and two applies at once
 
 
-def reconcile(*args: str) -> list[str]:
-    return [sys.executable, "-m", "reconciler.cli", *args]
-
-
 def slow_sandbox_case(tmp_path: Path, count: int) -> tuple[dict[str, Any], Path]:
     ids = [f"inc-{n}" for n in range(count)]
     desired = {cid: {"status": "acknowledged", "escalations": 1} for cid in ids}
@@ -351,7 +346,7 @@ def test_kill_9_at_random_moments_loses_no_successful_call(tmp_path: Path) -> No
         ):
             args = ["apply", str(states), "--auto-approve", "--batch-size", "1"]
             proc = subprocess.Popen(
-                reconcile(*args, "--journal", str(journal)),
+                command(*args, "--journal", str(journal)),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -396,17 +391,17 @@ def test_two_applies_at_once_one_fails_naming_the_lock(
     ):
         args = ["apply", str(states), "--auto-approve", "--batch-size", "1", "--journal"]
         first = subprocess.Popen(
-            reconcile(*args, str(journal)), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            command(*args, str(journal)), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10
         while not server.calls:  # the first apply is calling: it holds the lock
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        second = subprocess.run(reconcile(*args, str(journal)), capture_output=True, text=True)
+        second = subprocess.run(command(*args, str(journal)), capture_output=True, text=True)
         assert second.returncode == 1
         assert f"locked by another apply: pid {first.pid}" in second.stderr
         waiting = subprocess.run(
-            reconcile(*args, str(journal), "--lock-timeout", "60"), capture_output=True, text=True
+            command(*args, str(journal), "--lock-timeout", "60"), capture_output=True, text=True
         )
         assert first.wait(30) == 0
         assert first.stdout is not None and first.stderr is not None
@@ -431,7 +426,7 @@ def test_a_signal_stops_new_calls_and_journals_the_ones_in_flight(
     ):
         args = ["apply", str(states), "--auto-approve", "--batch-size", "1"]
         proc = subprocess.Popen(
-            reconcile(*args, "--journal", str(journal)), stdout=subprocess.PIPE, text=True
+            command(*args, "--journal", str(journal)), stdout=subprocess.PIPE, text=True
         )
         deadline = time.monotonic() + 10
         while len(server.calls) < 5:
@@ -503,7 +498,7 @@ def test_a_signal_cuts_retry_backoff_short(tmp_path: Path) -> None:
         env(SPIKE_API_URL=s.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
     ):
         proc = subprocess.Popen(
-            reconcile("apply", str(states), "--auto-approve", "--journal", str(tmp_path / "j")),
+            command("apply", str(states), "--auto-approve", "--journal", str(tmp_path / "j")),
             stdout=subprocess.PIPE,
             text=True,
         )

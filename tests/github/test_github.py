@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import cli, plan_to_json
+from helpers import RECONCILE, cli, plan_to_json
 
 from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
 from reconciler.github import GitHubClient, GitHubConfig
@@ -25,8 +24,6 @@ from reconciler.planfile import digest, plan_from_saved, read_saved_plan, write_
 from reconciler.render import plan_markdown
 from reconciler.usecases.comment import CommentRequest, decide, marker, post_plan_comment
 from reconciler.usecases.plan import make_plan
-
-RECONCILE = Path(sys.executable).with_name("reconcile")
 
 
 @pytest.fixture

@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import cli
+from helpers import RECONCILE, cli
 
 from reconciler.errors import GitHubError
 from reconciler.github import GitHubClient, GitHubConfig
 from reconciler.planfile import write_plan
 from reconciler.usecases.plan import make_plan
-
-RECONCILE = Path(sys.executable).with_name("reconcile")
 
 
 @pytest.fixture

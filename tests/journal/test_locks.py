@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import KEY, TEAM, write_states
+from helpers import KEY, TEAM, command, write_states
 
 from reconciler.journal import open_journal
 from reconciler.journal.file import FileJournal
@@ -26,10 +25,6 @@ from reconciler.states.loader import load
 
 #: Long enough for any machine; the tests never wait for it to run out.
 PATIENCE = 120.0
-
-
-def reconcile(*args: str) -> list[str]:
-    return [sys.executable, "-m", "reconciler.cli", *args]
 
 
 def spawn(server: SandboxServer, *args: str) -> subprocess.Popen[str]:
@@ -41,7 +36,7 @@ def spawn(server: SandboxServer, *args: str) -> subprocess.Popen[str]:
     }
     environment.pop("RECONCILE_PLAN_KEY", None)
     return subprocess.Popen(
-        reconcile(*args), env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command(*args), env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -102,7 +97,7 @@ def test_two_imports_waiting_for_the_lock_both_land_in_the_file(tmp_path: Path) 
     assert set(state.incidents) == {"a-1", "b-2"}
     # So the next plan forgets nothing.
     done = subprocess.run(
-        reconcile("plan", str(states), "--journal", journal, "--format", "json"),
+        command("plan", str(states), "--journal", journal, "--format", "json"),
         capture_output=True,
         text=True,
         timeout=PATIENCE,

@@ -7,18 +7,16 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import cli
+from helpers import RECONCILE, cli
 
 from reconciler.sandbox import SandboxServer
 
 AUTH = {"x-api-key": "dev", "x-team-id": "dev"}
-RECONCILE = Path(sys.executable).with_name("reconcile")
 
 
 @pytest.fixture

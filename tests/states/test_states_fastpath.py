@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 
 from reconciler.planfile import plan_content
 from reconciler.states.loader import _load_file, _valid_incidents
-from reconciler.states.schema import _models
+from reconciler.states.schema import models
 
 IDS = st.sampled_from(
     ["a", "prim-122", "116", "svc-1", "A-b-9", "a" * 64, "a" * 65, "a--b", "-a", "a b", "é", ""]
@@ -65,7 +65,7 @@ def test_the_fast_path_reads_what_the_model_reads(doc: dict[Any, Any]) -> None:
 
     fast = _valid_incidents(doc)
     try:
-        model = _models()[1].validate_python(doc)
+        model = models()[1].validate_python(doc)
     except ValidationError:
         assert fast is None  # the model refuses it: the fast path must not accept it
         return

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,7 +61,7 @@ def reconcile(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "SPIKE_API_URL": "http://127.0.0.1:9",  # nothing listens: no call may be made anyway
     }
     return subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
+        command(*args),
         capture_output=True,
         text=True,
         cwd=tmp,
