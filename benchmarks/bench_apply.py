@@ -134,12 +134,7 @@ def sharing_scenario(reconcile: str, args: argparse.Namespace) -> None:
         operations: list[Operation] = []
         for kind in ("bare", "apply", "slow-fsync"):
             with SandboxServer(start, latency=latency, max_batch=1000) as server:
-                env = {
-                    **os.environ,
-                    "SPIKE_API_URL": server.url,
-                    "SPIKE_API_KEY": "dev",
-                    "SPIKE_TEAM_ID": "dev",
-                }
+                env = sandbox_env(server)
                 journal = str(Path(tmp) / f"journal-{kind}.jsonl")
                 plan_file = str(Path(tmp) / f"plan-{kind}.json")
                 run([reconcile, "plan", str(states), "--journal", journal, "--out", plan_file], env)
@@ -208,6 +203,16 @@ def lower_bound(operations: list[Operation], latency: float) -> float:
     )
 
 
+def sandbox_env(server: SandboxServer) -> dict[str, str]:
+    """This process's environment pointed at the sandbox, with its credentials."""
+    return {
+        **os.environ,
+        "SPIKE_API_URL": server.url,
+        "SPIKE_API_KEY": "dev",
+        "SPIKE_TEAM_ID": "dev",
+    }
+
+
 def run(argv: list[str], env: dict[str, str], out: Path | None = None) -> float:
     """Wall time of one command (a fresh process); its stdout goes to `out`."""
     started = time.perf_counter()
@@ -248,12 +253,7 @@ def main() -> None:
         operations: list[Operation] = []
         for kind, journal in journals.items():
             with SandboxServer(start, latency=latency, max_batch=1000) as server:
-                env = {
-                    **os.environ,
-                    "SPIKE_API_URL": server.url,
-                    "SPIKE_API_KEY": "dev",
-                    "SPIKE_TEAM_ID": "dev",
-                }
+                env = sandbox_env(server)
                 plan_file = str(Path(tmp) / f"plan-{kind}.json")
                 run([reconcile, "plan", str(states), "--journal", journal, "--out", plan_file], env)
                 plan = json.loads(Path(plan_file).read_text())
