@@ -306,7 +306,7 @@ def apply(
 @click.option(
     "--seed-json",
     type=click.Path(exists=True, dir_okay=False),
-    help='A JSON file {"incidents": {id: {status: NACK, ...}}}.',
+    help='A JSON file {"incidents": {id: {status: NACK, title: ..., age: "3d", ...}}}.',
 )
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Milliseconds per call.")
 @click.option(

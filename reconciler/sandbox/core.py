@@ -14,6 +14,10 @@ picks the stricter reading, so a tool that works here does not lean on a guess:
   resolving a resolved one are 200s that change nothing;
 - `PATCH /incidents/{counterId}/public-sharing` and `GET /incidents/{counterId}` answer 404 for
   an unknown id (the id is a path resource there, not a member of a batch);
+- `GET /incidents/triggered` and `GET /incidents/acknowledged` list the incidents in that
+  status, oldest trigger first, paginated (`page` from 1, `perPage` 1 to 100, default 20;
+  anything else is a 400) as `{"incidents": [...], "pagination": {"page", "perPage", "total",
+  "totalPages"}}`: Spike's shape is undocumented, this is the sandbox's reading (docs/cli.md);
 - a method no endpoint takes (PUT, TRACE, OPTIONS, HEAD, ...) is a 405 with a JSON body and an
   `Allow` header naming the methods the path takes.
 
@@ -42,8 +46,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import parse_qs
 
 from .. import endpoints
 from ..errors import ReconcileError
@@ -55,7 +61,16 @@ _log = logging.getLogger(__name__)
 API_STATUSES = ("NACK", "ACK", "RES")
 FAULT_CODES = (429, 500, 503)
 #: The keys an incident has in the Python API and in control requests.
-INCIDENT_KEYS = ("status", "priority", "severity", "public_sharing", "escalations", "message")
+INCIDENT_KEYS = (
+    "status",
+    "priority",
+    "severity",
+    "public_sharing",
+    "escalations",
+    "message",
+    "title",
+    "age",
+)
 #: Bodies beyond this are refused unread: the largest real batch is a few tens of kilobytes.
 MAX_BODY_BYTES = 1 << 20
 #: How often the accept loop looks for a stop request; it bounds how long `stop()` takes.
@@ -86,10 +101,16 @@ class _Incident:
     public_sharing: bool = False
     escalations: int = 0
     message: str = ""
+    #: The title in list items; None: the message.
+    title: str | None = None
+    #: When it was triggered and (while acknowledged) when it was acknowledged, as epoch seconds.
+    nack_at: float = 0.0
+    ack_at: float | None = None
 
     def snapshot(self, counter_id: str) -> dict[str, Any]:
-        """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations."""
-        return {
+        """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations
+        (and title, when one was set)."""
+        snapshot: dict[str, Any] = {
             "counterId": counter_id,
             "status": self.status,
             "message": self.message,
@@ -98,6 +119,56 @@ class _Incident:
             "public_sharing": self.public_sharing,
             "escalations": self.escalations,
         }
+        if self.title is not None:
+            snapshot["title"] = self.title
+        return snapshot
+
+    def moved(self, previous: str, now: float) -> None:
+        """Stamp a status change: acknowledging starts the acknowledge clock, leaving ACK
+        stops it. The trigger time (nack_at) never changes."""
+        if self.status == previous:
+            return
+        self.ack_at = now if self.status == "ACK" else None
+
+    def list_item(self, counter_id: str) -> dict[str, Any]:
+        """An item of `GET /incidents/triggered` and `/incidents/acknowledged`."""
+        item: dict[str, Any] = {
+            "counterId": counter_id,
+            "status": self.status,
+            "title": self.message if self.title is None else self.title,
+            "message": self.message,
+            "NACK_at": _iso(self.nack_at),
+        }
+        if self.ack_at is not None:
+            item["ACK_at"] = _iso(self.ack_at)
+        # Spike's items may lack them: present only when set, so clients learn to read the
+        # incident (GET /incidents/{counterId}) for the rest.
+        if self.priority is not None:
+            item["priority"] = self.priority
+        if self.severity is not None:
+            item["severity"] = self.severity
+        return item
+
+
+def _iso(epoch: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. `2026-11-30T15:10:03.123Z`."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_AGE = re.compile(r"([0-9]{1,9})([dhms])")
+_AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _age_seconds(where: str, value: object) -> float:
+    """An age as seconds: `"3d"`, `"12h"`, `"30m"`, `"90s"` or a number of seconds, 0 or more."""
+    if isinstance(value, str):
+        match = _AGE.fullmatch(value)
+        if match is not None:
+            return int(match.group(1)) * _AGE_UNITS[match.group(2)]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e10:
+        return float(value)  # NaN and infinities failed the range
+    raise ValueError(f'{where} must be seconds (0 or more) or a string like "3d", "12h"')
 
 
 def _default_message(counter_id: str) -> str:
@@ -105,11 +176,12 @@ def _default_message(counter_id: str) -> str:
 
 
 def _check_changes(
-    changes: Mapping[str, Mapping[str, object]], existing: Mapping[str, _Incident]
+    changes: Mapping[str, Mapping[str, object]], existing: Mapping[str, _Incident], now: float
 ) -> dict[str, _Incident]:
     """Validate every change and return the incidents as they would become; raise ValueError.
 
     Validating everything before touching anything is what makes a change all-or-nothing.
+    `now` (epoch seconds) stamps new incidents, acknowledgements and ages.
     """
     if not isinstance(changes, Mapping):
         raise ValueError("incidents must be a mapping of counter id -> fields")
@@ -121,20 +193,23 @@ def _check_changes(
             raise ValueError(f"incident {cid}: fields must be a mapping")
         current = existing.get(cid)
         incident = (
-            copy.copy(current) if current is not None else _Incident(message=_default_message(cid))
+            copy.copy(current)
+            if current is not None
+            else _Incident(message=_default_message(cid), nack_at=now)
         )
         for key, value in fields.items():
-            _set_field(cid, incident, key, value)
+            _set_field(cid, incident, key, value, now)
         out[cid] = incident
     return out
 
 
-def _set_field(cid: str, incident: _Incident, key: object, value: object) -> None:
+def _set_field(cid: str, incident: _Incident, key: object, value: object, now: float) -> None:
     where = f"incident {cid}: {key}"
     if key == "status":
         if value not in API_STATUSES:
             raise ValueError(f"{where} must be one of {', '.join(API_STATUSES)}")
-        incident.status = value
+        previous, incident.status = incident.status, value
+        incident.moved(previous, now)
     elif key == "priority":
         if value is not None and value not in PRIORITIES:
             raise ValueError(f"{where} must be one of {', '.join(PRIORITIES)} or null")
@@ -156,6 +231,15 @@ def _set_field(cid: str, incident: _Incident, key: object, value: object) -> Non
         if not isinstance(value, str):
             raise ValueError(f"{where} must be a string")
         incident.message = value
+    elif key == "title":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where} must be a string or null")
+        incident.title = value
+    elif key == "age":
+        # Triggered that long ago; an acknowledgement cannot predate the trigger.
+        incident.nack_at = now - _age_seconds(where, value)
+        if incident.ack_at is not None:
+            incident.ack_at = max(incident.ack_at, incident.nack_at)
     elif key == "counterId":
         # Accepted so that a snapshot from incidents() can be fed back as it is.
         if value != cid:
@@ -186,8 +270,10 @@ def seed_from_paths(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
 def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     """Incidents from a JSON file `{"incidents": {id: {"status": "NACK", ...}}}`.
 
-    Fields left out take the fresh-incident defaults. Raises ReconcileError naming the file for
-    a file that cannot be read, is not JSON or does not have that shape.
+    Fields left out take the fresh-incident defaults. An incident may have a `title` and an
+    `age` ("3d", "12h", or seconds: triggered that long before the sandbox starts), kept in
+    the result for SandboxCore. Raises ReconcileError naming the file for a file that cannot be
+    read, is not JSON or does not have that shape.
     """
     try:
         data = json.loads(Path(path).read_bytes())
@@ -198,10 +284,14 @@ def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or set(data) != {"incidents"}:
         raise ReconcileError(f'{path}: expected an object with one key, "incidents"')
     try:
-        incidents = _check_changes(data["incidents"], {})
+        incidents = _check_changes(data["incidents"], {}, 0.0)
     except ValueError as exc:
         raise ReconcileError(f"{path}: {exc}") from exc
-    return {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
+    seed = {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
+    for cid, incident in incidents.items():
+        if "age" in data["incidents"][cid]:
+            seed[cid]["age"] = -incident.nack_at  # in seconds, validated
+    return seed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +372,10 @@ _CONTROL_METHODS = {"/_sandbox/calls": ("DELETE", "GET"), "/_sandbox/incidents":
 _PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
 _INCIDENT = re.compile(r"/incidents/([^/]+)")
 _NO_BODY = object()
+#: The open-incident lists, by path: the status each lists. Matched before `_INCIDENT`.
+_LISTS = {"/incidents/triggered": "NACK", "/incidents/acknowledged": "ACK"}
+PER_PAGE_DEFAULT = 20
+PER_PAGE_MAX = 100
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -320,6 +414,28 @@ def _object_body(raw: bytes, expected: set[str]) -> dict[str, Any]:
     return body
 
 
+def _paging(query: str) -> tuple[int, int]:
+    """`page` (from 1) and `perPage` (1 to PER_PAGE_MAX) from a query; raise _BadRequest."""
+    try:
+        params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise _BadRequest(f"malformed query string: {exc}") from exc
+    unknown = sorted(set(params) - {"page", "perPage"})
+    if unknown:
+        raise _BadRequest(f"unknown query parameters: {', '.join(unknown)} (valid: page, perPage)")
+    values = {"page": 1, "perPage": PER_PAGE_DEFAULT}
+    for name, given in params.items():
+        if len(given) > 1:
+            raise _BadRequest(f"{name} given {len(given)} times")
+        text = given[0]
+        if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+            raise _BadRequest(f"{name} must be a whole number, 1 or more, not {text!r}")
+        values[name] = int(text)
+    if values["perPage"] > PER_PAGE_MAX:
+        raise _BadRequest(f"perPage must be at most {PER_PAGE_MAX}, not {values['perPage']}")
+    return values["page"], values["perPage"]
+
+
 def _joined(ids: Sequence[str]) -> str:
     return ", ".join(sorted(set(ids)))
 
@@ -337,6 +453,8 @@ def _api_methods(path: str) -> tuple[str, ...]:
     """The methods an API path takes (none for a path that is no endpoint)."""
     if path in _BATCH_PATHS:
         return (_BATCH_PATHS[path],)
+    if path in _LISTS:
+        return ("GET",)
     if _PUBLIC_SHARING.fullmatch(path):
         return ("PATCH",)
     if _INCIDENT.fullmatch(path):
@@ -359,7 +477,8 @@ class SandboxCore:
     changes nothing; draws come from `random.Random(fault_seed)`, so the same sequence of
     requests gets the same faults. A 429 carries `Retry-After: retry_after` (None: no header).
     Batches of more than `max_batch` ids are a 400. With `calls_file`, every API call is also
-    appended to that file as a JSON line (same shape as `calls`).
+    appended to that file as a JSON line (same shape as `calls`). `clock` gives the time (epoch
+    seconds) for trigger and acknowledge times and ages; tests pass one they move by hand.
 
     Thread-safe: requests are served concurrently, but each is applied and logged atomically.
     """
@@ -379,6 +498,7 @@ class SandboxCore:
         retry_after: str | None = "0",
         max_batch: int = 500,
         calls_file: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not is_loopback(host):
             # The control endpoints rewrite state without auth: never expose them.
@@ -402,12 +522,13 @@ class SandboxCore:
         self.retry_after = retry_after
         self.max_batch = max_batch
         self.calls_file = calls_file
+        self.clock = clock
         # Compared as bytes with compare_digest, so response time does not leak the key.
         self._api_key = api_key.encode()
         self._team_id = team_id.encode()
         self._lock = threading.Lock()
         self._rng = random.Random(fault_seed)
-        self._incidents: dict[str, _Incident] = _check_changes(incidents or {}, {})
+        self._incidents: dict[str, _Incident] = _check_changes(incidents or {}, {}, clock())
         self._calls: list[dict[str, Any]] = []
         self._calls_out: IO[str] | None = None
 
@@ -436,15 +557,23 @@ class SandboxCore:
         """Create or change incidents behind the tool's back (the dashboard, a timeout).
 
         `{id: {field: value}}`: the given fields change, the others stay (or take the defaults
-        for a new incident). All-or-nothing: ValueError, and no change, if any of it is invalid.
+        for a new incident). Besides the `INCIDENT_KEYS` of a snapshot, `title` (a string, or
+        null for the message) and `age` (triggered that long ago: "3d", "12h", "30m", "90s" or
+        seconds). All-or-nothing: ValueError, and no change, if any of it is invalid.
         """
         with self._lock:
-            self._incidents.update(_check_changes(changes, self._incidents))
+            self._incidents.update(_check_changes(changes, self._incidents, self.clock()))
 
     # -- requests ---------------------------------------------------------------------------
 
     def _handle_api(
-        self, method: str, path: str, key: str | None, team: str | None, raw: bytes
+        self,
+        method: str,
+        path: str,
+        key: str | None,
+        team: str | None,
+        raw: bytes,
+        query: str = "",
     ) -> _Response:
         if self.latency:
             time.sleep(self.latency)  # outside the lock, so slow requests still overlap
@@ -458,8 +587,10 @@ class SandboxCore:
                     else "invalid API key or team id",
                 )
             else:
-                response = self._fault() or self._route(method, path, raw)
-            self._record(method, path, _loggable(raw), response.status)
+                response = self._fault() or self._route(method, path, raw, query)
+            # A list's query says which page was read; other paths are logged as before.
+            logged = f"{path}?{query}" if query and path in _LISTS else path
+            self._record(method, logged, _loggable(raw), response.status)
         return response
 
     def _authorized(self, key: str | None, team: str | None) -> bool:
@@ -495,11 +626,15 @@ class SandboxCore:
         with self._lock:
             self._record(method, path, None, status)
 
-    def _route(self, method: str, path: str, raw: bytes) -> _Response:
+    def _route(self, method: str, path: str, raw: bytes, query: str = "") -> _Response:
         """Answer one authorized API request. Caller holds the lock."""
         if method not in _METHODS:
             return _not_allowed(method, path, _api_methods(path))
         try:
+            if path in _LISTS:
+                if method != "GET":
+                    return _not_allowed(method, path, ("GET",))
+                return self._list(_LISTS[path], query)
             action = _ACTIONS.get((method, path))
             if action is not None:
                 return self._batch(action, raw)
@@ -546,8 +681,12 @@ class SandboxCore:
                     f"cannot {action.verb} resolved incidents (resolved is terminal): "
                     f"{_joined(resolved)}"
                 )
+        now = self.clock()
         for cid in ids:
-            action.change(self._incidents[cid], value)
+            incident = self._incidents[cid]
+            previous = incident.status
+            action.change(incident, value)
+            incident.moved(previous, now)
         response: dict[str, Any] = {"success": True, "ids": ids}
         if action.value_key:
             response[action.value_key] = value
@@ -567,6 +706,29 @@ class SandboxCore:
             # Spike's field name is unknown; `.invalid` is a name that can never resolve.
             response["publicUrl"] = f"https://share.spike.invalid/incidents/{cid}"
         return _Response(200, response)
+
+    def _list(self, status: str, query: str) -> _Response:
+        """One page of the incidents in `status`, oldest trigger first (ties: by counter id)."""
+        page, per_page = _paging(query)
+        matching = sorted(
+            (incident.nack_at, cid)
+            for cid, incident in self._incidents.items()
+            if incident.status == status
+        )
+        total = len(matching)
+        chosen = matching[(page - 1) * per_page : page * per_page]
+        return _Response(
+            200,
+            {
+                "incidents": [self._incidents[cid].list_item(cid) for _, cid in chosen],
+                "pagination": {
+                    "page": page,
+                    "perPage": per_page,
+                    "total": total,
+                    "totalPages": -(-total // per_page),
+                },
+            },
+        )
 
     def _get(self, cid: str) -> _Response:
         incident = self._incidents.get(cid)

@@ -199,7 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         sandbox = cast(_HTTPServer, self.server).sandbox
-        path = urlsplit(self.path).path
+        target = urlsplit(self.path)
+        path = target.path
         control = path.startswith(_CONTROL_PREFIX)
         raw, framing_error = self._read_body()
         if framing_error is not None:
@@ -217,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("x-api-key"),
                 self.headers.get("x-team-id"),
                 raw,
+                target.query,
             )
         self._send(response)
 
