@@ -28,7 +28,8 @@ apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth a
   the order they were handled (401s and injected faults included); `DELETE` clears it;
 - `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`);
 - `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
-  tool's back, as the dashboard or an acknowledge timeout would (see `set_incidents`).
+  tool's back, as the dashboard or an acknowledge timeout would, and `{id: null}` deletes one
+  (see `set_incidents`).
 
 The server binds loopback addresses only: the control endpoints have no auth.
 """
@@ -175,23 +176,33 @@ def _default_message(counter_id: str) -> str:
     return f"Sandbox incident {counter_id}"
 
 
+#: What `set_incidents` takes: `{id: {field: value}}`, `{id: None}` deleting that incident.
+Changes = Mapping[str, Mapping[str, object] | None]
+
+
 def _check_changes(
-    changes: Mapping[str, Mapping[str, object]], existing: Mapping[str, _Incident], now: float
-) -> dict[str, _Incident]:
-    """Validate every change and return the incidents as they would become; raise ValueError.
+    changes: Changes, existing: Mapping[str, _Incident], now: float
+) -> dict[str, _Incident | None]:
+    """Validate every change and return the incidents as they would become (None: deleted);
+    raise ValueError.
 
     Validating everything before touching anything is what makes a change all-or-nothing.
     `now` (epoch seconds) stamps new incidents, acknowledgements and ages.
     """
     if not isinstance(changes, Mapping):
         raise ValueError("incidents must be a mapping of counter id -> fields")
-    out: dict[str, _Incident] = {}
+    out: dict[str, _Incident | None] = {}
     for cid, fields in changes.items():
         if not is_counter_id(cid):
             raise ValueError(f"invalid counter id {cid!r}")
-        if not isinstance(fields, Mapping):
-            raise ValueError(f"incident {cid}: fields must be a mapping")
         current = existing.get(cid)
+        if fields is None:
+            if current is None:
+                raise ValueError(f"incident {cid}: cannot delete it, there is no such incident")
+            out[cid] = None
+            continue
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"incident {cid}: fields must be a mapping (or null: delete it)")
         incident = (
             copy.copy(current)
             if current is not None
@@ -201,6 +212,15 @@ def _check_changes(
             _set_field(cid, incident, key, value, now)
         out[cid] = incident
     return out
+
+
+def _new_incidents(changes: Changes, now: float) -> dict[str, _Incident]:
+    """`_check_changes` from nothing: there is nothing to delete, so every value is set."""
+    return {
+        cid: incident
+        for cid, incident in _check_changes(changes, {}, now).items()
+        if incident is not None
+    }
 
 
 def _set_field(cid: str, incident: _Incident, key: object, value: object, now: float) -> None:
@@ -284,7 +304,7 @@ def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or set(data) != {"incidents"}:
         raise ReconcileError(f'{path}: expected an object with one key, "incidents"')
     try:
-        incidents = _check_changes(data["incidents"], {}, 0.0)
+        incidents = _new_incidents(data["incidents"], 0.0)
     except ValueError as exc:
         raise ReconcileError(f"{path}: {exc}") from exc
     seed = {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
@@ -528,7 +548,7 @@ class SandboxCore:
         self._team_id = team_id.encode()
         self._lock = threading.Lock()
         self._rng = random.Random(fault_seed)
-        self._incidents: dict[str, _Incident] = _check_changes(incidents or {}, {}, clock())
+        self._incidents: dict[str, _Incident] = _new_incidents(incidents or {}, clock())
         self._calls: list[dict[str, Any]] = []
         self._calls_out: IO[str] | None = None
 
@@ -553,16 +573,22 @@ class SandboxCore:
         with self._lock:
             return {cid: incident.snapshot(cid) for cid, incident in self._incidents.items()}
 
-    def set_incidents(self, changes: Mapping[str, Mapping[str, object]]) -> None:
-        """Create or change incidents behind the tool's back (the dashboard, a timeout).
+    def set_incidents(self, changes: Changes) -> None:
+        """Create, change or delete incidents behind the tool's back (the dashboard, a timeout).
 
-        `{id: {field: value}}`: the given fields change, the others stay (or take the defaults
-        for a new incident). Besides the `INCIDENT_KEYS` of a snapshot, `title` (a string, or
-        null for the message) and `age` (triggered that long ago: "3d", "12h", "30m", "90s" or
-        seconds). All-or-nothing: ValueError, and no change, if any of it is invalid.
+        `{id: {field: value}}` (keys: `INCIDENT_KEYS`): the given fields change, the others stay
+        (or take the defaults for a new incident). `title` is a string, or null for the message;
+        `age` says it was triggered that long ago ("3d", "12h", "30m", "90s" or seconds).
+        `{id: None}` deletes that incident: reads of it answer 404 and batches naming it 400,
+        as for an id that never existed (deleting an unknown id is an error).
+        All-or-nothing: ValueError, and no change, if any of it is invalid.
         """
         with self._lock:
-            self._incidents.update(_check_changes(changes, self._incidents, self.clock()))
+            for cid, incident in _check_changes(changes, self._incidents, self.clock()).items():
+                if incident is None:
+                    del self._incidents[cid]
+                else:
+                    self._incidents[cid] = incident
 
     # -- requests ---------------------------------------------------------------------------
 
