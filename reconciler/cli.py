@@ -317,6 +317,12 @@ def apply(
 )
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.option("--calls-file", type=click.Path(dir_okay=False), help="Append each call as JSON.")
+@click.option(
+    "--ack-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Acknowledged incidents return to triggered this long after acknowledging.",
+)
 @common
 def sandbox(
     host: str,
@@ -327,6 +333,7 @@ def sandbox(
     fault_rate: float,
     fault_seed: int,
     calls_file: str | None,
+    ack_timeout: float | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -364,6 +371,7 @@ def sandbox(
         fault_rate=fault_rate,
         fault_seed=fault_seed,
         calls_file=calls_file,
+        ack_timeout=ack_timeout,
     )
     try:
         server.start()

@@ -499,6 +499,10 @@ class SandboxCore:
     Batches of more than `max_batch` ids are a 400. With `calls_file`, every API call is also
     appended to that file as a JSON line (same shape as `calls`). `clock` gives the time (epoch
     seconds) for trigger and acknowledge times and ages; tests pass one they move by hand.
+    With `ack_timeout` seconds, an acknowledged incident returns to triggered that long after
+    it was acknowledged (by the API, a control request or the seed: the sandbox's start), as
+    an integration's acknowledge timeout does in Spike; its trigger time and escalations stay.
+    The timeout is applied lazily, when a request or a method call reads the clock.
 
     Thread-safe: requests are served concurrently, but each is applied and logged atomically.
     """
@@ -519,6 +523,7 @@ class SandboxCore:
         max_batch: int = 500,
         calls_file: str | None = None,
         clock: Callable[[], float] = time.time,
+        ack_timeout: float | None = None,
     ) -> None:
         if not is_loopback(host):
             # The control endpoints rewrite state without auth: never expose them.
@@ -534,6 +539,8 @@ class SandboxCore:
             raise ValueError("latency must be 0 or more")
         if max_batch < 1:
             raise ValueError("max_batch must be 1 or more")
+        if ack_timeout is not None and not ack_timeout > 0:
+            raise ValueError("ack_timeout must be more than 0 seconds")
         self.host = host
         self.port = port
         self.latency = latency
@@ -543,6 +550,7 @@ class SandboxCore:
         self.max_batch = max_batch
         self.calls_file = calls_file
         self.clock = clock
+        self.ack_timeout = ack_timeout
         # Compared as bytes with compare_digest, so response time does not leak the key.
         self._api_key = api_key.encode()
         self._team_id = team_id.encode()
@@ -571,6 +579,7 @@ class SandboxCore:
         """A snapshot, by id: `{"counterId", "status", "message", "priority", "severity",
         "public_sharing", "escalations"}`, statuses as NACK/ACK/RES."""
         with self._lock:
+            self._expire_acks()
             return {cid: incident.snapshot(cid) for cid, incident in self._incidents.items()}
 
     def set_incidents(self, changes: Changes) -> None:
@@ -584,6 +593,7 @@ class SandboxCore:
         All-or-nothing: ValueError, and no change, if any of it is invalid.
         """
         with self._lock:
+            self._expire_acks()
             for cid, incident in _check_changes(changes, self._incidents, self.clock()).items():
                 if incident is None:
                     del self._incidents[cid]
@@ -605,6 +615,7 @@ class SandboxCore:
             time.sleep(self.latency)  # outside the lock, so slow requests still overlap
         authorized = self._authorized(key, team)
         with self._lock:
+            self._expire_acks()
             if not authorized:
                 response = _error(
                     401,
@@ -626,6 +637,18 @@ class SandboxCore:
         key_ok = hmac.compare_digest(key.encode("latin-1", "replace"), self._api_key)
         team_ok = hmac.compare_digest(team.encode("latin-1", "replace"), self._team_id)
         return key_ok and team_ok
+
+    def _expire_acks(self) -> None:
+        """Return acknowledged incidents whose acknowledge timeout has passed to triggered.
+        Caller holds the lock."""
+        if self.ack_timeout is None:
+            return
+        now = self.clock()
+        for incident in self._incidents.values():
+            ack_at = incident.ack_at
+            if incident.status == "ACK" and ack_at is not None and now - ack_at >= self.ack_timeout:
+                incident.status = "NACK"
+                incident.moved("ACK", now)
 
     def _fault(self) -> _Response | None:
         """An injected failure, or None. Caller holds the lock (the draws must be in order)."""

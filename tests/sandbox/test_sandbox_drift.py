@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import cli
 
 from reconciler.errors import ReconcileError
 from reconciler.sandbox import SandboxServer
@@ -115,3 +116,103 @@ def test_a_seed_cannot_delete(tmp_path: Path) -> None:
     with pytest.raises(ReconcileError) as caught:
         seed_from_json(str(path))
     assert str(caught.value) == f"{path}: incident a: cannot delete it, there is no such incident"
+
+
+# ---------------------------------------------------------------------------------------------
+# Acknowledge timeout
+
+
+def _status(client: httpx.Client, cid: str) -> str:
+    response = client.get(f"/incidents/{cid}")
+    assert response.status_code == 200
+    status: str = response.json()["incident"]["status"]
+    return status
+
+
+def test_an_api_acknowledge_times_out_back_to_triggered() -> None:
+    clock = Clock()
+    with serve(
+        {"x": {"age": "1h", "escalations": 2}, "r": {"status": "RES"}}, clock=clock, ack_timeout=300
+    ) as (server, client):
+        clock.now = T0 + 10
+        client.post("/incidents/acknowledge", json={"ids": ["x"]})
+        clock.now = T0 + 309.5
+        assert _status(client, "x") == "ACK"
+        clock.now = T0 + 310
+        assert _status(client, "x") == "NACK"
+        triggered = client.get("/incidents/triggered").json()["incidents"]
+        snapshot = server.incidents()
+        calls = [(c["method"], c["path"], c["status"]) for c in server.calls]
+    # Re-triggered: the trigger time stays (the incident's age is from its creation), no ACK_at.
+    assert triggered == [
+        {
+            "counterId": "x",
+            "status": "NACK",
+            "title": "Sandbox incident x",
+            "message": "Sandbox incident x",
+            "NACK_at": "2027-01-15T07:00:00.000Z",
+        }
+    ]
+    assert snapshot["x"]["escalations"] == 2
+    assert snapshot["r"]["status"] == "RES"
+    # Nothing the tool sent did it: the calls are the acknowledge and the reads.
+    assert calls == [
+        ("POST", "/incidents/acknowledge", 200),
+        ("GET", "/incidents/x", 200),
+        ("GET", "/incidents/x", 200),
+        ("GET", "/incidents/triggered", 200),
+    ]
+
+
+def test_seeded_and_control_acknowledgements_time_out_too() -> None:
+    clock = Clock()
+    with serve({"s": {"status": "ACK"}, "c": {}}, clock=clock, ack_timeout=60) as (server, client):
+        clock.now = T0 + 30
+        client.post("/_sandbox/incidents", json={"c": {"status": "ACK"}})
+        clock.now = T0 + 60
+        assert {cid: i["status"] for cid, i in server.incidents().items()} == {
+            "s": "NACK",
+            "c": "ACK",
+        }
+        clock.now = T0 + 90
+        control = client.get("/_sandbox/incidents").json()
+    assert {cid: i["status"] for cid, i in control.items()} == {"s": "NACK", "c": "NACK"}
+
+
+def test_acknowledging_again_does_not_restart_the_clock_but_a_new_acknowledge_does() -> None:
+    clock = Clock()
+    with serve({"x": {}}, clock=clock, ack_timeout=100) as (_, client):
+        client.post("/incidents/acknowledge", json={"ids": ["x"]})
+        clock.now = T0 + 80
+        # Already acknowledged: a 200 that changes nothing, the timeout still counts from T0.
+        assert client.post("/incidents/acknowledge", json={"ids": ["x"]}).status_code == 200
+        clock.now = T0 + 100
+        assert _status(client, "x") == "NACK"
+        client.post("/incidents/acknowledge", json={"ids": ["x"]})
+        clock.now = T0 + 199
+        acknowledged = client.get("/incidents/acknowledged").json()["incidents"]
+        assert [(i["counterId"], i["ACK_at"]) for i in acknowledged] == [
+            ("x", "2027-01-15T08:01:40.000Z")
+        ]
+        clock.now = T0 + 200
+        assert _status(client, "x") == "NACK"
+
+
+def test_without_a_timeout_an_acknowledge_lasts() -> None:
+    clock = Clock()
+    with serve({"x": {"status": "ACK"}}, clock=clock) as (_, client):
+        clock.now = T0 + 10 * 365 * 86400
+        assert _status(client, "x") == "ACK"
+
+
+@pytest.mark.parametrize("timeout", [0, -1.5])
+def test_a_timeout_must_be_positive(timeout: float) -> None:
+    with pytest.raises(ValueError, match=r"^ack_timeout must be more than 0 seconds$"):
+        SandboxServer({}, ack_timeout=timeout)
+
+
+def test_cli_refuses_a_timeout_of_zero() -> None:
+    result = cli("sandbox", "--port", "0", "--ack-timeout", "0")
+    assert result.code == 1
+    assert "Invalid value for '--ack-timeout': 0.0 is not in the range x>0." in result.stderr
+    assert "Traceback" not in result.stderr
