@@ -5,8 +5,13 @@ It serves the endpoints this tool drives (docs/api-calls.md) plus `GET /incident
 with Spike's semantics as far as they are known; where Spike's behaviour is unknown the sandbox
 picks the stricter reading, so a tool that works here does not lean on a guess:
 
-- every API request needs `x-api-key` and `x-team-id` equal to the configured ones, else 401
-  `{"message", "error": "Unauthorized"}`; no response or log line ever contains the key;
+- every API request needs `x-api-key` equal to the configured key and `x-team-id` naming a
+  configured team, else 401 `{"message", "error": "Unauthorized"}` (an unknown team is refused
+  like a wrong key); no response or log line ever contains the key;
+- each team has its own incidents, and a request sees only those of its `x-team-id`;
+  `GET /teams/get-all-teams` answers `{"teams": [{"_id", "name"}]}` (the sandbox's reading of
+  an undocumented shape; the name is the id) and needs the key only: a team, when sent, must
+  be a configured one;
 - a batch (`{"ids": [...]}`) is all-or-nothing: an unknown id, a duplicate id, a malformed body,
   a value outside the enum or more than `max_batch` ids is a 400 and changes nothing;
 - resolved is terminal: acknowledge, unacknowledge or escalate on a resolved incident is a 400
@@ -26,7 +31,8 @@ apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth a
 
 - `GET /_sandbox/calls`: the API calls received, `[{"method", "path", "body", "status"}]`, in
   the order they were handled (401s and injected faults included); `DELETE` clears it;
-- `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`);
+- `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`); this and the
+  POST below take `?team=ID` (default: the first team; an unknown team is a 404);
 - `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
   tool's back, as the dashboard or an acknowledge timeout would, and `{id: null}` deletes one
   (see `set_incidents`).
@@ -393,6 +399,7 @@ _PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
 _INCIDENT = re.compile(r"/incidents/([^/]+)")
 _NO_BODY = object()
 #: The open-incident lists, by path: the status each lists. Matched before `_INCIDENT`.
+_TEAMS = "/teams/get-all-teams"
 _LISTS = {"/incidents/triggered": "NACK", "/incidents/acknowledged": "ACK"}
 PER_PAGE_DEFAULT = 20
 PER_PAGE_MAX = 100
@@ -473,7 +480,7 @@ def _api_methods(path: str) -> tuple[str, ...]:
     """The methods an API path takes (none for a path that is no endpoint)."""
     if path in _BATCH_PATHS:
         return (_BATCH_PATHS[path],)
-    if path in _LISTS:
+    if path in _LISTS or path == _TEAMS:
         return ("GET",)
     if _PUBLIC_SHARING.fullmatch(path):
         return ("PATCH",)
@@ -503,6 +510,10 @@ class SandboxCore:
     it was acknowledged (by the API, a control request or the seed: the sandbox's start), as
     an integration's acknowledge timeout does in Spike; its trigger time and escalations stay.
     The timeout is applied lazily, when a request or a method call reads the clock.
+    `teams` (`{team id: incidents}`, instead of `incidents` and `team_id`) serves several
+    teams, each with its own incidents; the first is the default of the `team=` arguments and
+    of the control endpoints, and every logged call then has "team": the team it was served
+    for (null when refused).
 
     Thread-safe: requests are served concurrently, but each is applied and logged atomically.
     """
@@ -524,6 +535,7 @@ class SandboxCore:
         calls_file: str | None = None,
         clock: Callable[[], float] = time.time,
         ack_timeout: float | None = None,
+        teams: Mapping[str, Changes] | None = None,
     ) -> None:
         if not is_loopback(host):
             # The control endpoints rewrite state without auth: never expose them.
@@ -541,6 +553,14 @@ class SandboxCore:
             raise ValueError("max_batch must be 1 or more")
         if ack_timeout is not None and not ack_timeout > 0:
             raise ValueError("ack_timeout must be more than 0 seconds")
+        if teams is not None:
+            if incidents:
+                raise ValueError("give incidents or teams, not both")
+            if not teams:
+                raise ValueError("teams must name at least one team")
+            bad = [t for t in teams if not isinstance(t, str) or not t]
+            if bad:
+                raise ValueError(f"team ids must be non-empty strings, got {bad!r}")
         self.host = host
         self.port = port
         self.latency = latency
@@ -553,10 +573,16 @@ class SandboxCore:
         self.ack_timeout = ack_timeout
         # Compared as bytes with compare_digest, so response time does not leak the key.
         self._api_key = api_key.encode()
-        self._team_id = team_id.encode()
+        seeds = dict(teams) if teams is not None else {team_id: incidents or {}}
+        #: Each team's id as bytes (compared with compare_digest) and its incidents, in order:
+        #: the first is the default team of the Python API and the control endpoints.
+        self._team_ids = {team: team.encode() for team in seeds}
+        self._teams = {team: _new_incidents(seed, clock()) for team, seed in seeds.items()}
+        #: With several teams (`teams` given), each logged call names the team it was for.
+        self._log_teams = teams is not None
         self._lock = threading.Lock()
         self._rng = random.Random(fault_seed)
-        self._incidents: dict[str, _Incident] = _new_incidents(incidents or {}, clock())
+        self._incidents = next(iter(self._teams.values()))  # the default team's
         self._calls: list[dict[str, Any]] = []
         self._calls_out: IO[str] | None = None
 
@@ -575,14 +601,21 @@ class SandboxCore:
             self._calls.clear()
             return count
 
-    def incidents(self) -> dict[str, dict[str, Any]]:
-        """A snapshot, by id: `{"counterId", "status", "message", "priority", "severity",
-        "public_sharing", "escalations"}`, statuses as NACK/ACK/RES."""
+    @property
+    def team_ids(self) -> list[str]:
+        """The teams served, in order; the first is the default of `team=` arguments."""
+        return list(self._teams)
+
+    def incidents(self, team: str | None = None) -> dict[str, dict[str, Any]]:
+        """A snapshot of a team's incidents (default: the first team), by id: `{"counterId",
+        "status", "message", "priority", "severity", "public_sharing", "escalations"}` (and
+        "title" when set), statuses as NACK/ACK/RES. ValueError for an unknown team."""
         with self._lock:
             self._expire_acks()
-            return {cid: incident.snapshot(cid) for cid, incident in self._incidents.items()}
+            store = self._store(team)
+            return {cid: incident.snapshot(cid) for cid, incident in store.items()}
 
-    def set_incidents(self, changes: Changes) -> None:
+    def set_incidents(self, changes: Changes, team: str | None = None) -> None:
         """Create, change or delete incidents behind the tool's back (the dashboard, a timeout).
 
         `{id: {field: value}}` (keys: `INCIDENT_KEYS`): the given fields change, the others stay
@@ -590,15 +623,26 @@ class SandboxCore:
         `age` says it was triggered that long ago ("3d", "12h", "30m", "90s" or seconds).
         `{id: None}` deletes that incident: reads of it answer 404 and batches naming it 400,
         as for an id that never existed (deleting an unknown id is an error).
-        All-or-nothing: ValueError, and no change, if any of it is invalid.
+        All-or-nothing: ValueError, and no change, if any of it is invalid. `team`: whose
+        incidents (default: the first team's); ValueError for an unknown team.
         """
         with self._lock:
             self._expire_acks()
-            for cid, incident in _check_changes(changes, self._incidents, self.clock()).items():
+            store = self._store(team)
+            for cid, incident in _check_changes(changes, store, self.clock()).items():
                 if incident is None:
-                    del self._incidents[cid]
+                    del store[cid]
                 else:
-                    self._incidents[cid] = incident
+                    store[cid] = incident
+
+    def _store(self, team: str | None) -> dict[str, _Incident]:
+        """A team's incidents (None: the first team's). Caller holds the lock."""
+        if team is None:
+            return self._incidents
+        store = self._teams.get(team)
+        if store is None:
+            raise ValueError(f"unknown team {team!r} (teams: {', '.join(self._teams)})")
+        return store
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -613,30 +657,43 @@ class SandboxCore:
     ) -> _Response:
         if self.latency:
             time.sleep(self.latency)  # outside the lock, so slow requests still overlap
-        authorized = self._authorized(key, team)
+        # The organisation's team list needs the key only (Spike: "most" requests need the
+        # team); a team, when sent, must still be one of ours.
+        team_optional = path == _TEAMS
+        served = self._authorized(key, team, team_optional)
         with self._lock:
             self._expire_acks()
-            if not authorized:
+            if served is None:
                 response = _error(
                     401,
                     "missing x-api-key or x-team-id header"
-                    if key is None or team is None
+                    if key is None or (team is None and not team_optional)
                     else "invalid API key or team id",
                 )
             else:
-                response = self._fault() or self._route(method, path, raw, query)
+                response = self._fault() or self._route(method, path, raw, query, served)
             # A list's query says which page was read; other paths are logged as before.
             logged = f"{path}?{query}" if query and path in _LISTS else path
-            self._record(method, logged, _loggable(raw), response.status)
+            self._record(
+                method, logged, _loggable(raw), response.status, served if served else None
+            )
         return response
 
-    def _authorized(self, key: str | None, team: str | None) -> bool:
-        if key is None or team is None:
-            return False
+    def _authorized(self, key: str | None, team: str | None, team_optional: bool) -> str | None:
+        """The team a request is served for ("" for no team where none is needed), or None
+        when it is refused: no key or a wrong one, no team or one not configured."""
+        if key is None or (team is None and not team_optional):
+            return None
         # http.server decodes headers as latin-1; undo that to compare the bytes sent.
         key_ok = hmac.compare_digest(key.encode("latin-1", "replace"), self._api_key)
-        team_ok = hmac.compare_digest(team.encode("latin-1", "replace"), self._team_id)
-        return key_ok and team_ok
+        if team is None:
+            return "" if key_ok else None
+        sent = team.encode("latin-1", "replace")
+        served = None
+        for name, expected in self._team_ids.items():  # every one: no early exit to time
+            if hmac.compare_digest(sent, expected):
+                served = name
+        return served if key_ok else None
 
     def _expire_acks(self) -> None:
         """Return acknowledged incidents whose acknowledge timeout has passed to triggered.
@@ -644,11 +701,13 @@ class SandboxCore:
         if self.ack_timeout is None:
             return
         now = self.clock()
-        for incident in self._incidents.values():
-            ack_at = incident.ack_at
-            if incident.status == "ACK" and ack_at is not None and now - ack_at >= self.ack_timeout:
-                incident.status = "NACK"
-                incident.moved("ACK", now)
+        for store in self._teams.values():
+            for incident in store.values():
+                ack_at = incident.ack_at
+                due = ack_at is not None and now - ack_at >= self.ack_timeout
+                if incident.status == "ACK" and due:
+                    incident.status = "NACK"
+                    incident.moved("ACK", now)
 
     def _fault(self) -> _Response | None:
         """An injected failure, or None. Caller holds the lock (the draws must be in order)."""
@@ -662,9 +721,13 @@ class SandboxCore:
             headers,
         )
 
-    def _record(self, method: str, path: str, body: Any, status: int) -> None:
+    def _record(
+        self, method: str, path: str, body: Any, status: int, team: str | None = None
+    ) -> None:
         """Log one API call. Caller holds the lock, so the log order is the handling order."""
         call = {"method": method, "path": path, "body": body, "status": status}
+        if self._log_teams:
+            call["team"] = team
         self._calls.append(call)
         if self._calls_out is not None:
             self._calls_out.write(json.dumps(call, separators=(",", ":")) + "\n")
@@ -675,18 +738,24 @@ class SandboxCore:
         with self._lock:
             self._record(method, path, None, status)
 
-    def _route(self, method: str, path: str, raw: bytes, query: str = "") -> _Response:
-        """Answer one authorized API request. Caller holds the lock."""
+    def _route(self, method: str, path: str, raw: bytes, query: str, team: str) -> _Response:
+        """Answer one authorized API request for `team` ("": none sent, where none is needed).
+        Caller holds the lock."""
         if method not in _METHODS:
             return _not_allowed(method, path, _api_methods(path))
+        if path == _TEAMS:
+            if method != "GET":
+                return _not_allowed(method, path, ("GET",))
+            return _Response(200, {"teams": [{"_id": t, "name": t} for t in self._teams]})
+        store = self._teams[team]
         try:
             if path in _LISTS:
                 if method != "GET":
                     return _not_allowed(method, path, ("GET",))
-                return self._list(_LISTS[path], query)
+                return self._list(store, _LISTS[path], query)
             action = _ACTIONS.get((method, path))
             if action is not None:
-                return self._batch(action, raw)
+                return self._batch(store, action, raw)
             if path in _BATCH_PATHS:
                 return _Response(
                     405,
@@ -695,15 +764,15 @@ class SandboxCore:
                 )
             match = _PUBLIC_SHARING.fullmatch(path)
             if match is not None and method == "PATCH":
-                return self._public_sharing(match.group(1), raw)
+                return self._public_sharing(store, match.group(1), raw)
             match = _INCIDENT.fullmatch(path)
             if match is not None and method == "GET":
-                return self._get(match.group(1))
+                return self._get(store, match.group(1))
         except _BadRequest as exc:
             return _error(400, str(exc))
         return _error(404, f"no such endpoint: {method} {path}")
 
-    def _batch(self, action: _Action, raw: bytes) -> _Response:
+    def _batch(self, store: dict[str, _Incident], action: _Action, raw: bytes) -> _Response:
         expected = {"ids", action.value_key} if action.value_key else {"ids"}
         body = _object_body(raw, expected)
         ids = body["ids"]
@@ -720,11 +789,11 @@ class SandboxCore:
         value = body.get(action.value_key) if action.value_key else None
         if action.value_key and value not in action.allowed:
             raise _BadRequest(f"{action.value_key} must be one of {', '.join(action.allowed)}")
-        unknown = [i for i in ids if i not in self._incidents]
+        unknown = [i for i in ids if i not in store]
         if unknown:
             raise _BadRequest(f"unknown incident ids: {_joined(unknown)}")
         if action.refuses_resolved:
-            resolved = [i for i in ids if self._incidents[i].status == "RES"]
+            resolved = [i for i in ids if store[i].status == "RES"]
             if resolved:
                 raise _BadRequest(
                     f"cannot {action.verb} resolved incidents (resolved is terminal): "
@@ -732,7 +801,7 @@ class SandboxCore:
                 )
         now = self.clock()
         for cid in ids:
-            incident = self._incidents[cid]
+            incident = store[cid]
             previous = incident.status
             action.change(incident, value)
             incident.moved(previous, now)
@@ -741,8 +810,8 @@ class SandboxCore:
             response[action.value_key] = value
         return _Response(200, response)
 
-    def _public_sharing(self, cid: str, raw: bytes) -> _Response:
-        incident = self._incidents.get(cid)
+    def _public_sharing(self, store: dict[str, _Incident], cid: str, raw: bytes) -> _Response:
+        incident = store.get(cid)
         if incident is None:
             return _error(404, f"unknown incident id: {cid}")
         body = _object_body(raw, {"publicSharing"})
@@ -756,20 +825,18 @@ class SandboxCore:
             response["publicUrl"] = f"https://share.spike.invalid/incidents/{cid}"
         return _Response(200, response)
 
-    def _list(self, status: str, query: str) -> _Response:
+    def _list(self, store: dict[str, _Incident], status: str, query: str) -> _Response:
         """One page of the incidents in `status`, oldest trigger first (ties: by counter id)."""
         page, per_page = _paging(query)
         matching = sorted(
-            (incident.nack_at, cid)
-            for cid, incident in self._incidents.items()
-            if incident.status == status
+            (incident.nack_at, cid) for cid, incident in store.items() if incident.status == status
         )
         total = len(matching)
         chosen = matching[(page - 1) * per_page : page * per_page]
         return _Response(
             200,
             {
-                "incidents": [self._incidents[cid].list_item(cid) for _, cid in chosen],
+                "incidents": [store[cid].list_item(cid) for _, cid in chosen],
                 "pagination": {
                     "page": page,
                     "perPage": per_page,
@@ -779,8 +846,8 @@ class SandboxCore:
             },
         )
 
-    def _get(self, cid: str) -> _Response:
-        incident = self._incidents.get(cid)
+    def _get(self, store: dict[str, _Incident], cid: str) -> _Response:
+        incident = store.get(cid)
         if incident is None:
             return _error(404, f"unknown incident id: {cid}")
         return _Response(
@@ -797,7 +864,7 @@ class SandboxCore:
             },
         )
 
-    def _handle_control(self, method: str, path: str, raw: bytes) -> _Response:
+    def _handle_control(self, method: str, path: str, raw: bytes, query: str = "") -> _Response:
         if method not in _METHODS:
             return _not_allowed(method, path, _CONTROL_METHODS.get(path, ()))
         if path == "/_sandbox/calls":
@@ -805,15 +872,22 @@ class SandboxCore:
                 return _Response(200, self.calls)
             if method == "DELETE":
                 return _Response(200, {"success": True, "cleared": self.clear_calls()})
-        elif path == "/_sandbox/incidents":
+        elif path == "/_sandbox/incidents" and method in ("GET", "POST"):
+            # `?team=ID` picks a team; without it, the first one.
+            chosen = parse_qs(query, keep_blank_values=True).get("team")
+            if chosen is not None and len(chosen) > 1:
+                return _error(400, f"team given {len(chosen)} times")
+            team = chosen[0] if chosen else None
+            if team is not None and team not in self._teams:
+                return _error(404, f"unknown team: {team}")
             if method == "GET":
-                return _Response(200, self.incidents())
+                return _Response(200, self.incidents(team))
             if method == "POST":
                 try:
                     changes = _parse_json(raw)
                     if changes is _NO_BODY:
                         raise _BadRequest("request body is required: {id: {field: value}}")
-                    self.set_incidents(changes)
+                    self.set_incidents(changes, team)
                 except (_BadRequest, ValueError) as exc:
                     return _error(400, str(exc))
                 return _Response(200, {"success": True, "ids": sorted(changes)})
