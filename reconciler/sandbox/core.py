@@ -316,7 +316,7 @@ def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     seed = {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
     for cid, incident in incidents.items():
         if "age" in data["incidents"][cid]:
-            seed[cid]["age"] = -incident.nack_at  # in seconds, validated
+            seed[cid]["age"] = 0.0 - incident.nack_at  # in seconds, validated
     return seed
 
 
