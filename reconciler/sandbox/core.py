@@ -30,7 +30,8 @@ Optional latency and seeded fault injection (429/500/503, an injected fault chan
 apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth and see neither:
 
 - `GET /_sandbox/calls`: the API calls received, `[{"method", "path", "body", "status"}]`, in
-  the order they were handled (401s and injected faults included); `DELETE` clears it;
+  the order they were handled (401s and injected faults included), with `"team"` too when
+  several teams are served; a list's path keeps its query; `DELETE` clears it;
 - `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`); this and the
   POST below take `?team=ID` (default: the first team; an unknown team is a 404);
 - `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
