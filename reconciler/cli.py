@@ -306,7 +306,7 @@ def apply(
 @click.option(
     "--seed-json",
     type=click.Path(exists=True, dir_okay=False),
-    help='A JSON file {"incidents": {id: {status: NACK, ...}}}.',
+    help='A JSON file {"incidents": {id: {status: NACK, title: ..., age: "3d", ...}}}.',
 )
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Milliseconds per call.")
 @click.option(
@@ -317,6 +317,20 @@ def apply(
 )
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.option("--calls-file", type=click.Path(dir_okay=False), help="Append each call as JSON.")
+@click.option(
+    "--ack-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Acknowledged incidents return to triggered this long after acknowledging.",
+)
+@click.option(
+    "--team",
+    "team_seeds",
+    multiple=True,
+    metavar="ID=PATH",
+    help="Serve team ID (an x-team-id value), seeded from the state files at PATH (as "
+    "--seed); repeatable. Without it: one team, SPIKE_TEAM_ID.",
+)
 @common
 def sandbox(
     host: str,
@@ -327,11 +341,14 @@ def sandbox(
     fault_rate: float,
     fault_seed: int,
     calls_file: str | None,
+    ack_timeout: float | None,
+    team_seeds: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
     """Run a local Spike-compatible API for trying apply (key and team: SPIKE_API_KEY and
-    SPIKE_TEAM_ID, default "dev"). Ctrl-C stops it (exit 130; SIGTERM: 143).
+    SPIKE_TEAM_ID, default "dev"; --team serves several teams instead). Ctrl-C stops it (exit
+    130; SIGTERM: 143).
 
     It listens on loopback addresses only: its control endpoints (/_sandbox/) change
     incidents without any auth, and its credentials default to "dev", so it is never served
@@ -354,8 +371,10 @@ def sandbox(
         incidents.update(seed_from_paths(list(seed_paths)))
     if seed_json:
         incidents.update(seed_from_json(seed_json))
+    teams = _sandbox_teams(team_seeds, seed_paths, seed_json) if team_seeds else None
     server = SandboxServer(
-        incidents,
+        None if teams is not None else incidents,
+        teams=teams,
         host=host,
         port=port,
         api_key=os.environ.get("SPIKE_API_KEY") or "dev",
@@ -364,6 +383,7 @@ def sandbox(
         fault_rate=fault_rate,
         fault_seed=fault_seed,
         calls_file=calls_file,
+        ack_timeout=ack_timeout,
     )
     try:
         server.start()
@@ -371,13 +391,44 @@ def sandbox(
         if calls_file is not None and exc.filename == calls_file:
             raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
         raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
-    click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+    if teams is None:
+        click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+    else:
+        count = sum(len(seed) for seed in teams.values())
+        click.echo(
+            f"Spike sandbox on {server.url} with {count} incidents in {len(teams)} teams: "
+            + ", ".join(teams),
+            err=True,
+        )
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
     try:
         while True:
             time.sleep(3600)
     finally:  # Ctrl-C or SIGTERM: close the port and the calls file, then exit 130 or 143
         server.stop()
+
+
+def _sandbox_teams(
+    team_seeds: tuple[str, ...], seed_paths: tuple[str, ...], seed_json: str | None
+) -> dict[str, dict[str, Any]]:
+    """`--team ID=PATH` options as `{team id: incidents}`, in the order given; a team given
+    twice is seeded from all its paths."""
+    from .errors import ReconcileError
+    from .sandbox.core import seed_from_paths
+
+    if seed_paths or seed_json:
+        raise ReconcileError(
+            "--team seeds each team from its PATH: use it instead of --seed and --seed-json"
+        )
+    paths: dict[str, list[str]] = {}
+    for option in team_seeds:
+        team, sep, path = option.partition("=")
+        if not sep or not team or not path:
+            raise ReconcileError(f"--team {option}: expected ID=PATH, e.g. team-a=states/a")
+        if not os.path.exists(path):
+            raise ReconcileError(f"--team {option}: {path} does not exist")
+        paths.setdefault(team, []).append(path)
+    return {team: seed_from_paths(team_paths) for team, team_paths in paths.items()}
 
 
 @cli.command()

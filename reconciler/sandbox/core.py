@@ -5,8 +5,13 @@ It serves the endpoints this tool drives (docs/api-calls.md) plus `GET /incident
 with Spike's semantics as far as they are known; where Spike's behaviour is unknown the sandbox
 picks the stricter reading, so a tool that works here does not lean on a guess:
 
-- every API request needs `x-api-key` and `x-team-id` equal to the configured ones, else 401
-  `{"message", "error": "Unauthorized"}`; no response or log line ever contains the key;
+- every API request needs `x-api-key` equal to the configured key and `x-team-id` naming a
+  configured team, else 401 `{"message", "error": "Unauthorized"}` (an unknown team is refused
+  like a wrong key); no response or log line ever contains the key;
+- each team has its own incidents, and a request sees only those of its `x-team-id`;
+  `GET /teams/get-all-teams` answers `{"teams": [{"_id", "name"}]}` (the sandbox's reading of
+  an undocumented shape; the name is the id) and needs the key only: a team, when sent, must
+  be a configured one;
 - a batch (`{"ids": [...]}`) is all-or-nothing: an unknown id, a duplicate id, a malformed body,
   a value outside the enum or more than `max_batch` ids is a 400 and changes nothing;
 - resolved is terminal: acknowledge, unacknowledge or escalate on a resolved incident is a 400
@@ -14,6 +19,10 @@ picks the stricter reading, so a tool that works here does not lean on a guess:
   resolving a resolved one are 200s that change nothing;
 - `PATCH /incidents/{counterId}/public-sharing` and `GET /incidents/{counterId}` answer 404 for
   an unknown id (the id is a path resource there, not a member of a batch);
+- `GET /incidents/triggered` and `GET /incidents/acknowledged` list the incidents in that
+  status, oldest trigger first, paginated (`page` from 1, `perPage` 1 to 100, default 20;
+  anything else is a 400) as `{"incidents": [...], "pagination": {"page", "perPage", "total",
+  "totalPages"}}`: Spike's shape is undocumented, this is the sandbox's reading (docs/cli.md);
 - a method no endpoint takes (PUT, TRACE, OPTIONS, HEAD, ...) is a 405 with a JSON body and an
   `Allow` header naming the methods the path takes.
 
@@ -21,10 +30,13 @@ Optional latency and seeded fault injection (429/500/503, an injected fault chan
 apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth and see neither:
 
 - `GET /_sandbox/calls`: the API calls received, `[{"method", "path", "body", "status"}]`, in
-  the order they were handled (401s and injected faults included); `DELETE` clears it;
-- `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`);
+  the order they were handled (401s and injected faults included), with `"team"` too when
+  several teams are served; a list's path keeps its query; `DELETE` clears it;
+- `GET /_sandbox/incidents`: `{id: incident}` (see `SandboxServer.incidents`); this and the
+  POST below take `?team=ID` (default: the first team; an unknown team is a 404);
 - `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
-  tool's back, as the dashboard or an acknowledge timeout would (see `set_incidents`).
+  tool's back, as the dashboard or an acknowledge timeout would, and `{id: null}` deletes one
+  (see `set_incidents`).
 
 The server binds loopback addresses only: the control endpoints have no auth.
 """
@@ -42,8 +54,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import parse_qs
 
 from .. import endpoints
 from ..errors import ReconcileError
@@ -55,7 +69,16 @@ _log = logging.getLogger(__name__)
 API_STATUSES = ("NACK", "ACK", "RES")
 FAULT_CODES = (429, 500, 503)
 #: The keys an incident has in the Python API and in control requests.
-INCIDENT_KEYS = ("status", "priority", "severity", "public_sharing", "escalations", "message")
+INCIDENT_KEYS = (
+    "status",
+    "priority",
+    "severity",
+    "public_sharing",
+    "escalations",
+    "message",
+    "title",
+    "age",
+)
 #: Bodies beyond this are refused unread: the largest real batch is a few tens of kilobytes.
 MAX_BODY_BYTES = 1 << 20
 #: How often the accept loop looks for a stop request; it bounds how long `stop()` takes.
@@ -86,10 +109,16 @@ class _Incident:
     public_sharing: bool = False
     escalations: int = 0
     message: str = ""
+    #: The title in list items; None: the message.
+    title: str | None = None
+    #: When it was triggered and (while acknowledged) when it was acknowledged, as epoch seconds.
+    nack_at: float = 0.0
+    ack_at: float | None = None
 
     def snapshot(self, counter_id: str) -> dict[str, Any]:
-        """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations."""
-        return {
+        """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations
+        (and title, when one was set)."""
+        snapshot: dict[str, Any] = {
             "counterId": counter_id,
             "status": self.status,
             "message": self.message,
@@ -98,43 +127,116 @@ class _Incident:
             "public_sharing": self.public_sharing,
             "escalations": self.escalations,
         }
+        if self.title is not None:
+            snapshot["title"] = self.title
+        return snapshot
+
+    def moved(self, previous: str, now: float) -> None:
+        """Stamp a status change: acknowledging starts the acknowledge clock, leaving ACK
+        stops it. The trigger time (nack_at) never changes."""
+        if self.status == previous:
+            return
+        self.ack_at = now if self.status == "ACK" else None
+
+    def list_item(self, counter_id: str) -> dict[str, Any]:
+        """An item of `GET /incidents/triggered` and `/incidents/acknowledged`."""
+        item: dict[str, Any] = {
+            "counterId": counter_id,
+            "status": self.status,
+            "title": self.message if self.title is None else self.title,
+            "message": self.message,
+            "NACK_at": _iso(self.nack_at),
+        }
+        if self.ack_at is not None:
+            item["ACK_at"] = _iso(self.ack_at)
+        # Spike's items may lack them: present only when set, so clients learn to read the
+        # incident (GET /incidents/{counterId}) for the rest.
+        if self.priority is not None:
+            item["priority"] = self.priority
+        if self.severity is not None:
+            item["severity"] = self.severity
+        return item
+
+
+def _iso(epoch: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. `2026-11-30T15:10:03.123Z`."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_AGE = re.compile(r"([0-9]{1,9})([dhms])")
+_AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _age_seconds(where: str, value: object) -> float:
+    """An age as seconds: `"3d"`, `"12h"`, `"30m"`, `"90s"` or a number of seconds, 0 or more."""
+    if isinstance(value, str):
+        match = _AGE.fullmatch(value)
+        if match is not None:
+            return int(match.group(1)) * _AGE_UNITS[match.group(2)]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e10:
+        return float(value)  # NaN and infinities failed the range
+    raise ValueError(f'{where} must be seconds (0 or more) or a string like "3d", "12h"')
 
 
 def _default_message(counter_id: str) -> str:
     return f"Sandbox incident {counter_id}"
 
 
+#: What `set_incidents` takes: `{id: {field: value}}`, `{id: None}` deleting that incident.
+Changes = Mapping[str, Mapping[str, object] | None]
+
+
 def _check_changes(
-    changes: Mapping[str, Mapping[str, object]], existing: Mapping[str, _Incident]
-) -> dict[str, _Incident]:
-    """Validate every change and return the incidents as they would become; raise ValueError.
+    changes: Changes, existing: Mapping[str, _Incident], now: float
+) -> dict[str, _Incident | None]:
+    """Validate every change and return the incidents as they would become (None: deleted);
+    raise ValueError.
 
     Validating everything before touching anything is what makes a change all-or-nothing.
+    `now` (epoch seconds) stamps new incidents, acknowledgements and ages.
     """
     if not isinstance(changes, Mapping):
         raise ValueError("incidents must be a mapping of counter id -> fields")
-    out: dict[str, _Incident] = {}
+    out: dict[str, _Incident | None] = {}
     for cid, fields in changes.items():
         if not is_counter_id(cid):
             raise ValueError(f"invalid counter id {cid!r}")
-        if not isinstance(fields, Mapping):
-            raise ValueError(f"incident {cid}: fields must be a mapping")
         current = existing.get(cid)
+        if fields is None:
+            if current is None:
+                raise ValueError(f"incident {cid}: cannot delete it, there is no such incident")
+            out[cid] = None
+            continue
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"incident {cid}: fields must be a mapping (or null: delete it)")
         incident = (
-            copy.copy(current) if current is not None else _Incident(message=_default_message(cid))
+            copy.copy(current)
+            if current is not None
+            else _Incident(message=_default_message(cid), nack_at=now)
         )
         for key, value in fields.items():
-            _set_field(cid, incident, key, value)
+            _set_field(cid, incident, key, value, now)
         out[cid] = incident
     return out
 
 
-def _set_field(cid: str, incident: _Incident, key: object, value: object) -> None:
+def _new_incidents(changes: Changes, now: float) -> dict[str, _Incident]:
+    """`_check_changes` from nothing: there is nothing to delete, so every value is set."""
+    return {
+        cid: incident
+        for cid, incident in _check_changes(changes, {}, now).items()
+        if incident is not None
+    }
+
+
+def _set_field(cid: str, incident: _Incident, key: object, value: object, now: float) -> None:
     where = f"incident {cid}: {key}"
     if key == "status":
         if value not in API_STATUSES:
             raise ValueError(f"{where} must be one of {', '.join(API_STATUSES)}")
-        incident.status = value
+        previous, incident.status = incident.status, value
+        incident.moved(previous, now)
     elif key == "priority":
         if value is not None and value not in PRIORITIES:
             raise ValueError(f"{where} must be one of {', '.join(PRIORITIES)} or null")
@@ -156,6 +258,15 @@ def _set_field(cid: str, incident: _Incident, key: object, value: object) -> Non
         if not isinstance(value, str):
             raise ValueError(f"{where} must be a string")
         incident.message = value
+    elif key == "title":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where} must be a string or null")
+        incident.title = value
+    elif key == "age":
+        # Triggered that long ago; an acknowledgement cannot predate the trigger.
+        incident.nack_at = now - _age_seconds(where, value)
+        if incident.ack_at is not None:
+            incident.ack_at = max(incident.ack_at, incident.nack_at)
     elif key == "counterId":
         # Accepted so that a snapshot from incidents() can be fed back as it is.
         if value != cid:
@@ -186,8 +297,10 @@ def seed_from_paths(paths: Sequence[str]) -> dict[str, dict[str, Any]]:
 def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     """Incidents from a JSON file `{"incidents": {id: {"status": "NACK", ...}}}`.
 
-    Fields left out take the fresh-incident defaults. Raises ReconcileError naming the file for
-    a file that cannot be read, is not JSON or does not have that shape.
+    Fields left out take the fresh-incident defaults. An incident may have a `title` and an
+    `age` ("3d", "12h", or seconds: triggered that long before the sandbox starts), kept in
+    the result for SandboxCore. Raises ReconcileError naming the file for a file that cannot be
+    read, is not JSON or does not have that shape.
     """
     try:
         data = json.loads(Path(path).read_bytes())
@@ -198,10 +311,14 @@ def seed_from_json(path: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or set(data) != {"incidents"}:
         raise ReconcileError(f'{path}: expected an object with one key, "incidents"')
     try:
-        incidents = _check_changes(data["incidents"], {})
+        incidents = _new_incidents(data["incidents"], 0.0)
     except ValueError as exc:
         raise ReconcileError(f"{path}: {exc}") from exc
-    return {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
+    seed = {cid: incident.snapshot(cid) for cid, incident in incidents.items()}
+    for cid, incident in incidents.items():
+        if "age" in data["incidents"][cid]:
+            seed[cid]["age"] = 0.0 - incident.nack_at  # in seconds, validated
+    return seed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +399,11 @@ _CONTROL_METHODS = {"/_sandbox/calls": ("DELETE", "GET"), "/_sandbox/incidents":
 _PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
 _INCIDENT = re.compile(r"/incidents/([^/]+)")
 _NO_BODY = object()
+#: The open-incident lists, by path: the status each lists. Matched before `_INCIDENT`.
+_TEAMS = "/teams/get-all-teams"
+_LISTS = {"/incidents/triggered": "NACK", "/incidents/acknowledged": "ACK"}
+PER_PAGE_DEFAULT = 20
+PER_PAGE_MAX = 100
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -320,6 +442,28 @@ def _object_body(raw: bytes, expected: set[str]) -> dict[str, Any]:
     return body
 
 
+def _paging(query: str) -> tuple[int, int]:
+    """`page` (from 1) and `perPage` (1 to PER_PAGE_MAX) from a query; raise _BadRequest."""
+    try:
+        params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise _BadRequest(f"malformed query string: {exc}") from exc
+    unknown = sorted(set(params) - {"page", "perPage"})
+    if unknown:
+        raise _BadRequest(f"unknown query parameters: {', '.join(unknown)} (valid: page, perPage)")
+    values = {"page": 1, "perPage": PER_PAGE_DEFAULT}
+    for name, given in params.items():
+        if len(given) > 1:
+            raise _BadRequest(f"{name} given {len(given)} times")
+        text = given[0]
+        if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+            raise _BadRequest(f"{name} must be a whole number, 1 or more, not {text!r}")
+        values[name] = int(text)
+    if values["perPage"] > PER_PAGE_MAX:
+        raise _BadRequest(f"perPage must be at most {PER_PAGE_MAX}, not {values['perPage']}")
+    return values["page"], values["perPage"]
+
+
 def _joined(ids: Sequence[str]) -> str:
     return ", ".join(sorted(set(ids)))
 
@@ -337,6 +481,8 @@ def _api_methods(path: str) -> tuple[str, ...]:
     """The methods an API path takes (none for a path that is no endpoint)."""
     if path in _BATCH_PATHS:
         return (_BATCH_PATHS[path],)
+    if path in _LISTS or path == _TEAMS:
+        return ("GET",)
     if _PUBLIC_SHARING.fullmatch(path):
         return ("PATCH",)
     if _INCIDENT.fullmatch(path):
@@ -359,7 +505,16 @@ class SandboxCore:
     changes nothing; draws come from `random.Random(fault_seed)`, so the same sequence of
     requests gets the same faults. A 429 carries `Retry-After: retry_after` (None: no header).
     Batches of more than `max_batch` ids are a 400. With `calls_file`, every API call is also
-    appended to that file as a JSON line (same shape as `calls`).
+    appended to that file as a JSON line (same shape as `calls`). `clock` gives the time (epoch
+    seconds) for trigger and acknowledge times and ages; tests pass one they move by hand.
+    With `ack_timeout` seconds, an acknowledged incident returns to triggered that long after
+    it was acknowledged (by the API, a control request or the seed: the sandbox's start), as
+    an integration's acknowledge timeout does in Spike; its trigger time and escalations stay.
+    The timeout is applied lazily, when a request or a method call reads the clock.
+    `teams` (`{team id: incidents}`, instead of `incidents` and `team_id`) serves several
+    teams, each with its own incidents; the first is the default of the `team=` arguments and
+    of the control endpoints, and every logged call then has "team": the team it was served
+    for (null when refused).
 
     Thread-safe: requests are served concurrently, but each is applied and logged atomically.
     """
@@ -379,6 +534,9 @@ class SandboxCore:
         retry_after: str | None = "0",
         max_batch: int = 500,
         calls_file: str | None = None,
+        clock: Callable[[], float] = time.time,
+        ack_timeout: float | None = None,
+        teams: Mapping[str, Changes] | None = None,
     ) -> None:
         if not is_loopback(host):
             # The control endpoints rewrite state without auth: never expose them.
@@ -394,6 +552,16 @@ class SandboxCore:
             raise ValueError("latency must be 0 or more")
         if max_batch < 1:
             raise ValueError("max_batch must be 1 or more")
+        if ack_timeout is not None and not ack_timeout > 0:
+            raise ValueError("ack_timeout must be more than 0 seconds")
+        if teams is not None:
+            if incidents:
+                raise ValueError("give incidents or teams, not both")
+            if not teams:
+                raise ValueError("teams must name at least one team")
+            bad = [t for t in teams if not isinstance(t, str) or not t]
+            if bad:
+                raise ValueError(f"team ids must be non-empty strings, got {bad!r}")
         self.host = host
         self.port = port
         self.latency = latency
@@ -402,12 +570,20 @@ class SandboxCore:
         self.retry_after = retry_after
         self.max_batch = max_batch
         self.calls_file = calls_file
+        self.clock = clock
+        self.ack_timeout = ack_timeout
         # Compared as bytes with compare_digest, so response time does not leak the key.
         self._api_key = api_key.encode()
-        self._team_id = team_id.encode()
+        seeds = dict(teams) if teams is not None else {team_id: incidents or {}}
+        #: Each team's id as bytes (compared with compare_digest) and its incidents, in order:
+        #: the first is the default team of the Python API and the control endpoints.
+        self._team_ids = {team: team.encode() for team in seeds}
+        self._teams = {team: _new_incidents(seed, clock()) for team, seed in seeds.items()}
+        #: With several teams (`teams` given), each logged call names the team it was for.
+        self._log_teams = teams is not None
         self._lock = threading.Lock()
         self._rng = random.Random(fault_seed)
-        self._incidents: dict[str, _Incident] = _check_changes(incidents or {}, {})
+        self._incidents = next(iter(self._teams.values()))  # the default team's
         self._calls: list[dict[str, Any]] = []
         self._calls_out: IO[str] | None = None
 
@@ -426,49 +602,113 @@ class SandboxCore:
             self._calls.clear()
             return count
 
-    def incidents(self) -> dict[str, dict[str, Any]]:
-        """A snapshot, by id: `{"counterId", "status", "message", "priority", "severity",
-        "public_sharing", "escalations"}`, statuses as NACK/ACK/RES."""
+    @property
+    def team_ids(self) -> list[str]:
+        """The teams served, in order; the first is the default of `team=` arguments."""
+        return list(self._teams)
+
+    def incidents(self, team: str | None = None) -> dict[str, dict[str, Any]]:
+        """A snapshot of a team's incidents (default: the first team), by id: `{"counterId",
+        "status", "message", "priority", "severity", "public_sharing", "escalations"}` (and
+        "title" when set), statuses as NACK/ACK/RES. ValueError for an unknown team."""
         with self._lock:
-            return {cid: incident.snapshot(cid) for cid, incident in self._incidents.items()}
+            self._expire_acks()
+            store = self._store(team)
+            return {cid: incident.snapshot(cid) for cid, incident in store.items()}
 
-    def set_incidents(self, changes: Mapping[str, Mapping[str, object]]) -> None:
-        """Create or change incidents behind the tool's back (the dashboard, a timeout).
+    def set_incidents(self, changes: Changes, team: str | None = None) -> None:
+        """Create, change or delete incidents behind the tool's back (the dashboard, a timeout).
 
-        `{id: {field: value}}`: the given fields change, the others stay (or take the defaults
-        for a new incident). All-or-nothing: ValueError, and no change, if any of it is invalid.
+        `{id: {field: value}}` (keys: `INCIDENT_KEYS`): the given fields change, the others stay
+        (or take the defaults for a new incident). `title` is a string, or null for the message;
+        `age` says it was triggered that long ago ("3d", "12h", "30m", "90s" or seconds).
+        `{id: None}` deletes that incident: reads of it answer 404 and batches naming it 400,
+        as for an id that never existed (deleting an unknown id is an error).
+        All-or-nothing: ValueError, and no change, if any of it is invalid. `team`: whose
+        incidents (default: the first team's); ValueError for an unknown team.
         """
         with self._lock:
-            self._incidents.update(_check_changes(changes, self._incidents))
+            self._expire_acks()
+            store = self._store(team)
+            for cid, incident in _check_changes(changes, store, self.clock()).items():
+                if incident is None:
+                    del store[cid]
+                else:
+                    store[cid] = incident
+
+    def _store(self, team: str | None) -> dict[str, _Incident]:
+        """A team's incidents (None: the first team's). Caller holds the lock."""
+        if team is None:
+            return self._incidents
+        store = self._teams.get(team)
+        if store is None:
+            raise ValueError(f"unknown team {team!r} (teams: {', '.join(self._teams)})")
+        return store
 
     # -- requests ---------------------------------------------------------------------------
 
     def _handle_api(
-        self, method: str, path: str, key: str | None, team: str | None, raw: bytes
+        self,
+        method: str,
+        path: str,
+        key: str | None,
+        team: str | None,
+        raw: bytes,
+        query: str = "",
     ) -> _Response:
         if self.latency:
             time.sleep(self.latency)  # outside the lock, so slow requests still overlap
-        authorized = self._authorized(key, team)
+        # The organisation's team list needs the key only (Spike: "most" requests need the
+        # team); a team, when sent, must still be one of ours.
+        team_optional = path == _TEAMS
+        served = self._authorized(key, team, team_optional)
         with self._lock:
-            if not authorized:
+            self._expire_acks()
+            if served is None:
                 response = _error(
                     401,
                     "missing x-api-key or x-team-id header"
-                    if key is None or team is None
+                    if key is None or (team is None and not team_optional)
                     else "invalid API key or team id",
                 )
             else:
-                response = self._fault() or self._route(method, path, raw)
-            self._record(method, path, _loggable(raw), response.status)
+                response = self._fault() or self._route(method, path, raw, query, served)
+            # A list's query says which page was read; other paths are logged as before.
+            logged = f"{path}?{query}" if query and path in _LISTS else path
+            self._record(
+                method, logged, _loggable(raw), response.status, served if served else None
+            )
         return response
 
-    def _authorized(self, key: str | None, team: str | None) -> bool:
-        if key is None or team is None:
-            return False
+    def _authorized(self, key: str | None, team: str | None, team_optional: bool) -> str | None:
+        """The team a request is served for ("" for no team where none is needed), or None
+        when it is refused: no key or a wrong one, no team or one not configured."""
+        if key is None or (team is None and not team_optional):
+            return None
         # http.server decodes headers as latin-1; undo that to compare the bytes sent.
         key_ok = hmac.compare_digest(key.encode("latin-1", "replace"), self._api_key)
-        team_ok = hmac.compare_digest(team.encode("latin-1", "replace"), self._team_id)
-        return key_ok and team_ok
+        if team is None:
+            return "" if key_ok else None
+        sent = team.encode("latin-1", "replace")
+        served = None
+        for name, expected in self._team_ids.items():  # every one: no early exit to time
+            if hmac.compare_digest(sent, expected):
+                served = name
+        return served if key_ok else None
+
+    def _expire_acks(self) -> None:
+        """Return acknowledged incidents whose acknowledge timeout has passed to triggered.
+        Caller holds the lock."""
+        if self.ack_timeout is None:
+            return
+        now = self.clock()
+        for store in self._teams.values():
+            for incident in store.values():
+                ack_at = incident.ack_at
+                due = ack_at is not None and now - ack_at >= self.ack_timeout
+                if incident.status == "ACK" and due:
+                    incident.status = "NACK"
+                    incident.moved("ACK", now)
 
     def _fault(self) -> _Response | None:
         """An injected failure, or None. Caller holds the lock (the draws must be in order)."""
@@ -482,9 +722,13 @@ class SandboxCore:
             headers,
         )
 
-    def _record(self, method: str, path: str, body: Any, status: int) -> None:
+    def _record(
+        self, method: str, path: str, body: Any, status: int, team: str | None = None
+    ) -> None:
         """Log one API call. Caller holds the lock, so the log order is the handling order."""
         call = {"method": method, "path": path, "body": body, "status": status}
+        if self._log_teams:
+            call["team"] = team
         self._calls.append(call)
         if self._calls_out is not None:
             self._calls_out.write(json.dumps(call, separators=(",", ":")) + "\n")
@@ -495,14 +739,24 @@ class SandboxCore:
         with self._lock:
             self._record(method, path, None, status)
 
-    def _route(self, method: str, path: str, raw: bytes) -> _Response:
-        """Answer one authorized API request. Caller holds the lock."""
+    def _route(self, method: str, path: str, raw: bytes, query: str, team: str) -> _Response:
+        """Answer one authorized API request for `team` ("": none sent, where none is needed).
+        Caller holds the lock."""
         if method not in _METHODS:
             return _not_allowed(method, path, _api_methods(path))
+        if path == _TEAMS:
+            if method != "GET":
+                return _not_allowed(method, path, ("GET",))
+            return _Response(200, {"teams": [{"_id": t, "name": t} for t in self._teams]})
+        store = self._teams[team]
         try:
+            if path in _LISTS:
+                if method != "GET":
+                    return _not_allowed(method, path, ("GET",))
+                return self._list(store, _LISTS[path], query)
             action = _ACTIONS.get((method, path))
             if action is not None:
-                return self._batch(action, raw)
+                return self._batch(store, action, raw)
             if path in _BATCH_PATHS:
                 return _Response(
                     405,
@@ -511,15 +765,15 @@ class SandboxCore:
                 )
             match = _PUBLIC_SHARING.fullmatch(path)
             if match is not None and method == "PATCH":
-                return self._public_sharing(match.group(1), raw)
+                return self._public_sharing(store, match.group(1), raw)
             match = _INCIDENT.fullmatch(path)
             if match is not None and method == "GET":
-                return self._get(match.group(1))
+                return self._get(store, match.group(1))
         except _BadRequest as exc:
             return _error(400, str(exc))
         return _error(404, f"no such endpoint: {method} {path}")
 
-    def _batch(self, action: _Action, raw: bytes) -> _Response:
+    def _batch(self, store: dict[str, _Incident], action: _Action, raw: bytes) -> _Response:
         expected = {"ids", action.value_key} if action.value_key else {"ids"}
         body = _object_body(raw, expected)
         ids = body["ids"]
@@ -536,25 +790,29 @@ class SandboxCore:
         value = body.get(action.value_key) if action.value_key else None
         if action.value_key and value not in action.allowed:
             raise _BadRequest(f"{action.value_key} must be one of {', '.join(action.allowed)}")
-        unknown = [i for i in ids if i not in self._incidents]
+        unknown = [i for i in ids if i not in store]
         if unknown:
             raise _BadRequest(f"unknown incident ids: {_joined(unknown)}")
         if action.refuses_resolved:
-            resolved = [i for i in ids if self._incidents[i].status == "RES"]
+            resolved = [i for i in ids if store[i].status == "RES"]
             if resolved:
                 raise _BadRequest(
                     f"cannot {action.verb} resolved incidents (resolved is terminal): "
                     f"{_joined(resolved)}"
                 )
+        now = self.clock()
         for cid in ids:
-            action.change(self._incidents[cid], value)
+            incident = store[cid]
+            previous = incident.status
+            action.change(incident, value)
+            incident.moved(previous, now)
         response: dict[str, Any] = {"success": True, "ids": ids}
         if action.value_key:
             response[action.value_key] = value
         return _Response(200, response)
 
-    def _public_sharing(self, cid: str, raw: bytes) -> _Response:
-        incident = self._incidents.get(cid)
+    def _public_sharing(self, store: dict[str, _Incident], cid: str, raw: bytes) -> _Response:
+        incident = store.get(cid)
         if incident is None:
             return _error(404, f"unknown incident id: {cid}")
         body = _object_body(raw, {"publicSharing"})
@@ -568,8 +826,29 @@ class SandboxCore:
             response["publicUrl"] = f"https://share.spike.invalid/incidents/{cid}"
         return _Response(200, response)
 
-    def _get(self, cid: str) -> _Response:
-        incident = self._incidents.get(cid)
+    def _list(self, store: dict[str, _Incident], status: str, query: str) -> _Response:
+        """One page of the incidents in `status`, oldest trigger first (ties: by counter id)."""
+        page, per_page = _paging(query)
+        matching = sorted(
+            (incident.nack_at, cid) for cid, incident in store.items() if incident.status == status
+        )
+        total = len(matching)
+        chosen = matching[(page - 1) * per_page : page * per_page]
+        return _Response(
+            200,
+            {
+                "incidents": [store[cid].list_item(cid) for _, cid in chosen],
+                "pagination": {
+                    "page": page,
+                    "perPage": per_page,
+                    "total": total,
+                    "totalPages": -(-total // per_page),
+                },
+            },
+        )
+
+    def _get(self, store: dict[str, _Incident], cid: str) -> _Response:
+        incident = store.get(cid)
         if incident is None:
             return _error(404, f"unknown incident id: {cid}")
         return _Response(
@@ -586,7 +865,7 @@ class SandboxCore:
             },
         )
 
-    def _handle_control(self, method: str, path: str, raw: bytes) -> _Response:
+    def _handle_control(self, method: str, path: str, raw: bytes, query: str = "") -> _Response:
         if method not in _METHODS:
             return _not_allowed(method, path, _CONTROL_METHODS.get(path, ()))
         if path == "/_sandbox/calls":
@@ -594,15 +873,22 @@ class SandboxCore:
                 return _Response(200, self.calls)
             if method == "DELETE":
                 return _Response(200, {"success": True, "cleared": self.clear_calls()})
-        elif path == "/_sandbox/incidents":
+        elif path == "/_sandbox/incidents" and method in ("GET", "POST"):
+            # `?team=ID` picks a team; without it, the first one.
+            chosen = parse_qs(query, keep_blank_values=True).get("team")
+            if chosen is not None and len(chosen) > 1:
+                return _error(400, f"team given {len(chosen)} times")
+            team = chosen[0] if chosen else None
+            if team is not None and team not in self._teams:
+                return _error(404, f"unknown team: {team}")
             if method == "GET":
-                return _Response(200, self.incidents())
+                return _Response(200, self.incidents(team))
             if method == "POST":
                 try:
                     changes = _parse_json(raw)
                     if changes is _NO_BODY:
                         raise _BadRequest("request body is required: {id: {field: value}}")
-                    self.set_incidents(changes)
+                    self.set_incidents(changes, team)
                 except (_BadRequest, ValueError) as exc:
                     return _error(400, str(exc))
                 return _Response(200, {"success": True, "ids": sorted(changes)})

@@ -33,7 +33,9 @@ class SandboxServer(SandboxCore):
 
     def __repr__(self) -> str:  # the default would show nothing useful, and never the key
         where = self.url if self._httpd is not None else "not started"
-        return f"<SandboxServer {where}, {len(self._incidents)} incidents>"
+        count = sum(len(store) for store in self._teams.values())
+        teams = f" in {len(self._teams)} teams" if len(self._teams) > 1 else ""
+        return f"<SandboxServer {where}, {count} incidents{teams}>"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -199,7 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         sandbox = cast(_HTTPServer, self.server).sandbox
-        path = urlsplit(self.path).path
+        target = urlsplit(self.path)
+        path = target.path
         control = path.startswith(_CONTROL_PREFIX)
         raw, framing_error = self._read_body()
         if framing_error is not None:
@@ -209,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not control:
                 sandbox._record_unread(self.command, path, response.status)
         elif control:
-            response = sandbox._handle_control(self.command, path, raw)
+            response = sandbox._handle_control(self.command, path, raw, target.query)
         else:
             response = sandbox._handle_api(
                 self.command,
@@ -217,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("x-api-key"),
                 self.headers.get("x-team-id"),
                 raw,
+                target.query,
             )
         self._send(response)
 
