@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import socketserver
 import sys
@@ -58,7 +59,18 @@ class SandboxServer(SandboxCore):
             name=f"spike-sandbox-{self._httpd.server_port}",
             daemon=True,
         )
-        self._thread.start()
+        # The serving thread (and the request threads it starts, which inherit its mask)
+        # never takes SIGINT or SIGTERM: the kernel may hand a process's signal to any thread
+        # that does not block it, and Python runs the handler only in the main thread, so a
+        # signal taken here left `reconcile sandbox` asleep, never stopping.
+        blocked = {signal.SIGINT, signal.SIGTERM}
+        on_posix = hasattr(signal, "pthread_sigmask")
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if on_posix else None
+        try:
+            self._thread.start()
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return self
 
     def stop(self) -> None:
