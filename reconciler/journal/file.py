@@ -1,6 +1,6 @@
 """The file backend: `.reconcile/journal.jsonl`, JSON Lines appended and fsynced one record at a
-time, locked with a lock file next to its resolved path and, where the system has `flock`, a
-lock on the journal file itself (docs/journal.md, Locking).
+time, locked with `flock` on the journal file itself (a lock file beside its resolved path
+where there is no `flock`), docs/journal.md, Locking.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def _lock_file_itself(path: Path, deadline: float) -> int | None:
     """An exclusive `flock` on the journal file itself: its descriptor (closing it releases
     the lock), or None when another process holds it past `deadline` (time.monotonic()).
 
-    The lock file beside the path cannot see the same journal reached through another path
-    (a hard link, a bind mount): two applies through two such paths ran at once, escalated
-    twice and wrote two records with one serial. A lock on the file's inode sees every path.
-    Systems without `flock` (Windows) keep the lock file alone (-1: nothing to release).
+    A lock on the file's inode sees the journal however it is reached: through a symlink, a
+    hard link or a bind mount (a lock file beside the path did not: two applies through two
+    such paths ran at once, escalated twice and wrote two records with one serial). -1 on
+    systems without `flock` (Windows), which lock a file beside the resolved path instead.
     """
     try:
         import fcntl
@@ -135,18 +135,32 @@ class FileJournal(Journal):
 
     @contextmanager
     def _locked(self, timeout: float) -> Iterator[_Held]:
-        from filelock import FileLock, Timeout
-
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_path, holder_path = self.lock_path, self.holder_path
-            lock = FileLock(lock_path, timeout=timeout)
+            holder_path = self.holder_path
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             raise JournalError(
                 f"{self.location}: cannot create the journal's folder: "
                 f"{getattr(exc, 'strerror', None) or exc}"
             ) from None
-        deadline = time.monotonic() + timeout
+        try:
+            fd = _lock_file_itself(self.path, time.monotonic() + timeout)
+        except OSError as exc:  # opened for writing: a folder, no permission
+            raise JournalError(
+                f"{self.location}: cannot write the journal: {exc.strerror}"
+            ) from None
+        if fd is None:
+            raise self._lock_held(timeout, self._holder(holder_path))
+        if fd >= 0:
+            try:
+                yield _Held(holder_path)
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+            return
+        # No flock (Windows): a lock file beside the journal's resolved path.
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.lock_path, timeout=timeout)
         try:
             lock.acquire()
         except Timeout:
@@ -156,21 +170,7 @@ class FileJournal(Journal):
                 f"{self.location}: cannot lock the journal: {exc.strerror}"
             ) from None
         try:
-            try:
-                fd = _lock_file_itself(self.path, deadline)
-            except OSError as exc:  # opened for writing: a folder, no permission
-                raise JournalError(
-                    f"{self.location}: cannot write the journal: {exc.strerror}"
-                ) from None
-            if fd is None:
-                raise self._lock_held(
-                    timeout, "holder unknown (the same journal reached through another path)"
-                )
-            try:
-                yield _Held(holder_path)
-            finally:
-                if fd >= 0:
-                    os.close(fd)
+            yield _Held(holder_path)
         finally:
             lock.release()
 
