@@ -93,35 +93,47 @@ NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
     httpx.PoolTimeout,
 )
 USER_AGENT = "spike-reconcile"
+#: The organisation's team list: the only call that needs no x-team-id.
+TEAMS_PATH = "/teams/get-all-teams"
 
 
 @dataclass(frozen=True)
 class SpikeConfig:
-    """Where the API is and who we are. The key never leaves the x-api-key header."""
+    """Where the API is and who we are. The key never leaves the x-api-key header.
+
+    `team_id` is the x-team-id header; None sends none, which only the organisation's calls
+    (the team list) accept.
+    """
 
     base_url: str
     api_key: str = field(repr=False)
-    team_id: str
+    team_id: str | None
 
     def __post_init__(self) -> None:
         check_url(self.base_url)
         check_header_secret("SPIKE_API_KEY", self.api_key)
-        check_header_secret("SPIKE_TEAM_ID", self.team_id)
+        if self.team_id is not None:
+            check_header_secret("SPIKE_TEAM_ID", self.team_id)
         register(self.api_key)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SpikeConfig:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, team_required: bool = True
+    ) -> SpikeConfig:
+        """From SPIKE_API_URL, SPIKE_API_KEY and SPIKE_TEAM_ID; without `team_required`, an
+        unset SPIKE_TEAM_ID is no team (None)."""
         env = os.environ if env is None else env
-        missing = [n for n in ("SPIKE_API_KEY", "SPIKE_TEAM_ID") if not env.get(n)]
+        needed = ("SPIKE_API_KEY", "SPIKE_TEAM_ID") if team_required else ("SPIKE_API_KEY",)
+        missing = [n for n in needed if not env.get(n)]
         if missing:
             raise ReconcileError(
-                f"{' and '.join(missing)} must be set to call the Spike API "
-                "(planning needs no credentials; apply does)"
+                f"{' and '.join(missing)} must be set to call the Spike API"
+                + (" (planning needs no credentials; apply does)" if team_required else "")
             )
         return cls(
             base_url=env.get("SPIKE_API_URL") or DEFAULT_URL,
             api_key=env["SPIKE_API_KEY"],
-            team_id=env["SPIKE_TEAM_ID"],
+            team_id=env.get("SPIKE_TEAM_ID") or None,
         )
 
 
@@ -390,14 +402,16 @@ class SpikeClient:
         limits = httpx.Limits(
             max_connections=self.limiter.maximum, max_keepalive_connections=self.limiter.maximum
         )
+        headers = {
+            "x-api-key": self.config.api_key,
+            "user-agent": USER_AGENT,
+            "accept": "application/json",
+        }
+        if self.config.team_id is not None:
+            headers["x-team-id"] = self.config.team_id
         self._client = httpx.AsyncClient(
             base_url=self.config.base_url,
-            headers={
-                "x-api-key": self.config.api_key,
-                "x-team-id": self.config.team_id,
-                "user-agent": USER_AGENT,
-                "accept": "application/json",
-            },
+            headers=headers,
             timeout=self.retry.timeout,
             limits=limits,
             transport=self._transport,
@@ -430,6 +444,11 @@ class SpikeClient:
     async def get_incident(self, counter_id: str) -> Any:
         """GET /incidents/{counterId}: the live incident, as Spike returns it."""
         return await self._request("GET", f"/incidents/{counter_id}", None, idempotent=True)
+
+    async def get_teams(self) -> Any:
+        """GET /teams/get-all-teams: the organisation's teams, as Spike returns them (the
+        shape is undocumented: `spike.teams.parse_teams` reads it)."""
+        return await self._request("GET", TEAMS_PATH, None, idempotent=True)
 
     async def _request(
         self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
