@@ -484,6 +484,23 @@ def refresh(
         click.echo(render.refresh_text(outcome), nl=False)
 
 
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common
+def teams(fmt: str, verbose: bool, no_color: bool) -> None:
+    """List the Spike teams the API key can see: id, name, and whether configured.
+
+    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and SPIKE_TEAM_ID as x-team-id when
+    set). Configured means the team id is SPIKE_TEAM_ID's.
+    """
+    from . import render
+    from .usecases.teams import TeamsRequest, run_teams
+
+    outcome = run_teams(TeamsRequest())
+    show = render.teams_json if fmt == "json" else render.teams_text
+    click.echo(show(outcome), nl=False)
+
+
 @cli.group()
 def journal() -> None:
     """Manage the journal itself."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .usecases.comment import CommentResult
     from .usecases.files import ImportOutcome
     from .usecases.refresh import RefreshOutcome
+    from .usecases.teams import TeamsOutcome
 
 #: GitHub refuses comments longer than this; markdown plans stay below it with room to spare.
 MARKDOWN_BUDGET = COMMENT_LIMIT - 2_000
@@ -473,6 +474,38 @@ def refresh_json(outcome: RefreshOutcome) -> str:
         "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
     }
     return json.dumps(body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Teams
+
+#: How a team Spike lists without a name is shown in text.
+NO_NAME = "(no name)"
+
+
+def teams_text(outcome: TeamsOutcome) -> str:
+    """What `reconcile teams` prints: a table of name, id and whether configured."""
+    if not outcome.teams:
+        return "The API key sees no teams.\n"
+    rows = [("NAME", "ID", "CONFIGURED")] + [
+        (
+            printable(t.name) if t.name is not None else NO_NAME,
+            printable(t.id),
+            "yes" if t.configured else "no",
+        )
+        for t in outcome.teams
+    ]
+    name_width = max(len(r[0]) for r in rows)
+    id_width = max(len(r[1]) for r in rows)
+    return "".join(f"{n.ljust(name_width)}  {i.ljust(id_width)}  {c}\n" for n, i, c in rows)
+
+
+def teams_json(outcome: TeamsOutcome) -> str:
+    """`{"teams": [{"id", "name", "configured"}]}`; a team without a name has name null."""
+    body = {
+        "teams": [{"id": t.id, "name": t.name, "configured": t.configured} for t in outcome.teams]
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
