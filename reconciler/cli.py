@@ -501,6 +501,66 @@ def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     click.echo(show(outcome), nl=False)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@journal_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also save the report as JSON, whatever --format prints.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there is drift, 0 when not, 1 on error."
+)
+@parallelism_option
+@common
+def drift(
+    paths: tuple[str, ...],
+    journal_location: str | None,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    parallelism: int,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Report the fields whose live value differs from the state files; change nothing.
+
+    Reads every incident of the state files from Spike (needs credentials); writes nothing to
+    the journal and sends no call but reads. An incident Spike does not find is `missing`.
+    """
+    from . import render
+    from .errors import printable
+    from .planfile import atomic_write
+    from .usecases.drift import DriftRequest, run_drift
+
+    ctx = Context(verbose, no_color)
+    report = run_drift(DriftRequest(paths, journal_location, parallelism))
+    if out:
+        saved = render.drift_json(report)
+
+        def produce(write: Callable[[str], object]) -> None:
+            write(saved)
+
+        atomic_write(out, produce)
+        ctx.info(f"saved the drift report to {printable(out)}")
+    if fmt == "json":
+        click.echo(render.drift_json(report), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.drift_markdown(report), nl=False)
+    else:
+        click.echo(render.drift_text(report, color=ctx.color(sys.stdout)), nl=False)
+    if detailed_exitcode and report.has_drift:
+        raise click.exceptions.Exit(EXIT_CHANGES)
+
+
 @cli.group()
 def journal() -> None:
     """Manage the journal itself."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .applier import ApplyResult
     from .journal.records import Recorded
     from .usecases.comment import CommentResult
+    from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
     from .usecases.refresh import RefreshOutcome
     from .usecases.teams import TeamsOutcome
@@ -534,3 +535,120 @@ def comment_text(result: CommentResult, pr: int) -> str:
         "unchanged": "The plan comment already shows this plan",
     }[result.action]
     return f"{said} on #{pr}" + (f": {url}" if url else ".")
+
+
+# ---------------------------------------------------------------------------------------------
+# The drift report
+
+
+def drift_json(report: DriftReport) -> str:
+    """The report's JSON (docs/drift.md): what `drift --format json` prints and --out saves."""
+    body = {
+        "format_version": 1,
+        "checked_at": report.checked_at,
+        "drift": [
+            {
+                "team": e.team,
+                "incident": e.incident,
+                "field": e.field,
+                "desired": e.desired,
+                "journaled": e.journaled,
+                "live": e.live,
+                "policy": e.policy,
+                "kind": e.kind,
+            }
+            for e in report.entries
+        ],
+        "summary": {
+            "incidents": report.incidents,
+            "drifted_incidents": report.drifted_incidents,
+            "fields": report.fields,
+        },
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def drift_summary(report: DriftReport) -> str:
+    checked = f"{report.incidents} incident{'s' * (report.incidents != 1)} checked"
+    if not report.has_drift:
+        return f"No drift: {checked}, all match the state files."
+    parts = []
+    if report.fields:
+        parts.append(f"{report.fields} field{'s' * (report.fields != 1)} drifted")
+    if report.missing:
+        parts.append(f"{report.missing} incident{'s' * (report.missing != 1)} missing")
+    drifted = report.drifted_incidents
+    return f"Drift: {' and '.join(parts)} in {drifted} incident{'s' * (drifted != 1)} ({checked})."
+
+
+def _drift_line(entry: DriftEntry) -> str:
+    if entry.field is None:
+        return "not found in Spike (deleted, or another team)"
+    return (
+        f"{entry.field}: desired {show_value(entry.desired)}, live {show_value(entry.live)} "
+        f"(journaled {_journaled(entry)}; {entry.kind}, policy {entry.policy})"
+    )
+
+
+def drift_text(report: DriftReport, color: bool = False) -> str:
+    """Terraform-like: each drifted incident with its fields, then a summary line."""
+    paint = styler(color)
+    lines: list[str] = []
+    if report.has_drift:
+        lines += [f"Live values that differ from the state files (checked {report.checked_at}):"]
+        lines.append("")
+    incident = None
+    for entry in report.entries:
+        if entry.incident != incident:
+            incident = entry.incident
+            if entry.field is None:
+                lines.append(paint(f"  - {incident}: {_drift_line(entry)}", "red"))
+                continue
+            lines.append(f"  ~ {incident}")
+        lines.append(paint(f"      {_drift_line(entry)}", "yellow"))
+    if report.has_drift:
+        lines.append("")
+    lines.append(paint(drift_summary(report), "cyan"))
+    return "\n".join(lines) + "\n"
+
+
+def drift_markdown(report: DriftReport, budget: int = MARKDOWN_BUDGET) -> str:
+    """For an issue body: the summary and a table, cut with a note to stay below GitHub's
+    limit (the JSON report, from --out, holds every entry)."""
+    out = "\n".join(
+        [
+            "### spike-reconcile drift report",
+            "",
+            f"**{drift_summary(report)}**",
+            "",
+            f"Checked at {report.checked_at}.",
+            "",
+        ]
+    )
+    if not report.has_drift:
+        return out
+    note = (
+        "\n_Truncated to fit a GitHub issue: {n} more rows not shown; the JSON report "
+        "(`--out`) has them all._\n"
+    )
+    rows = [
+        f"| `{e.incident}` | {e.field or '_missing_'} | {_cell(e, e.desired)} | "
+        f"{_journaled(e) if e.field else ''} | {_cell(e, e.live)} | {e.kind} | {e.policy} |"
+        for e in report.entries
+    ]
+    out += (
+        "\n| incident | field | desired | journaled | live | kind | policy |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    out, shown = _fill(out, rows, budget - len(note) - 100)
+    if shown < len(rows):
+        out += note.format(n=len(rows) - shown)
+    return out
+
+
+def _cell(entry: DriftEntry, value: Value) -> str:
+    return "" if entry.field is None else show_value(value)
+
+
+def _journaled(entry: DriftEntry) -> str:
+    return show_value(entry.journaled) if entry.journaled_known else "(unknown)"

@@ -58,12 +58,15 @@ def parse_incident(counter_id: str, body: Any) -> Fields:
     return fields
 
 
-async def read_incidents(client: SpikeClient, ids: Iterable[str]) -> dict[str, Fields]:
+async def read_incidents(
+    client: SpikeClient, ids: Iterable[str], missing: list[str] | None = None
+) -> dict[str, Fields]:
     """Read each incident concurrently (the client's limiter bounds calls in flight).
 
     Raises ReconcileError listing every incident that could not be read: 404 means deleted
     or in another team; other failures carry the API's message. Credentials refused or the
-    API unavailable raise that one error at once.
+    API unavailable raise that one error at once. With a `missing` list, an incident that
+    answers 404 is appended to it (in id order) instead: a report of drift shows it.
     """
     ordered = sorted(set(ids))
     results = await asyncio.gather(
@@ -75,7 +78,9 @@ async def read_incidents(client: SpikeClient, ids: Iterable[str]) -> dict[str, F
         if isinstance(result, ApiError):
             if result.status_code in (401, 403) or isinstance(result, ApiUnavailableError):
                 raise result
-            if result.status_code == 404:
+            if result.status_code == 404 and missing is not None:
+                missing.append(cid)
+            elif result.status_code == 404:
                 problems.append(f"incident {cid}: not found in Spike (deleted, or another team)")
             else:
                 problems.append(f"incident {cid}: could not be read: {result}")

@@ -102,8 +102,11 @@ def make_plan(
     return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
 
 
-def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
-    """Read incidents from Spike (GET /incidents/{counterId}), concurrently."""
+def read_live(
+    ids: Iterable[str], parallelism: int, missing: list[str] | None = None
+) -> dict[str, Fields]:
+    """Read incidents from Spike (GET /incidents/{counterId}), concurrently; with a `missing`
+    list, the ids that answer 404 go there instead of failing the read (spike.live)."""
     import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
 
     from ..spike.client import SpikeClient, SpikeConfig
@@ -113,6 +116,6 @@ def read_live(ids: Iterable[str], parallelism: int) -> dict[str, Fields]:
 
     async def read() -> dict[str, Fields]:
         async with SpikeClient(config, parallelism=parallelism) as client:
-            return await read_incidents(client, ids)
+            return await read_incidents(client, ids, missing)
 
     return asyncio.run(read())

@@ -1,0 +1,132 @@
+"""The drift report: read the managed incidents' live values and say which fields differ from
+the state files, changing nothing (no journal write, no call but GET /incidents/{counterId}).
+
+Every field's policy is `revert`, the default, until per-field policies exist; there are no
+teams yet, so an entry's team is None. docs/drift.md describes the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..journal import open_journal
+from ..journal.records import now
+from ..model import FIELDS, LIVE_FIELDS, IncidentMap, Value
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
+from .plan import read_live
+
+#: outside: the journal holds the desired value, so something outside reconcile changed the
+#: field; pending: the journal differs too (the change is not applied yet); missing: the
+#: incident answers 404 (deleted, or in another team).
+DriftKind = Literal["outside", "pending", "missing"]
+#: The policy of every field until reconcile.yaml can say otherwise.
+DEFAULT_POLICY = "revert"
+
+
+@dataclass(frozen=True)
+class DriftRequest:
+    """What `reconcile drift` checks: the state files, the journal, how many reads at once."""
+
+    paths: Sequence[str] = ()
+    journal_location: str | None = None
+    parallelism: int = DEFAULT_PARALLELISM
+
+
+@dataclass(frozen=True, slots=True)
+class DriftEntry:
+    """One drifted field of one incident, or (field None) one missing incident."""
+
+    incident: str
+    field: str | None
+    desired: Value
+    #: None also when the journal has no value for the field.
+    journaled: Value
+    live: Value
+    kind: DriftKind
+    #: False when the journal holds no value for the field (never applied nor read).
+    journaled_known: bool = True
+    policy: str = DEFAULT_POLICY
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    checked_at: str
+    #: Sorted by incident, then in the order of model.FIELDS.
+    entries: list[DriftEntry]
+    #: How many managed incidents were checked.
+    incidents: int
+
+    @property
+    def drifted_incidents(self) -> int:
+        return len({entry.incident for entry in self.entries})
+
+    @property
+    def fields(self) -> int:
+        """Drifted fields; a missing incident is not counted here (it has no field)."""
+        return sum(entry.field is not None for entry in self.entries)
+
+    @property
+    def missing(self) -> int:
+        return sum(entry.kind == "missing" for entry in self.entries)
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.entries)
+
+
+def run_drift(request: DriftRequest) -> DriftReport:
+    """Read every incident of the state files from Spike and report its drifted fields.
+
+    The state files and the journal are read first, so bad input fails before any call.
+    A read that fails other than with 404 fails the whole report (ReconcileError naming the
+    incident): a partial report would say "no drift" about what it could not see.
+    """
+    from ..states.loader import load
+
+    desired = load(request.paths or DEFAULT_PATHS).incidents
+    journal = open_journal(request.journal_location).read().incidents
+    checked_at = now()
+    missing: list[str] = []
+    live = read_live(desired, request.parallelism, missing)
+    return DriftReport(checked_at, find_drift(desired, journal, live, missing), len(desired))
+
+
+def find_drift(
+    desired: IncidentMap,
+    journal: IncidentMap,
+    live: IncidentMap,
+    missing: Sequence[str] = (),
+) -> list[DriftEntry]:
+    """The drifted fields: those the state files manage whose live value differs from the
+    desired one (only the fields a live read reports can drift), plus one entry per missing
+    incident. Pure: no I/O."""
+    entries = [DriftEntry(cid, None, None, None, None, "missing", False) for cid in missing]
+    for cid in sorted(live):
+        want, have, seen = desired.get(cid, {}), journal.get(cid, {}), live[cid]
+        for name in LIVE_FIELDS:
+            if name not in want or name not in seen or seen[name] == want[name]:
+                continue
+            outside = name in have and have[name] == want[name]
+            entries.append(
+                DriftEntry(
+                    cid,
+                    name,
+                    want[name],
+                    have.get(name),
+                    seen[name],
+                    "outside" if outside else "pending",
+                    journaled_known=name in have,
+                )
+            )
+    return sorted(entries, key=_order)
+
+
+_FIELD_ORDER: dict[str, int] = {name: n for n, name in enumerate(FIELDS)}
+
+
+def _order(entry: DriftEntry) -> tuple[str, int]:
+    return entry.incident, -1 if entry.field is None else _FIELD_ORDER[entry.field]
