@@ -83,6 +83,17 @@ def lock_timeout_option(func: F) -> F:
     )(func)
 
 
+def format_option(*formats: str) -> Callable[[F], F]:
+    """--format FORMAT among `formats`, the first the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(formats)),
+        default=formats[0],
+        show_default=True,
+    )
+
+
 def journal_option(func: F) -> F:
     return click.option(
         "--journal",
@@ -120,13 +131,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan (JSON) for apply.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json", "markdown")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -201,7 +206,7 @@ def plan(
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @common
 def apply(
     args: tuple[str, ...],
@@ -446,7 +451,7 @@ def _sandbox_teams(
 @journal_option
 @parallelism_option
 @lock_timeout_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @common
 def refresh(
     paths: tuple[str, ...],
@@ -485,7 +490,7 @@ def refresh(
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @common
 def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     """List the Spike teams the API key can see: id, name, and whether configured.
@@ -504,13 +509,7 @@ def teams(fmt: str, verbose: bool, no_color: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @journal_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json", "markdown")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
@@ -584,7 +583,7 @@ def journal_migrate(
 
 @cli.command()
 @journal_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @common
 def show(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
     """Print the journaled last-applied state."""
@@ -601,7 +600,7 @@ def show(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) 
 
 @cli.command()
 @journal_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @common
 def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
     """Show the journal's history: when, which plan, which calls, what happened."""

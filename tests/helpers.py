@@ -101,3 +101,33 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     from reconciler.planfile import LazyList, plan_content
 
     return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
+
+
+#: A fixed start for clocks moved by hand: 2027-01-15T08:00:00Z.
+T0 = 1_800_000_000.0
+
+
+class HandClock:
+    """A clock for the sandbox that the test moves by hand (`clock.now = ...`): no sleeping."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.contextmanager
+def serve_sandbox(
+    seed: Mapping[str, Mapping[str, object]], clock: HandClock | None = None, **options: Any
+) -> Iterator[tuple[SandboxServer, Any]]:
+    """A sandbox seeded with `seed` on a hand-moved clock, and an httpx.Client for it that
+    sends the default key and team."""
+    import httpx
+
+    auth = {"x-api-key": "dev", "x-team-id": "dev"}
+    with (
+        SandboxServer(dict(seed), clock=clock or HandClock(), **options) as server,
+        httpx.Client(base_url=server.url, headers=auth, timeout=10) as client,
+    ):
+        yield server, client

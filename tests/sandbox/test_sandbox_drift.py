@@ -3,53 +3,22 @@ locally: deleting an incident, and an acknowledge timeout."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from helpers import cli
+from helpers import T0, HandClock, cli, serve_sandbox
 
 from reconciler.errors import ReconcileError
 from reconciler.sandbox import SandboxServer
 from reconciler.sandbox.core import seed_from_json
-
-AUTH = {"x-api-key": "dev", "x-team-id": "dev"}
-_TLS = ssl.create_default_context()
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    """A clock the test moves by hand: no sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@contextmanager
-def serve(
-    seed: dict[str, dict[str, object]], **options: Any
-) -> Iterator[tuple[SandboxServer, httpx.Client]]:
-    options.setdefault("clock", Clock())
-    with (
-        SandboxServer(seed, **options) as server,
-        httpx.Client(base_url=server.url, headers=AUTH, timeout=10, verify=_TLS) as client,
-    ):
-        yield server, client
-
 
 # ---------------------------------------------------------------------------------------------
 # Deleting
 
 
 def test_a_deleted_incident_is_gone_from_every_endpoint() -> None:
-    with serve({"t1": {"status": "ACK"}, "t2": {}}) as (server, client):
+    with serve_sandbox({"t1": {"status": "ACK"}, "t2": {}}) as (server, client):
         deleted = client.post("/_sandbox/incidents", json={"t1": None})
         read = client.get("/incidents/t1")
         batch = client.post("/incidents/resolve", json={"ids": ["t2", "t1"]})
@@ -72,7 +41,7 @@ def test_a_deleted_incident_is_gone_from_every_endpoint() -> None:
 
 
 def test_deleting_is_all_or_nothing_and_an_unknown_id_is_refused() -> None:
-    with serve({"t1": {}, "t2": {}}) as (server, client):
+    with serve_sandbox({"t1": {}, "t2": {}}) as (server, client):
         before = server.incidents()
         response = client.post(
             "/_sandbox/incidents", json={"t1": None, "t2": {"status": "ACK"}, "zz": None}
@@ -87,7 +56,7 @@ def test_deleting_is_all_or_nothing_and_an_unknown_id_is_refused() -> None:
 
 
 def test_a_deleted_id_can_be_created_again_fresh() -> None:
-    with serve({"t1": {"priority": "p1", "title": "old"}}) as (server, client):
+    with serve_sandbox({"t1": {"priority": "p1", "title": "old"}}) as (server, client):
         server.set_incidents({"t1": None})
         assert server.incidents() == {}
         client.post("/_sandbox/incidents", json={"t1": {}})
@@ -130,8 +99,8 @@ def _status(client: httpx.Client, cid: str) -> str:
 
 
 def test_an_api_acknowledge_times_out_back_to_triggered() -> None:
-    clock = Clock()
-    with serve(
+    clock = HandClock()
+    with serve_sandbox(
         {"x": {"age": "1h", "escalations": 2}, "r": {"status": "RES"}}, clock=clock, ack_timeout=300
     ) as (server, client):
         clock.now = T0 + 10
@@ -165,8 +134,11 @@ def test_an_api_acknowledge_times_out_back_to_triggered() -> None:
 
 
 def test_seeded_and_control_acknowledgements_time_out_too() -> None:
-    clock = Clock()
-    with serve({"s": {"status": "ACK"}, "c": {}}, clock=clock, ack_timeout=60) as (server, client):
+    clock = HandClock()
+    with serve_sandbox({"s": {"status": "ACK"}, "c": {}}, clock=clock, ack_timeout=60) as (
+        server,
+        client,
+    ):
         clock.now = T0 + 30
         client.post("/_sandbox/incidents", json={"c": {"status": "ACK"}})
         clock.now = T0 + 60
@@ -180,8 +152,8 @@ def test_seeded_and_control_acknowledgements_time_out_too() -> None:
 
 
 def test_acknowledging_again_does_not_restart_the_clock_but_a_new_acknowledge_does() -> None:
-    clock = Clock()
-    with serve({"x": {}}, clock=clock, ack_timeout=100) as (_, client):
+    clock = HandClock()
+    with serve_sandbox({"x": {}}, clock=clock, ack_timeout=100) as (_, client):
         client.post("/incidents/acknowledge", json={"ids": ["x"]})
         clock.now = T0 + 80
         # Already acknowledged: a 200 that changes nothing, the timeout still counts from T0.
@@ -199,8 +171,8 @@ def test_acknowledging_again_does_not_restart_the_clock_but_a_new_acknowledge_do
 
 
 def test_without_a_timeout_an_acknowledge_lasts() -> None:
-    clock = Clock()
-    with serve({"x": {"status": "ACK"}}, clock=clock) as (_, client):
+    clock = HandClock()
+    with serve_sandbox({"x": {"status": "ACK"}}, clock=clock) as (_, client):
         clock.now = T0 + 10 * 365 * 86400
         assert _status(client, "x") == "ACK"
 

@@ -5,49 +5,22 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from helpers import T0, HandClock, serve_sandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ReconcileError
-from reconciler.sandbox import SandboxServer
 from reconciler.sandbox.core import seed_from_json
 
-AUTH = {"x-api-key": "dev", "x-team-id": "dev"}
 _TLS = ssl.create_default_context()
-#: 2027-01-15T08:00:00Z
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    """A clock the test moves by hand: no sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@contextmanager
-def serve(
-    seed: dict[str, dict[str, object]], clock: Clock | None = None, **options: Any
-) -> Iterator[tuple[SandboxServer, httpx.Client]]:
-    with (
-        SandboxServer(seed, clock=clock or Clock(), **options) as server,
-        httpx.Client(base_url=server.url, headers=AUTH, timeout=10, verify=_TLS) as client,
-    ):
-        yield server, client
 
 
 def test_items_carry_status_title_message_and_timestamps() -> None:
-    clock = Clock()
+    clock = HandClock()
     seed: dict[str, dict[str, object]] = {
         "b": {"title": "disk usage 91% on db-3", "age": "2d", "priority": "p2"},
         "a": {"age": 3600, "severity": "sev1"},
@@ -55,7 +28,7 @@ def test_items_carry_status_title_message_and_timestamps() -> None:
         "k": {"status": "ACK", "age": "12h", "title": "cpu"},
         "r": {"status": "RES", "age": "3d"},
     }
-    with serve(seed, clock) as (_, client):
+    with serve_sandbox(seed, clock) as (_, client):
         triggered = client.get("/incidents/triggered")
         acknowledged = client.get("/incidents/acknowledged")
     assert triggered.status_code == 200
@@ -103,8 +76,8 @@ def test_items_carry_status_title_message_and_timestamps() -> None:
 
 
 def test_acknowledging_stamps_ack_at_and_unacknowledging_clears_it() -> None:
-    clock = Clock()
-    with serve({"x": {"age": "1h"}, "y": {}}, clock) as (_, client):
+    clock = HandClock()
+    with serve_sandbox({"x": {"age": "1h"}, "y": {}}, clock) as (_, client):
         clock.now = T0 + 90.5
         assert client.post("/incidents/acknowledge", json={"ids": ["x"]}).status_code == 200
         assert client.get("/incidents/acknowledged").json()["incidents"] == [
@@ -129,7 +102,7 @@ def test_acknowledging_stamps_ack_at_and_unacknowledging_clears_it() -> None:
 
 
 def test_same_trigger_time_sorts_by_counter_id_and_calls_log_the_query() -> None:
-    with serve({"z": {}, "m": {}, "a": {}}) as (server, client):
+    with serve_sandbox({"z": {}, "m": {}, "a": {}}) as (server, client):
         first = client.get("/incidents/triggered", params={"page": 1, "perPage": 2}).json()
         second = client.get("/incidents/triggered", params={"page": 2, "perPage": 2}).json()
         beyond = client.get("/incidents/triggered", params={"page": 3, "perPage": 2}).json()
@@ -150,7 +123,7 @@ def test_same_trigger_time_sorts_by_counter_id_and_calls_log_the_query() -> None
 
 
 def test_an_empty_list_has_no_pages() -> None:
-    with serve({"r": {"status": "RES"}}) as (_, client):
+    with serve_sandbox({"r": {"status": "RES"}}) as (_, client):
         response = client.get("/incidents/acknowledged", params={"perPage": 100})
     assert response.json() == {
         "incidents": [],
@@ -173,7 +146,7 @@ def test_an_empty_list_has_no_pages() -> None:
     ],
 )
 def test_bad_paging_is_a_400(query: str, message: str) -> None:
-    with serve({"a": {}}) as (server, client):
+    with serve_sandbox({"a": {}}) as (server, client):
         response = client.get(f"/incidents/triggered?{query}")
         calls = server.calls
     assert response.status_code == 400
@@ -184,7 +157,7 @@ def test_bad_paging_is_a_400(query: str, message: str) -> None:
 
 
 def test_lists_take_get_only_and_need_auth() -> None:
-    with serve({"a": {}}) as (server, client):
+    with serve_sandbox({"a": {}}) as (server, client):
         post = client.post("/incidents/triggered", json={})
         anonymous = httpx.get(f"{server.url}/incidents/acknowledged", verify=_TLS)
     assert post.status_code == 405
@@ -201,8 +174,8 @@ def test_lists_take_get_only_and_need_auth() -> None:
 
 
 def test_control_endpoint_sets_title_and_age() -> None:
-    clock = Clock()
-    with serve({"a": {}}, clock) as (server, client):
+    clock = HandClock()
+    with serve_sandbox({"a": {}}, clock) as (server, client):
         clock.now = T0 + 7200
         response = client.post(
             "/_sandbox/incidents", json={"a": {"title": "renamed"}, "n": {"age": "30m"}}
@@ -243,7 +216,7 @@ def test_seed_json_gives_titles_and_ages(tmp_path: Path) -> None:
     assert seed["s-1"]["age"] == 15 * 86400
     assert seed["s-3"]["age"] == 86400
     assert "title" not in seed["s-3"]
-    with serve(seed) as (_, client):
+    with serve_sandbox(seed) as (_, client):
         triggered = client.get("/incidents/triggered").json()["incidents"]
         acknowledged = client.get("/incidents/acknowledged").json()["incidents"]
     assert [(i["counterId"], i["title"], i["NACK_at"]) for i in triggered] == [
@@ -287,7 +260,7 @@ def test_pages_concatenated_are_the_whole_list(
     seed: dict[str, dict[str, object]] = {
         f"i-{n}": {"age": age, "status": statuses[f"i-{n}"]} for n, age in enumerate(ages)
     }
-    with serve(seed) as (_, client):
+    with serve_sandbox(seed) as (_, client):
         for path, status in (("/incidents/triggered", "NACK"), ("/incidents/acknowledged", "ACK")):
             expected = sorted(
                 (-age, f"i-{n}") for n, age in enumerate(ages) if statuses[f"i-{n}"] == status
