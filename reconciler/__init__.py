@@ -14,6 +14,8 @@ Words
 - operation: one API call of the endpoint table (`model.Operation`); change: one field of one
   incident going from its recorded value to its desired one (`model.Change`).
 - drift: a live value that differs from the recorded one (`model.Drift`).
+- project, team: `reconcile.yaml` (`config.Project`) and one team of it (`config.TeamConfig`):
+  its Spike team id, state files, journal and drift policies.
 - forget: an incident in no state file any more: dropped from the journal (two facts kept).
 - unmanaged: a field removed from a state file: no longer managed, left as it is in Spike.
 - escalation intent / uncertain: an escalate call is journaled as an intent before it is
@@ -23,7 +25,7 @@ Words
 Layers (bottom to top)
 ----------------------
 0 errors, jsontext, redact . 1 model . 2 endpoints . 3 planner, states/, journal/, spike/,
-github . 4 planfile, applier, sandbox/ . 5 usecases/ . 6 render . 7 cli . 8 this package
+github, config . 4 planfile, applier, sandbox/ . 5 usecases/ . 6 render . 7 cli . 8 this package
 file, which imports nothing.
 
 The import rule: a module imports only its own layer or lower; no cycles, counting

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "reconciler.journal": 3,
     "reconciler.spike": 3,
     "reconciler.github": 3,
+    "reconciler.config": 3,
     "reconciler.planfile": 4,
     "reconciler.applier": 4,
     "reconciler.sandbox": 4,
