@@ -14,6 +14,9 @@ Words
 - operation: one API call of the endpoint table (`model.Operation`); change: one field of one
   incident going from its recorded value to its desired one (`model.Change`).
 - drift: a live value that differs from the recorded one (`model.Drift`).
+- rule: desired fields for every open incident matching a filter (`rules.Rule`); its
+  candidates are the open incidents Spike lists (`rules.Candidate`), its expansion the
+  incidents it matched, with the rule behind each field (`rules.expand`).
 - project, team: `reconcile.yaml` (`config.Project`) and one team of it (`config.TeamConfig`):
   its Spike team id, state files, journal and drift policies.
 - forget: an incident in no state file any more: dropped from the journal (two facts kept).
@@ -24,9 +27,9 @@ Words
 
 Layers (bottom to top)
 ----------------------
-0 errors, jsontext, redact . 1 model . 2 endpoints . 3 planner, states/, journal/, spike/,
-github, config . 4 planfile, applier, sandbox/ . 5 usecases/ . 6 render . 7 cli . 8 this package
-file, which imports nothing.
+0 errors, jsontext, redact . 1 model . 2 endpoints . 3 planner, rules, states/, journal/,
+spike/, github, config . 4 planfile, applier, sandbox/ . 5 usecases/ . 6 render . 7 cli .
+8 this package file, which imports nothing.
 
 The import rule: a module imports only its own layer or lower; no cycles, counting
 function-local and TYPE_CHECKING imports; tests/test_architecture.py checks it.

@@ -116,3 +116,9 @@ class GitHubError(ReconcileError):
 
 class LiveStateError(ReconcileError):
     """Spike answered, but not in a shape this tool can read safely."""
+
+
+class RuleError(PlanError):
+    """Rules that cannot be expanded: a rule over its max_matches, two rules setting one field
+    of one incident differently, a field a rule reads that Spike did not report. Raised
+    before any call; carries every problem."""

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "reconciler.model": 1,
     "reconciler.endpoints": 2,
     "reconciler.planner": 3,
+    "reconciler.rules": 3,
     "reconciler.states": 3,
     "reconciler.journal": 3,
     "reconciler.spike": 3,

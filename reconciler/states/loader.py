@@ -13,7 +13,7 @@ import difflib
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from ..model import (
     is_counter_id,
     is_desired_value,
 )
+from ..rules import DEFAULT_MAX_MATCHES, MAX_MATCHES_LIMIT, RULE_NAME_MAX, Rule, age_seconds
 from . import DEFAULT_PATHS, SUFFIXES
 from .schema import models
 
@@ -46,12 +47,14 @@ NESTING_LIMIT = 50
 
 @dataclass
 class DesiredState:
-    """Every incident the state files manage, and where each one was written."""
+    """Every incident the state files manage, and where each one was written; the rules
+    (each knows its file), in name order."""
 
     incidents: IncidentMap = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     inputs_digest: str = ""
+    rules: list[Rule] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +317,8 @@ class _Loaded:
     text: str
     data: dict[str, Any] | None  # the validated incidents, or None when the file has problems
     problems: list[Problem]
+    #: The file's rules (raw validated specs, by name), when it has any and no problems.
+    rules: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
@@ -389,21 +394,83 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
                     )
                 )
     valid = _valid_incidents(doc) if fast else None
-    if valid is not None:
+    raw_rules = doc.get("rules")
+    if valid is not None and raw_rules is None:
         return _Loaded(path, text, None if problems else valid, problems)
     from pydantic import ValidationError
 
     try:
-        model = models()[1].validate_python(doc)
+        # A file with rules is checked by the model (rules are few; the fast path stays the
+        # incidents'): only its rules when its incidents already passed.
+        model = models()[1].validate_python(doc if valid is None else {"rules": raw_rules})
     except ValidationError as exc:
         if _too_deep(doc):  # through aliases: each part is shallow
             line, column = _first_too_deep(text) or (1, 1)
             return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
-        return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
-    return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
+        located = _locate(path, text, exc)
+        if isinstance(raw_rules, dict):
+            located.extend(_rule_problems(path, text, raw_rules))
+        return _Loaded(path, text, None, [*problems, *located])
+    rules = dict(model.rules or {})
+    problems.extend(_rule_problems(path, text, rules))
+    incidents = valid if valid is not None else (model.incidents or {})
+    return _Loaded(path, text, None if problems else incidents, problems, rules)
 
 
-_TOP_KEY_SET = frozenset(("version", "incidents"))
+def _rule_problems(path: str, text: str, rules: dict[str, Any]) -> list[Problem]:
+    """What the model cannot say about rules: a `set` with no field, a title that is not a
+    regular expression. Also for rules the model refused (all problems are reported)."""
+    problems: list[Problem] = []
+    for name, spec in rules.items():
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("set") == {}:
+            line, column = _position(_rt_positions(text), ("rules", name, "set"), at_key=False)
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    column,
+                    f"rule {name}: set must set at least one of {', '.join(_RULE_SET_KEYS)}",
+                )
+            )
+        match = spec.get("match")
+        title = match.get("title") if isinstance(match, dict) else None
+        if isinstance(title, str):
+            try:
+                re.compile(title)
+            except re.error as exc:
+                where = ("rules", name, "match", "title")
+                line, column = _position(_rt_positions(text), where, at_key=False)
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        column,
+                        f"rule {name}: match.title is not a valid regular expression: {exc}",
+                    )
+                )
+    return problems
+
+
+def _make_rule(name: str, source: str, spec: Mapping[str, Any]) -> Rule:
+    """A validated rule spec (see _rule_problems) as a Rule."""
+    match = spec["match"]
+    older = match.get("older_than")
+    return Rule(
+        name=name,
+        source=source,
+        statuses=frozenset(match["status"]),
+        set=dict(spec["set"]),
+        older_than=None if older is None else age_seconds(older),
+        priority=frozenset(match["priority"]) if "priority" in match else None,
+        severity=frozenset(match["severity"]) if "severity" in match else None,
+        title=match.get("title"),
+        max_matches=spec.get("max_matches", DEFAULT_MAX_MATCHES),
+    )
+
+
+_TOP_KEY_SET = frozenset(("version", "incidents", "rules"))
 _FIELD_SET = frozenset(FIELDS)
 
 
@@ -713,8 +780,11 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "priority": (*PRIORITIES, "null"),
     "severity": (*SEVERITIES, "null"),
 }
-_TOP_KEYS = ("version", "incidents")
-_NOT_A_MAPPING = "the top level must be a mapping with 'incidents'"
+_TOP_KEYS = ("version", "incidents", "rules")
+_NOT_A_MAPPING = "the top level must be a mapping with 'incidents' or 'rules'"
+_RULE_KEYS = ("match", "set", "max_matches")
+_RULE_MATCH_KEYS = ("status", "older_than", "priority", "severity", "title")
+_RULE_SET_KEYS = ("status", "priority", "severity", "public_sharing")
 
 
 def _locate(path: str, text: str, exc: Any) -> list[Problem]:
@@ -734,6 +804,17 @@ def _locate(path: str, text: str, exc: Any) -> list[Problem]:
             continue  # a key that is not a string: the loader already asked for quotes
         if loc and loc[-1] == "none-required":
             loc = loc[:-1]
+        if loc and loc[0] == "rules":
+            loc = tuple(
+                p for p in loc if not (isinstance(p, str) and p.startswith(("literal[", "none-")))
+            )
+            # One message per list (`status: [resolved, x]` is one mistake to fix).
+            clean = tuple(p for p in loc if p != "[key]" and not isinstance(p, int))
+            if clean in seen:
+                continue
+            seen.add(clean)
+            problems.append(_describe_rule(path, root, loc, clean, kind))
+            continue
         clean = tuple(p for p in loc if p not in ("IncidentSpec", "[key]"))
         if clean in seen:
             continue
@@ -794,6 +875,73 @@ def _describe(
     return Problem(path, line, column, f"{label}: {msg}")  # pragma: no cover - defensive
 
 
+_RULE_VALUES = {
+    ("match", "status"): "must be a non-empty list of triggered, acknowledged (open only)",
+    ("match", "older_than"): "must be a number of days or hours, like 14d or 12h",
+    ("match", "priority"): f"must be a non-empty list of {', '.join((*PRIORITIES, 'null'))}",
+    ("match", "severity"): f"must be a non-empty list of {', '.join((*SEVERITIES, 'null'))}",
+    ("match", "title"): "must be a string: a regular expression searched in the title",
+    ("set", "status"): f"must be one of {', '.join(STATUSES)}",
+    ("set", "priority"): f"must be one of {', '.join((*PRIORITIES, 'null'))}",
+    ("set", "severity"): f"must be one of {', '.join((*SEVERITIES, 'null'))}",
+    ("set", "public_sharing"): "can only be false: a rule never makes an incident page public",
+}
+
+
+def _describe_rule(
+    path: str, root: Any, loc: tuple[Any, ...], clean: tuple[Any, ...], kind: str
+) -> Problem:
+    """A problem of a `rules:` entry (loc starts with "rules")."""
+    at_key = kind in ("extra_forbidden", "missing") or "[key]" in loc
+    line, column = _position(root, clean[:-1] if kind == "missing" else clean, at_key=at_key)
+    if len(clean) == 1:
+        return Problem(path, line, column, "rules must be a mapping of rule name -> rule")
+    name = clean[1]
+    if "[key]" in loc:
+        return Problem(
+            path,
+            line,
+            column,
+            f"invalid rule name {_short(name)}: names are lower-case letters and digits, "
+            f"groups joined by single hyphens, at most {RULE_NAME_MAX} characters",
+        )
+    if len(clean) == 2:
+        return Problem(path, line, column, f"rule {name} must be a mapping with match and set")
+    part = clean[2]
+    if kind == "missing":
+        what = ".".join(str(p) for p in clean[2:])
+        hint = " (triggered and/or acknowledged)" if what == "match.status" else ""
+        return Problem(path, line, column, f"rule {name}: {what} is required{hint}")
+    if kind == "extra_forbidden":
+        key = str(clean[-1])
+        if clean[2:] == ("set", "escalations"):
+            return Problem(path, line, column, f"rule {name}: set: a rule never escalates")
+        valid: Sequence[str] = (
+            _RULE_KEYS
+            if len(clean) == 3
+            else _RULE_MATCH_KEYS
+            if part == "match"
+            else _RULE_SET_KEYS
+        )
+        where = f"in rule {name}" if len(clean) == 3 else f"in rule {name} {part}"
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        suggestion = f"; did you mean '{close[0]}'?" if close else ""
+        return Problem(
+            path,
+            line,
+            column,
+            f"unknown key '{key}' {where}{suggestion} (valid: {', '.join(valid)})",
+        )
+    if len(clean) == 3:
+        if part == "max_matches":
+            message = f"must be a whole number from 1 to {MAX_MATCHES_LIMIT}"
+        else:
+            message = "must be a mapping"
+        return Problem(path, line, column, f"rule {name}: {part} {message}")
+    message = _RULE_VALUES.get((str(part), str(clean[3])), "is invalid")
+    return Problem(path, line, column, f"rule {name}: {part}.{clean[3]} {message}")
+
+
 def _label(loc: tuple[Any, ...]) -> str:
     if len(loc) >= 3:
         return f"incident {loc[1]}: {loc[2]}"
@@ -806,14 +954,22 @@ def _label(loc: tuple[Any, ...]) -> str:
 # Loading everything
 
 
-def _duplicate_problems(path: str, other: str, text: str, other_text: str, cid: str) -> Problem:
-    here = _position(_rt_positions(text), ("incidents", cid), at_key=True)
-    there = _position(_rt_positions(other_text), ("incidents", cid), at_key=True)
+def _duplicate_problems(
+    path: str,
+    other: str,
+    text: str,
+    other_text: str,
+    cid: str,
+    section: str = "incidents",
+    what: str = "incident",
+) -> Problem:
+    here = _position(_rt_positions(text), (section, cid), at_key=True)
+    there = _position(_rt_positions(other_text), (section, cid), at_key=True)
     return Problem(
         path,
         here[0],
         here[1],
-        f"incident {cid} is also defined at {other}:{there[0]}:{there[1]}",
+        f"{what} {cid} is also defined at {other}:{there[0]}:{there[1]}",
     )
 
 
@@ -825,6 +981,7 @@ def load(paths: Sequence[str | Path] = DEFAULT_PATHS) -> DesiredState:
     # the same inputs_digest from any folder or spelling of the path.
     contents: list[str] = []
     texts: dict[str, str] = {}
+    rule_sources: dict[str, str] = {}
     for file in files:
         name = str(file)
         try:
@@ -846,9 +1003,21 @@ def load(paths: Sequence[str | Path] = DEFAULT_PATHS) -> DesiredState:
                 continue
             incidents[cid] = spec if spec else {}
             sources[cid] = name
+        for rule_name, rule_spec in loaded.rules.items():
+            other = rule_sources.get(rule_name)
+            if other is not None:
+                problems.append(
+                    _duplicate_problems(
+                        name, other, loaded.text, texts[other], rule_name, "rules", "rule"
+                    )
+                )
+                continue
+            rule_sources[rule_name] = name
+            desired.rules.append(_make_rule(rule_name, name, rule_spec))
         desired.files.append(name)
     if problems:
         raise StateFileError(sorted(set(problems)))
+    desired.rules.sort(key=lambda rule: rule.name)
     desired.inputs_digest = _inputs_digest(contents)
     return desired
 

@@ -16,6 +16,7 @@ from ..model import (
     Severity,
     Status,
 )
+from ..rules import AGE_PATTERN, MAX_MATCHES_LIMIT, RULE_NAME_MAX, RULE_NAME_PATTERN
 
 
 @functools.cache
@@ -44,6 +45,45 @@ def models() -> tuple[Any, Any]:
         public_sharing: NotRequired[sharing]
         escalations: NotRequired[count]
 
+    rule_name = Annotated[
+        str, StringConstraints(pattern=f"^{RULE_NAME_PATTERN}$", max_length=RULE_NAME_MAX)
+    ]
+    open_status = Literal["triggered", "acknowledged"]
+
+    class RuleMatch(TypedDict):
+        """Which open incidents a rule applies to; every condition given must hold."""
+
+        __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+        status: Annotated[list[open_status], PydanticField(min_length=1)]
+        older_than: NotRequired[Annotated[str, StringConstraints(pattern=f"^{AGE_PATTERN}$")]]
+        priority: NotRequired[Annotated[list[Priority | None], PydanticField(min_length=1)]]
+        severity: NotRequired[Annotated[list[Severity | None], PydanticField(min_length=1)]]
+        title: NotRequired[Annotated[str, PydanticField(strict=True)]]
+
+    class RuleSet(TypedDict, total=False):
+        """What a rule sets on every incident it matches: never public, never an escalation."""
+
+        __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+            extra="forbid", json_schema_extra={"minProperties": 1}
+        )
+
+        status: NotRequired[Status]
+        priority: NotRequired[Priority | None]
+        severity: NotRequired[Severity | None]
+        public_sharing: NotRequired[Literal[False]]
+
+    class RuleSpec(TypedDict):
+        """One rule: desired fields for every open incident that matches (docs/rules.md)."""
+
+        __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+        match: RuleMatch
+        set: RuleSet
+        max_matches: NotRequired[
+            Annotated[int, PydanticField(strict=True, ge=1, le=MAX_MATCHES_LIMIT)]
+        ]
+
     class StateFile(BaseModel):
         """One state file: `version` (optional, 1) and `incidents` by Spike counter id."""
 
@@ -64,6 +104,7 @@ def models() -> tuple[Any, Any]:
             return value
 
         incidents: dict[counter_id, IncidentSpec | None] | None = None
+        rules: dict[rule_name, RuleSpec] | None = None
 
     return StateFile, TypeAdapter(StateFile)
 

@@ -71,13 +71,19 @@ def run_fmt(request: FmtRequest) -> FmtOutcome:
     unchanged = 0
     for file in files:
         try:
-            incidents = load([file]).incidents
+            loaded = load([file])
+            incidents = loaded.incidents
             data = file.read_bytes()
         except StateFileError as exc:
             problems.extend(exc.problems)
             continue
         except OSError as exc:  # gone or unreadable between the two reads
             problems.append(Problem(str(file), 0, 0, f"cannot read: {exc.strerror}"))
+            continue
+        if loaded.rules:
+            # The canonical form covers incidents only: a file with rules is left as written
+            # (docs/authoring.md), never rewritten without them.
+            unchanged += 1
             continue
         text = data.decode("utf-8-sig")
         formatted = format_text(text, incidents)
@@ -222,7 +228,13 @@ def _imported_texts(
     from ..states.document import Document, parse
 
     texts: dict[str, str] = {}
+    with_rules = {rule.source for rule in desired.rules}
     for path, ids in placed.items():
+        if path in with_rules:
+            raise ReconcileError(
+                f"{printable(path)} holds rules; import writes only into files without rules "
+                "(choose another --to)"
+            )
         if path in desired.files:
             mine = {cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path}
             doc = parse(Path(path).read_bytes().decode("utf-8-sig"), mine)

@@ -86,7 +86,7 @@ MALFORMED: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, int, str
                 1,
                 1,
                 "unknown key 'verison' at the top level; did you mean 'version'? "
-                "(valid: version, incidents)",
+                "(valid: version, incidents, rules)",
             )
         ],
     ),
