@@ -112,6 +112,8 @@ class Change:
     before: Value
     after: Value
     before_known: bool
+    #: The rule whose expansion asked for this value (rules.py); None for a state file's entry.
+    rule: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -122,6 +124,8 @@ class Change:
         }
         if not self.before_known:
             out["before_known"] = False
+        if self.rule is not None:
+            out["rule"] = self.rule
         return out
 
 

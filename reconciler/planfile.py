@@ -43,6 +43,7 @@ from .model import (
     is_field_value,
 )
 from .planner import DEFAULT_BATCH_SIZE, Plan, plan, with_resolved
+from .rules import is_rule_name
 
 if TYPE_CHECKING:
     from .journal.records import Recorded
@@ -436,15 +437,18 @@ def _changes(path: str, raw: Any) -> list[Change]:
             raise InvalidPlanError(f"{where}: not a change (incident, field, before, after)")
         cid, name, before, after = item["incident"], item["field"], item["before"], item["after"]
         known = item.get("before_known", True)
+        rule = item.get("rule")
         if not is_counter_id(cid) or name not in FIELDS:
             raise InvalidPlanError(f"{where}: invalid incident id or field")
+        if rule is not None and not is_rule_name(rule):
+            raise InvalidPlanError(f"{where}: invalid rule name")
         if (
             not isinstance(known, bool)
             or not is_desired_value(name, after)
             or not (is_field_value(name, before) if known else before is None)
         ):
             raise InvalidPlanError(f"{where}: invalid value for {name}")
-        changes.append(Change(cid, name, before, after, known))
+        changes.append(Change(cid, name, before, after, known, rule))
     return changes
 
 
@@ -527,7 +531,10 @@ def verify(saved: SavedPlan, state: Recorded) -> Verified:
     for cid, fields in saved.refresh.items():
         before[cid] = {**journal.get(cid, {}), **fields}
     desired: IncidentMap = {}
+    rules: dict[str, dict[str, str]] = {}
     for change in saved.changes:
+        if change.rule is not None:
+            rules.setdefault(change.incident, {})[change.field] = change.rule
         fields = desired.setdefault(change.incident, {})
         if change.field in fields:
             raise InvalidPlanError(
@@ -544,6 +551,7 @@ def verify(saved: SavedPlan, state: Recorded) -> Verified:
             targets=sorted(desired),
             kept=with_resolved(journal, state.kept),
             uncertain=state.uncertain,
+            rules=rules,
         )
     except PlanError as exc:
         raise InvalidPlanError(
@@ -687,17 +695,13 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         or not all(isinstance(w, str) for w in warnings)
     ):
         raise InvalidPlanError(f"{saved.path}: summary or warnings malformed")
-    changes = _saved_items(saved, "changes", ("before", "after"), ("before_known",))
     drift = _saved_items(saved, "drift", ("journaled", "live"), ())
     return Plan(
         lineage=saved.lineage,
         serial=saved.serial,
         inputs_digest=str(saved.body.get("inputs_digest", "")),
         incidents=summary["incidents"],
-        changes=[
-            Change(c["incident"], c["field"], c["before"], c["after"], c.get("before_known", True))
-            for c in changes
-        ],
+        changes=list(saved.changes),  # checked by read_saved_plan (_changes)
         forget=saved.forget,
         unmanaged=saved.unmanaged,
         operations=saved.operations,

@@ -8,7 +8,7 @@ become one batched call. The operation count is the minimum possible for the cha
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, overload
@@ -53,6 +53,8 @@ class Plan:
     #: Live values read by --refresh that the journal does not hold yet; apply records them.
     #: (Written to the plan file as its `refresh` key: docs/plan-format.md.)
     live_values: dict[str, Fields] = field(default_factory=dict)
+    #: The rule behind each rule-expanded field: counter id -> field -> rule name.
+    rules: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def changed_incidents(self) -> int:
@@ -119,6 +121,7 @@ def _diff(
     sources: Mapping[str, str],
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
+    rules: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Change | str | tuple[str, str]]:
     """Every difference in plan order: a Change, a refusal (str), or an unmanaged field.
 
@@ -126,17 +129,21 @@ def _diff(
     to build the calls, and ChangeView walks it again to show the changes. `kept` holds the
     facts Spike cannot undo about incidents (or statuses) no longer journaled: a resolved
     status and an escalation count; they count as known values but are never listed as
-    unmanaged. An incident in `uncertain` gets no escalation change.
+    unmanaged. An incident in `uncertain` gets no escalation change. `rules` names the rule
+    behind a rule-expanded field (Change.rule).
     """
     empty: dict[str, Value] = {}
+    no_rules: dict[str, str] = {}
     kept = kept or {}
     uncertain = uncertain or {}
+    rules = rules or {}
     for cid in scope:
         want = desired[cid]
         have = journal.get(cid, empty)
         facts = kept.get(cid, empty)
         where = f"{sources[cid]}: " if cid in sources else ""
         resolved = have.get("status") == "resolved" or facts.get("status") == "resolved"
+        by_rule = rules.get(cid, no_rules)
         for name in FIELDS:
             if name not in want:
                 if name in have and name != "escalations":
@@ -169,7 +176,7 @@ def _diff(
                     f"in Spike; it cannot become {after}"
                 )
                 continue
-            yield Change(cid, name, before, after, known)
+            yield Change(cid, name, before, after, known, by_rule.get(name))
 
 
 def with_resolved(journal: IncidentMap, kept: Mapping[str, Fields] | None) -> IncidentMap:
@@ -211,9 +218,10 @@ class ChangeView(Sequence[Change]):
         incidents: int,
         kept: Mapping[str, Fields] | None = None,
         uncertain: Mapping[str, str] | None = None,
+        rules: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._inputs = (desired, journal, scope)
-        self._facts = (kept, uncertain)
+        self._facts = (kept, uncertain, rules)
         self._count = count
         #: How many distinct incidents change.
         self.incidents = incidents
@@ -261,8 +269,15 @@ def plan(
     live: Mapping[str, Fields] | None = None,
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
+    rules: Mapping[str, Mapping[str, str]] | None = None,
+    keep: Collection[str] = (),
 ) -> Plan:
     """The minimal plan that takes `journal` (last-applied) to `desired`.
+
+    `rules` names the rule behind each rule-expanded field (counter id -> field -> rule);
+    each such change carries it. `keep` lists journaled incidents never to forget although
+    no entry names them: incidents a rule put in the journal, when the rules were not
+    evaluated (docs/rules.md).
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
@@ -287,7 +302,9 @@ def plan(
     if targets is not None:
         wanted = set(targets)
         scope = sorted(cid for cid in wanted if cid in desired)
-        forget = sorted(cid for cid in wanted if cid in journal and cid not in desired)
+        forget = sorted(
+            cid for cid in wanted if cid in journal and cid not in desired and cid not in keep
+        )
         notes.extend(
             f"target {cid} is in no state file and not in the journal"
             for cid in sorted(wanted)
@@ -295,7 +312,7 @@ def plan(
         )
     else:
         scope = sorted(desired)
-        forget = sorted(cid for cid in journal if cid not in desired)
+        forget = sorted(cid for cid in journal if cid not in desired and cid not in keep)
 
     errors: list[str] = []
     unmanaged: list[tuple[str, str]] = []
@@ -314,7 +331,8 @@ def plan(
     kept = dict(kept or {})
     uncertain = dict(uncertain or {})
     notes.extend(uncertain_warning(cid, uncertain[cid]) for cid in sorted(uncertain))
-    for item in _diff(desired, journal, scope, sources, kept, uncertain):
+    attribution = {cid: dict(by_field) for cid, by_field in (rules or {}).items() if cid in desired}
+    for item in _diff(desired, journal, scope, sources, kept, uncertain, attribution):
         if isinstance(item, str):
             errors.append(item)
             continue
@@ -367,13 +385,14 @@ def plan(
         serial=serial,
         inputs_digest=inputs_digest,
         incidents=len(scope),
-        changes=ChangeView(desired, journal, scope, count, changed, kept, uncertain),
+        changes=ChangeView(desired, journal, scope, count, changed, kept, uncertain, attribution),
         forget=forget,
         unmanaged=unmanaged,
         operations=operations,
         warnings=notes,
         drift=drift,
         live_values=refresh,
+        rules=attribution,
     )
     # Forgetting a journaled incident drops its recorded values: it counts as a change
     # (an emptied state file, or a plan of a subset of the files, must not pass quietly).

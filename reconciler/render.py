@@ -113,6 +113,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
                     + paint(before, "red")
                     + " -> "
                     + paint(show_value(c.after), "green")
+                    + (f"  (rule {c.rule})" if c.rule else "")
                 )
             lines.append("")
     if plan.forget or plan.unmanaged:
@@ -171,7 +172,8 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     )
     out = "\n".join(head) + "\n"
     rows = [
-        f"| `{c.incident}` | {c.field} | {show_before(c)} | {show_value(c.after)} |"
+        f"| `{c.incident}` | {c.field} | {show_before(c)} | {show_value(c.after)}"
+        + (f" (rule `{c.rule}`) |" if c.rule else " |")
         for c in plan.changes
     ]
     rows += [f"| `{cid}` | _forget_ | journaled | _not in any file_ |" for cid in plan.forget]

@@ -57,12 +57,12 @@ def age_seconds(text: str) -> int:
     return int(text[:-1]) * _AGE_UNITS[text[-1]]
 
 
-class _Unknown:
+class Unknown:
     """A field an open-incident list did not report: read the incident to know it."""
 
-    _instance: _Unknown | None = None
+    _instance: Unknown | None = None
 
-    def __new__(cls) -> _Unknown:
+    def __new__(cls) -> Unknown:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -71,7 +71,7 @@ class _Unknown:
         return "UNKNOWN"
 
 
-UNKNOWN: Final = _Unknown()
+UNKNOWN: Final = Unknown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +122,10 @@ class Candidate:
     status: str
     title: str | None = None
     created: float | None = None
-    priority: Value | _Unknown = UNKNOWN
-    severity: Value | _Unknown = UNKNOWN
+    priority: Value | Unknown = UNKNOWN
+    severity: Value | Unknown = UNKNOWN
 
-    def value(self, name: str) -> Value | _Unknown:
+    def value(self, name: str) -> Value | Unknown:
         if name == "status":
             return self.status
         if name == "priority":
@@ -139,7 +139,7 @@ class Candidate:
         out: dict[str, Value] = {"status": self.status}
         for name in OPTIONAL_FIELDS:
             value = self.value(name)
-            if not isinstance(value, _Unknown):
+            if not isinstance(value, Unknown):
                 out[name] = value
         return out
 
@@ -164,7 +164,7 @@ def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
         if wanted is None:
             continue
         value = candidate.value(name)
-        if isinstance(value, _Unknown):
+        if isinstance(value, Unknown):
             undecided = True
         elif value not in wanted:
             return False

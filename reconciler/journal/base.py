@@ -8,7 +8,7 @@ import os
 import socket
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +114,14 @@ class JournalWriter(ABC):
     def __init__(self, state: Recorded) -> None:
         self.state = state
         self._grouped = False
+        #: Incidents a rule's expansion asked for -> the rule: named in the `rules` of the
+        #: op and set records about them (docs/rules.md).
+        self.rule_owners: Mapping[str, str] = {}
+
+    def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
+        owners = self.rule_owners
+        named = {cid: owners[cid] for cid in ids if cid in owners}
+        return {"rules": named} if named else {}
 
     @abstractmethod
     def _store(self, record: dict[str, Any]) -> None:
@@ -171,7 +179,7 @@ class JournalWriter(ABC):
     def applied(self, op: Operation, plan: str | None, intent: int | None = None) -> None:
         """Record one successful API call (an escalate one with the serial of its intent)."""
         extra = {} if intent is None else {"intent": intent}
-        self._append("op", plan=plan, **op.to_json(), **extra)
+        self._append("op", plan=plan, **op.to_json(), **extra, **self._rules_of(op.ids))
 
     def intent(self, op: Operation, plan: str | None) -> int:
         """Record that the escalate call `op` is about to be sent; its serial, for the outcome."""
@@ -198,7 +206,12 @@ class JournalWriter(ABC):
     def set_values(self, incidents: Mapping[str, Mapping[str, Value]], source: str) -> None:
         """Record values read from Spike (refresh / import) or an escalation count."""
         if incidents:
-            self._append("set", source=source, incidents={k: dict(v) for k, v in incidents.items()})
+            self._append(
+                "set",
+                source=source,
+                incidents={k: dict(v) for k, v in incidents.items()},
+                **self._rules_of(incidents),
+            )
 
     def start(self, plan: str | None, operations: int) -> None:
         self._append("apply-start", plan=plan, operations=operations)

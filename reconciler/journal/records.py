@@ -39,6 +39,10 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   log (`source` "activity-log", `reconcile refresh --id ID --escalations N`). A `set` of
   `escalations` clears that incident's uncertainty; for an incident that is not journaled, it
   sets the kept count.
+- `op` and `set` records may carry `rules` {id: rule name}: the incidents among their ids
+  (or incidents) that a rule's expansion asked for, with the rule (docs/rules.md). The
+  journal keeps the last rule named for each incident until it is forgotten; journals
+  written before rules existed have none.
 - `apply-start` {plan, operations} / `apply-end` {plan, outcome, applied, failed, skipped,
   uncertain[, error]}: history only. `outcome` is `applied`, `failed` (some calls failed or
   are uncertain), `interrupted` (a signal) or `aborted` (the apply died on an error, named
@@ -69,6 +73,7 @@ from ..endpoints import ESCALATE, effects, parse_operation
 from ..errors import InvalidPlanError, JournalError
 from ..jsontext import JsonTooDeepError, loads
 from ..model import FIELDS, Fields, IncidentMap, Operation, Value, is_counter_id, is_field_value
+from ..rules import is_rule_name
 
 FORMAT = 1
 OUTCOME_KINDS = frozenset({"uncertain", "not-sent"})
@@ -103,6 +108,9 @@ class Recorded:
     uncertain: dict[str, str] = field(default_factory=dict)
     #: Escalate intents with no outcome yet: intent serial -> the call.
     intents: dict[int, Operation] = field(default_factory=dict)
+    #: Incidents a rule put in the journal -> the rule last named for them (`rules` of op
+    #: and set records); dropped when the incident is forgotten.
+    rules: dict[str, str] = field(default_factory=dict)
     #: The last apply-start record with no apply-end after it, with where it is.
     unfinished: tuple[str, Mapping[str, Any]] | None = None
 
@@ -159,6 +167,7 @@ class Recorded:
                     self.uncertain.pop(cid, None)
         elif kind == "forget":
             for cid in record["ids"]:
+                self.rules.pop(cid, None)
                 if cid in incidents:
                     self._keep(cid, incidents.pop(cid))
         elif kind == "unmanage":
@@ -186,6 +195,8 @@ class Recorded:
                     # A live read that says otherwise does not undo what Spike cannot undo.
                     self._keep(cid, {"status": "resolved"})
                 incidents[cid] = {**known, **values}
+        if kind in ("op", "set") and "rules" in record:
+            self.rules.update(record["rules"])
         self.serial = record["serial"]
 
     def _keep(self, cid: str, fields: Mapping[str, Value]) -> None:
@@ -244,6 +255,8 @@ def check_record(record: Any, where: str, state: Recorded) -> None:
         escalate = op.path == ESCALATE
         if kind == "intent" and not escalate:
             raise JournalError(f"{where}: an intent record for a call other than escalate")
+        if kind == "op" and not _rules_well_formed(record, op.ids):
+            raise JournalError(f"{where}: malformed rules of an op record")
         if kind == "op" and "intent" in record:
             intent = record["intent"]
             if not escalate or not _is_int(intent) or state.intents.get(intent) != op:
@@ -263,6 +276,20 @@ def check_record(record: Any, where: str, state: Recorded) -> None:
             raise JournalError(f"{where}: malformed {kind} record")
     elif not _well_formed(kind, record):
         raise JournalError(f"{where}: malformed {kind} record")
+    elif kind == "set" and not _rules_well_formed(record, record["incidents"]):
+        raise JournalError(f"{where}: malformed rules of a set record")
+
+
+def _rules_well_formed(record: Mapping[str, Any], ids: Iterable[str]) -> bool:
+    """A record's optional `rules`: rule names for incidents the record names."""
+    if "rules" not in record:
+        return True
+    rules = record["rules"]
+    return (
+        isinstance(rules, dict)
+        and set(rules) <= set(ids)
+        and all(is_rule_name(name) for name in rules.values())
+    )
 
 
 def _history_well_formed(kind: str, record: dict[str, Any]) -> bool:

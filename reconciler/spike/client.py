@@ -445,6 +445,13 @@ class SpikeClient:
         """GET /incidents/{counterId}: the live incident, as Spike returns it."""
         return await self._request("GET", f"/incidents/{counter_id}", None, idempotent=True)
 
+    async def get_list_page(self, path: str, page: int, per_page: int) -> Any:
+        """GET one page of an open-incident list (`/incidents/triggered`,
+        `/incidents/acknowledged`), as Spike returns it (`spike.live.list_open` reads it)."""
+        return await self._request(
+            "GET", f"{path}?page={page}&perPage={per_page}", None, idempotent=True
+        )
+
     async def get_teams(self) -> Any:
         """GET /teams/get-all-teams: the organisation's teams, as Spike returns them (the
         shape is undocumented: `spike.teams.parse_teams` reads it)."""

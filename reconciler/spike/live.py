@@ -1,4 +1,6 @@
-"""Reading live incidents from Spike: `GET /incidents/{counterId}` -> field values.
+"""Reading live incidents from Spike: `GET /incidents/{counterId}` -> field values, and the
+open-incident lists (`GET /incidents/triggered`, `/incidents/acknowledged`) -> the candidates
+of rules.
 
 The parser is tolerant of extra fields and strict about the ones it needs: a missing or
 unrecognised status is an error naming the incident and the field, never a wrong plan.
@@ -9,12 +11,15 @@ Public sharing and the escalation count are not in the response: they keep journ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..errors import ApiError, ApiUnavailableError, LiveStateError, printable
-from ..model import PRIORITIES, SEVERITIES, Fields, Value
+from ..model import PRIORITIES, SEVERITIES, Fields, Value, is_counter_id
 from ..redact import clip
+from ..rules import OPEN_STATUSES, UNKNOWN, Candidate, Unknown
 from .client import SpikeClient
 
 STATUS_CODES = {"NACK": "triggered", "ACK": "acknowledged", "RES": "resolved"}
@@ -94,3 +99,207 @@ async def read_incidents(
     if problems:
         raise LiveStateError("\n".join(problems))
     return live
+
+
+# ---------------------------------------------------------------------------------------------
+# Open incidents: the candidates of rules (docs/api-calls.md, Open incidents)
+
+#: The open-incident lists and the status each lists.
+OPEN_LISTS = {"/incidents/triggered": "triggered", "/incidents/acknowledged": "acknowledged"}
+#: Items asked for per page (the most Spike's paginated lists are known to take).
+PER_PAGE = 100
+#: Where the items of a list answer may be, in the order looked at.
+ITEM_KEYS = ("incidents", "data")
+#: A list without page counts is walked page by page; this many pages is the end of trust.
+MAX_PAGES = 10_000
+
+
+def _items(where: str, body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, Mapping):
+        for key in ITEM_KEYS:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    raise LiveStateError(
+        f"{where}: the response has no list of incidents (looked for the answer itself, "
+        f"{' and '.join(repr(k) for k in ITEM_KEYS)})"
+    )
+
+
+def _page_count(where: str, body: Any, page: int, per_page: int) -> int | None:
+    """How many pages the list has, from its `pagination` object; None when the answer
+    carries none (the list is then walked page by page)."""
+    if not isinstance(body, Mapping) or "pagination" not in body:
+        return None
+    paging = body["pagination"]
+    if not isinstance(paging, Mapping):
+        raise LiveStateError(f"{where}: 'pagination' is not an object")
+    said = paging.get("page")
+    if said is not None and said != page:
+        raise LiveStateError(
+            f"{where}: pagination.page is {_shown(said)}, not the page asked for ({page})"
+        )
+    pages = paging.get("totalPages")
+    if type(pages) is int and pages >= 0:
+        return pages
+    total, size = paging.get("total"), paging.get("perPage", per_page)
+    if type(total) is int and total >= 0 and type(size) is int and size > 0:
+        return -(-total // size)
+    raise LiveStateError(
+        f"{where}: 'pagination' has neither totalPages nor total (a whole number): "
+        "the number of pages is unknown"
+    )
+
+
+def _optional(where: str, name: str, item: Mapping[str, Any]) -> Value | Unknown:
+    grouped = item.get("groupedIncident")
+    source = grouped if isinstance(grouped, Mapping) and name in grouped else item
+    if name not in source:
+        return UNKNOWN
+    value = source[name]
+    allowed = PRIORITIES if name == "priority" else SEVERITIES
+    if value in ("", None):
+        return None
+    if value not in allowed:
+        raise LiveStateError(
+            f"{where}: unrecognised {name} {_shown(value)} (expected {', '.join(allowed)} or null)"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def parse_list_item(where: str, status: str, item: Any) -> Candidate | None:
+    """One item of an open-incident list as a Candidate; None when it says it is resolved.
+
+    counterId is required; `status` (NACK/ACK/RES) when present wins over the list it came
+    from (the incident moved while the list was read); the title is `title`, else `message`;
+    the trigger time is `NACK_at` (ISO 8601); priority and severity, from the item or its
+    `groupedIncident`, are UNKNOWN when absent."""
+    if not isinstance(item, Mapping):
+        raise LiveStateError(f"{where}: an item is not an object")
+    raw_id = item.get("counterId")
+    counter_id = str(raw_id) if type(raw_id) is int else raw_id
+    if not is_counter_id(counter_id):
+        raise LiveStateError(f"{where}: an item has no valid counterId ({_shown(raw_id)})")
+    assert isinstance(counter_id, str)
+    where = f"{where}: incident {counter_id}"
+    code = item.get("status")
+    if code is not None:
+        if code not in STATUS_CODES:
+            raise LiveStateError(
+                f"{where}: unrecognised status {_shown(code)} (expected NACK, ACK or RES)"
+            )
+        status = STATUS_CODES[code]
+        if status == "resolved":
+            return None
+    title = next((item[k] for k in ("title", "message") if isinstance(item.get(k), str)), None)
+    created = item.get("NACK_at")
+    when: float | None = None
+    if created is not None:
+        try:
+            if not isinstance(created, str):
+                raise ValueError
+            moment = datetime.fromisoformat(created)
+            if moment.tzinfo is None:
+                raise ValueError
+            when = moment.timestamp()
+        except ValueError:
+            raise LiveStateError(
+                f"{where}: NACK_at {_shown(created)} is not an ISO 8601 time with a zone"
+            ) from None
+    return Candidate(
+        counter_id,
+        status,
+        title,
+        when,
+        _optional(where, "priority", item),
+        _optional(where, "severity", item),
+    )
+
+
+async def list_open(client: SpikeClient, per_page: int = PER_PAGE) -> list[Candidate]:
+    """Every open incident of the team: both lists, every page, sorted by counter id.
+
+    The first page of each list says how many there are (`pagination`); the others are read
+    concurrently. A list whose answer has no page counts is read page by page until a page
+    holds fewer than `per_page` items; a page of items already seen means the list ignores
+    `page`, an error. An incident listed twice (it moved between the lists while they were
+    read) is taken from the later status (acknowledged)."""
+    pages = await asyncio.gather(
+        *(_read_list(client, path, status, per_page) for path, status in OPEN_LISTS.items())
+    )
+    found: dict[str, Candidate] = {}
+    for candidates in pages:  # triggered, then acknowledged: the later status wins
+        for candidate in candidates:
+            found[candidate.counter_id] = candidate
+    return [found[cid] for cid in sorted(found)]
+
+
+async def _read_list(client: SpikeClient, path: str, status: str, per_page: int) -> list[Candidate]:
+    def parse(page: int, body: Any) -> list[Candidate]:
+        where = f"GET {path} page {page}"
+        parsed = (parse_list_item(where, status, item) for item in _items(where, body))
+        return [c for c in parsed if c is not None]
+
+    first = await client.get_list_page(path, 1, per_page)
+    where = f"GET {path} page 1"
+    count = _page_count(where, first, 1, per_page)
+    out = parse(1, first)
+    if count is not None:
+        rest = await asyncio.gather(
+            *(client.get_list_page(path, page, per_page) for page in range(2, count + 1))
+        )
+        for page, body in enumerate(rest, start=2):
+            _page_count(f"GET {path} page {page}", body, page, per_page)
+            out.extend(parse(page, body))
+        return out
+    seen = {c.counter_id for c in out}
+    size, page = len(_items(where, first)), 1
+    while size >= per_page:
+        page += 1
+        if page > MAX_PAGES:
+            raise LiveStateError(f"GET {path}: more than {MAX_PAGES} pages without an end")
+        body = await client.get_list_page(path, page, per_page)
+        items = _items(f"GET {path} page {page}", body)
+        size = len(items)
+        more = parse(page, body)
+        if items and not {c.counter_id for c in more} - seen:
+            raise LiveStateError(
+                f"GET {path} page {page}: the same incidents as before: the list seems to "
+                "ignore `page`, so it cannot be read whole"
+            )
+        seen.update(c.counter_id for c in more)
+        out.extend(more)
+    return out
+
+
+async def complete(
+    client: SpikeClient, candidates: Sequence[Candidate], ids: Iterable[str]
+) -> list[Candidate]:
+    """`candidates` with the incidents `ids` read again (GET /incidents/{counterId},
+    concurrently) for what the list left out: priority and severity as the read reports
+    them (still UNKNOWN when it does not), and the status (an incident resolved meanwhile,
+    or gone: 404, is dropped)."""
+    wanted = set(ids)
+    if not wanted:
+        return list(candidates)
+    missing: list[str] = []
+    live = await read_incidents(client, wanted, missing)
+    out: list[Candidate] = []
+    for candidate in candidates:
+        cid = candidate.counter_id
+        if cid not in wanted:
+            out.append(candidate)
+            continue
+        if cid in missing or live[cid]["status"] not in OPEN_STATUSES:
+            continue
+        fields = live[cid]
+        out.append(
+            replace(
+                candidate,
+                status=str(fields["status"]),
+                priority=fields.get("priority", candidate.priority),
+                severity=fields.get("severity", candidate.severity),
+            )
+        )
+    return out

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..spike.client import RetryPolicy, SpikeConfig
 from ..planfile import plan_content, read_saved_plan
 from .plan import MadePlan, check_targets, make_plan, read_live
+from .rules import owners_of_changes, rules_of_changes
 
 
 @dataclass
@@ -111,6 +112,8 @@ def run_apply(
                 request.targets,
                 journal_state=state,
                 desired=desired,
+                parallelism=request.parallelism,
+                evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
@@ -145,6 +148,12 @@ def run_apply(
         from ..spike.client import SpikeConfig
 
         config = SpikeConfig.from_env() if operations else None
+        # The journal names the rule behind each rule-expanded incident it records.
+        writer.rule_owners = owners_of_changes(
+            made.plan.rules
+            if made is not None
+            else rules_of_changes(saved.changes if saved else [])
+        )
         if made is not None and not confirm(made):
             raise ReconcileError("apply cancelled; nothing was changed")
         result, signal = asyncio.run(

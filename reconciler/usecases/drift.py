@@ -13,10 +13,11 @@ from typing import Literal
 
 from ..journal import open_journal
 from ..journal.records import now
-from ..model import FIELDS, LIVE_FIELDS, IncidentMap, Value
+from ..model import FIELDS, LIVE_FIELDS, Fields, IncidentMap, Value
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 from .plan import read_live
+from .rules import evaluate_rules
 
 #: outside: the journal holds the desired value, so something outside reconcile changed the
 #: field; pending: the journal differs too (the change is not applied yet); missing: the
@@ -87,11 +88,17 @@ def run_drift(request: DriftRequest) -> DriftReport:
     """
     from ..states.loader import load
 
-    desired = load(request.paths or DEFAULT_PATHS).incidents
+    loaded = load(request.paths or DEFAULT_PATHS)
+    explicit = desired = loaded.incidents
     journal = open_journal(request.journal_location).read().incidents
     checked_at = now()
+    listed: dict[str, Fields] = {}
+    if loaded.rules:
+        # Rule-expanded incidents are checked with the values their listing gave.
+        evaluation = evaluate_rules(loaded.rules, explicit, request.parallelism)
+        desired, listed = evaluation.desired(explicit), evaluation.live(explicit)
     missing: list[str] = []
-    live = read_live(desired, request.parallelism, missing)
+    live = {**listed, **read_live(explicit, request.parallelism, missing)}
     return DriftReport(checked_at, find_drift(desired, journal, live, missing), len(desired))
 
 

@@ -15,6 +15,7 @@ from ..model import Fields, is_counter_id
 from ..planner import DEFAULT_BATCH_SIZE, Plan, plan
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
+from .rules import RulesInPlan
 
 if TYPE_CHECKING:
     from ..states.loader import DesiredState
@@ -70,36 +71,44 @@ def make_plan(
     refresh: bool = False,
     parallelism: int = DEFAULT_PARALLELISM,
     desired: DesiredState | None = None,
+    evaluate_rules: bool | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
 
     `apply` passes the journal's state it read under the lock, and the desired state it
-    loaded, so that nothing is read twice.
+    loaded, so that nothing is read twice. Rules are evaluated (reading Spike's open
+    incidents) with `evaluate_rules`, by default when refreshing (usecases.rules).
     """
     from ..states.loader import load
 
     check_targets(targets)
     desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
+    evaluate = refresh if evaluate_rules is None else evaluate_rules
+    rules = RulesInPlan.make(desired, state, evaluate=evaluate, parallelism=parallelism)
     live = None
     if refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
         live = read_live(scope, parallelism)
+    live = rules.live(desired, live)
     result = plan(
-        desired.incidents,
+        rules.desired(desired),
         state.incidents,
         lineage=state.lineage,
         serial=state.serial,
         inputs_digest=desired.inputs_digest,
         batch_size=batch_size,
         targets=list(targets) or None,
-        sources=desired.sources,
+        sources=rules.sources(desired),
         live=live,
         kept=state.kept,
         uncertain=state.uncertain,
+        warnings=rules.notes,
+        **rules.planner_arguments(),
     )
-    return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
+    rules.settle(result, desired, state)
+    return MadePlan(result, now(), rules.sources(desired), list(state.warnings), batch_size)
 
 
 def read_live(
