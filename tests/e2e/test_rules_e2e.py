@@ -1,0 +1,249 @@
+"""Rules end to end over real loopback HTTP against the sandbox (docs/rules.md): more open
+incidents than one page, the stale-incident clean-up with a title filter, the guards with no
+call made, saved plans, and plans that do not evaluate rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import KEY, TEAM, HandClock, cli, command, env
+
+from reconciler.journal import open_journal
+from reconciler.sandbox import SandboxServer
+
+STALE_DISK = """\
+rules:
+  close-stale-disk:
+    match:
+      status: [triggered, acknowledged]
+      older_than: 14d
+      title: "^disk usage"
+    set:
+      status: resolved
+    max_matches: {max_matches}
+"""
+
+
+@pytest.fixture
+def clock() -> HandClock:
+    # Rules compare ages with the real clock: the sandbox's starts there.
+    return HandClock(time.time())
+
+
+def serve(seed: dict[str, dict[str, Any]], clock: HandClock) -> Any:
+    server = SandboxServer(seed, api_key=KEY, team_id=TEAM, clock=clock)
+    return server
+
+
+@pytest.fixture
+def storm(clock: HandClock) -> Iterator[SandboxServer]:
+    seed: dict[str, dict[str, Any]] = {
+        "stale-1": {"title": "disk usage 97% on db-1", "age": "20d"},
+        "stale-2": {"title": "disk usage 91% on db-2", "age": "15d", "status": "ACK"},
+        "stale-3": {"title": "disk usage 99% on db-3", "age": "30d", "priority": "p2"},
+        "kept-1": {"title": "disk usage 95% on db-4", "age": "40d"},
+        "fresh-1": {"title": "disk usage 98% on db-5", "age": "2h"},
+        "other-1": {"title": "checkout latency", "age": "20d"},
+        "gone-1": {"title": "disk usage 99% on db-6", "age": "30d", "status": "RES"},
+    }
+    with (
+        serve(seed, clock) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        yield server
+
+
+def states(tmp_path: Path, text: str, incidents: str = "") -> str:
+    folder = tmp_path / "states"
+    folder.mkdir(exist_ok=True)
+    (folder / "rules.yaml").write_text(text)
+    if incidents:
+        (folder / "incidents.yaml").write_text(incidents)
+    return str(folder)
+
+
+def changing(server: SandboxServer) -> list[dict[str, Any]]:
+    return [c for c in server.calls if c["method"] != "GET"]
+
+
+def test_stale_incidents_are_resolved_and_nothing_else(
+    tmp_path: Path, storm: SandboxServer
+) -> None:
+    folder = states(
+        tmp_path,
+        STALE_DISK.format(max_matches=10),
+        # An explicit entry wins over the rule: kept-1 stays open, acknowledged.
+        "incidents:\n  kept-1:\n    status: acknowledged\n",
+    )
+    journal = str(tmp_path / "j.jsonl")
+    code, out, err = cli("plan", folder, "--refresh", "--journal", journal)
+    assert code == 0, err
+    assert "status:         triggered -> resolved  (rule close-stale-disk)" in out
+    assert "  ~ incident stale-2" in out and "fresh-1" not in out and "other-1" not in out
+
+    code, out, err = cli("apply", folder, "--auto-approve", "--journal", journal)
+    assert code == 0, err
+    live = storm.incidents()
+    assert {cid: live[cid]["status"] for cid in live} == {
+        "stale-1": "RES",
+        "stale-2": "RES",
+        "stale-3": "RES",
+        "kept-1": "ACK",
+        "fresh-1": "NACK",
+        "other-1": "NACK",
+        "gone-1": "RES",
+    }
+    assert live["stale-3"]["priority"] == "p2"  # the rule sets status only
+    assert changing(storm) == [
+        {
+            "method": "POST",
+            "path": "/incidents/acknowledge",
+            "body": {"ids": ["kept-1"]},
+            "status": 200,
+        },
+        {
+            "method": "POST",
+            "path": "/incidents/resolve",
+            "body": {"ids": ["stale-1", "stale-2", "stale-3"]},
+            "status": 200,
+        },
+    ]
+    records = open_journal(journal).records()
+    resolve = next(r for r in records if r.get("path") == "/incidents/resolve")
+    assert resolve["rules"] == {
+        cid: "close-stale-disk" for cid in ("stale-1", "stale-2", "stale-3")
+    }
+    assert "rules" not in next(r for r in records if r.get("path") == "/incidents/acknowledge")
+    assert open_journal(journal).read().rules == {
+        "stale-1": "close-stale-disk",
+        "stale-2": "close-stale-disk",
+        "stale-3": "close-stale-disk",
+    }
+
+    # A plan without --refresh notes the rule and forgets none of what it journaled.
+    code, out, err = cli("plan", folder, "--journal", journal, "--detailed-exitcode")
+    assert code == 0, (out, err)
+    assert "Warning: rule close-stale-disk (" in out and "was not evaluated" in out
+    assert "forget" not in out
+
+    # Applying again makes no call: the resolved incidents no longer match and are forgotten.
+    storm.clear_calls()
+    code, out, err = cli("apply", folder, "--auto-approve", "--journal", journal)
+    assert code == 0, err
+    assert changing(storm) == []
+    assert "3 forgotten" in out
+    assert open_journal(journal).read().rules == {}
+    code, out, err = cli("apply", folder, "--auto-approve", "--journal", journal)
+    assert (code, changing(storm)) == (0, [])
+    assert "No changes" in out
+
+
+def test_more_open_incidents_than_one_page(tmp_path: Path, clock: HandClock) -> None:
+    seed: dict[str, dict[str, Any]] = {
+        f"storm-{n:03}": {
+            "title": "disk usage",
+            "age": "20d",
+            "status": "ACK" if n % 10 == 0 else "NACK",
+        }
+        for n in range(250)
+    }
+    with (
+        serve(seed, clock) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        folder = states(tmp_path, STALE_DISK.format(max_matches=250))
+        out_file = str(tmp_path / "plan.json")
+        journal = str(tmp_path / "j.jsonl")
+        code, _, err = cli("plan", folder, "--refresh", "--journal", journal, "--out", out_file)
+        assert code == 0, err
+        listed = sorted(c["path"] for c in server.calls if c["method"] == "GET")
+        assert listed == [
+            "/incidents/acknowledged?page=1&perPage=100",
+            "/incidents/triggered?page=1&perPage=100",
+            "/incidents/triggered?page=2&perPage=100",
+            "/incidents/triggered?page=3&perPage=100",
+        ]
+        saved = json.loads(Path(out_file).read_text())
+        assert len(saved["changes"]) == 250
+        assert {c["rule"] for c in saved["changes"]} == {"close-stale-disk"}
+        assert [len(op["body"]["ids"]) for op in saved["operations"]] == [100, 100, 50]
+
+        # Changing 250 incidents read live counts in the unsafe rule like any change.
+        assert saved["unsafe"] is True
+        # The saved plan applies exactly its calls, through the real process.
+        server.clear_calls()
+        done = subprocess.run(
+            command("apply", out_file, "--journal", journal, "--force"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert [c["body"] for c in changing(server)] == [op["body"] for op in saved["operations"]]
+        assert all(i["status"] == "RES" for i in server.incidents().values())
+        assert len(open_journal(journal).read().rules) == 250
+
+
+@pytest.mark.parametrize("guard", ["max_matches", "conflict"])
+def test_the_guards_stop_before_any_call(tmp_path: Path, storm: SandboxServer, guard: str) -> None:
+    if guard == "max_matches":
+        folder = states(tmp_path, STALE_DISK.format(max_matches=3))
+        message = "rule close-stale-disk matches 4 open incidents, more than its max_matches of 3"
+    else:
+        folder = states(
+            tmp_path,
+            STALE_DISK.format(max_matches=10)
+            + "  disk-p5:\n    match: {status: [triggered], title: disk}\n"
+            + "    set: {status: acknowledged}\n",
+        )
+        message = (
+            "incident stale-1: rules close-stale-disk ("
+            f"{folder}/rules.yaml) and disk-p5 ({folder}/rules.yaml) set status to resolved and "
+            "acknowledged"
+        )
+    journal = tmp_path / "j.jsonl"
+    for args in (("plan", "--refresh"), ("apply", "--auto-approve"), ("drift",)):
+        code, out, err = cli(*args, folder, "--journal", str(journal))
+        assert code == 1 and out == ""
+        assert message in err, err
+        assert "Traceback" not in err
+    assert changing(storm) == []
+    assert not journal.exists() or journal.read_text() == ""
+
+
+def test_a_list_answer_not_understood_stops_before_any_call(tmp_path: Path) -> None:
+    """A server whose list has no list of incidents: an error naming what was missing."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"results": []}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_port}"
+        with env(SPIKE_API_URL=url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM):
+            folder = states(tmp_path, STALE_DISK.format(max_matches=10))
+            code, out, err = cli("plan", folder, "--refresh", "--journal", str(tmp_path / "j"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 1 and out == ""
+    assert "GET /incidents/" in err and "the response has no list of incidents" in err
