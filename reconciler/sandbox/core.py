@@ -586,6 +586,11 @@ class SandboxCore:
         self._incidents = next(iter(self._teams.values()))  # the default team's
         self._calls: list[dict[str, Any]] = []
         self._calls_out: IO[str] | None = None
+        #: Bumped by everything that may change an incident (a call other than GET, a control
+        #: change, an expired acknowledgement): the open-incident lists' order is kept until
+        #: then, so paging through 10,000 incidents does not sort them once per page.
+        self._generation = 0
+        self._list_order: dict[tuple[int, str], tuple[int, list[str]]] = {}
 
     # -- inspection and control -------------------------------------------------------------
 
@@ -630,6 +635,7 @@ class SandboxCore:
         with self._lock:
             self._expire_acks()
             store = self._store(team)
+            self._generation += 1
             for cid, incident in _check_changes(changes, store, self.clock()).items():
                 if incident is None:
                     del store[cid]
@@ -663,6 +669,8 @@ class SandboxCore:
         team_optional = path == _TEAMS
         served = self._authorized(key, team, team_optional)
         with self._lock:
+            if method != "GET":
+                self._generation += 1
             self._expire_acks()
             if served is None:
                 response = _error(
@@ -707,6 +715,7 @@ class SandboxCore:
                 ack_at = incident.ack_at
                 due = ack_at is not None and now - ack_at >= self.ack_timeout
                 if incident.status == "ACK" and due:
+                    self._generation += 1
                     incident.status = "NACK"
                     incident.moved("ACK", now)
 
@@ -829,15 +838,25 @@ class SandboxCore:
     def _list(self, store: dict[str, _Incident], status: str, query: str) -> _Response:
         """One page of the incidents in `status`, oldest trigger first (ties: by counter id)."""
         page, per_page = _paging(query)
-        matching = sorted(
-            (incident.nack_at, cid) for cid, incident in store.items() if incident.status == status
-        )
+        cached = self._list_order.get((id(store), status))
+        if cached is not None and cached[0] == self._generation:
+            matching = cached[1]
+        else:
+            matching = [
+                cid
+                for _, cid in sorted(
+                    (incident.nack_at, cid)
+                    for cid, incident in store.items()
+                    if incident.status == status
+                )
+            ]
+            self._list_order[(id(store), status)] = (self._generation, matching)
         total = len(matching)
         chosen = matching[(page - 1) * per_page : page * per_page]
         return _Response(
             200,
             {
-                "incidents": [store[cid].list_item(cid) for _, cid in chosen],
+                "incidents": [store[cid].list_item(cid) for cid in chosen],
                 "pagination": {
                     "page": page,
                     "perPage": per_page,
