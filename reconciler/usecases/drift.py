@@ -93,12 +93,19 @@ def run_drift(request: DriftRequest) -> DriftReport:
     journal = open_journal(request.journal_location).read().incidents
     checked_at = now()
     listed: dict[str, Fields] = {}
+    unlisted: set[str] = set()
     if loaded.rules:
-        # Rule-expanded incidents are checked with the values their listing gave.
+        # Rule-expanded incidents are checked with the values their listing gave; those
+        # whose listing left out a field the rule sets are read like the others.
         evaluation = evaluate_rules(loaded.rules, explicit, request.parallelism)
         desired, listed = evaluation.desired(explicit), evaluation.live(explicit)
+        unlisted = {
+            cid
+            for cid, fields in listed.items()
+            if not set(evaluation.expansion.incidents[cid]) & set(LIVE_FIELDS) <= set(fields)
+        }
     missing: list[str] = []
-    live = {**listed, **read_live(explicit, request.parallelism, missing)}
+    live = {**listed, **read_live({*explicit, *unlisted}, request.parallelism, missing)}
     return DriftReport(checked_at, find_drift(desired, journal, live, missing), len(desired))
 
 

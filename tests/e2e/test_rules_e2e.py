@@ -247,3 +247,33 @@ def test_a_list_answer_not_understood_stops_before_any_call(tmp_path: Path) -> N
         httpd.server_close()
     assert code == 1 and out == ""
     assert "GET /incidents/" in err and "the response has no list of incidents" in err
+
+
+def test_drift_reports_what_a_rule_asks_for_and_changes_nothing(
+    tmp_path: Path, storm: SandboxServer
+) -> None:
+    folder = states(
+        tmp_path,
+        "rules:\n  disk-p5:\n    match: {status: [triggered, acknowledged], title: '^disk'}\n"
+        "    set: {priority: p5}\n",
+    )
+    code, out, err = cli(
+        "drift", folder, "--journal", str(tmp_path / "j.jsonl"), "--format", "json"
+    )
+    assert code == 0, err
+    drifted = {
+        (e["incident"], e["field"]): (e["desired"], e["live"]) for e in json.loads(out)["drift"]
+    }
+    # Listed without a priority (none set): read one by one, then compared.
+    assert drifted == {
+        ("stale-1", "priority"): ("p5", None),
+        ("stale-2", "priority"): ("p5", None),
+        ("stale-3", "priority"): ("p5", "p2"),
+        ("kept-1", "priority"): ("p5", None),
+        ("fresh-1", "priority"): ("p5", None),
+    }
+    reads = sorted(c["path"] for c in storm.calls if "?" not in c["path"])
+    assert reads == sorted(
+        f"/incidents/{cid}" for cid in ("stale-1", "stale-2", "kept-1", "fresh-1")
+    )
+    assert changing(storm) == []
