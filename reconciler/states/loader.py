@@ -30,8 +30,18 @@ from ..model import (
     IncidentMap,
     is_counter_id,
     is_desired_value,
+    is_field_value,
 )
-from ..rules import DEFAULT_MAX_MATCHES, MAX_MATCHES_LIMIT, RULE_NAME_MAX, Rule, age_seconds
+from ..rules import (
+    AGE_PATTERN,
+    DEFAULT_MAX_MATCHES,
+    MAX_MATCHES_LIMIT,
+    OPEN_STATUSES,
+    RULE_NAME_MAX,
+    Rule,
+    age_seconds,
+    is_rule_name,
+)
 from . import DEFAULT_PATHS, SUFFIXES
 from .schema import models
 
@@ -395,8 +405,12 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
                 )
     valid = _valid_incidents(doc) if fast else None
     raw_rules = doc.get("rules")
-    if valid is not None and raw_rules is None:
-        return _Loaded(path, text, None if problems else valid, problems)
+    if valid is not None:
+        plain_rules = {} if raw_rules is None else _valid_rules(raw_rules)
+        if plain_rules is not None and not (
+            plain_rules and _rule_problems(path, text, plain_rules)
+        ):
+            return _Loaded(path, text, None if problems else valid, problems, plain_rules)
     from pydantic import ValidationError
 
     try:
@@ -503,6 +517,55 @@ def _valid_incidents(doc: dict[Any, Any]) -> dict[str, Any] | None:
                 return None
         out[cid] = {name: spec[name] for name in FIELDS if name in spec}
     return out
+
+
+_RULE_KEY_SET = frozenset(("match", "set", "max_matches"))
+_RULE_MATCH_KEY_SET = frozenset(("status", "older_than", "priority", "severity", "title"))
+_RULE_SET_KEY_SET = frozenset(("status", "priority", "severity", "public_sharing"))
+_AGE = re.compile(AGE_PATTERN)
+
+
+def _valid_rules(raw: Any) -> dict[str, Any] | None:
+    """A file's rules as the StateFile model reads them, when they are plainly valid; None
+    leaves them to the model, which explains any problem (as `_valid_incidents` does for
+    incidents: a file with rules needs no pydantic either)."""
+    if type(raw) is not dict:
+        return None
+    for name, spec in raw.items():
+        if not is_rule_name(name) or type(spec) is not dict or not spec.keys() <= _RULE_KEY_SET:
+            return None
+        match, sets = spec.get("match"), spec.get("set")
+        if type(match) is not dict or not match.keys() <= _RULE_MATCH_KEY_SET:
+            return None
+        if type(sets) is not dict or not sets or not sets.keys() <= _RULE_SET_KEY_SET:
+            return None
+        statuses = match.get("status")
+        if type(statuses) is not list or not statuses:
+            return None
+        if not all(type(s) is str and s in OPEN_STATUSES for s in statuses):
+            return None
+        older = match.get("older_than")
+        if older is not None and (type(older) is not str or _AGE.fullmatch(older) is None):
+            return None
+        for name_of, allowed in (("priority", PRIORITIES), ("severity", SEVERITIES)):
+            if name_of in match:
+                values = match[name_of]
+                if type(values) is not list or not values:
+                    return None
+                if not all(v is None or (type(v) is str and v in allowed) for v in values):
+                    return None
+        if "title" in match and type(match["title"]) is not str:
+            return None
+        for field_name, value in sets.items():
+            if field_name == "public_sharing":
+                if value is not False:
+                    return None
+            elif not is_field_value(field_name, value):
+                return None
+        count = spec.get("max_matches", DEFAULT_MAX_MATCHES)
+        if type(count) is not int or not 1 <= count <= MAX_MATCHES_LIMIT:
+            return None
+    return raw
 
 
 def _stringify_keys(incidents: dict[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
