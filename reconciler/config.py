@@ -14,6 +14,21 @@ from types import MappingProxyType
 from typing import Literal
 
 from .errors import ReconcileError
+from .model import Unsafe
+
+__all__ = [
+    "ALL_REVERT",
+    "DEFAULT_API_KEY_ENV",
+    "DEFAULT_CONFIG",
+    "DRIFT_FIELDS",
+    "POLICIES",
+    "Defaults",
+    "Policy",
+    "Project",
+    "TeamConfig",
+    "Unsafe",
+    "locate",
+]
 
 #: The file looked for in the working directory when neither --config nor RECONCILE_CONFIG
 #: names one.
@@ -28,16 +43,6 @@ DRIFT_FIELDS = ("status", "priority", "severity", "public_sharing")
 DEFAULT_API_KEY_ENV = "SPIKE_API_KEY"
 #: The default of every field's policy.
 ALL_REVERT: Mapping[str, Policy] = MappingProxyType(dict.fromkeys(DRIFT_FIELDS, "revert"))
-
-
-@dataclass(frozen=True)
-class Unsafe:
-    """The unsafe rule's thresholds (docs/plan-format.md): a plan that changes or forgets
-    recorded values on more than `max_share` of the journaled incidents is unsafe, once the
-    journal records at least `min_incidents`."""
-
-    min_incidents: int = 10
-    max_share: float = 0.3
 
 
 @dataclass(frozen=True)

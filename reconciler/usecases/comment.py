@@ -30,7 +30,8 @@ from ..github import (
     GitHubConfig,
     run_url_from_env,
 )
-from ..planfile import plan_from_saved, read_saved_plan
+from ..planfile import SavedTeamsPlan, plan_from_saved, read_plan_file
+from .plan import TeamsPlan, teams_plan_from_saved
 
 _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -98,6 +99,8 @@ class CommentRequest:
     author: str = ACTIONS_LOGIN
     #: The comment's view of the plan (render.plan_markdown: views live above the use cases).
     markdown: Callable[[Plan], str] = field(kw_only=True)
+    #: The same for a plan of teams (render.teams_plan_markdown).
+    teams_markdown: Callable[[TeamsPlan], str] | None = field(default=None, kw_only=True)
     #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
     env: Mapping[str, str] | None = field(default=None, kw_only=True)
     #: For tests: an httpx transport instead of the network.
@@ -115,16 +118,24 @@ def post_plan_comment(request: CommentRequest) -> CommentResult:
     env, transport = request.env, request.transport
     if request.commit and not _SHA.fullmatch(request.commit):
         raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
-    plan = plan_from_saved(read_saved_plan(request.plan_file))
+    saved = read_plan_file(request.plan_file)
+    if isinstance(saved, SavedTeamsPlan):
+        teams = teams_plan_from_saved(saved)
+        if request.teams_markdown is None:
+            raise ReconcileError(f"{saved.path}: a plan of teams cannot be shown here")
+        markdown, has_changes = request.teams_markdown(teams), teams.has_changes
+    else:
+        plan = plan_from_saved(saved)
+        markdown, has_changes = request.markdown(plan), plan.has_changes
     config = GitHubConfig.from_env(request.repo, env)
     mark = marker(request.marker_name)
     run_url = request.run_url or run_url_from_env(env)
-    body = comment_body(request.markdown(plan), mark, request.commit or None, run_url)
+    body = comment_body(markdown, mark, request.commit or None, run_url)
     with GitHubClient(config, transport) as client:
         existing = find_comment(
             client.list_comments(request.pr), mark, lambda: client.login(request.author)
         )
-        action = decide(existing, body, plan.has_changes)
+        action = decide(existing, body, has_changes)
         if action == "created":
             return CommentResult(action, client.create_comment(request.pr, body))
         if action == "updated" and existing is not None:
