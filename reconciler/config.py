@@ -134,6 +134,9 @@ def _models() -> tuple[Any, Any]:
     from pydantic import Field as PydanticField
     from typing_extensions import Required, TypedDict
 
+    def described(text: str) -> Any:
+        return PydanticField(description=text)
+
     one_or_more = Annotated[int, PydanticField(strict=True, ge=1)]
     name_text = Annotated[str, StringConstraints(strict=True, min_length=1)]
     team_name = Annotated[
@@ -171,10 +174,15 @@ def _models() -> tuple[Any, Any]:
 
         __pydantic_config__ = forbid  # type: ignore[misc]
 
-        batch_size: one_or_more | None
-        parallelism: one_or_more | None
+        batch_size: Annotated[one_or_more | None, described("Ids per batched call (--batch-size).")]
+        parallelism: Annotated[
+            one_or_more | None,
+            described("API calls in flight at most, all teams together (--parallelism)."),
+        ]
         unsafe: UnsafeRule | None
-        drift: DriftPolicies | None
+        drift: Annotated[
+            DriftPolicies | None, described("Every team's drift policies; a team may override.")
+        ]
 
     class Team(TypedDict, total=False):
         """One team: its Spike team id, its state files, its journal."""
@@ -182,7 +190,11 @@ def _models() -> tuple[Any, Any]:
         __pydantic_config__ = forbid  # type: ignore[misc]
 
         team_id: Required[
-            Annotated[str, StringConstraints(strict=True, pattern=f"^{TEAM_ID_PATTERN}$")]
+            Annotated[
+                str,
+                StringConstraints(strict=True, pattern=f"^{TEAM_ID_PATTERN}$"),
+                described("The Spike team's id, sent as the x-team-id header."),
+            ]
         ]
         paths: Annotated[
             list[name_text],
@@ -197,9 +209,14 @@ def _models() -> tuple[Any, Any]:
         api_key_env: Annotated[
             str,
             StringConstraints(strict=True, pattern=f"^{ENV_NAME_PATTERN}$"),
-            PydanticField(json_schema_extra={"default": DEFAULT_API_KEY_ENV}),
+            PydanticField(
+                description="The environment variable holding the API key.",
+                json_schema_extra={"default": DEFAULT_API_KEY_ENV},
+            ),
         ]
-        drift: DriftPolicies | None
+        drift: Annotated[
+            DriftPolicies | None, described("Overrides of defaults.drift for this team.")
+        ]
 
     class ProjectFile(BaseModel):
         """reconcile.yaml: `version` (1), optional `defaults` and `teams` by name."""
@@ -221,7 +238,10 @@ def _models() -> tuple[Any, Any]:
             return value
 
         defaults: ProjectDefaults | None = None
-        teams: dict[team_name, Team] | None = None
+        teams: Annotated[
+            dict[team_name, Team] | None,
+            PydanticField(description="Teams by name; none: one team, from SPIKE_TEAM_ID."),
+        ] = None
 
     return ProjectFile, TypeAdapter(ProjectFile)
 
@@ -229,6 +249,12 @@ def _models() -> tuple[Any, Any]:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of reconcile.yaml, for editors (`yaml-language-server: $schema=`)."""
     schema: dict[str, Any] = _models()[0].model_json_schema()
+    # pydantic writes a constrained key type as patternProperties, which lets a key that
+    # does not match through unchecked: the names' pattern goes to propertyNames instead.
+    teams = schema["properties"]["teams"]["anyOf"][0]
+    ((pattern, team),) = teams.pop("patternProperties").items()
+    teams["propertyNames"]["pattern"] = pattern
+    teams["additionalProperties"] = team
     return schema
 
 

@@ -6,10 +6,12 @@ RECONCILE_CONFIG or the working directory; `team_of` and `assign` say which team
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from reconciler.config import (
     ALL_REVERT,
@@ -600,3 +602,45 @@ def test_assign_refuses_files_of_two_teams_or_of_none(here: Path) -> None:
         "teams/payments/legacy/old.yaml: this file is under the paths of two teams: "
         "overlap, payments",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema (docs/teams.md, "reconcile.yaml": Editors)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_schema_config_prints_the_bundled_project_file_schema() -> None:
+    result = cli("schema", "--config")
+    assert (result.code, result.stderr) == (0, "")
+    assert result.stdout == (REPO / "schema" / "reconcile.json").read_text()
+    schema = json.loads(result.stdout)
+    assert schema["required"] == ["version"]
+    assert set(schema["properties"]) == {"version", "defaults", "teams"}
+    teams = schema["properties"]["teams"]["anyOf"][0]
+    # Every name is checked, not only those matching a pattern.
+    assert teams["propertyNames"] == {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 32}
+    assert teams["additionalProperties"] == {"$ref": "#/$defs/Team"}
+    team = schema["$defs"]["Team"]
+    assert team["additionalProperties"] is False
+    assert team["required"] == ["team_id"]
+    assert set(team["properties"]) == {"team_id", "paths", "journal", "api_key_env", "drift"}
+    drift = schema["$defs"]["DriftPolicies"]["properties"]
+    assert list(drift) == ["status", "priority", "severity", "public_sharing"]
+    assert {p["enum"] == ["revert", "warn", "accept"] for p in drift.values()} == {True}
+    assert schema["$defs"]["UnsafeRule"]["properties"]["max_share"]["default"] == 0.3
+
+
+def test_schema_without_config_is_still_the_state_files() -> None:
+    assert cli("schema").stdout == (REPO / "schema" / "state-file.json").read_text()
+
+
+def test_the_documented_error_example_is_what_the_loader_says(here: Path) -> None:
+    doc = (REPO / "docs" / "teams.md").read_text()
+    errors = doc.split("### Errors", 1)[1]
+    text = errors.split("```yaml\n", 1)[1].split("```", 1)[0]
+    printed = errors.split("```text\n", 1)[1].split("```", 1)[0]
+    write(here, text)
+    with pytest.raises(StateFileError) as caught:
+        load_project("reconcile.yaml")
+    assert str(caught.value) + "\n" == printed
