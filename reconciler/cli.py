@@ -58,12 +58,18 @@ class Context:
             click.echo(message, err=True)
 
 
-def common(func: F) -> F:
-    """-v/--verbose, --no-color and --config on every subcommand, after its name."""
+def output_options(func: F) -> F:
+    """-v/--verbose and --no-color."""
     func = click.option("-v", "--verbose", is_flag=True, help="Say more on stderr.")(func)
-    func = click.option(
+    return click.option(
         "--no-color", is_flag=True, help="Never color output (NO_COLOR is honoured too)."
     )(func)
+
+
+def common(func: F) -> F:
+    """-v/--verbose, --no-color and --config on every subcommand, after its name (but
+    `schema`, whose --config asks for the project file's schema)."""
+    func = output_options(func)
     func = click.option(
         "--config",
         metavar="FILE",
@@ -814,12 +820,16 @@ def log(
 
 
 @cli.command()
-@common
-def schema(verbose: bool, no_color: bool) -> None:
-    """Print the JSON Schema of a state file (for editors)."""
-    from .states.schema import schema_json
+@click.option(
+    "--config", "project_file", is_flag=True, help="The schema of reconcile.yaml instead."
+)
+@output_options
+def schema(project_file: bool, verbose: bool, no_color: bool) -> None:
+    """Print the JSON Schema of a state file, or of reconcile.yaml (for editors)."""
+    from . import config
+    from .states import schema as state_file
 
-    click.echo(schema_json(), nl=False)
+    click.echo((config if project_file else state_file).schema_json(), nl=False)
 
 
 @cli.command()

@@ -27,7 +27,7 @@ class TeamRun:
     paths: tuple[str, ...]
     #: None: --journal, RECONCILE_JOURNAL or the default (only without teams).
     journal: str | None
-    drift: Mapping[str, Policy] = ALL_REVERT
+    drift: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     unsafe: Unsafe = field(default_factory=Unsafe)
 
     @property
