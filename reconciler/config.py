@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from .errors import Problem, ReconcileError, StateFileError
-from .model import Unsafe
+from .model import Unsafe as Unsafe  # re-exported: defaults.unsafe is one
 
 #: The file looked for in the working directory when neither --config nor RECONCILE_CONFIG
 #: names one.

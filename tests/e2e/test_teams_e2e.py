@@ -100,7 +100,7 @@ def live_matches_team(server: SandboxServer, team: str, desired: Mapping[str, An
         def incidents(self) -> dict[str, dict[str, Any]]:
             return server.incidents(team)
 
-    live_matches(One(), desired)  # type: ignore[arg-type]
+    live_matches(One(), desired)
 
 
 def test_the_same_id_in_two_teams_goes_to_each_team(tmp_path: Path, sandbox: SandboxServer) -> None:
