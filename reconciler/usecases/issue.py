@@ -54,7 +54,8 @@ _TEAM_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _TEAM_NAME_MAX = 32
 _TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)"
 _SINCE_PREFIX = "<!-- spike-reconcile:drift-since:"
-_SINCE = re.compile(rf"^{re.escape(_SINCE_PREFIX)}({_TIME}) -->$", re.MULTILINE)
+#: The body GitHub keeps after an edit in the browser has CRLF line ends.
+_SINCE = re.compile(rf"^{re.escape(_SINCE_PREFIX)}({_TIME}) -->\r?$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class IssueChange:
 def plan_issue(
     existing: Issue | None,
     report: DriftReport,
-    mark: str,
+    marker_name: str,
     table: Callable[[DriftReport, int], str],
     run_url: str | None = None,
 ) -> IssueChange:
@@ -204,8 +205,8 @@ def plan_issue(
         )
         return IssueChange("closed", comment=comment + _run_line(run_url))
     since = report.checked_at if existing is None else drifting_since(existing, report)
-    title = issue_title(report, _marker_name(mark))
-    body = issue_body(report, mark, since, table, run_url)
+    title = issue_title(report, marker_name)
+    body = issue_body(report, marker_name, since, table, run_url)
     if existing is None:
         return IssueChange("created", title, body)
     if existing.title == title and existing.body == body:
@@ -243,7 +244,7 @@ def issue_title(report: DriftReport, marker_name: str) -> str:
 
 def issue_body(
     report: DriftReport,
-    mark: str,
+    marker_name: str,
     since: str,
     table: Callable[[DriftReport, int], str],
     run_url: str | None,
@@ -251,12 +252,12 @@ def issue_body(
     """The marker, the hidden "since" field, a callout, the report's table and a footer; the
     table gets what GitHub's limit leaves of the room."""
     head = (
-        f"{mark}\n{_SINCE_PREFIX}{since} -->\n"
+        f"{marker(marker_name, kind='drift')}\n{_SINCE_PREFIX}{since} -->\n"
         f"> [!WARNING]\n> Drifting since {since}: live values in Spike differ from the state "
         "files.\n\n"
     )
     footer = (
-        f"\n<sub>Kept by `reconcile issue` (marker `{_marker_name(mark)}`): edited while the "
+        f"\n<sub>Kept by `reconcile issue` (marker `{marker_name}`): edited while the "
         "drift lasts, closed when a check finds none.</sub>\n" + _run_line(run_url)
     )
     # A few characters spare for the newline table() may end without.
@@ -270,10 +271,6 @@ def issue_body(
 
 def _run_line(run_url: str | None) -> str:
     return f"\n[Workflow run]({run_url})\n" if run_url else ""
-
-
-def _marker_name(mark: str) -> str:
-    return mark.removesuffix(" -->").rsplit(":", 1)[-1]
 
 
 def _count(n: int, noun: str) -> str:
@@ -327,7 +324,7 @@ def run_issue(request: IssueRequest) -> IssueOutcome:
         existing = find_comment(
             client.list_open_issues(), mark, lambda: client.login(request.author)
         )
-        change = plan_issue(existing, report, mark, request.markdown, run_url)
+        change = plan_issue(existing, report, request.marker_name, request.markdown, run_url)
         if change.action == "created":
             return IssueOutcome("created", client.create_issue(change.title, change.body), report)
         if existing is None:

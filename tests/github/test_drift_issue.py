@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from github_fake import DRIFT_MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import RECONCILE, cli
+from helpers import KEY, RECONCILE, TEAM, cli, env, write_states
 
 from reconciler.errors import ReconcileError
 from reconciler.github import COMMENT_LIMIT, Issue
 from reconciler.render import drift_json, drift_markdown
+from reconciler.sandbox import SandboxServer
 from reconciler.usecases.comment import marker
 from reconciler.usecases.drift import DriftEntry, DriftReport
 from reconciler.usecases.issue import plan_issue, read_drift_report
@@ -401,6 +402,37 @@ def test_a_report_file_name_cannot_forge_a_log_line(github: FakeGitHub) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# From `reconcile drift --out` to the issue, as drift.yml runs them
+
+
+def test_the_report_reconcile_drift_saves_becomes_the_issue(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    states, journal = tmp_path / "states", tmp_path / "journal.jsonl"
+    write_states(states, {"web-1": {"status": "acknowledged", "priority": "p2"}, "db-2": {}})
+    drift = ["drift", str(states), "--journal", str(journal), "--format", "json"]
+    with (
+        SandboxServer({"web-1": {}, "db-2": {}}, api_key=KEY, team_id=TEAM) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
+    ):
+        assert cli("apply", str(states), "--auto-approve", "--journal", str(journal)).code == 0
+        server.set_incidents({"web-1": {"priority": "p4"}, "db-2": None})
+        assert cli(*drift, "--out", "drift.json", "--detailed-exitcode").code == 2
+        code, out, err = issue(github, "drift.json")
+        assert (code, err) == (0, "")
+        assert out.startswith("Created drift issue #1")
+        assert github.issues[1]["title"] == "Spike drift: 2 incidents (1 field, 1 missing)"
+        body = github.issues[1]["body"]
+        assert "| `web-1` | priority | p2 | p2 | p4 | outside | revert |" in body
+        assert "| `db-2` | _missing_ |" in body
+
+        server.set_incidents({"web-1": {"priority": "p2"}, "db-2": {}})
+        assert cli(*drift, "--out", "drift.json", "--detailed-exitcode").code == 0
+        code, out, _ = issue(github, "drift.json")
+        assert out.startswith("Closed drift issue #1")
+
+
+# ---------------------------------------------------------------------------------------------
 # The report read back, and the pure policy
 
 
@@ -413,32 +445,36 @@ def test_the_json_report_reads_back_as_the_report() -> None:
 
 def test_the_policy() -> None:
     mark = marker("default", kind="drift")
+    assert mark == DRIFT_MARK
     drift = DriftReport(T2, [STATUS], 3)
     clean = DriftReport(T3, [], 3)
     body = f"{mark}\n<!-- spike-reconcile:drift-since:{T1} -->\n"
     ours = Issue(5, "Spike drift: 1 incident (1 field)", body, created_at=T2)
 
-    assert plan_issue(None, clean, mark, drift_markdown).action == "nothing"
-    closed = plan_issue(ours, clean, mark, drift_markdown, "https://ci/run/1")
+    assert plan_issue(None, clean, "default", drift_markdown).action == "nothing"
+    closed = plan_issue(ours, clean, "default", drift_markdown, "https://ci/run/1")
     assert closed.action == "closed"
     assert closed.comment.startswith(f"Drift resolved at {T3}: 3 incidents checked")
     assert closed.comment.endswith("\n[Workflow run](https://ci/run/1)\n")
 
-    created = plan_issue(None, drift, mark, drift_markdown)
+    created = plan_issue(None, drift, "default", drift_markdown)
     assert created.action == "created"
     assert f"Drifting since {T2}" in created.body
-    updated = plan_issue(ours, drift, mark, drift_markdown)
+    updated = plan_issue(ours, drift, "default", drift_markdown)
     assert updated.action == "updated"
     assert f"Drifting since {T1}" in updated.body
     current = Issue(5, updated.title, updated.body)
-    assert plan_issue(current, drift, mark, drift_markdown).action == "unchanged"
+    assert plan_issue(current, drift, "default", drift_markdown).action == "unchanged"
     retitled = Issue(5, "renamed by a person", updated.body)
-    assert plan_issue(retitled, drift, mark, drift_markdown).action == "updated"
+    assert plan_issue(retitled, drift, "default", drift_markdown).action == "updated"
+    # Edited in the browser (CRLF line ends), the field is still read.
+    crlf = Issue(5, "t", body.replace("\n", "\r\n") + "a note\r\n", created_at=T2)
+    assert f"Drifting since {T1}" in plan_issue(crlf, drift, "default", drift_markdown).body
     # A body edited by hand loses the field: the time the issue was opened stands in.
     edited = Issue(5, "t", f"{mark}\nedited", created_at=T1)
-    assert f"Drifting since {T1}" in plan_issue(edited, drift, mark, drift_markdown).body
+    assert f"Drifting since {T1}" in plan_issue(edited, drift, "default", drift_markdown).body
     forged = Issue(5, "t", f"{mark}\n<!-- spike-reconcile:drift-since:<b>x</b> -->", "", "", "")
-    assert f"Drifting since {T2}" in plan_issue(forged, drift, mark, drift_markdown).body
+    assert f"Drifting since {T2}" in plan_issue(forged, drift, "default", drift_markdown).body
 
 
 def test_the_title_names_teams_and_the_marker_and_stays_short() -> None:
@@ -446,8 +482,7 @@ def test_the_title_names_teams_and_the_marker_and_stays_short() -> None:
         DriftEntry(f"i-{n}", "status", "resolved", "resolved", "triggered", "outside", team=team)
         for n, team in enumerate(["zeta", "alpha", "beta", "gamma", "alpha"])
     ]
-    mark = marker("prod", kind="drift")
-    change = plan_issue(None, DriftReport(T1, entries, 9), mark, drift_markdown)
+    change = plan_issue(None, DriftReport(T1, entries, 9), "prod", drift_markdown)
     assert (
         change.title
         == "Spike drift [prod] in alpha, beta, gamma and 1 more: 5 incidents (5 fields)"
@@ -459,8 +494,9 @@ def test_a_huge_report_fits_githubs_limit() -> None:
         DriftEntry(f"incident-{n:05}", "status", "resolved", "resolved", "triggered", "outside")
         for n in range(5_000)
     ]
-    mark = marker("default", kind="drift")
-    change = plan_issue(None, DriftReport(T1, entries, 5_000), mark, drift_markdown, "https://x")
+    change = plan_issue(
+        None, DriftReport(T1, entries, 5_000), "default", drift_markdown, "https://x"
+    )
     assert len(change.body) <= COMMENT_LIMIT
     assert "more rows not shown" in change.body
     assert change.body.endswith("\n[Workflow run](https://x)\n")
