@@ -10,17 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from github_fake import DRIFT_MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
 from helpers import KEY, RECONCILE, TEAM, cli, env, write_states
 
-from reconciler.errors import ReconcileError
+from reconciler.errors import GitHubError, ReconcileError
 from reconciler.github import COMMENT_LIMIT, Issue
 from reconciler.render import drift_json, drift_markdown
 from reconciler.sandbox import SandboxServer
 from reconciler.usecases.comment import marker
 from reconciler.usecases.drift import DriftEntry, DriftReport
-from reconciler.usecases.issue import plan_issue, read_drift_report
+from reconciler.usecases.issue import IssueRequest, plan_issue, read_drift_report, run_issue
 
 T1 = "2026-11-30T15:00:00.000Z"
 T2 = "2026-11-30T15:30:00.000Z"
@@ -500,3 +501,31 @@ def test_a_huge_report_fits_githubs_limit() -> None:
     assert len(change.body) <= COMMENT_LIMIT
     assert "more rows not shown" in change.body
     assert change.body.endswith("\n[Workflow run](https://x)\n")
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "message"),
+    [
+        (200, b"<html>", "listing the open issues of octo/states: GitHub answered something"),
+        (200, b"{}", "listing the open issues of octo/states: expected a JSON list"),
+        (200, b'[{"number": "1"}]', "GitHub answered an issue without an integer number"),
+        (404, b'{"message": "Not Found"}', "(no such repository or issue, or the token cannot"),
+    ],
+)
+def test_a_strange_answer_from_github_is_one_clean_error(
+    status: int, content: bytes, message: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=content)
+
+    Path("drift.json").write_text(drift_json(DriftReport(T1, [STATUS], 1)))
+    request = IssueRequest(
+        "drift.json",
+        REPO,
+        markdown=drift_markdown,
+        env={"GITHUB_TOKEN": TOKEN},
+        transport=httpx.MockTransport(handler),
+    )
+    with pytest.raises(GitHubError) as raised:
+        run_issue(request)
+    assert message in str(raised.value)
