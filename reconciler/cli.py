@@ -880,6 +880,51 @@ def comment(
     click.echo(render.comment_text(post_plan_comment(request), pr))
 
 
+@cli.command()
+@click.option(
+    "--drift",
+    "drift_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A drift report from `reconcile drift --format json --out FILE`.",
+)
+@click.option("--repo", envvar="GITHUB_REPOSITORY", required=True, metavar="OWNER/NAME")
+@click.option("--marker", default="default", show_default=True, help="One open issue per marker.")
+@click.option(
+    "--author",
+    metavar="LOGIN",
+    default="github-actions[bot]",
+    show_default=True,
+    help="Whose marked issue is ours when the token cannot read its own login "
+    "(GET /user answers 403 to the Actions token).",
+)
+@format_option("text", "json")
+@common
+def issue(
+    drift_file: str,
+    repo: str,
+    marker: str,
+    author: str,
+    fmt: str,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Keep one GitHub issue for a drift report (needs GITHUB_TOKEN with issues: write).
+
+    Opens it when there is drift, edits it while drift lasts, closes it with a comment when
+    the report is clean; a clean report and no open issue sends nothing. Only an issue the
+    token's account opened counts. Exit 0 whatever was done, 1 on errors.
+    """
+    from . import render
+    from .usecases.issue import IssueRequest, run_issue
+
+    outcome = run_issue(
+        IssueRequest(drift_file, repo, marker, author, markdown=render.drift_markdown)
+    )
+    show = render.issue_json if fmt == "json" else render.issue_text
+    click.echo(show(outcome), nl=False)
+
+
 @cli.command("fmt")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 naming each file to change.")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .usecases.comment import CommentResult
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
+    from .usecases.issue import IssueOutcome
     from .usecases.plan import TeamsPlan
     from .usecases.refresh import RefreshOutcome
     from .usecases.teams import TeamsOutcome
@@ -782,3 +783,40 @@ def _cell(entry: DriftEntry, value: Value) -> str:
 
 def _journaled(entry: DriftEntry) -> str:
     return show_value(entry.journaled) if entry.journaled_known else "(unknown)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The drift issue
+
+
+def issue_text(outcome: IssueOutcome) -> str:
+    """What `reconcile issue` prints: what happened to the drift issue, in one line."""
+    if outcome.issue is None:
+        return "No drift and no open drift issue: nothing to do.\n"
+    number = f"#{outcome.issue.number}"
+    said = {
+        "created": f"Created drift issue {number}",
+        "updated": f"Updated drift issue {number}",
+        "unchanged": f"Drift issue {number} already shows this report",
+        "closed": f"Closed drift issue {number}: the drift is resolved",
+        "nothing": f"Left drift issue {number} alone",
+    }[outcome.action]
+    url = printable(outcome.issue.url)
+    return f"{said}" + (f": {url}" if url else ".") + "\n"
+
+
+def issue_json(outcome: IssueOutcome) -> str:
+    """`reconcile issue --format json`: the action, the issue (or null), the report's counts."""
+    issue = outcome.issue
+    report = outcome.report
+    body = {
+        "action": outcome.action,
+        "issue": None if issue is None else {"number": issue.number, "url": issue.url},
+        "checked_at": report.checked_at,
+        "summary": {
+            "incidents": report.incidents,
+            "drifted_incidents": report.drifted_incidents,
+            "fields": report.fields,
+        },
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"

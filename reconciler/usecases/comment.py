@@ -12,9 +12,9 @@ comment (find_comment).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..errors import ReconcileError
 
@@ -28,6 +28,7 @@ from ..github import (
     Comment,
     GitHubClient,
     GitHubConfig,
+    Issue,
     run_url_from_env,
 )
 from ..planfile import SavedTeamsPlan, plan_from_saved, read_plan_file
@@ -37,13 +38,16 @@ _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 
 Action = Literal["created", "updated", "unchanged", "skipped"]
+#: What carries a marker: a comment, or an issue (its body).
+Marked = TypeVar("Marked", Comment, Issue)
 
 
-def marker(name: str = "default") -> str:
-    """The hidden first line that identifies this tool's comment (one per name per PR)."""
+def marker(name: str = "default", kind: Literal["plan", "drift"] = "plan") -> str:
+    """The hidden first line that identifies this tool's comment (one per name per PR), or
+    its drift issue (kind "drift": one open per name per repository, usecases/issue.py)."""
     if not _MARKER_NAME.fullmatch(name):
         raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    return f"<!-- spike-reconcile:plan:{name} -->"
+    return f"<!-- spike-reconcile:{kind}:{name} -->"
 
 
 def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
@@ -57,10 +61,10 @@ def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
     return "unchanged" if existing.body == body else "updated"
 
 
-def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
-    """The first comment whose first line is the marker (quotes of it start with '>') and that
-    the token's own account wrote: anyone can paste the marker into a comment of their own,
-    and editing theirs would put our plan under their name (or fail).
+def find_comment(comments: Sequence[Marked], mark: str, author: Callable[[], str]) -> Marked | None:
+    """The first comment (or issue) whose first line is the marker (quotes of it start with
+    '>') and that the token's own account wrote: anyone can paste the marker into a comment of
+    their own, and editing theirs would put our plan under their name (or fail).
 
     `author` gives that account's login; it is asked only when a comment carries the marker.
     """
