@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from .errors import Problem, ReconcileError, StateFileError
 
@@ -487,7 +488,6 @@ def _overlay(
 def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
-    from .journal import is_database_url
     from .states.loader import position, rt_positions
 
     root = None
@@ -495,9 +495,7 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     for what in ("team_id", "journal"):
         owners: dict[str, list[str]] = {}
         for team in project.teams.values():
-            value = getattr(team, what)
-            if what == "journal" and not is_database_url(value):
-                value = os.path.realpath(value)
+            value = team.team_id if what == "team_id" else _journal_identity(team.journal)
             owners.setdefault(value, []).append(team.name)
         for names in owners.values():
             if len(names) < 2:
@@ -525,6 +523,24 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _journal_identity(location: str) -> str:
+    """What makes two journal locations one journal: a file's resolved path; a database
+    URL's host, database and namespace (users and parameters aside, the default namespace
+    made explicit)."""
+    from .errors import JournalError
+    from .journal import is_database_url
+
+    if not is_database_url(location):
+        return os.path.realpath(location)
+    from .journal.postgres import PostgresJournal
+
+    try:
+        shown = urlsplit(PostgresJournal(location).location)
+    except JournalError:
+        return location  # opening the journal will say what is wrong with it
+    return shown._replace(netloc=shown.netloc.rpartition("@")[2]).geturl()
 
 
 def _written(root: Any, name: str) -> Any:
