@@ -378,8 +378,10 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             return at(loc, unknown_key(name, _DEFAULTS_KEYS, "in defaults"), at_key=True)
         if head == ("defaults", "unsafe"):
             return at(loc, unknown_key(name, _UNSAFE_KEYS, "in defaults.unsafe"), at_key=True)
-        if head[-1] == "drift":
-            where = "in defaults.drift" if head[0] == "defaults" else f"in team {head[1]}'s drift"
+        if _is_drift(head):
+            where = (
+                "in defaults.drift" if head[0] == "defaults" else f"in the drift of team {head[1]}"
+            )
             return at(loc, unknown_key(name, DRIFT_FIELDS, where), at_key=True)
         return at(loc, unknown_key(name, _TEAM_KEYS, f"in team {head[1]}"), at_key=True)
     if loc == ("version",):
@@ -396,9 +398,9 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
         return at(loc, f"{_label(loc)} must be a whole number, 0 or more")
     if loc == ("defaults", "unsafe", "max_share"):
         return at(loc, f"{_label(loc)} must be a number greater than 0 and at most 1")
-    if name == "drift":
+    if _is_drift(loc):
         return at(loc, f"{_label(loc)} must be a mapping of field -> policy ({policies})")
-    if head and head[-1] == "drift":
+    if _is_drift(head):
         return at(loc, f"{_label(loc)} must be one of {policies}")
     if loc == ("teams",):
         return at(loc, "teams must be a mapping of team name -> team")
@@ -435,6 +437,13 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             "_, not starting with a digit)",
         )
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
+
+
+def _is_drift(loc: tuple[Any, ...]) -> bool:
+    """Whether `loc` is a drift map's (not, say, a team named drift)."""
+    return loc == ("defaults", "drift") or (
+        len(loc) == 3 and loc[0] == "teams" and loc[2] == "drift"
+    )
 
 
 def _label(loc: tuple[Any, ...]) -> str:

@@ -174,10 +174,24 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
             f"3:19: defaults.drift.status must be {POLICIES}",
             "3:27: unknown key 'priorty' in defaults.drift; did you mean 'priority'? "
             "(valid: status, priority, severity, public_sharing)",
-            "7:13: unknown key 'escalations' in team a's drift "
+            "7:13: unknown key 'escalations' in the drift of team a "
             "(valid: status, priority, severity, public_sharing)",
             f"7:42: team a: drift.severity must be {POLICIES}",
             "10:12: team b: drift must be a mapping of field -> policy (revert, warn, accept)",
+        ],
+    ),
+    "teams-named-like-keys": (
+        "version: 1\n"
+        "teams:\n"
+        "  drift: {drift: {status: warn}}\n"
+        "  paths: {team_id: [x], drift: {state: warn}}\n"
+        "  teams: 7\n",
+        [
+            "3:3: team drift: team_id is required (the Spike team's id)",
+            "4:20: team paths: team_id must be a string; quote an id YAML reads as a number",
+            "4:33: unknown key 'state' in the drift of team paths; did you mean 'status'? "
+            "(valid: status, priority, severity, public_sharing)",
+            "5:10: team teams must be a mapping with at least team_id",
         ],
     ),
     "teams-not-a-mapping": (
