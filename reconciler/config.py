@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from .errors import Problem, ReconcileError, StateFileError
 from .model import Unsafe as Unsafe  # re-exported: defaults.unsafe is one
@@ -368,8 +369,10 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             return at(loc, unknown_key(name, _DEFAULTS_KEYS, "in defaults"), at_key=True)
         if head == ("defaults", "unsafe"):
             return at(loc, unknown_key(name, _UNSAFE_KEYS, "in defaults.unsafe"), at_key=True)
-        if head[-1] == "drift":
-            where = "in defaults.drift" if head[0] == "defaults" else f"in team {head[1]}'s drift"
+        if _is_drift(head):
+            where = (
+                "in defaults.drift" if head[0] == "defaults" else f"in the drift of team {head[1]}"
+            )
             return at(loc, unknown_key(name, DRIFT_FIELDS, where), at_key=True)
         return at(loc, unknown_key(name, _TEAM_KEYS, f"in team {head[1]}"), at_key=True)
     if loc == ("version",):
@@ -386,9 +389,9 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
         return at(loc, f"{_label(loc)} must be a whole number, 0 or more")
     if loc == ("defaults", "unsafe", "max_share"):
         return at(loc, f"{_label(loc)} must be a number greater than 0 and at most 1")
-    if name == "drift":
+    if _is_drift(loc):
         return at(loc, f"{_label(loc)} must be a mapping of field -> policy ({policies})")
-    if head and head[-1] == "drift":
+    if _is_drift(head):
         return at(loc, f"{_label(loc)} must be one of {policies}")
     if loc == ("teams",):
         return at(loc, "teams must be a mapping of team name -> team")
@@ -425,6 +428,13 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             "_, not starting with a digit)",
         )
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
+
+
+def _is_drift(loc: tuple[Any, ...]) -> bool:
+    """Whether `loc` is a drift map's (not, say, a team named drift)."""
+    return loc == ("defaults", "drift") or (
+        len(loc) == 3 and loc[0] == "teams" and loc[2] == "drift"
+    )
 
 
 def _label(loc: tuple[Any, ...]) -> str:
@@ -478,7 +488,6 @@ def _overlay(
 def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
-    from .journal import is_database_url
     from .states.loader import position, rt_positions
 
     root = None
@@ -486,9 +495,7 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     for what in ("team_id", "journal"):
         owners: dict[str, list[str]] = {}
         for team in project.teams.values():
-            value = getattr(team, what)
-            if what == "journal" and not is_database_url(value):
-                value = os.path.realpath(value)
+            value = team.team_id if what == "team_id" else _journal_identity(team.journal)
             owners.setdefault(value, []).append(team.name)
         for names in owners.values():
             if len(names) < 2:
@@ -516,6 +523,24 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _journal_identity(location: str) -> str:
+    """What makes two journal locations one journal: a file's resolved path; a database
+    URL's host, database and namespace (users and parameters aside, the default namespace
+    made explicit)."""
+    from .errors import JournalError
+    from .journal import is_database_url
+
+    if not is_database_url(location):
+        return os.path.realpath(location)
+    from .journal.postgres import PostgresJournal
+
+    try:
+        shown = urlsplit(PostgresJournal(location).location)
+    except JournalError:
+        return location  # opening the journal will say what is wrong with it
+    return shown._replace(netloc=shown.netloc.rpartition("@")[2]).geturl()
 
 
 def _written(root: Any, name: str) -> Any:

@@ -174,10 +174,24 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
             f"3:19: defaults.drift.status must be {POLICIES}",
             "3:27: unknown key 'priorty' in defaults.drift; did you mean 'priority'? "
             "(valid: status, priority, severity, public_sharing)",
-            "7:13: unknown key 'escalations' in team a's drift "
+            "7:13: unknown key 'escalations' in the drift of team a "
             "(valid: status, priority, severity, public_sharing)",
             f"7:42: team a: drift.severity must be {POLICIES}",
             "10:12: team b: drift must be a mapping of field -> policy (revert, warn, accept)",
+        ],
+    ),
+    "teams-named-like-keys": (
+        "version: 1\n"
+        "teams:\n"
+        "  drift: {drift: {status: warn}}\n"
+        "  paths: {team_id: [x], drift: {state: warn}}\n"
+        "  teams: 7\n",
+        [
+            "3:3: team drift: team_id is required (the Spike team's id)",
+            "4:20: team paths: team_id must be a string; quote an id YAML reads as a number",
+            "4:33: unknown key 'state' in the drift of team paths; did you mean 'status'? "
+            "(valid: status, priority, severity, public_sharing)",
+            "5:10: team teams must be a mapping with at least team_id",
         ],
     ),
     "teams-not-a-mapping": (
@@ -299,7 +313,11 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
         "    journal: postgresql://u:hunter2@db/spike\n"
         "  d:\n"
         "    team_id: w\n"
-        "    journal: postgresql://u:hunter2@db/spike\n"
+        # The same database and namespace, as another user with other parameters.
+        "    journal: postgresql://w@db/spike?namespace=default&sslmode=require\n"
+        "  g:\n"
+        "    team_id: t\n"
+        "    journal: postgresql://u:hunter2@db/spike?namespace=g\n"
         "  e:\n"
         "    team_id: v\n"
         "    journal: .reconcile/f.jsonl\n"
@@ -309,7 +327,7 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
             "8:14: teams a and b have the same journal; each team needs its own",
             "14:14: teams c and d have the same journal; each team needs its own",
             # f's journal is the default one, which e names: at f's name.
-            "18:3: teams e and f have the same journal; each team needs its own",
+            "21:3: teams e and f have the same journal; each team needs its own",
         ],
     ),
 }
@@ -644,3 +662,10 @@ def test_the_documented_error_example_is_what_the_loader_says(here: Path) -> Non
     with pytest.raises(StateFileError) as caught:
         load_project("reconcile.yaml")
     assert str(caught.value) + "\n" == printed
+
+
+def test_a_journal_url_the_journal_refuses_is_left_for_it_to_report(here: Path) -> None:
+    # Opening the journal says what is wrong with it (docs/journal.md); here it is only text.
+    url = "postgresql://db/spike?namespace=two+words"
+    write(here, f"version: 1\nteams:\n  a:\n    team_id: x\n    journal: {url}\n")
+    assert load_project("reconcile.yaml").teams["a"].journal == url
