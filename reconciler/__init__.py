@@ -3,7 +3,7 @@
 State files say how incidents should be; `reconcile plan` shows the calls that would make
 Spike match them, `reconcile apply` makes them and journals each one. docs/ holds the
 contract: docs/state-files.md, docs/plan-format.md, docs/journal.md, docs/api-calls.md,
-docs/cli.md, docs/trust.md, docs/rules.md.
+docs/cli.md, docs/trust.md, docs/teams.md, docs/drift.md, docs/rules.md.
 
 Words
 -----

@@ -15,16 +15,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
 from .journal import DEFAULT_LOCATION, DEFAULT_LOCK_TIMEOUT
 from .planner import DEFAULT_BATCH_SIZE
 from .spike import DEFAULT_PARALLELISM
-from .states import DEFAULT_PATHS
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .config import Project
+    from .usecases.project import Selection
 
 EXIT_CHANGES = 2
 
@@ -54,13 +58,79 @@ class Context:
             click.echo(message, err=True)
 
 
-def common(func: F) -> F:
-    """-v/--verbose and --no-color on every subcommand, after its name."""
+def output_options(func: F) -> F:
+    """-v/--verbose and --no-color."""
     func = click.option("-v", "--verbose", is_flag=True, help="Say more on stderr.")(func)
-    func = click.option(
+    return click.option(
         "--no-color", is_flag=True, help="Never color output (NO_COLOR is honoured too)."
     )(func)
+
+
+def common(func: F) -> F:
+    """-v/--verbose, --no-color and --config on every subcommand, after its name (but
+    `schema`, whose --config asks for the project file's schema)."""
+    func = output_options(func)
+    func = click.option(
+        "--config",
+        metavar="FILE",
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_config,
+        help="The project file [default: RECONCILE_CONFIG, else ./reconcile.yaml if present].",
+    )(func)
     return func
+
+
+_CONFIG = "reconcile.config"
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_CONFIG] = value
+
+
+def team_option(func: F) -> F:
+    return click.option(
+        "--team",
+        "teams",
+        multiple=True,
+        metavar="NAME",
+        help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+    )(func)
+
+
+def _project() -> Project | None:
+    """The project file of this command (--config, RECONCILE_CONFIG, ./reconcile.yaml), or
+    None; loaded once per command."""
+    from .config import find_project
+
+    ctx = click.get_current_context()
+    key = _CONFIG + ".loaded"
+    if key not in ctx.meta:
+        ctx.meta[key] = find_project(ctx.meta.get(_CONFIG))
+    project: Project | None = ctx.meta[key]
+    return project
+
+
+def _select(
+    ctx: Context, teams: Sequence[str], paths: Sequence[str], journal: str | None
+) -> Selection:
+    """The teams this command runs for (docs/teams.md), its warnings shown."""
+    from .usecases.project import select
+
+    selection = select(_project(), teams, paths, journal)
+    for warning in selection.warnings:
+        ctx.warn(warning)
+    return selection
+
+
+def _configured(name: str, value: T) -> T:
+    """A flag's value, or reconcile.yaml's `defaults.NAME` when the flag was not given."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+        return value
+    project = _project()
+    configured = getattr(project.defaults, name) if project is not None else None
+    return value if configured is None else cast(T, configured)
 
 
 def parallelism_option(func: F) -> F:
@@ -121,11 +191,15 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @common
 def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
-    """Check state files only (default path: states). Exit 0 valid, 1 invalid."""
-    from .states.loader import load
+    """Check state files only (default: states, or every team's paths). Exit 0 valid, 1
+    invalid."""
+    from .usecases.plan import load_teams
 
-    desired = load(paths or DEFAULT_PATHS)
-    click.echo(f"{len(desired.files)} files, {len(desired.incidents)} incidents: valid.")
+    selection = _select(Context(verbose, no_color), (), paths, None)
+    loaded = load_teams([run.paths if selection.teams else paths for run in selection.runs])
+    files = sum(len(desired.files) for desired in loaded)
+    incidents = sum(len(desired.incidents) for desired in loaded)
+    click.echo(f"{files} files, {incidents} incidents: valid.")
 
 
 @cli.command()
@@ -148,6 +222,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
 @parallelism_option
+@team_option
 @common
 def plan(
     paths: tuple[str, ...],
@@ -159,36 +234,73 @@ def plan(
     batch_size: int,
     refresh: bool,
     parallelism: int,
+    teams: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
     """Show the API calls that would make Spike match the state files.
 
     Plans against the journal of what was last applied: no network, no credentials. With
-    --refresh, reads the managed incidents from Spike first.
+    --refresh, reads the managed incidents from Spike first. With teams in reconcile.yaml,
+    plans every team (or each --team), each against its own journal.
     """
     from . import render
     from .errors import printable
-    from .planfile import write_plan, write_plan_json
-    from .usecases.plan import PlanRequest, run_plan
+    from .planfile import write_plan, write_plan_json, write_teams_plan, write_teams_plan_json
+    from .usecases.plan import PlanRequest, run_plan, run_team_plans
 
     ctx = Context(verbose, no_color)
-    made = run_plan(PlanRequest(paths, journal_location, batch_size, targets, refresh, parallelism))
-    for warning in made.journal_warnings:
-        ctx.warn(warning)
-    if out:
-        write_plan(made, out)
-        ctx.info(f"saved the plan to {printable(out)}")
-    if fmt == "json":
-        write_plan_json(made, sys.stdout.write)
-    elif fmt == "markdown":
-        click.echo(render.plan_markdown(made.plan), nl=False)
+    selection = _select(ctx, teams, paths, journal_location)
+    batch_size = _configured("batch_size", batch_size)
+    parallelism = _configured("parallelism", parallelism)
+    requests = [
+        PlanRequest(
+            run.paths if selection.teams else paths,
+            run.journal,
+            batch_size,
+            targets,
+            refresh,
+            parallelism,
+            team=run.team,
+            unsafe=run.unsafe,
+        )
+        for run in selection.runs
+    ]
+    if selection.teams:
+        made_teams = run_team_plans(requests)
+        for team in made_teams.teams:
+            for warning in team.made.journal_warnings:
+                ctx.warn(f"team {team.name}: {warning}")
+        args = (made_teams.teams, made_teams.summary(), made_teams.unsafe, made_teams.created_at)
+        if out:
+            write_teams_plan(*args, out)
+            ctx.info(f"saved the plan to {printable(out)}")
+        if fmt == "json":
+            write_teams_plan_json(*args, sys.stdout.write)
+        elif fmt == "markdown":
+            click.echo(render.teams_plan_markdown(made_teams), nl=False)
+        else:
+            click.echo(render.teams_plan_text(made_teams, color=ctx.color(sys.stdout)), nl=False)
+        has_changes = made_teams.has_changes
     else:
-        click.echo(render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout)), nl=False)
+        made = run_plan(requests[0])
+        for warning in made.journal_warnings:
+            ctx.warn(warning)
+        if out:
+            write_plan(made, out)
+            ctx.info(f"saved the plan to {printable(out)}")
+        if fmt == "json":
+            write_plan_json(made, sys.stdout.write)
+        elif fmt == "markdown":
+            click.echo(render.plan_markdown(made.plan), nl=False)
+        else:
+            shown = render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout))
+            click.echo(shown, nl=False)
+        has_changes = made.plan.has_changes
     if out and fmt == "text":
         shown = printable(out)
         click.echo(f"\nSaved the plan to {shown}. Apply exactly it with: reconcile apply {shown}")
-    if detailed_exitcode and made.plan.has_changes:
+    if detailed_exitcode and has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
@@ -207,6 +319,7 @@ def plan(
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
 @format_option("text", "json")
+@team_option
 @common
 def apply(
     args: tuple[str, ...],
@@ -218,6 +331,7 @@ def apply(
     force: bool,
     targets: tuple[str, ...],
     fmt: str,
+    teams: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -225,9 +339,10 @@ def apply(
 
     A single argument that is a file not ending in .yaml/.yml is a saved plan (from
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
+    With teams in reconcile.yaml, every team (or each --team) is applied, concurrently.
     """
     from . import render
-    from .usecases.apply import ApplyRequest, run_apply
+    from .usecases.apply import ApplyRequest, run_apply, run_apply_teams
 
     ctx = Context(verbose, no_color)
     plan_file = None
@@ -240,14 +355,12 @@ def apply(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if plan_file is None and not auto_approve and not interactive:
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
+    paths = () if plan_file else args
+    selection = _select(ctx, teams, paths, journal_location)
+    batch_size = _configured("batch_size", batch_size) or DEFAULT_BATCH_SIZE
+    parallelism = _configured("parallelism", parallelism)
 
-    def confirm(made: Any) -> bool:
-        # With --format json, stdout is the result alone; the plan shown goes to stderr.
-        shown = sys.stderr if fmt == "json" else sys.stdout
-        click.echo(
-            render.plan_text(made.plan, made.sources, color=ctx.color(shown)),
-            err=fmt == "json",
-        )
+    def ask() -> bool:
         if auto_approve:
             return True
         # Not click.confirm: it turns Ctrl-C into Abort (exit 1); Ctrl-C here must exit 130.
@@ -256,6 +369,19 @@ def apply(
             return input().strip().lower() == "yes"
         except EOFError:
             return False
+
+    # With --format json, stdout is the result alone; the plan shown goes to stderr.
+    shown = sys.stderr if fmt == "json" else sys.stdout
+
+    def confirm(made: Any) -> bool:
+        click.echo(
+            render.plan_text(made.plan, made.sources, color=ctx.color(shown)), err=fmt == "json"
+        )
+        return ask()
+
+    def confirm_teams(made: Any) -> bool:
+        click.echo(render.teams_plan_text(made, color=ctx.color(shown)), err=fmt == "json")
+        return ask()
 
     def progress(total: int) -> Callable[[int], None]:
         if not sys.stderr.isatty() or fmt == "json" or total < 5:
@@ -268,19 +394,38 @@ def apply(
 
         return step
 
-    request = ApplyRequest(
-        plan_file=plan_file,
-        paths=() if plan_file else args,
-        journal_location=journal_location,
-        batch_size=batch_size or DEFAULT_BATCH_SIZE,
-        parallelism=parallelism,
-        lock_timeout=lock_timeout,
-        force=force,
-        targets=targets,
-    )
-    outcome = run_apply(
-        request, confirm=confirm, observe=ctx.info if verbose else None, progress=progress
-    )
+    requests = [
+        ApplyRequest(
+            plan_file=plan_file,
+            paths=run.paths if selection.teams else paths,
+            journal_location=run.journal,
+            batch_size=batch_size,
+            parallelism=parallelism,
+            lock_timeout=lock_timeout,
+            force=force,
+            targets=targets,
+            team=run.team,
+            unsafe=run.unsafe,
+        )
+        for run in selection.runs
+    ]
+    observe = ctx.info if verbose else None
+    if selection.teams:
+        outcomes = run_apply_teams(
+            requests, plan_file=plan_file, confirm=confirm_teams, observe=observe, progress=progress
+        )
+        for warning in outcomes.warnings:
+            ctx.warn(warning)
+        if fmt == "json":
+            click.echo(render.teams_apply_json(outcomes), nl=False)
+        else:
+            click.echo(render.teams_apply_text(outcomes, color=ctx.color(sys.stdout)), nl=False)
+        if outcomes.signal is not None:
+            raise click.exceptions.Exit(128 + outcomes.signal)
+        if outcomes.failed:
+            raise click.exceptions.Exit(1)
+        return
+    outcome = run_apply(requests[0], confirm=confirm, observe=observe, progress=progress)
     for warning in outcome.warnings:
         ctx.warn(warning)
     if fmt == "json":
@@ -452,6 +597,7 @@ def _sandbox_teams(
 @parallelism_option
 @lock_timeout_option
 @format_option("text", "json")
+@team_option
 @common
 def refresh(
     paths: tuple[str, ...],
@@ -461,6 +607,7 @@ def refresh(
     parallelism: int,
     lock_timeout: float,
     fmt: str,
+    teams: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -473,6 +620,7 @@ def refresh(
     as the incident's escalation count, after an escalate call whose outcome is unknown.
     """
     from . import render
+    from .usecases.plan import load_teams
     from .usecases.refresh import RefreshRequest, run_refresh
 
     if escalations is not None:
@@ -480,13 +628,38 @@ def refresh(
             raise click.UsageError("--escalations needs exactly one --id")
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
-    outcome = run_refresh(
-        RefreshRequest(paths, adopt, journal_location, parallelism, lock_timeout, escalations)
-    )
-    if fmt == "json":
-        click.echo(render.refresh_json(outcome), nl=False)
+    selection = _select(Context(verbose, no_color), teams, paths, journal_location)
+    parallelism = _configured("parallelism", parallelism)
+    if selection.teams and adopt and len(selection.runs) != 1:
+        raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
+    if selection.teams and escalations is None:
+        load_teams([run.paths for run in selection.runs])  # every team's files, before any call
+    show = render.refresh_json if fmt == "json" else render.refresh_text
+    parts: dict[str, str] = {}
+    for run in selection.runs:
+        request = RefreshRequest(
+            run.paths if selection.teams else paths,
+            adopt,
+            run.journal,
+            parallelism,
+            lock_timeout,
+            escalations,
+            team=run.team,
+        )
+        parts[run.name or ""] = show(run_refresh(request))
+    _echo_parts(selection, parts, fmt)
+
+
+def _echo_parts(selection: Selection, parts: dict[str, str], fmt: str) -> None:
+    """One team's output as it is; several teams' under their names."""
+    from . import render
+
+    if not selection.teams:
+        click.echo(parts.get("", ""), nl=False)
+    elif fmt == "json":
+        click.echo(render.by_team_json(parts), nl=False)
     else:
-        click.echo(render.refresh_text(outcome), nl=False)
+        click.echo(render.by_team_text(parts), nl=False)
 
 
 @cli.command()
@@ -496,12 +669,18 @@ def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     """List the Spike teams the API key can see: id, name, and whether configured.
 
     Reads GET /teams/get-all-teams with SPIKE_API_KEY (and SPIKE_TEAM_ID as x-team-id when
-    set). Configured means the team id is SPIKE_TEAM_ID's.
+    set). Configured means reconcile.yaml names the team (without teams: SPIKE_TEAM_ID).
     """
     from . import render
     from .usecases.teams import TeamsRequest, run_teams
 
-    outcome = run_teams(TeamsRequest())
+    project = _project()
+    request = TeamsRequest()
+    if project is not None and project.teams:
+        keys = {team.api_key_env for team in project.teams.values()}
+        configured = {team.team_id for team in project.teams.values()}
+        request = TeamsRequest(configured, keys.pop() if len(keys) == 1 else "SPIKE_API_KEY")
+    outcome = run_teams(request)
     show = render.teams_json if fmt == "json" else render.teams_text
     click.echo(show(outcome), nl=False)
 
@@ -519,6 +698,7 @@ def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there is drift, 0 when not, 1 on error."
 )
 @parallelism_option
+@team_option
 @common
 def drift(
     paths: tuple[str, ...],
@@ -527,6 +707,7 @@ def drift(
     out: str | None,
     detailed_exitcode: bool,
     parallelism: int,
+    teams: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -538,10 +719,18 @@ def drift(
     from . import render
     from .errors import printable
     from .planfile import atomic_write
-    from .usecases.drift import DriftRequest, run_drift
+    from .usecases.drift import DriftRequest, run_drift_teams
 
     ctx = Context(verbose, no_color)
-    report = run_drift(DriftRequest(paths, journal_location, parallelism))
+    selection = _select(ctx, teams, paths, journal_location)
+    parallelism = _configured("parallelism", parallelism)
+    requests = [
+        DriftRequest(
+            run.paths if selection.teams else paths, run.journal, parallelism, team=run.team
+        )
+        for run in selection.runs
+    ]
+    report = run_drift_teams(requests)
     if out:
         saved = render.drift_json(report)
 
@@ -584,45 +773,63 @@ def journal_migrate(
 @cli.command()
 @journal_option
 @format_option("text", "json")
+@team_option
 @common
-def show(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
-    """Print the journaled last-applied state."""
+def show(
+    journal_location: str | None, fmt: str, teams: tuple[str, ...], verbose: bool, no_color: bool
+) -> None:
+    """Print the journaled last-applied state (of every team, or each --team)."""
     from . import render
     from .journal import open_journal
 
-    state = open_journal(journal_location).read()
     ctx = Context(verbose, no_color)
-    for warning in state.warnings:
-        ctx.warn(warning)
+    selection = _select(ctx, teams, (), journal_location)
     show_state = render.state_json if fmt == "json" else render.state_text
-    click.echo(show_state(state), nl=False)
+    parts: dict[str, str] = {}
+    for run in selection.runs:
+        state = open_journal(run.journal).read()
+        for warning in state.warnings:
+            ctx.warn(f"team {run.name}: {warning}" if run.name else warning)
+        parts[run.name or ""] = show_state(state)
+    _echo_parts(selection, parts, fmt)
 
 
 @cli.command()
 @journal_option
 @format_option("text", "json")
+@team_option
 @common
-def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -> None:
+def log(
+    journal_location: str | None, fmt: str, teams: tuple[str, ...], verbose: bool, no_color: bool
+) -> None:
     """Show the journal's history: when, which plan, which calls, what happened."""
     import json
 
     from . import render
     from .journal import open_journal
 
-    entries = render.history(open_journal(journal_location).records())
-    if fmt == "json":
-        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
-    else:
-        click.echo(render.history_text(entries), nl=False)
+    selection = _select(Context(verbose, no_color), teams, (), journal_location)
+    parts: dict[str, str] = {}
+    for run in selection.runs:
+        entries = render.history(open_journal(run.journal).records())
+        if fmt == "json":
+            parts[run.name or ""] = json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+        else:
+            parts[run.name or ""] = render.history_text(entries)
+    _echo_parts(selection, parts, fmt)
 
 
 @cli.command()
-@common
-def schema(verbose: bool, no_color: bool) -> None:
-    """Print the JSON Schema of a state file (for editors)."""
-    from .states.schema import schema_json
+@click.option(
+    "--config", "project_file", is_flag=True, help="The schema of reconcile.yaml instead."
+)
+@output_options
+def schema(project_file: bool, verbose: bool, no_color: bool) -> None:
+    """Print the JSON Schema of a state file, or of reconcile.yaml (for editors)."""
+    from . import config
+    from .states import schema as state_file
 
-    click.echo(schema_json(), nl=False)
+    click.echo((config if project_file else state_file).schema_json(), nl=False)
 
 
 @cli.command()
@@ -673,6 +880,51 @@ def comment(
     click.echo(render.comment_text(post_plan_comment(request), pr))
 
 
+@cli.command()
+@click.option(
+    "--drift",
+    "drift_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A drift report from `reconcile drift --format json --out FILE`.",
+)
+@click.option("--repo", envvar="GITHUB_REPOSITORY", required=True, metavar="OWNER/NAME")
+@click.option("--marker", default="default", show_default=True, help="One open issue per marker.")
+@click.option(
+    "--author",
+    metavar="LOGIN",
+    default="github-actions[bot]",
+    show_default=True,
+    help="Whose marked issue is ours when the token cannot read its own login "
+    "(GET /user answers 403 to the Actions token).",
+)
+@format_option("text", "json")
+@common
+def issue(
+    drift_file: str,
+    repo: str,
+    marker: str,
+    author: str,
+    fmt: str,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Keep one GitHub issue for a drift report (needs GITHUB_TOKEN with issues: write).
+
+    Opens it when there is drift, edits it while drift lasts, closes it with a comment when
+    the report is clean; a clean report and no open issue sends nothing. Only an issue the
+    token's account opened counts. Exit 0 whatever was done, 1 on errors.
+    """
+    from . import render
+    from .usecases.issue import IssueRequest, run_issue
+
+    outcome = run_issue(
+        IssueRequest(drift_file, repo, marker, author, markdown=render.drift_markdown)
+    )
+    show = render.issue_json if fmt == "json" else render.issue_text
+    click.echo(show(outcome), nl=False)
+
+
 @cli.command("fmt")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 naming each file to change.")
@@ -689,6 +941,9 @@ def fmt_command(
     from .errors import ReconcileError, StateFileError, printable
     from .usecases.files import FmtRequest, run_fmt
 
+    selection = _select(Context(verbose, no_color), (), paths, None)
+    if selection.teams:
+        paths = tuple(p for run in selection.runs for p in run.paths)
     outcome = run_fmt(FmtRequest(paths, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))
@@ -727,6 +982,7 @@ def fmt_command(
 @journal_option
 @parallelism_option
 @lock_timeout_option
+@team_option
 @common
 def import_command(
     ids: tuple[str, ...],
@@ -736,6 +992,7 @@ def import_command(
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
+    teams: tuple[str, ...],
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -748,8 +1005,21 @@ def import_command(
     from . import render
     from .usecases.files import ImportRequest, run_import
 
+    selection = _select(Context(verbose, no_color), teams, (), journal_location)
+    parallelism = _configured("parallelism", parallelism)
+    run = selection.runs[0]
+    if selection.teams:
+        if len(teams) != 1:
+            raise click.UsageError("import writes into one team: pass exactly one --team")
+        from .config import team_of
+
+        project = _project()
+        assert project is not None
+        if team_of(project, to) != [run.name]:
+            raise click.UsageError(f"--to {to} is not under the paths of team {run.name}")
+        state_paths = state_paths or run.paths
     request = ImportRequest(
-        ids, to, overwrite, state_paths, journal_location, parallelism, lock_timeout
+        ids, to, overwrite, state_paths, run.journal, parallelism, lock_timeout, team=run.team
     )
     click.echo(render.import_text(run_import(request)), nl=False)
 

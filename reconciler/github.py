@@ -1,8 +1,9 @@
-"""The GitHub REST client behind `reconcile comment` (the comment policy is in
-usecases/comment.py).
+"""The GitHub REST client behind `reconcile comment` and `reconcile issue` (their policies are
+in usecases/comment.py and usecases/issue.py).
 
-A small client for the GitHub REST API (list an issue's comments, following the `Link`
-pagination, create a comment, edit a comment, read the token's login). It imports httpx
+A small client for the GitHub REST API (list an issue's comments and a repository's open
+issues, following the `Link` pagination; create and edit a comment; create, edit and close an
+issue; read the token's login). It imports httpx
 lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
 the only module that speaks to Spike" is about the Spike API: GitHub is another service with
 another credential, and it stays out of the Spike client on purpose.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import redact
+from . import jsontext, redact
 from .errors import GitHubError, ReconcileError, printable
 
 if TYPE_CHECKING:
@@ -82,15 +83,17 @@ class GitHubConfig:
                 )
 
     @classmethod
-    def from_env(cls, repo: str, env: Mapping[str, str] | None = None) -> GitHubConfig:
+    def from_env(
+        cls,
+        repo: str,
+        env: Mapping[str, str] | None = None,
+        purpose: str = "to comment on a pull request (a token with pull-requests: write)",
+    ) -> GitHubConfig:
         env = os.environ if env is None else env
         token = env.get("GITHUB_TOKEN", "")
         redact.register(token)
         if not token:
-            raise ReconcileError(
-                "GITHUB_TOKEN must be set to comment on a pull request "
-                "(a token with pull-requests: write)"
-            )
+            raise ReconcileError(f"GITHUB_TOKEN must be set {purpose}")
         return cls(
             api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
             repo=repo,
@@ -105,6 +108,31 @@ class Comment:
     url: str = ""
     #: The login of the account that wrote it.
     author: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    number: int
+    title: str
+    body: str
+    url: str = ""
+    #: The login of the account that opened it.
+    author: str = ""
+    state: str = "open"
+    #: When it was opened (ISO-8601), as GitHub says.
+    created_at: str = ""
+
+
+#: Why GitHub refused a call, by what the call needed: (401/403 hint, 404 hint).
+_PULL_REQUEST_HINTS = (
+    " (the token needs pull-requests: write; a pull request from a fork gets a "
+    "read-only token, so its plan is only in the job summary)",
+    " (no such repository or pull request, or the token cannot see it)",
+)
+_ISSUE_HINTS = (
+    " (the token needs issues: write)",
+    " (no such repository or issue, or the token cannot see it)",
+)
 
 
 class GitHubClient:
@@ -138,25 +166,49 @@ class GitHubClient:
 
     def list_comments(self, pr: int) -> list[Comment]:
         """Every comment of the pull request, oldest first, following `Link: rel="next"`."""
-        url: str | None = f"/repos/{self._config.repo}/issues/{pr}/comments?per_page={PER_PAGE}"
-        comments: list[Comment] = []
+        url = f"/repos/{self._config.repo}/issues/{pr}/comments?per_page={PER_PAGE}"
+        items = self._pages(url, f"the comments of #{pr}", f"#{pr} has more than {{n}} comments")
+        return [_comment(item) for item in items]
+
+    def list_open_issues(self) -> list[Issue]:
+        """The repository's open issues, oldest first, following `Link: rel="next"`.
+
+        GitHub lists pull requests among issues (an item with a `pull_request` key); they are
+        left out.
+        """
+        url = (
+            f"/repos/{self._config.repo}/issues?state=open&sort=created&direction=asc"
+            f"&per_page={PER_PAGE}"
+        )
+        what = f"the open issues of {self._config.repo}"
+        too_many = f"{self._config.repo} has more than {{n}} open issues and pull requests"
+        items = self._pages(url, what, too_many, _ISSUE_HINTS)
+        return [_issue(item) for item in items if not _is_pull_request(item)]
+
+    def _pages(
+        self, url: str, what: str, too_many: str, hints: tuple[str, str] = _PULL_REQUEST_HINTS
+    ) -> list[Any]:
+        """The items of every page of a listing, from `url` on, following `Link: rel="next"`
+        only to the configured API's origin and at most MAX_PAGES times."""
+        next_url: str | None = url
+        items: list[Any] = []
         for _page in range(MAX_PAGES):
-            if url is None:
-                return comments
-            response = self._send("GET", url, None, f"list the comments of #{pr}")
-            items = response.json()
-            if not isinstance(items, list):
-                raise GitHubError(f"listing the comments of #{pr}: expected a JSON list")
-            comments.extend(_comment(item) for item in items)
-            url = response.links.get("next", {}).get("url")
-            if url is not None and _origin(url) != self._origin:
+            if next_url is None:
+                return items
+            response = self._send("GET", next_url, None, f"list {what}", hints=hints)
+            page = _json(response, f"listing {what}")
+            if not isinstance(page, list):
+                raise GitHubError(f"listing {what}: expected a JSON list")
+            items.extend(page)
+            next_url = response.links.get("next", {}).get("url")
+            if next_url is not None and _origin(next_url) != self._origin:
                 raise GitHubError(
-                    f"listing the comments of #{pr}: the next page is on another host "
-                    f"({_origin(url)}); not following it with the token"
+                    f"listing {what}: the next page is on another host "
+                    f"({_origin(next_url)}); not following it with the token"
                 )
-        if url is not None:
-            raise GitHubError(f"#{pr} has more than {MAX_PAGES * PER_PAGE} comments")
-        return comments
+        if next_url is not None:
+            raise GitHubError(too_many.format(n=MAX_PAGES * PER_PAGE))
+        return items
 
     def login(self, fallback: str) -> str:
         """The login of the token's account (`GET /user`), or `fallback` when GitHub answers
@@ -164,22 +216,48 @@ class GitHubClient:
         response = self._send("GET", "/user", None, "read the token's login", allow=(403,))
         if response.status_code == 403:
             return fallback
-        data = response.json()
+        data = _json(response, "GET /user")
         if not isinstance(data, dict) or not isinstance(data.get("login"), str):
             raise GitHubError("GET /user: GitHub answered without a login")
         return str(data["login"])
 
     def create_comment(self, pr: int, body: str) -> Comment:
-        path = f"/repos/{self._config.repo}/issues/{pr}/comments"
-        return _comment(self._send("POST", path, {"body": body}, f"comment on #{pr}").json())
+        return self._add_comment(pr, body, f"comment on #{pr}", _PULL_REQUEST_HINTS)
 
     def update_comment(self, comment_id: int, body: str) -> Comment:
         path = f"/repos/{self._config.repo}/issues/comments/{comment_id}"
         response = self._send("PATCH", path, {"body": body}, f"edit comment {comment_id}")
-        return _comment(response.json())
+        return _comment(_json(response, f"editing comment {comment_id}"))
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        path = f"/repos/{self._config.repo}/issues"
+        response = self._send(
+            "POST", path, {"title": title, "body": body}, "open an issue", hints=_ISSUE_HINTS
+        )
+        return _issue(_json(response, "opening an issue"))
+
+    def update_issue(self, number: int, **fields: str) -> Issue:
+        """Edit the issue's `title`, `body`, `state` or `state_reason`."""
+        path = f"/repos/{self._config.repo}/issues/{number}"
+        response = self._send("PATCH", path, fields, f"edit issue #{number}", hints=_ISSUE_HINTS)
+        return _issue(_json(response, f"editing issue #{number}"))
+
+    def comment_on_issue(self, number: int, body: str) -> Comment:
+        return self._add_comment(number, body, f"comment on issue #{number}", _ISSUE_HINTS)
+
+    def _add_comment(self, number: int, body: str, what: str, hints: tuple[str, str]) -> Comment:
+        path = f"/repos/{self._config.repo}/issues/{number}/comments"
+        response = self._send("POST", path, {"body": body}, what, hints=hints)
+        return _comment(_json(response, what))
 
     def _send(
-        self, method: str, url: str, body: Any, what: str, allow: tuple[int, ...] = ()
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        what: str,
+        allow: tuple[int, ...] = (),
+        hints: tuple[str, str] = _PULL_REQUEST_HINTS,
     ) -> httpx.Response:
         import httpx
 
@@ -193,12 +271,11 @@ class GitHubClient:
         message = _api_message(response)
         hint = ""
         if response.status_code in (401, 403):
-            hint = (
-                " (the token needs pull-requests: write; a pull request from a fork gets a "
-                "read-only token, so its plan is only in the job summary)"
-            )
+            hint = hints[0]
         elif response.status_code == 404:
-            hint = " (no such repository or pull request, or the token cannot see it)"
+            hint = hints[1]
+        elif response.status_code == 410:
+            hint = " (issues are turned off in this repository)"
         raise GitHubError(f"cannot {what}: GitHub answered {response.status_code}: {message}{hint}")
 
 
@@ -224,6 +301,37 @@ def _comment(item: Any) -> Comment:
         body=body if isinstance(body, str) else "",
         url=url if isinstance(url, str) else "",
         author=login if isinstance(login, str) else "",
+    )
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    """The response's JSON; an answer that is not JSON is a GitHubError, not a traceback."""
+    try:
+        return jsontext.loads(response.content)
+    except ValueError:
+        raise GitHubError(f"{what}: GitHub answered something that is not JSON") from None
+
+
+def _is_pull_request(item: Any) -> bool:
+    return isinstance(item, dict) and "pull_request" in item
+
+
+def _issue(item: Any) -> Issue:
+    if not isinstance(item, dict) or type(item.get("number")) is not int:
+        raise GitHubError("GitHub answered an issue without an integer number")
+    title, body, url, state, created = (
+        item.get(k) for k in ("title", "body", "html_url", "state", "created_at")
+    )
+    user = item.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
+    return Issue(
+        number=item["number"],
+        title=title if isinstance(title, str) else "",
+        body=body if isinstance(body, str) else "",
+        url=url if isinstance(url, str) else "",
+        author=login if isinstance(login, str) else "",
+        state=state if isinstance(state, str) else "",
+        created_at=created if isinstance(created, str) else "",
     )
 
 

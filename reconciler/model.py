@@ -164,3 +164,17 @@ class Operation:
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "body": dict(self.body)}
+
+
+@dataclass(frozen=True)
+class Unsafe:
+    """The unsafe rule's thresholds (docs/plan-format.md): a plan that changes or forgets
+    recorded values on more than `max_share` of the journaled incidents is unsafe, once the
+    journal records at least `min_incidents`. reconcile.yaml may set them."""
+
+    min_incidents: int = 10
+    max_share: float = 0.3
+
+    def exceeded(self, changed: int, journaled: int) -> bool:
+        """Whether `changed` of `journaled` incidents is too many."""
+        return journaled >= self.min_incidents and changed > self.max_share * journaled

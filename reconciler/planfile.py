@@ -38,18 +38,21 @@ from .model import (
     Fields,
     IncidentMap,
     Operation,
+    Unsafe,
     is_counter_id,
     is_desired_value,
     is_field_value,
 )
-from .planner import DEFAULT_BATCH_SIZE, Plan, plan, with_resolved
+from .planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan, with_resolved
 from .rules import is_rule_name
 
 if TYPE_CHECKING:
     from .journal.records import Recorded
 
-#: The plan file format this tool writes and reads (docs/plan-format.md).
+#: The plan file format this tool writes and reads (docs/plan-format.md) ...
 FORMAT_VERSION = 1
+#: ... and the format of a plan of the teams of reconcile.yaml: one section per team.
+TEAMS_FORMAT_VERSION = 2
 
 #: The environment variable holding the key that signs plan files (a secret).
 KEY_ENV = "RECONCILE_PLAN_KEY"
@@ -176,7 +179,7 @@ def _canonical(value: Any) -> Iterator[str]:
             yield text if first else "," + text
             first = False
         yield "]"
-    elif isinstance(value, dict) and any(isinstance(v, LazyList) for v in value.values()):
+    elif isinstance(value, dict) and _has_lazy(value):
         yield "{"
         for n, key in enumerate(sorted(value)):
             yield ("," if n else "") + _CANONICAL.encode(key) + ":"
@@ -184,6 +187,14 @@ def _canonical(value: Any) -> Iterator[str]:
         yield "}"
     else:
         yield _CANONICAL.encode(value)
+
+
+def _has_lazy(value: Mapping[str, Any]) -> bool:
+    """Whether a LazyList is somewhere in `value` (a team's section holds them, one level
+    down in a plan of teams)."""
+    return any(
+        isinstance(v, LazyList) or (isinstance(v, dict) and _has_lazy(v)) for v in value.values()
+    )
 
 
 #: Keys of a plan file outside its digest: the digest itself, when it was made, and the
@@ -338,14 +349,48 @@ class SavedPlan:
     signature: str | None = None
 
 
+@dataclass
+class SavedTeam:
+    """One team's section of a plan of teams: its plan, and whose it is."""
+
+    team_id: str
+    #: The journal's location as the plan shows it (never with a password).
+    journal: str
+    plan: SavedPlan
+
+
+@dataclass
+class SavedTeamsPlan:
+    """A plan file of format 2: a section per team (by name, sorted), one digest and one
+    signature over all of them."""
+
+    path: str
+    digest: str
+    unsafe: bool
+    teams: dict[str, SavedTeam]
+    body: dict[str, Any]
+    signature: str | None = None
+
+
 def read_saved_plan(path: str) -> SavedPlan:
-    """Load a plan file; refuse (InvalidPlanError) anything edited, truncated or foreign.
+    """Load a plan file of one team (format 1); refuse (InvalidPlanError) anything edited,
+    truncated or foreign, and a plan of teams (read those with read_plan_file)."""
+    saved = read_plan_file(path)
+    if isinstance(saved, SavedTeamsPlan):
+        raise InvalidPlanError(
+            f"{saved.path}: a plan of the teams of reconcile.yaml (format_version "
+            f"{TEAMS_FORMAT_VERSION}); apply it where reconcile.yaml configures those teams"
+        )
+    return saved
+
+
+def read_plan_file(path: str) -> SavedPlan | SavedTeamsPlan:
+    """Load a plan file of either format; refuse (InvalidPlanError) anything edited,
+    truncated or foreign.
 
     Checks the file on its own; `check_signature` and `verify` check it against the key and
-    the journal.
+    the journal (each team's section against that team's journal).
     """
-    from .endpoints import parse_operation
-
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -357,11 +402,16 @@ def read_saved_plan(path: str) -> SavedPlan:
         body = jsontext.loads(data)
     except ValueError as exc:
         raise InvalidPlanError(f"{path}: not a plan file (invalid JSON: {exc})") from None
-    if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
+    if not isinstance(body, dict) or body.get("format_version") not in (
+        FORMAT_VERSION,
+        TEAMS_FORMAT_VERSION,
+    ):
         raise InvalidPlanError(
-            f"{path}: not a plan file of format_version {FORMAT_VERSION} "
-            "(make it with `reconcile plan --out`)"
+            f"{path}: not a plan file of format_version {FORMAT_VERSION} or "
+            f"{TEAMS_FORMAT_VERSION} (make it with `reconcile plan --out`)"
         )
+    if type(body["format_version"]) is not int:  # true == 1 in Python, not in a plan
+        raise InvalidPlanError(f"{path}: format_version must be a number")
     signature = body.get("signature")
     if signature is not None and not isinstance(signature, str):
         raise InvalidPlanError(f"{path}: signature must be a string")
@@ -369,6 +419,34 @@ def read_saved_plan(path: str) -> SavedPlan:
         raise InvalidPlanError(
             f"{path}: plan_digest does not match the content: the file was edited or truncated"
         )
+    if body["format_version"] == FORMAT_VERSION:
+        return _section(path, body, body["plan_digest"], signature)
+    teams = body.get("teams")
+    if not isinstance(teams, dict) or not teams:
+        raise InvalidPlanError(f"{path}: teams must map team names to their plans")
+    if not isinstance(body.get("unsafe"), bool):
+        raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    sections: dict[str, SavedTeam] = {}
+    for name in sorted(teams):
+        section = teams[name]
+        where = f"{path} (team {printable(str(name))})"
+        if not isinstance(section, dict):
+            raise InvalidPlanError(f"{where}: not a team's plan")
+        team_id, journal = section.get("team_id"), section.get("journal")
+        if not isinstance(team_id, str) or not team_id:
+            raise InvalidPlanError(f"{where}: team_id must be a string")
+        if not isinstance(journal, dict) or not isinstance(journal.get("location"), str):
+            raise InvalidPlanError(f"{where}: journal must be {{location, lineage, serial}}")
+        plan = _section(where, section, body["plan_digest"], signature)
+        sections[name] = SavedTeam(team_id, journal["location"], plan)
+    unsafe = body["unsafe"] or any(team.plan.unsafe for team in sections.values())
+    return SavedTeamsPlan(path, body["plan_digest"], unsafe, sections, body, signature)
+
+
+def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) -> SavedPlan:
+    """One journal's plan: a whole plan file of format 1, or one team's section of format 2."""
+    from .endpoints import parse_operation
+
     journal = body.get("journal")
     if (
         not isinstance(journal, dict)
@@ -409,7 +487,7 @@ def read_saved_plan(path: str) -> SavedPlan:
         path=path,
         lineage=journal["lineage"],
         serial=journal["serial"],
-        digest=body["plan_digest"],
+        digest=plan_digest,
         unsafe=body["unsafe"],
         operations=operations,
         forget=list(forget),
@@ -452,7 +530,7 @@ def _changes(path: str, raw: Any) -> list[Change]:
     return changes
 
 
-def check_signature(saved: SavedPlan) -> str | None:
+def check_signature(saved: SavedPlan | SavedTeamsPlan) -> str | None:
     """Check the plan's signature against RECONCILE_PLAN_KEY; a warning when none can be done.
 
     With the key set, an unsigned or wrongly signed plan raises InvalidPlanError. Without
@@ -488,7 +566,7 @@ class Verified:
     unsafe: bool
 
 
-def verify(saved: SavedPlan, state: Recorded) -> Verified:
+def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -> Verified:
     """Check the plan against the journal it was made from; raise before any call.
 
     StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
@@ -551,6 +629,7 @@ def verify(saved: SavedPlan, state: Recorded) -> Verified:
             targets=sorted(desired),
             kept=with_resolved(journal, state.kept),
             uncertain=state.uncertain,
+            unsafe=unsafe,
             rules=rules,
         )
     except PlanError as exc:
@@ -643,39 +722,128 @@ def write_plan_text(
         "format_version": body.pop("format_version"),
         "created_at": created_at,
         **body,
-        "plan_digest": digest,
+        "plan_digest": digest.hexdigest,
     }
     if sign is not None:
-        out["signature"] = sign  # worked out from the digest once the changes are hashed
+        out["signature"] = lambda: sign(digest.hexdigest())
     write("{\n")
+    _write_members(out, write, "  ", {"changes": digest.changes})
+    write("}\n")
+
+
+def _write_members(
+    out: Mapping[str, Any],
+    write: Callable[[str], object],
+    indent: str,
+    streams: Mapping[str, Callable[[], Iterable[list[Any]]]],
+) -> None:
+    """Write the members of one JSON object, one per line; lists one item per line; a
+    nested object (a team's section) the same way, indented; a callable value is called
+    once its turn comes (the digest, known only after the changes were hashed)."""
     last = len(out) - 1
     for n, (key, value) in enumerate(out.items()):
         comma = "," if n < last else ""
         name = _LAYOUT.encode(key)
-        if isinstance(value, LazyList | list) and value:
-            write(f"  {name}: [\n")
+        if (isinstance(value, dict) and _has_lazy(value)) or key == "teams":
+            write(f"{indent}{name}: {{\n")
+            _write_members(value, write, indent + "  ", {})
+            write(f"{indent}}}{comma}\n")
+        elif isinstance(value, LazyList | list) and value:
+            write(f"{indent}{name}: [\n")
             chunks = (
-                digest.changes()
-                if key == "changes"
+                streams[key]()
+                if key in streams
                 else value.chunks()
                 if isinstance(value, LazyList)
                 else [value]
             )
+            inner = indent + "  "
             for i, chunk in enumerate(chunks):
                 # Items hold no "}, {" and ids no quotes, so these are item boundaries.
-                text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", "},\n    {")
+                text = _LAYOUT.encode(chunk)[1:-1].replace("}, {", f"}},\n{inner}{{")
                 if not chunk or not isinstance(chunk[0], dict):
-                    text = ",\n    ".join(_LAYOUT.encode(item) for item in chunk)
-                write(("    " if i == 0 else ",\n    ") + text)
-            write(f"\n  ]{comma}\n")
+                    text = f",\n{inner}".join(_LAYOUT.encode(item) for item in chunk)
+                write((inner if i == 0 else f",\n{inner}") + text)
+            write(f"\n{indent}]{comma}\n")
         else:
             plain = list(value) if isinstance(value, LazyList) else value  # [] when empty
-            if value is digest:
-                plain = digest.hexdigest()
-            elif value is sign and sign is not None:
-                plain = sign(digest.hexdigest())
-            write(f"  {name}: {_LAYOUT.encode(plain)}{comma}\n")
+            if callable(plain):
+                plain = plain()
+            write(f"{indent}{name}: {_LAYOUT.encode(plain)}{comma}\n")
+
+
+class TeamPlanToWrite(Protocol):
+    """One team's plan in a plan file of teams (usecases.plan.TeamPlan)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def journal(self) -> str:
+        """The journal's location as shown (never with a password)."""
+
+    @property
+    def made(self) -> PlanToWrite: ...
+
+
+def teams_content(
+    teams: Sequence[TeamPlanToWrite], total: Mapping[str, int], unsafe: bool
+) -> dict[str, Any]:
+    """A plan of teams' content (docs/plan-format.md, format 2) without created_at and
+    plan_digest: a section per team, each a plan of format 1 but for its version, with the
+    team's id and its journal's location."""
+    sections: dict[str, Any] = {}
+    for team in sorted(teams, key=lambda t: t.name):
+        body = plan_content(team.made.plan, team.made.batch_size, with_digest=False)
+        del body["format_version"]
+        journal = body.pop("journal")
+        sections[team.name] = {
+            "team_id": team.team_id,
+            "journal": {"location": team.journal, **journal},
+            **body,
+        }
+    return {
+        "format_version": TEAMS_FORMAT_VERSION,
+        "teams": sections,
+        "summary": dict(total),
+        "unsafe": unsafe,
+    }
+
+
+def write_teams_plan_json(
+    teams: Sequence[TeamPlanToWrite],
+    total: Mapping[str, int],
+    unsafe: bool,
+    created_at: str,
+    write: Callable[[str], object],
+) -> None:
+    """The plan file of teams' text, signed when RECONCILE_PLAN_KEY is set."""
+    key = plan_key()
+    body = teams_content(teams, total, unsafe)
+    plan_digest = digest(body)
+    out: dict[str, Any] = {
+        "format_version": body.pop("format_version"),
+        "created_at": created_at,
+        **body,
+        "plan_digest": plan_digest,
+    }
+    if key:
+        out["signature"] = sign(plan_digest, key)
+    write("{\n")
+    _write_members(out, write, "  ", {})
     write("}\n")
+
+
+def write_teams_plan(
+    teams: Sequence[TeamPlanToWrite],
+    total: Mapping[str, int],
+    unsafe: bool,
+    created_at: str,
+    out: str,
+) -> None:
+    """Save a plan file of teams, whole or not at all."""
+    atomic_write(out, lambda write: write_teams_plan_json(teams, total, unsafe, created_at, write))
 
 
 def plan_from_saved(saved: SavedPlan) -> Plan:

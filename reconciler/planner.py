@@ -24,14 +24,13 @@ from .model import (
     Fields,
     IncidentMap,
     Operation,
+    Unsafe,
     Value,
 )
 
 DEFAULT_BATCH_SIZE = 100
-#: A plan that changes recorded values on more than this share of journaled incidents is
-#: unsafe, once the journal records at least UNSAFE_MIN_INCIDENTS incidents.
-UNSAFE_SHARE = 0.30
-UNSAFE_MIN_INCIDENTS = 10
+#: The unsafe rule's default thresholds (reconcile.yaml's defaults.unsafe may change them).
+DEFAULT_UNSAFE = Unsafe()
 
 
 @dataclass
@@ -269,6 +268,7 @@ def plan(
     live: Mapping[str, Fields] | None = None,
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
+    unsafe: Unsafe = DEFAULT_UNSAFE,
     rules: Mapping[str, Mapping[str, str]] | None = None,
     keep: Collection[str] = (),
 ) -> Plan:
@@ -397,11 +397,11 @@ def plan(
     # Forgetting a journaled incident drops its recorded values: it counts as a change
     # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
     recorded += len(forget)
-    result.unsafe = _is_unsafe(recorded, journal)
+    result.unsafe = unsafe.exceeded(recorded, len(journal))
     if result.unsafe:
         result.warnings.append(
             f"unsafe plan: it changes or forgets recorded values on {recorded} of "
-            f"{len(journal)} journaled incidents (more than {UNSAFE_SHARE:.0%}); "
+            f"{len(journal)} journaled incidents (more than {unsafe.max_share:.0%}); "
             "apply refuses it without --force"
         )
     return result
@@ -438,11 +438,14 @@ def overlay_live(
 
 
 def calls_are_unsafe(
-    operations: Sequence[Operation], journal: IncidentMap, forget: Sequence[str] = ()
+    operations: Sequence[Operation],
+    journal: IncidentMap,
+    forget: Sequence[str] = (),
+    unsafe: Unsafe = DEFAULT_UNSAFE,
 ) -> bool:
-    """The 30% rule worked out from the calls and forgets themselves, for a saved plan: its
+    """The unsafe rule worked out from the calls and forgets themselves, for a saved plan: its
     own `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
-    if len(journal) < UNSAFE_MIN_INCIDENTS:
+    if len(journal) < unsafe.min_incidents:
         return False
     changed = {cid for cid in forget if cid in journal}
     for op in operations:
@@ -451,11 +454,4 @@ def calls_are_unsafe(
             have = journal.get(cid, {})
             if name in have and (name == "escalations" or have[name] != value):
                 changed.add(cid)
-    return len(changed) > UNSAFE_SHARE * len(journal)
-
-
-def _is_unsafe(recorded: int, journal: IncidentMap) -> bool:
-    """More than UNSAFE_SHARE of the journaled incidents get a recorded value changed."""
-    if len(journal) < UNSAFE_MIN_INCIDENTS:
-        return False
-    return recorded > UNSAFE_SHARE * len(journal)
+    return unsafe.exceeded(len(changed), len(journal))

@@ -15,9 +15,12 @@ from .redact import clip
 if TYPE_CHECKING:
     from .applier import ApplyResult
     from .journal.records import Recorded
+    from .usecases.apply import TeamsApplyOutcome
     from .usecases.comment import CommentResult
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
+    from .usecases.issue import IssueOutcome
+    from .usecases.plan import TeamsPlan
     from .usecases.refresh import RefreshOutcome
     from .usecases.teams import TeamsOutcome
 
@@ -140,12 +143,14 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     return "\n".join(lines) + "\n"
 
 
-def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
+def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
     """For a pull-request comment: summary, warnings, a table of changes, the calls folded.
 
-    Truncated with a note so that the whole stays below GitHub's comment limit.
+    Truncated with a note so that the whole stays below GitHub's comment limit. Without
+    `heading`, no title (a team's section of a plan of teams has its own).
     """
-    head: list[str] = ["### spike-reconcile plan", "", f"**{plan_summary(plan)}**", ""]
+    head: list[str] = ["### spike-reconcile plan", ""] if heading else []
+    head += [f"**{plan_summary(plan)}**", ""]
     # Warnings can be many (one per unknown --target) and, from a plan file, of any length:
     # together they get at most a quarter of the budget, each at most WARNING_CHARS.
     room = budget // 4
@@ -199,6 +204,72 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
         if shown < len(calls):
             out += tail_note.format(n=len(calls) - shown, what="calls")
         out += folded_close
+    return out
+
+
+def teams_total(plan: TeamsPlan) -> str:
+    """The last line of a plan of teams: every team's changes added up."""
+    total, teams = plan.summary(), len(plan.teams)
+    noun = f"{teams} team{'s' * (teams != 1)}"
+    if not plan.has_changes:
+        return f"Total: no changes in {noun} ({total.get('incidents', 0)} incidents)."
+    calls = total.get("operations", 0)
+    return (
+        f"Total: {total.get('changes', 0)} change{'s' * (total.get('changes', 0) != 1)} on "
+        f"{total.get('changed_incidents', 0)} of {total.get('incidents', 0)} incidents in "
+        f"{noun}, {calls} API call{'s' * (calls != 1)}."
+    )
+
+
+def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
+    """A section per team headed `Team NAME:` (the team's plan, indented), then one summary
+    line per team and the total."""
+    paint = styler(color)
+    out: list[str] = []
+    for team in plan.teams:
+        out.append(paint(f"Team {team.name}:", "cyan"))
+        body = plan_text(team.made.plan, team.made.sources, color)
+        out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
+        out.append("")
+    width = max((len(team.name) for team in plan.teams), default=0) + 1
+    out.append("Summary:")
+    out.extend(
+        f"  {(team.name + ':').ljust(width)} {plan_summary(team.made.plan)}"
+        + (paint("  (unsafe)", "red") if team.made.plan.unsafe else "")
+        for team in plan.teams
+    )
+    out.append(paint(teams_total(plan), "cyan"))
+    return "\n".join(out) + "\n"
+
+
+def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
+    """One pull-request comment for every team: a table of per-team totals, then one
+    collapsible section per team, each within its share of GitHub's limit."""
+    head = [
+        "### spike-reconcile plan",
+        "",
+        f"**{teams_total(plan)}**",
+        "",
+        "| team | changes | incidents changed | API calls | to forget | |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for team in plan.teams:
+        numbers = team.made.plan.summary()
+        flag = "unsafe" if team.made.plan.unsafe else ""
+        head.append(
+            f"| {team.name} | {numbers['changes']} | {numbers['changed_incidents']} | "
+            f"{numbers['operations']} | {len(team.made.plan.forget)} | {flag} |"
+        )
+    out = "\n".join(head) + "\n"
+    share = (budget - len(out)) // max(1, len(plan.teams)) - 200
+    for team in plan.teams:
+        opened = " open" if team.made.plan.has_changes else ""
+        out += (
+            f"\n<details{opened}><summary>Team {team.name}: "
+            f"{plan_summary(team.made.plan)}</summary>\n\n"
+        )
+        out += plan_markdown(team.made.plan, share, heading=False)
+        out += "\n</details>\n"
     return out
 
 
@@ -433,17 +504,77 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
 
 
 def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:
+    body = _apply_body(result, lineage, serial)
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def _apply_body(result: ApplyResult | None, lineage: str | None, serial: int) -> dict[str, Any]:
     if result is None:
-        body: dict[str, Any] = {
+        return {
             "outcome": "no-changes",
             "applied": [],
             "failed": [],
             "skipped": [],
             "journal": {"lineage": lineage, "serial": serial},
         }
+    return result.to_json(lineage, serial)
+
+
+def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
+    """Each team's result under `Team NAME:`, then one line per team and the total."""
+    paint = styler(color)
+    lines: list[str] = []
+    for team in outcome.teams:
+        lines.append(paint(f"Team {team.name}:", "cyan"))
+        if team.error is not None:
+            body = paint("Apply stopped: ", "red") + printable(team.error) + "\n"
+        else:
+            assert team.outcome is not None
+            body = apply_text(team.outcome.result, color)
+        lines.extend(f"  {line}" for line in body.rstrip("\n").split("\n"))
+        lines.append("")
+    failed = [team.name for team in outcome.teams if team.failed]
+    count = len(outcome.teams)
+    if failed:
+        lines.append(
+            paint(f"Apply failed in {len(failed)} of {count} teams: {', '.join(failed)}.", "red")
+            + " Run apply again to do the rest."
+        )
     else:
-        body = result.to_json(lineage, serial)
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+        lines.append(paint(f"Apply complete in {count} team{'s' * (count != 1)}.", "green"))
+    return "\n".join(lines) + "\n"
+
+
+def teams_apply_json(outcome: TeamsApplyOutcome) -> str:
+    """{"outcome": "applied" | "failed" | "interrupted", "teams": {NAME: apply JSON}}; a team
+    stopped by an error has outcome "aborted" and its error."""
+    teams: dict[str, Any] = {}
+    for team in outcome.teams:
+        if team.error is not None or team.outcome is None:
+            teams[team.name] = {"outcome": "aborted", "error": team.error}
+            continue
+        done = team.outcome
+        teams[team.name] = _apply_body(done.result, done.lineage, done.serial)
+    word = (
+        "interrupted" if outcome.signal is not None else "failed" if outcome.failed else "applied"
+    )
+    return json.dumps({"outcome": word, "teams": teams}, indent=2, ensure_ascii=False) + "\n"
+
+
+def by_team_text(parts: Mapping[str, str]) -> str:
+    """Each team's text (show, log, refresh, import) under `Team NAME:`, indented."""
+    lines: list[str] = []
+    for name, text in parts.items():
+        lines.append(f"Team {name}:")
+        lines.extend(f"  {line}" if line else "" for line in text.rstrip("\n").split("\n"))
+        lines.append("")
+    return "\n".join(lines[:-1]) + "\n" if lines else ""
+
+
+def by_team_json(parts: Mapping[str, str]) -> str:
+    """Each team's JSON document (show, log, refresh) as {"teams": {NAME: document}}."""
+    teams = {name: json.loads(text) for name, text in parts.items()}
+    return json.dumps({"teams": teams}, indent=2, ensure_ascii=False) + "\n"
 
 
 def refresh_text(outcome: RefreshOutcome) -> str:
@@ -654,3 +785,40 @@ def _cell(entry: DriftEntry, value: Value) -> str:
 
 def _journaled(entry: DriftEntry) -> str:
     return show_value(entry.journaled) if entry.journaled_known else "(unknown)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The drift issue
+
+
+def issue_text(outcome: IssueOutcome) -> str:
+    """What `reconcile issue` prints: what happened to the drift issue, in one line."""
+    if outcome.issue is None:
+        return "No drift and no open drift issue: nothing to do.\n"
+    number = f"#{outcome.issue.number}"
+    said = {
+        "created": f"Created drift issue {number}",
+        "updated": f"Updated drift issue {number}",
+        "unchanged": f"Drift issue {number} already shows this report",
+        "closed": f"Closed drift issue {number}: the drift is resolved",
+        "nothing": f"Left drift issue {number} alone",
+    }[outcome.action]
+    url = printable(outcome.issue.url)
+    return f"{said}" + (f": {url}" if url else ".") + "\n"
+
+
+def issue_json(outcome: IssueOutcome) -> str:
+    """`reconcile issue --format json`: the action, the issue (or null), the report's counts."""
+    issue = outcome.issue
+    report = outcome.report
+    body = {
+        "action": outcome.action,
+        "issue": None if issue is None else {"number": issue.number, "url": issue.url},
+        "checked_at": report.checked_at,
+        "summary": {
+            "incidents": report.incidents,
+            "drifted_incidents": report.drifted_incidents,
+            "fields": report.fields,
+        },
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"

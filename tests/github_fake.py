@@ -1,7 +1,8 @@
-"""A local fake of the GitHub REST endpoints `reconcile comment` uses: an issue's comments
-(list, with Link pagination the way GitHub pages them, and create), one comment (edit) and
-the token's user (`GET /user`). A real HTTP server on 127.0.0.1 that records every request
-it gets."""
+"""A local fake of the GitHub REST endpoints `reconcile comment` and `reconcile issue` use: an
+issue's comments (list, with Link pagination the way GitHub pages them, and create), one
+comment (edit), the repository's issues (list open ones with pull requests among them, paged
+the same way; create), one issue (edit, close) and the token's user (`GET /user`). A real HTTP
+server on 127.0.0.1 that records every request it gets."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 TOKEN = "ghs_s3cretTokenValue0123456789"
 REPO = "octo/states"
 MARK = "<!-- spike-reconcile:plan:default -->"
+DRIFT_MARK = "<!-- spike-reconcile:drift:default -->"
 
 
 @dataclass
@@ -26,6 +28,9 @@ class FakeGitHub:
 
     per_page_max: int = 100
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Issues and pull requests by number, as GitHub lists them (a pull request has a
+    #: `pull_request` key).
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     next_id: int = 1000
     url: str = ""
@@ -50,6 +55,32 @@ class FakeGitHub:
             }
         )
         return self.next_id
+
+    def add_issue(
+        self,
+        body: str,
+        login: str = "someone",
+        title: str = "an issue",
+        state: str = "open",
+        pull_request: bool = False,
+    ) -> int:
+        number = len(self.issues) + 1
+        self.issues[number] = {
+            "number": number,
+            "title": title,
+            "body": body,
+            "state": state,
+            "user": {"login": login},
+            "html_url": f"https://github.example/{REPO}/issues/{number}",
+            "created_at": f"2026-11-{number % 28 + 1:02}T08:00:00Z",
+        }
+        if pull_request:
+            self.issues[number]["pull_request"] = {"url": f"{self.url}/repos/{REPO}/pulls/1"}
+        return number
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        """Every request but a read."""
+        return [r for r in self.requests if r[0] != "GET"]
 
     def ours(self, pr: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.get(pr, []) if c["body"].startswith(MARK)]
@@ -89,6 +120,8 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 r"/(?:repos/octo/states|repositories/42)/issues/(\d+)/comments", parts.path
             )
             edited = re.fullmatch(r"/repos/octo/states/issues/comments/(\d+)", parts.path)
+            issues = re.fullmatch(r"/(?:repos/octo/states|repositories/42)/issues", parts.path)
+            issue = re.fullmatch(r"/repos/octo/states/issues/(\d+)", parts.path)
             if parts.path == "/user" and method == "GET":
                 if fake.login is None:
                     self._answer(403, {"message": "Resource not accessible by integration"})
@@ -99,6 +132,15 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             elif listed and method == "POST":
                 new_id = fake.add(int(listed[1]), body["body"], login=fake.author)
                 self._answer(201, fake.comments[int(listed[1])][-1] | {"id": new_id})
+            elif issues and method == "GET":
+                self._list_issues(parse_qs(parts.query))
+            elif issues and method == "POST":
+                number = fake.add_issue(body["body"], login=fake.author, title=body["title"])
+                self._answer(201, fake.issues[number])
+            elif issue and method == "PATCH" and int(issue[1]) in fake.issues:
+                item = fake.issues[int(issue[1])]
+                item.update(body)
+                self._answer(200, item)
             elif edited and method == "PATCH":
                 for comments in fake.comments.values():
                     for item in comments:
@@ -121,6 +163,21 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 headers["Link"] = f'<{nxt}&page={page + 1}>; rel="next"'
             self._answer(200, chunk, headers)
 
+        def _list_issues(self, query: dict[str, list[str]]) -> None:
+            assert query["state"] == ["open"], query
+            per_page = min(int(query.get("per_page", ["30"])[0]), fake.per_page_max)
+            page = int(query.get("page", ["1"])[0])
+            items = [i for _, i in sorted(fake.issues.items()) if i["state"] == "open"]
+            if query.get("direction") != ["asc"]:
+                items.reverse()
+            chunk = items[(page - 1) * per_page : page * per_page]
+            headers = {}
+            if page * per_page < len(items):
+                rest = "&".join(f"{k}={v[0]}" for k, v in query.items() if k != "page")
+                nxt = f"{fake.url}/repositories/42/issues?{rest}&page={page + 1}"
+                headers["Link"] = f'<{nxt}>; rel="next"'
+            self._answer(200, chunk, headers)
+
         def do_GET(self) -> None:
             self._handle("GET")
 
@@ -138,7 +195,8 @@ def serve_fake_github() -> Iterator[FakeGitHub]:
     fake = FakeGitHub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, once per test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake

@@ -118,12 +118,20 @@ class SpikeConfig:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, *, team_required: bool = True
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        team_required: bool = True,
+        team_id: str | None = None,
+        key_env: str = "SPIKE_API_KEY",
     ) -> SpikeConfig:
-        """From SPIKE_API_URL, SPIKE_API_KEY and SPIKE_TEAM_ID; without `team_required`, an
-        unset SPIKE_TEAM_ID is no team (None)."""
+        """From SPIKE_API_URL, the key in `key_env` (SPIKE_API_KEY) and the team: `team_id`
+        (a team of reconcile.yaml), else SPIKE_TEAM_ID; without `team_required`, an unset
+        SPIKE_TEAM_ID is no team (None)."""
         env = os.environ if env is None else env
-        needed = ("SPIKE_API_KEY", "SPIKE_TEAM_ID") if team_required else ("SPIKE_API_KEY",)
+        needed = [key_env]
+        if team_required and team_id is None:
+            needed.append("SPIKE_TEAM_ID")
         missing = [n for n in needed if not env.get(n)]
         if missing:
             raise ReconcileError(
@@ -132,8 +140,8 @@ class SpikeConfig:
             )
         return cls(
             base_url=env.get("SPIKE_API_URL") or DEFAULT_URL,
-            api_key=env["SPIKE_API_KEY"],
-            team_id=env.get("SPIKE_TEAM_ID") or None,
+            api_key=env[key_env],
+            team_id=team_id or env.get("SPIKE_TEAM_ID") or None,
         )
 
 
@@ -373,10 +381,13 @@ class SpikeClient:
         observe: Observer | None = None,
         stop: asyncio.Event | None = None,
         clock: Clock = time.monotonic,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self.config = config
         self.retry = retry or RetryPolicy()
-        self.limiter = AdaptiveLimiter(parallelism)
+        #: Shared by the clients of every team of one apply: one key, one rate limit, so a
+        #: 429 slows them all and `parallelism` is their total.
+        self.limiter = limiter or AdaptiveLimiter(parallelism)
         self._transport = transport
         self._sleep = sleep
         self._rng = rng or random.Random()

@@ -5,6 +5,9 @@ the value predicates of model.py; a file that is not plainly valid goes to the p
 (imported only then), which words its problems. Positions cost time, so they are only computed
 for a file that has a problem: it is read again in round-trip mode, whose nodes carry line and
 column. A text nested too deep for the parser's recursion is refused before it is parsed.
+
+`read_yaml` (the reading, with every refusal) and `position` (line and column of a value)
+serve the project file's loader too (config.py).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ ALIAS_EXPANSION_LIMIT = 1000
 #: A state file nests three levels (file, incidents, incident). Far deeper nesting is refused
 #: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
 NESTING_LIMIT = 50
+_STATE_FILE_NEEDS = "a state file needs 3"
 
 
 @dataclass
@@ -331,8 +335,27 @@ class _Loaded:
     rules: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
-    """One file's incidents or problems; `fast=False` validates with the model only."""
+@dataclass
+class YamlText:
+    """One YAML file as read: its text, its document, and the problems reading it found.
+
+    `stopped`: the problems stopped the reading (not UTF-8, nested too deep, YAML syntax, an
+    alias bomb) and `doc` is None; otherwise `problems` are those the constructor noted
+    (keys that need quotes, duplicate keys) and `doc` is the document (None when empty)."""
+
+    text: str
+    doc: Any
+    problems: list[Problem]
+    stopped: bool = False
+
+
+def read_yaml(
+    path: str, data: bytes, fast: bool = True, needs: str = _STATE_FILE_NEEDS
+) -> YamlText:
+    """`data` (the bytes of the file at `path`) read as YAML by the one loader of this tool,
+    with every refusal a state file gets: not UTF-8, nesting deeper than NESTING_LIMIT (the
+    message says what the file `needs`), syntax errors, aliases that multiply the document.
+    `fast=False` keeps to ruamel's generic constructor."""
     global _LOADER
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
@@ -340,10 +363,10 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     text, problem = _decode(path, data)
     if text is None:
         assert problem is not None
-        return _Loaded(path, "", None, [problem])
-    problem = nesting_problem(path, text)
+        return YamlText("", None, [problem], stopped=True)
+    problem = nesting_problem(path, text, needs)
     if problem is not None:
-        return _Loaded(path, text, None, [problem])
+        return YamlText(text, None, [problem], stopped=True)
     if _LOADER is None:
         _LOADER = _make_loader()
     loader = _LOADER
@@ -359,13 +382,14 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
         if exc.context and message.startswith("but "):
             # "but found another document" only makes sense after its context.
             message = f"{exc.context}, {message}"
-        return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
+        problem = Problem(path, line, column, f"YAML syntax: {message}")
+        return YamlText(text, None, [problem], stopped=True)
     except ReaderError as exc:  # a character YAML forbids (NUL, other controls)
         line, column = _char_position(text, exc.position)
         message = f"YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
-        return _Loaded(path, text, None, [Problem(path, line, column, message)])
+        return YamlText(text, None, [Problem(path, line, column, message)], stopped=True)
     except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
-        return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
+        return YamlText(text, None, [Problem(path, 1, 1, f"YAML: {exc}")], stopped=True)
     problems = [Problem(path, m.line + 1, m.column + 1, msg) for m, msg in constructor_problems]
     if "*" in text:
         written, expanded = _expanded_size(doc)
@@ -376,7 +400,27 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
                 f"YAML aliases expand to {expanded} nodes; at most {ALIAS_EXPANSION_LIMIT} "
                 f"more than the {written} written are allowed"
             )
-            return _Loaded(path, text, None, [Problem(path, line, column, message)])
+            return YamlText(text, None, [Problem(path, line, column, message)], stopped=True)
+    return YamlText(text, doc, problems)
+
+
+def too_deep_problem(
+    path: str, text: str, doc: Any, needs: str = _STATE_FILE_NEEDS
+) -> Problem | None:
+    """The nesting problem of a document nested too deep only through aliases (each part
+    written shallow, so `read_yaml` let it through), or None."""
+    if not _too_deep(doc):
+        return None
+    line, column = _first_too_deep(text) or (1, 1)
+    return Problem(path, line, column, _nesting_message(needs))
+
+
+def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
+    """One file's incidents or problems; `fast=False` validates with the model only."""
+    read = read_yaml(path, data, fast)
+    text, doc, problems = read.text, read.doc, read.problems
+    if read.stopped:
+        return _Loaded(path, text, None, problems)
     if doc is None:
         return _Loaded(path, text, None if problems else {}, problems)
     if not isinstance(doc, dict):
@@ -385,7 +429,7 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     if isinstance(incidents, dict) and any(type(k) is int for k in incidents):
         doc["incidents"], clashes = _stringify_keys(incidents)
         if clashes:
-            root = _rt_positions(text)
+            root = rt_positions(text)
             spelled: Any = root.get("incidents") if isinstance(root, dict) else None
             keys = list(spelled) if hasattr(spelled, "lc") else []
             for cid in clashes:
@@ -418,9 +462,9 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
         # incidents'): only its rules when its incidents already passed.
         model = models()[1].validate_python(doc if valid is None else {"rules": raw_rules})
     except ValidationError as exc:
-        if _too_deep(doc):  # through aliases: each part is shallow
-            line, column = _first_too_deep(text) or (1, 1)
-            return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
+        deep = too_deep_problem(path, text, doc)  # through aliases: each part is shallow
+        if deep is not None:
+            return _Loaded(path, text, None, [deep])
         located = _locate(path, text, exc)
         if isinstance(raw_rules, dict):
             located.extend(_rule_problems(path, text, raw_rules))
@@ -439,7 +483,7 @@ def _rule_problems(path: str, text: str, rules: dict[str, Any]) -> list[Problem]
         if not isinstance(spec, dict):
             continue
         if spec.get("set") == {}:
-            line, column = _position(_rt_positions(text), ("rules", name, "set"), at_key=False)
+            line, column = position(rt_positions(text), ("rules", name, "set"), at_key=False)
             problems.append(
                 Problem(
                     path,
@@ -455,7 +499,7 @@ def _rule_problems(path: str, text: str, rules: dict[str, Any]) -> list[Problem]
                 re.compile(title)
             except re.error as exc:
                 where = ("rules", name, "match", "title")
-                line, column = _position(_rt_positions(text), where, at_key=False)
+                line, column = position(rt_positions(text), where, at_key=False)
                 problems.append(
                     Problem(
                         path,
@@ -619,7 +663,10 @@ def _first_too_deep(text: str, limit: int = NESTING_LIMIT) -> tuple[int, int] | 
     return None
 
 
-_NESTING_MESSAGE = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
+def _nesting_message(needs: str) -> str:
+    return f"YAML nested more than {NESTING_LIMIT} levels deep ({needs})"
+
+
 #: One line in block context: indentation, compact `- ` / `? ` indicators, then the content.
 _BLOCK_LINE = re.compile(r"( *)((?:[-?](?: +|(?=\n)|$))*)([^\n]*)")
 #: What matters inside a flow collection: brackets, line ends, and what could hide brackets.
@@ -635,7 +682,7 @@ _UNUSUAL = ("\t", "\r", "\x85", "\u2028", "\u2029", "\n---", "\n...")
 _UNUSUAL_START = tuple("!&*%@`")
 
 
-def nesting_problem(path: str, text: str) -> Problem | None:
+def nesting_problem(path: str, text: str, needs: str = _STATE_FILE_NEEDS) -> Problem | None:
     """A problem when `text` nests collections deeper than NESTING_LIMIT, found without
     building anything, so that the recursive parts of ruamel.yaml never see such a text.
 
@@ -648,7 +695,7 @@ def nesting_problem(path: str, text: str) -> Problem | None:
     if not _may_nest_too_deep(text):
         return None
     place = _first_too_deep(text)
-    return None if place is None else Problem(path, *place, _NESTING_MESSAGE)
+    return None if place is None else Problem(path, *place, _nesting_message(needs))
 
 
 #: A flow collection that closes on its own line, with nothing in between that could hide a
@@ -781,7 +828,7 @@ def _first_alias(text: str) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=4)
-def _rt_positions(text: str) -> Any:
+def rt_positions(text: str) -> Any:
     """The document with positions, or None when ruamel's pure-Python round-trip loader
     refuses a text that libyaml and the safe constructor read (a few tab corner cases, deep
     nesting, self-merges): positions then fall back to 1:1 rather than turning a validation
@@ -812,25 +859,34 @@ def _key_in(mapping: Any, key: Any) -> Any:
     return None
 
 
-def _position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
-    """Line and column (1-based) of the node at `loc` (or of its key, with at_key)."""
+def position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
+    """Line and column (1-based) of the node at `loc` (or of its key, with at_key) in a
+    round-trip document (`rt_positions`); the deepest place written when `loc` goes past
+    what the text spells out. An int in `loc` indexes a sequence."""
     node: Any = root
     line, column = 1, 1
     for depth, part in enumerate(loc):
         lc: Any = getattr(node, "lc", None)
-        if lc is None or not isinstance(node, dict):
+        if lc is None:
+            break
+        last = depth == len(loc) - 1
+        if isinstance(node, list):
+            if type(part) is not int or not 0 <= part < len(node):
+                break
+            line, column = lc.item(part)
+            line, column = line + 1, column + 1
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
             break
         key = _key_in(node, part)
         if key is None or key not in (lc.data or {}):  # merged in by `<<`: not written here
             break
-        last = depth == len(loc) - 1
         if last and at_key:
             line, column = lc.key(key)
         else:
             line, column = lc.value(key)
             value = node[key]
-            if not isinstance(value, dict | list) and not last:
-                break
             if value is None or (isinstance(value, dict) and not value and not last):
                 line, column = lc.key(key)
         line, column = line + 1, column + 1
@@ -851,7 +907,7 @@ _RULE_SET_KEYS = ("status", "priority", "severity", "public_sharing")
 
 
 def _locate(path: str, text: str, exc: Any) -> list[Problem]:
-    root = _rt_positions(text)
+    root = rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
     for error in exc.errors(include_url=False, include_input=False):
@@ -893,7 +949,7 @@ def _describe(
     if kind == "model_type" or (kind == "model_attributes_type" and not clean):
         return Problem(path, 1, 1, _NOT_A_MAPPING)
     if kind in ("extra_forbidden", "invalid_key"):  # invalid_key: `1:` read as an int
-        line, column = _position(root, clean, at_key=True)
+        line, column = position(root, clean, at_key=True)
         name = clean[-1]
         if len(clean) == 1:
             valid: Sequence[str] = _TOP_KEYS
@@ -901,16 +957,9 @@ def _describe(
         else:
             valid = FIELDS
             where = f"in incident {clean[-2]}"
-        hint = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return Problem(
-            path,
-            line,
-            column,
-            f"unknown key '{name}' {where}{suggestion} (valid: {', '.join(valid)})",
-        )
+        return Problem(path, line, column, unknown_key(name, valid, where))
     if is_key:
-        line, column = _position(root, clean, at_key=True)
+        line, column = position(root, clean, at_key=True)
         return Problem(
             path,
             line,
@@ -918,7 +967,7 @@ def _describe(
             f"invalid incident id {_short(clean[-1])}: ids are letters and digits, "
             f"groups joined by single hyphens, at most {COUNTER_ID_MAX} characters",
         )
-    line, column = _position(root, clean, at_key=False)
+    line, column = position(root, clean, at_key=False)
     name = str(clean[-1]) if clean else ""
     label = _label(clean)
     if name in _ALLOWED and len(clean) == 3:
@@ -936,6 +985,13 @@ def _describe(
     if len(clean) == 2:
         return Problem(path, line, column, f"{label} must be a mapping of fields")
     return Problem(path, line, column, f"{label}: {msg}")  # pragma: no cover - defensive
+
+
+def unknown_key(name: Any, valid: Sequence[str], where: str) -> str:
+    """The message for a key that is not one of `valid`, with the closest one as a hint."""
+    hint = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
+    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+    return f"unknown key '{name}' {where}{suggestion} (valid: {', '.join(valid)})"
 
 
 _RULE_VALUES = {
@@ -956,7 +1012,7 @@ def _describe_rule(
 ) -> Problem:
     """A problem of a `rules:` entry (loc starts with "rules")."""
     at_key = kind in ("extra_forbidden", "missing") or "[key]" in loc
-    line, column = _position(root, clean[:-1] if kind == "missing" else clean, at_key=at_key)
+    line, column = position(root, clean[:-1] if kind == "missing" else clean, at_key=at_key)
     if len(clean) == 1:
         return Problem(path, line, column, "rules must be a mapping of rule name -> rule")
     name = clean[1]
@@ -987,14 +1043,7 @@ def _describe_rule(
             else _RULE_SET_KEYS
         )
         where = f"in rule {name}" if len(clean) == 3 else f"in rule {name} {part}"
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-        suggestion = f"; did you mean '{close[0]}'?" if close else ""
-        return Problem(
-            path,
-            line,
-            column,
-            f"unknown key '{key}' {where}{suggestion} (valid: {', '.join(valid)})",
-        )
+        return Problem(path, line, column, unknown_key(key, valid, where))
     if len(clean) == 3:
         if part == "max_matches":
             message = f"must be a whole number from 1 to {MAX_MATCHES_LIMIT}"
@@ -1026,8 +1075,8 @@ def _duplicate_problems(
     section: str = "incidents",
     what: str = "incident",
 ) -> Problem:
-    here = _position(_rt_positions(text), (section, cid), at_key=True)
-    there = _position(_rt_positions(other_text), (section, cid), at_key=True)
+    here = position(rt_positions(text), (section, cid), at_key=True)
+    there = position(rt_positions(other_text), (section, cid), at_key=True)
     return Problem(
         path,
         here[0],

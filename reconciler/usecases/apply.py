@@ -4,9 +4,10 @@ journal each one; the first signal stops starting calls.
 
 from __future__ import annotations
 
+import asyncio
 import signal
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,17 +20,21 @@ from ..errors import (
 )
 from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
-from ..journal.records import Recorded
-from ..model import Fields, Operation
-from ..planner import DEFAULT_BATCH_SIZE, calls_are_unsafe
+from ..journal.records import Recorded, now
+from ..model import Fields, Operation, Unsafe
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, calls_are_unsafe
+from ..redact import redact
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
+    from ..config import TeamConfig
+    from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
-from ..planfile import plan_content, read_saved_plan
-from .plan import MadePlan, check_targets, make_plan, read_live
+    from ..states.loader import DesiredState
+from ..planfile import check_signature, plan_content, read_saved_plan
+from .plan import MadePlan, TeamPlan, TeamsPlan, check_targets, make_plan, read_live, spike_config
 from .rules import owners_of_changes, rules_of_changes
 
 
@@ -43,6 +48,9 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
     targets: Sequence[str] = ()
+    #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
+    unsafe: Unsafe = DEFAULT_UNSAFE
 
 
 @dataclass
@@ -56,6 +64,25 @@ class ApplyOutcome:
     made: MadePlan | None = None
     #: The journal's own warnings (a torn last line ignored).
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    """One journal's apply, decided under its lock: the calls and journal-only changes."""
+
+    writer: JournalWriter
+    operations: Sequence[Operation] = ()
+    forget: Sequence[str] = ()
+    unmanaged: Sequence[tuple[str, str]] = ()
+    live: dict[str, Fields] = field(default_factory=dict)
+    digest: str = ""
+    unsafe: bool = False
+    made: MadePlan | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def idle(self) -> bool:
+        return not (self.operations or self.forget or self.unmanaged or self.live)
 
 
 def run_apply(
@@ -73,8 +100,7 @@ def run_apply(
     is checked against its signature, the journal and (for the live values it carries)
     Spike, as docs/trust.md describes.
     """
-    from ..planfile import check_signature, stale_live, verify
-    from ..states.loader import load, reload
+    from ..states.loader import load
 
     # Every input is checked before the journal is touched (not even created); what the
     # lock protects (the journal, the state files that import writes under it) is read
@@ -83,95 +109,333 @@ def run_apply(
     saved = read_saved_plan(request.plan_file) if request.plan_file else None
     if saved is not None and (note := check_signature(saved)):
         notes.append(note)
-    paths = request.paths or DEFAULT_PATHS
-    read_before = None if saved is not None else load(paths)
+    read_before = None if saved is not None else load(request.paths or DEFAULT_PATHS)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
-    shown = request.plan_file or " ".join(map(str, paths))
+    shown = request.plan_file or " ".join(map(str, request.paths or DEFAULT_PATHS))
     purpose = f"reconcile apply {printable(shown)}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
-        state = writer.state
-        notes.extend(state.warnings)
-        made: MadePlan | None = None
-        if saved is not None:
-            # The specific refusal first: verify would only say the calls differ.
-            _refuse_uncertain_escalations(saved.path, saved.operations, state)
-            unsafe = verify(saved, state).unsafe or saved.unsafe
-            operations, forget, unmanaged = saved.operations, saved.forget, saved.unmanaged
-            digest, live = saved.digest, saved.refresh
-            # The file's own flag is untrusted; forgets count as in a fresh plan.
-            unsafe = unsafe or calls_are_unsafe(operations, state.incidents, forget)
-        else:
-            # Read again under the lock (an import may have written meanwhile); parsed again
-            # only if the files changed.
-            desired = load(paths) if read_before is None else reload(read_before, paths)
-            made = make_plan(
-                request.paths,
+        prepared = _prepare(request, writer, saved, read_before, notes)
+        if prepared.idle:
+            return ApplyOutcome(
                 None,
-                request.batch_size,
-                request.targets,
-                journal_state=state,
-                desired=desired,
-                parallelism=request.parallelism,
-                evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
+                writer.state.lineage,
+                writer.state.serial,
+                made=prepared.made,
+                warnings=prepared.notes,
             )
-            fresh = made.plan
-            operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged
-            digest = plan_content(fresh, request.batch_size)["plan_digest"]
-            unsafe, live = fresh.unsafe, fresh.live_values
-            if not fresh.has_changes:
-                # The plan is not shown, but its warnings (uncertain escalations) still are.
-                warnings = [*notes, *fresh.warnings]
-                return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=warnings)
-        if unsafe and not request.force:
-            raise UnsafePlanError(
-                "the plan is marked unsafe (it changes or forgets recorded values on more than "
-                "30% of the journaled incidents); review it, then apply with --force"
-            )
-        if not (operations or forget or unmanaged or live):
-            return ApplyOutcome(None, state.lineage, state.serial, made=made, warnings=notes)
-        if saved is not None and live:
-            # Live values are recorded as facts: record only what Spike still says. (An
-            # incident the journal lacks and the plan does not change is one whose live
-            # values already match its file: recorded as `refresh --id` would.)
-            from ..errors import LiveStateError
-
-            try:
-                now_live = read_live(live, request.parallelism)
-            except LiveStateError as exc:
-                raise StalePlanError(
-                    f"{saved.path} is stale: its live values cannot be read again: {exc}"
-                ) from None
-            stale_live(saved, now_live)
-        import asyncio
-
-        from ..spike.client import SpikeConfig
-
-        config = SpikeConfig.from_env() if operations else None
-        # The journal names the rule behind each rule-expanded incident it records.
-        writer.rule_owners = owners_of_changes(
-            made.plan.rules
-            if made is not None
-            else rules_of_changes(saved.changes if saved else [])
-        )
-        if made is not None and not confirm(made):
+        if prepared.unsafe and not request.force:
+            raise UnsafePlanError(_unsafe_message(request.unsafe))
+        if saved is not None:
+            _check_live_again(saved, prepared, request)
+        config = spike_config(request.team) if prepared.operations else None
+        if prepared.made is not None and not confirm(prepared.made):
             raise ReconcileError("apply cancelled; nothing was changed")
-        result, signal = asyncio.run(
-            _apply(
-                config,
-                writer,
-                operations,
-                forget,
-                unmanaged,
-                live,
-                digest=digest,
+        results, signal = asyncio.run(
+            _apply_all(
+                [(config, prepared)],
                 parallelism=request.parallelism,
                 observe=observe,
-                progress=progress(len(operations)) if progress and operations else None,
+                progress=progress(len(prepared.operations))
+                if progress and prepared.operations
+                else None,
                 retry=retry,
             )
         )
-        return ApplyOutcome(result, writer.state.lineage, writer.state.serial, signal, made, notes)
+        result = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return ApplyOutcome(
+            result, writer.state.lineage, writer.state.serial, signal, prepared.made, notes
+        )
+
+
+@dataclass
+class TeamApplied:
+    """One team's part of an apply of teams: its outcome, or the error that stopped it."""
+
+    name: str
+    outcome: ApplyOutcome | None = None
+    #: The apply of this team died on this error (its journal says so); the others went on.
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        if self.error is not None:
+            return True
+        result = self.outcome.result if self.outcome is not None else None
+        return result is not None and result.outcome != "applied"
+
+
+@dataclass
+class TeamsApplyOutcome:
+    """What happened in each team, in name order."""
+
+    teams: list[TeamApplied]
+    signal: int | None = None
+    made: TeamsPlan | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(team.failed for team in self.teams)
+
+
+def run_apply_teams(
+    requests: Sequence[ApplyRequest],
+    *,
+    plan_file: str | None = None,
+    confirm: Callable[[TeamsPlan], bool],
+    observe: Callable[[str], None] | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+    retry: RetryPolicy | None = None,
+) -> TeamsApplyOutcome:
+    """Apply several teams of reconcile.yaml at once (docs/teams.md): every team's request
+    names its team, and all share `requests[0]`'s parallelism, lock timeout and --force.
+
+    Every input is checked first; then the teams' journal locks are taken in name order
+    (so two applies of overlapping teams never wait on each other in a circle), each team
+    is planned (or its section of the saved plan verified) under its lock, and the teams
+    run concurrently under one shared limit of calls in flight. A team whose calls fail
+    never stops another.
+    """
+    from ..planfile import SavedTeamsPlan, check_signature, read_plan_file
+    from .plan import load_teams
+
+    first = requests[0]
+    notes: list[str] = []
+    by_name = {request.team.name: request for request in requests if request.team is not None}
+    assert len(by_name) == len(requests), "an apply of teams applies teams"
+    sections: dict[str, SavedPlan] = {}
+    if plan_file is not None:
+        saved = read_plan_file(plan_file)
+        if not isinstance(saved, SavedTeamsPlan):
+            raise InvalidPlanError(
+                f"{saved.path}: a plan of one team (format_version 1), but reconcile.yaml "
+                "configures teams; plan again"
+            )
+        if note := check_signature(saved):
+            notes.append(note)
+        sections = _saved_sections(saved, by_name)
+        jobs = [_TeamJob(by_name[name], sections[name]) for name in sorted(sections)]
+    else:
+        runs = [by_name[name] for name in sorted(by_name)]
+        loaded = load_teams([request.paths for request in runs])
+        jobs = [_TeamJob(r, None, d) for r, d in zip(runs, loaded, strict=True)]
+    for job in jobs:
+        check_targets(job.request.targets)
+    purpose = f"reconcile apply {printable(plan_file or 'of teams ' + ', '.join(by_name))}"
+    with ExitStack() as stack:
+        # In name order: two applies of overlapping teams never wait on each other in a
+        # circle; the one that comes second fails at the first lock it cannot take.
+        for job in jobs:
+            opened = job.journal.open_for_apply(first.lock_timeout, purpose)
+            job.writer = stack.enter_context(opened)
+        for job in jobs:
+            assert job.writer is not None
+            job.prepared = _prepare(job.request, job.writer, job.saved, job.read_before, [])
+            notes.extend(f"team {job.name}: {note}" for note in job.prepared.notes)
+        unsafe = [job.name for job in jobs if job.ready.unsafe and not job.ready.idle]
+        if unsafe and not first.force:
+            raise UnsafePlanError(
+                f"the plan is marked unsafe for team {', '.join(unsafe)}: "
+                + _unsafe_message(first.unsafe).removeprefix("the plan is marked unsafe ")
+            )
+        busy = [job for job in jobs if not job.ready.idle]
+        for job in busy:
+            if job.saved is not None:
+                _check_live_again(job.saved, job.ready, job.request)
+        configs = [spike_config(job.request.team) if job.ready.operations else None for job in busy]
+        made = None
+        if plan_file is None:
+            made = TeamsPlan(now(), [job.team_plan() for job in jobs])
+        if busy and made is not None and not confirm(made):
+            raise ReconcileError("apply cancelled; nothing was changed")
+        results: list[ApplyResult | BaseException] = []
+        signal = None
+        if busy:
+            total = sum(len(job.ready.operations) for job in busy)
+            results, signal = asyncio.run(
+                _apply_all(
+                    [(config, job.ready) for config, job in zip(configs, busy, strict=True)],
+                    parallelism=first.parallelism,
+                    observe=observe,
+                    progress=progress(total) if progress and total else None,
+                    retry=retry,
+                )
+            )
+        outcomes = dict(zip([job.name for job in busy], results, strict=True))
+        applied = [job.applied(outcomes, signal) for job in jobs]
+        return TeamsApplyOutcome(applied, signal, made, notes)
+
+
+@dataclass
+class _TeamJob:
+    """One team's part of an apply of teams, filled in step by step."""
+
+    request: ApplyRequest
+    saved: SavedPlan | None = None
+    read_before: DesiredState | None = None
+    writer: JournalWriter | None = None
+    prepared: _Prepared | None = None
+
+    def __post_init__(self) -> None:
+        self.journal = open_journal(self.request.journal_location)
+
+    @property
+    def name(self) -> str:
+        return _name(self.request)
+
+    @property
+    def ready(self) -> _Prepared:
+        assert self.prepared is not None
+        return self.prepared
+
+    def team_plan(self) -> TeamPlan:
+        team, made = self.request.team, self.ready.made
+        assert team is not None and made is not None
+        return TeamPlan(team.name, team.team_id, self.journal.location, made)
+
+    def applied(
+        self, results: Mapping[str, ApplyResult | BaseException], signal: int | None
+    ) -> TeamApplied:
+        assert self.writer is not None
+        state = self.writer.state
+        result = results.get(self.name)
+        if isinstance(result, BaseException):
+            message = str(result) if isinstance(result, ReconcileError) else repr(result)
+            return TeamApplied(self.name, error=redact(message))
+        outcome = ApplyOutcome(
+            result, state.lineage, state.serial, signal if result else None, self.ready.made
+        )
+        return TeamApplied(self.name, outcome)
+
+
+def _name(request: ApplyRequest) -> str:
+    assert request.team is not None
+    return request.team.name
+
+
+def _saved_sections(
+    saved: SavedTeamsPlan, requests: Mapping[str, ApplyRequest]
+) -> dict[str, SavedPlan]:
+    """The saved plan's sections, each checked to be a configured team: the same team id and
+    the same journal as reconcile.yaml says now."""
+    sections: dict[str, SavedPlan] = {}
+    for name, team in saved.teams.items():
+        request = requests.get(name)
+        if request is None or request.team is None:
+            raise InvalidPlanError(
+                f"{saved.path}: team {printable(name)} is not a team of reconcile.yaml "
+                "(or not selected by --team)"
+            )
+        if team.team_id != request.team.team_id:
+            raise InvalidPlanError(
+                f"{saved.path}: team {name}: the plan is for team id {printable(team.team_id)}, "
+                f"reconcile.yaml says {request.team.team_id}; plan again"
+            )
+        location = open_journal(request.journal_location).location
+        if team.journal != location:
+            raise StalePlanError(
+                f"{saved.path} is stale: team {name}'s journal was {printable(team.journal)}, "
+                f"reconcile.yaml now says {location}. Plan again."
+            )
+        sections[name] = team.plan
+    return sections
+
+
+def _unsafe_message(unsafe: Unsafe) -> str:
+    return (
+        "the plan is marked unsafe (it changes or forgets recorded values on more than "
+        f"{unsafe.max_share:.0%} of the journaled incidents); review it, then apply with --force"
+    )
+
+
+def _prepare(
+    request: ApplyRequest,
+    writer: JournalWriter,
+    saved: SavedPlan | None,
+    read_before: DesiredState | None,
+    notes: list[str],
+) -> _Prepared:
+    """Decide, under the journal's lock, what applying means for one journal: the saved
+    plan checked against the journal, or a fresh plan of the state files."""
+    from ..planfile import verify
+    from ..states.loader import load, reload
+
+    state = writer.state
+    notes = [*notes, *state.warnings]
+    if saved is not None:
+        # The specific refusal first: verify would only say the calls differ.
+        _refuse_uncertain_escalations(saved.path, saved.operations, state)
+        unsafe = verify(saved, state, request.unsafe).unsafe or saved.unsafe
+        # The file's own flag is untrusted; forgets count as in a fresh plan.
+        unsafe = unsafe or calls_are_unsafe(
+            saved.operations, state.incidents, saved.forget, request.unsafe
+        )
+        # The journal names the rule behind each rule-expanded incident it records.
+        writer.rule_owners = owners_of_changes(rules_of_changes(saved.changes))
+        return _Prepared(
+            writer,
+            saved.operations,
+            saved.forget,
+            saved.unmanaged,
+            saved.refresh,
+            saved.digest,
+            unsafe,
+            None,
+            notes,
+        )
+    # Read again under the lock (an import may have written meanwhile); parsed again only
+    # if the files changed.
+    paths = request.paths or DEFAULT_PATHS
+    desired = load(paths) if read_before is None else reload(read_before, paths)
+    made = make_plan(
+        request.paths,
+        None,
+        request.batch_size,
+        request.targets,
+        journal_state=state,
+        desired=desired,
+        team=request.team,
+        unsafe=request.unsafe,
+        parallelism=request.parallelism,
+        evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
+    )
+    fresh = made.plan
+    writer.rule_owners = owners_of_changes(fresh.rules)
+    if not fresh.has_changes:
+        # The plan is not shown, but its warnings (uncertain escalations) still are.
+        return _Prepared(writer, made=made, notes=[*notes, *fresh.warnings])
+    return _Prepared(
+        writer,
+        fresh.operations,
+        fresh.forget,
+        fresh.unmanaged,
+        fresh.live_values,
+        plan_content(fresh, request.batch_size)["plan_digest"],
+        fresh.unsafe,
+        made,
+        notes,
+    )
+
+
+def _check_live_again(saved: SavedPlan, prepared: _Prepared, request: ApplyRequest) -> None:
+    """Live values are recorded as facts: record only what Spike still says. (An incident
+    the journal lacks and the plan does not change is one whose live values already match
+    its file: recorded as `refresh --id` would.)"""
+    from ..errors import LiveStateError
+    from ..planfile import stale_live
+
+    if not prepared.live:
+        return
+    try:
+        now_live = read_live(prepared.live, request.parallelism, team=request.team)
+    except LiveStateError as exc:
+        raise StalePlanError(
+            f"{saved.path} is stale: its live values cannot be read again: {exc}"
+        ) from None
+    stale_live(saved, now_live)
 
 
 def _refuse_uncertain_escalations(
@@ -192,24 +456,19 @@ def _refuse_uncertain_escalations(
         )
 
 
-async def _apply(
-    config: SpikeConfig | None,
-    writer: JournalWriter,
-    operations: Sequence[Operation],
-    forget: Sequence[str],
-    unmanaged: Sequence[tuple[str, str]],
-    live: dict[str, Fields],
+async def _apply_all(
+    jobs: Sequence[tuple[SpikeConfig | None, _Prepared]],
     *,
-    digest: str,
     parallelism: int,
     observe: Callable[[str], None] | None,
     progress: Callable[[int], None] | None,
     retry: RetryPolicy | None,
-) -> tuple[ApplyResult, int | None]:
-    import asyncio
-
+) -> tuple[list[ApplyResult | BaseException], int | None]:
+    """Run each journal's apply concurrently, all under one limit of calls in flight (one
+    key, one rate limit: a 429 slows every team). A job that raises (its journal cannot be
+    written) is that job's result; the others go on."""
     from ..applier import Applier
-    from ..spike.client import SpikeClient
+    from ..spike.client import AdaptiveLimiter, SpikeClient
 
     stop = asyncio.Event()
     received: list[int] = []
@@ -229,18 +488,31 @@ async def _apply(
         with suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
             loop.add_signal_handler(number, on_signal, int(number))
             installed.append(number)
-    try:
+    limiter = AdaptiveLimiter(parallelism)
+
+    async def run(config: SpikeConfig | None, job: _Prepared) -> ApplyResult:
         if config is None:  # journal-only changes: no client, no network
-            applier = Applier(None, writer, plan_digest=digest, stop=stop)
-            result = await applier.run(operations, forget, unmanaged, live)
-        else:
-            client = SpikeClient(
-                config, parallelism=parallelism, retry=retry, observe=observe, stop=stop
+            applier = Applier(None, job.writer, plan_digest=job.digest, stop=stop)
+            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+        client = SpikeClient(
+            config,
+            parallelism=parallelism,
+            retry=retry,
+            observe=observe,
+            stop=stop,
+            limiter=limiter,
+        )
+        async with client:
+            applier = Applier(
+                client, job.writer, plan_digest=job.digest, stop=stop, progress=progress
             )
-            async with client:
-                applier = Applier(client, writer, plan_digest=digest, stop=stop, progress=progress)
-                result = await applier.run(operations, forget, unmanaged, live)
+            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+
+    try:
+        results = await asyncio.gather(
+            *(run(config, job) for config, job in jobs), return_exceptions=True
+        )
     finally:
         for handled in installed:
             loop.remove_signal_handler(handled)
-    return result, (received[0] if received else None)
+    return list(results), (received[0] if received else None)

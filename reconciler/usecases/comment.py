@@ -12,9 +12,9 @@ comment (find_comment).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..errors import ReconcileError
 
@@ -28,21 +28,26 @@ from ..github import (
     Comment,
     GitHubClient,
     GitHubConfig,
+    Issue,
     run_url_from_env,
 )
-from ..planfile import plan_from_saved, read_saved_plan
+from ..planfile import SavedTeamsPlan, plan_from_saved, read_plan_file
+from .plan import TeamsPlan, teams_plan_from_saved
 
 _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 
 Action = Literal["created", "updated", "unchanged", "skipped"]
+#: What carries a marker: a comment, or an issue (its body).
+Marked = TypeVar("Marked", Comment, Issue)
 
 
-def marker(name: str = "default") -> str:
-    """The hidden first line that identifies this tool's comment (one per name per PR)."""
+def marker(name: str = "default", kind: Literal["plan", "drift"] = "plan") -> str:
+    """The hidden first line that identifies this tool's comment (one per name per PR), or
+    its drift issue (kind "drift": one open per name per repository, usecases/issue.py)."""
     if not _MARKER_NAME.fullmatch(name):
         raise ReconcileError(f"--marker: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    return f"<!-- spike-reconcile:plan:{name} -->"
+    return f"<!-- spike-reconcile:{kind}:{name} -->"
 
 
 def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
@@ -56,10 +61,10 @@ def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
     return "unchanged" if existing.body == body else "updated"
 
 
-def find_comment(comments: list[Comment], mark: str, author: Callable[[], str]) -> Comment | None:
-    """The first comment whose first line is the marker (quotes of it start with '>') and that
-    the token's own account wrote: anyone can paste the marker into a comment of their own,
-    and editing theirs would put our plan under their name (or fail).
+def find_comment(comments: Sequence[Marked], mark: str, author: Callable[[], str]) -> Marked | None:
+    """The first comment (or issue) whose first line is the marker (quotes of it start with
+    '>') and that the token's own account wrote: anyone can paste the marker into a comment of
+    their own, and editing theirs would put our plan under their name (or fail).
 
     `author` gives that account's login; it is asked only when a comment carries the marker.
     """
@@ -98,6 +103,8 @@ class CommentRequest:
     author: str = ACTIONS_LOGIN
     #: The comment's view of the plan (render.plan_markdown: views live above the use cases).
     markdown: Callable[[Plan], str] = field(kw_only=True)
+    #: The same for a plan of teams (render.teams_plan_markdown).
+    teams_markdown: Callable[[TeamsPlan], str] | None = field(default=None, kw_only=True)
     #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
     env: Mapping[str, str] | None = field(default=None, kw_only=True)
     #: For tests: an httpx transport instead of the network.
@@ -115,16 +122,24 @@ def post_plan_comment(request: CommentRequest) -> CommentResult:
     env, transport = request.env, request.transport
     if request.commit and not _SHA.fullmatch(request.commit):
         raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
-    plan = plan_from_saved(read_saved_plan(request.plan_file))
+    saved = read_plan_file(request.plan_file)
+    if isinstance(saved, SavedTeamsPlan):
+        teams = teams_plan_from_saved(saved)
+        if request.teams_markdown is None:
+            raise ReconcileError(f"{saved.path}: a plan of teams cannot be shown here")
+        markdown, has_changes = request.teams_markdown(teams), teams.has_changes
+    else:
+        plan = plan_from_saved(saved)
+        markdown, has_changes = request.markdown(plan), plan.has_changes
     config = GitHubConfig.from_env(request.repo, env)
     mark = marker(request.marker_name)
     run_url = request.run_url or run_url_from_env(env)
-    body = comment_body(request.markdown(plan), mark, request.commit or None, run_url)
+    body = comment_body(markdown, mark, request.commit or None, run_url)
     with GitHubClient(config, transport) as client:
         existing = find_comment(
             client.list_comments(request.pr), mark, lambda: client.login(request.author)
         )
-        action = decide(existing, body, plan.has_changes)
+        action = decide(existing, body, has_changes)
         if action == "created":
             return CommentResult(action, client.create_comment(request.pr, body))
         if action == "updated" and existing is not None:

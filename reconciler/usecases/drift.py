@@ -8,16 +8,19 @@ teams yet, so an entry's team is None. docs/drift.md describes the report.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 from ..journal import open_journal
 from ..journal.records import now
 from ..model import FIELDS, LIVE_FIELDS, Fields, IncidentMap, Value
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
-from .plan import read_live
+from .plan import read_live, spike_config
 from .rules import evaluate_rules
+
+if TYPE_CHECKING:
+    from ..config import TeamConfig
 
 #: outside: the journal holds the desired value, so something outside reconcile changed the
 #: field; pending: the journal differs too (the change is not applied yet); missing: the
@@ -34,6 +37,8 @@ class DriftRequest:
     paths: Sequence[str] = ()
     journal_location: str | None = None
     parallelism: int = DEFAULT_PARALLELISM
+    #: The team of reconcile.yaml checked (its id, key and name); None: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,9 @@ def run_drift(request: DriftRequest) -> DriftReport:
     if loaded.rules:
         # Rule-expanded incidents are checked with the values their listing gave; those
         # whose listing left out a field the rule sets are read like the others.
-        evaluation = evaluate_rules(loaded.rules, explicit, request.parallelism)
+        evaluation = evaluate_rules(
+            loaded.rules, explicit, request.parallelism, config=spike_config(request.team)
+        )
         desired, listed = evaluation.desired(explicit), evaluation.live(explicit)
         unlisted = {
             cid
@@ -105,8 +112,30 @@ def run_drift(request: DriftRequest) -> DriftReport:
             if not set(evaluation.expansion.incidents[cid]) & set(LIVE_FIELDS) <= set(fields)
         }
     missing: list[str] = []
-    live = {**listed, **read_live({*explicit, *unlisted}, request.parallelism, missing)}
-    return DriftReport(checked_at, find_drift(desired, journal, live, missing), len(desired))
+    read = read_live({*explicit, *unlisted}, request.parallelism, missing, team=request.team)
+    live = {**listed, **read}
+    entries = find_drift(desired, journal, live, missing)
+    if request.team is not None:
+        entries = [replace(entry, team=request.team.name) for entry in entries]
+    return DriftReport(checked_at, entries, len(desired))
+
+
+def run_drift_teams(requests: Sequence[DriftRequest]) -> DriftReport:
+    """One report for every team's request (one request without teams): each team's files
+    are loaded before any team is read, entries sorted by team, then incident."""
+    from .plan import load_teams
+
+    if len(requests) > 1:
+        load_teams([request.paths for request in requests])
+    reports = [run_drift(request) for request in requests]
+    if len(reports) == 1:
+        return reports[0]
+    entries = [entry for report in reports for entry in report.entries]
+    return DriftReport(
+        min((report.checked_at for report in reports), default=now()),
+        entries,
+        sum(report.incidents for report in reports),
+    )
 
 
 def find_drift(

@@ -21,6 +21,7 @@ from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
+    from ..config import TeamConfig
     from ..states.loader import DesiredState
 from ..planfile import atomic_write
 from .plan import read_live
@@ -131,6 +132,8 @@ class ImportRequest:
     journal_location: str | None = None
     parallelism: int = DEFAULT_PARALLELISM
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    #: The team of reconcile.yaml imported into (its id and key); None: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
 
 
 @dataclass
@@ -171,13 +174,13 @@ def run_import(request: ImportRequest) -> ImportOutcome:
     _import_targets(request, ids)
     journal = open_journal(request.journal_location)
     serial = journal.read().serial
-    live = read_live(ids, request.parallelism)
+    live = read_live(ids, request.parallelism, team=request.team)
     with journal.open_for_apply(request.lock_timeout, f"reconcile import {' '.join(ids)}") as w:
         # ... and decided under it: another import that held the lock meanwhile may have
         # written the same files (and the values journaled are never older than the journal).
         desired, written, to_name = _import_targets(request, ids)
         if w.state.serial != serial:
-            live = read_live(ids, request.parallelism)
+            live = read_live(ids, request.parallelism, team=request.team)
         placed: dict[str, list[str]] = {}
         for cid in ids:
             placed.setdefault(written.get(cid, to_name), []).append(cid)

@@ -6,18 +6,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import (
-    ReconcileError,
-)
+from ..errors import ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, now
-from ..model import Fields, is_counter_id
-from ..planner import DEFAULT_BATCH_SIZE, Plan, plan
+from ..model import Fields, Unsafe, is_counter_id
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 from .rules import RulesInPlan
 
 if TYPE_CHECKING:
+    from ..config import TeamConfig
+    from ..planfile import SavedTeamsPlan
+    from ..spike.client import SpikeConfig
     from ..states.loader import DesiredState
 
 
@@ -42,6 +43,101 @@ class PlanRequest:
     #: Read the managed incidents' live values from Spike first (plan --refresh).
     refresh: bool = False
     parallelism: int = DEFAULT_PARALLELISM
+    #: The team of reconcile.yaml planned (its id and key for --refresh); None: one team,
+    #: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
+    unsafe: Unsafe = DEFAULT_UNSAFE
+
+
+@dataclass
+class TeamPlan:
+    """One team's plan in a plan of the teams of reconcile.yaml."""
+
+    name: str
+    team_id: str
+    #: The journal's location as shown (never with a password).
+    journal: str
+    made: MadePlan
+
+
+@dataclass
+class TeamsPlan:
+    """A plan of several teams (docs/teams.md): one plan per team, planned independently."""
+
+    created_at: str
+    teams: list[TeamPlan]
+
+    def summary(self) -> dict[str, int]:
+        """The teams' summaries added up."""
+        total: dict[str, int] = {}
+        for team in self.teams:
+            for key, value in team.made.plan.summary().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    @property
+    def unsafe(self) -> bool:
+        return any(team.made.plan.unsafe for team in self.teams)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(team.made.plan.has_changes for team in self.teams)
+
+
+def teams_plan_from_saved(saved: SavedTeamsPlan) -> TeamsPlan:
+    """A checked plan file of teams as a TeamsPlan, for its markdown (reconcile comment)."""
+    from ..planfile import plan_from_saved
+
+    created = saved.body.get("created_at")
+    teams = [
+        TeamPlan(
+            name,
+            team.team_id,
+            team.journal,
+            MadePlan(plan_from_saved(team.plan), "", batch_size=team.plan.batch_size),
+        )
+        for name, team in saved.teams.items()
+    ]
+    return TeamsPlan(created if isinstance(created, str) else "", teams)
+
+
+def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
+    """Plan each team (every request names its team): files and journals are read first,
+    each team's live values after (plan --refresh), so bad input fails before any call."""
+    desired = load_teams([request.paths for request in requests])
+    teams = []
+    for request, loaded in zip(requests, desired, strict=True):
+        assert request.team is not None, "a plan of teams plans teams"
+        made = make_plan(
+            request.paths,
+            request.journal_location,
+            request.batch_size,
+            request.targets,
+            refresh=request.refresh,
+            parallelism=request.parallelism,
+            desired=loaded,
+            team=request.team,
+            unsafe=request.unsafe,
+        )
+        location = open_journal(request.journal_location).location
+        teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
+    return TeamsPlan(now(), teams)
+
+
+def load_teams(paths: Sequence[Sequence[str]]) -> list[DesiredState]:
+    """Every team's state files (`paths` per team), loaded before anything else is done; the
+    problems of all teams' files at once (StateFileError)."""
+    from ..states.loader import load
+
+    loaded, problems = [], []
+    for team_paths in paths:
+        try:
+            loaded.append(load(team_paths or DEFAULT_PATHS))
+        except StateFileError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise StateFileError(problems)
+    return loaded
 
 
 def run_plan(request: PlanRequest) -> MadePlan:
@@ -53,6 +149,8 @@ def run_plan(request: PlanRequest) -> MadePlan:
         request.targets,
         refresh=request.refresh,
         parallelism=request.parallelism,
+        team=request.team,
+        unsafe=request.unsafe,
     )
 
 
@@ -71,6 +169,8 @@ def make_plan(
     refresh: bool = False,
     parallelism: int = DEFAULT_PARALLELISM,
     desired: DesiredState | None = None,
+    team: TeamConfig | None = None,
+    unsafe: Unsafe = DEFAULT_UNSAFE,
     evaluate_rules: bool | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
@@ -86,11 +186,18 @@ def make_plan(
     desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
     evaluate = refresh if evaluate_rules is None else evaluate_rules
-    rules = RulesInPlan.make(desired, state, evaluate=evaluate, parallelism=parallelism)
+    rules = RulesInPlan.make(
+        desired,
+        state,
+        evaluate=evaluate,
+        parallelism=parallelism,
+        # The team's id and key: rules are evaluated once per team, against its incidents.
+        config=spike_config(team) if evaluate and desired.rules else None,
+    )
     live = None
     if refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
-        live = read_live(scope, parallelism)
+        live = read_live(scope, parallelism, team=team)
     live = rules.live(desired, live)
     result = plan(
         rules.desired(desired),
@@ -104,6 +211,7 @@ def make_plan(
         live=live,
         kept=state.kept,
         uncertain=state.uncertain,
+        unsafe=unsafe,
         warnings=rules.notes,
         **rules.planner_arguments(),
     )
@@ -112,19 +220,32 @@ def make_plan(
 
 
 def read_live(
-    ids: Iterable[str], parallelism: int, missing: list[str] | None = None
+    ids: Iterable[str],
+    parallelism: int,
+    missing: list[str] | None = None,
+    team: TeamConfig | None = None,
 ) -> dict[str, Fields]:
     """Read incidents from Spike (GET /incidents/{counterId}), concurrently; with a `missing`
-    list, the ids that answer 404 go there instead of failing the read (spike.live)."""
+    list, the ids that answer 404 go there instead of failing the read (spike.live). `team`
+    says which team's id and key to use (None: SPIKE_TEAM_ID and SPIKE_API_KEY)."""
     import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
 
-    from ..spike.client import SpikeClient, SpikeConfig
+    from ..spike.client import SpikeClient
     from ..spike.live import read_incidents
 
-    config = SpikeConfig.from_env()
+    config = spike_config(team)
 
     async def read() -> dict[str, Fields]:
         async with SpikeClient(config, parallelism=parallelism) as client:
             return await read_incidents(client, ids, missing)
 
     return asyncio.run(read())
+
+
+def spike_config(team: TeamConfig | None, *, team_required: bool = True) -> SpikeConfig:
+    """The client settings for `team` (its id and key variable), or from SPIKE_TEAM_ID."""
+    from ..spike.client import SpikeConfig
+
+    if team is None:
+        return SpikeConfig.from_env(team_required=team_required)
+    return SpikeConfig.from_env(team_id=team.team_id, key_env=team.api_key_env)

@@ -17,7 +17,7 @@ from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
-    pass
+    from ..config import TeamConfig
 from ..journal.records import ACTIVITY_LOG
 from .plan import check_targets, read_live
 
@@ -42,6 +42,8 @@ class RefreshRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     #: --escalations: the count read in Spike's activity log, for the one incident in `adopt`.
     escalations: int | None = None
+    #: The team of reconcile.yaml read (its id and key); None: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
 
 
 def run_refresh(request: RefreshRequest) -> RefreshOutcome:
@@ -69,7 +71,7 @@ def run_refresh(request: RefreshRequest) -> RefreshOutcome:
     with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
         state = writer.state
         ids = (set(desired) & set(state.incidents)) | set(adopt)
-        live = read_live(ids, parallelism)
+        live = read_live(ids, parallelism, team=request.team)
         adopted = {cid: live[cid] for cid in adopt if cid not in state.incidents}
         known = {cid: v for cid, v in live.items() if cid not in adopted}
         _, drift, record = overlay_live(state.incidents, known, desired)

@@ -93,12 +93,19 @@ class RulesInPlan:
 
     @classmethod
     def make(
-        cls, desired: DesiredState, state: Recorded, *, evaluate: bool, parallelism: int
+        cls,
+        desired: DesiredState,
+        state: Recorded,
+        *,
+        evaluate: bool,
+        parallelism: int,
+        config: SpikeConfig | None = None,
     ) -> RulesInPlan:
+        """`config`: the team's Spike settings (None: SPIKE_API_KEY and SPIKE_TEAM_ID)."""
         if not desired.rules:
             return cls()
         if evaluate:
-            return cls(evaluate_rules(desired.rules, desired.incidents, parallelism))
+            return cls(evaluate_rules(desired.rules, desired.incidents, parallelism, config=config))
         keep = {cid for cid in state.rules if cid not in desired.incidents}
         return cls(notes=not_evaluated(desired.rules), keep=keep)
 

@@ -28,8 +28,10 @@ class ListedTeam:
 class TeamsRequest:
     """What `reconcile teams` asks."""
 
-    #: The configured team ids; None: SPIKE_TEAM_ID's, or none when it is unset.
+    #: The configured team ids (reconcile.yaml's); None: SPIKE_TEAM_ID's, or none when unset.
     configured: Collection[str] | None = None
+    #: The variable holding the API key.
+    key_env: str = "SPIKE_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def run_teams(request: TeamsRequest) -> TeamsOutcome:
     from ..spike.client import SpikeClient, SpikeConfig
     from ..spike.teams import read_teams
 
-    config = SpikeConfig.from_env(team_required=False)
+    config = SpikeConfig.from_env(team_required=False, key_env=request.key_env)
     configured = request.configured
     if configured is None:
         configured = () if config.team_id is None else (config.team_id,)

@@ -277,3 +277,45 @@ def test_drift_reports_what_a_rule_asks_for_and_changes_nothing(
         f"/incidents/{cid}" for cid in ("stale-1", "stale-2", "kept-1", "fresh-1")
     )
     assert changing(storm) == []
+
+
+def test_each_team_evaluates_its_own_rules_against_its_own_incidents(
+    tmp_path: Path, clock: HandClock
+) -> None:
+    """With reconcile.yaml, a team's rules see that team's open incidents only (its
+    x-team-id), and its journal names them; the same counter id in another team is left."""
+    pay, plat = "team-pay", "team-plat"
+    old = {"title": "disk usage 90%", "age": "20d"}
+    teams = {pay: {"s-1": dict(old), "pay-1": dict(old)}, plat: {"s-1": dict(old)}}
+    for name in ("payments", "platform"):
+        folder = tmp_path / "teams" / name
+        folder.mkdir(parents=True)
+        if name == "payments":
+            (folder / "rules.yaml").write_text(STALE_DISK.format(max_matches=10))
+        else:
+            (folder / "incidents.yaml").write_text("incidents: {}\n")
+    config = tmp_path / "reconcile.yaml"
+    config.write_text(
+        f"version: 1\nteams:\n  payments:\n    team_id: {pay}\n  platform:\n    team_id: {plat}\n"
+    )
+    with (
+        SandboxServer(teams=teams, api_key=KEY, clock=clock) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        code, out, err = cli("plan", "--config", str(config), "--refresh", "--format", "json")
+        assert code == 0, err
+        plan = json.loads(out)
+        changes = plan["teams"]["payments"]["changes"]
+        assert [(c["incident"], c["rule"]) for c in changes] == [
+            ("pay-1", "close-stale-disk"),
+            ("s-1", "close-stale-disk"),
+        ]
+        assert plan["teams"]["platform"]["changes"] == []
+        code, out, err = cli("apply", "--config", str(config), "--auto-approve")
+        assert code == 0, err
+        assert {c["status"] for c in server.incidents(pay).values()} == {"RES"}
+        assert server.incidents(plat)["s-1"]["status"] == "NACK"
+        lists = {c["team"] for c in server.calls if "?" in c["path"]}
+        assert lists == {pay}
+        journal = open_journal(str(tmp_path / ".reconcile" / "payments.jsonl")).read()
+        assert journal.rules == {"pay-1": "close-stale-disk", "s-1": "close-stale-disk"}
