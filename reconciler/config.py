@@ -48,7 +48,7 @@ class Defaults:
     parallelism: int | None = None
     unsafe: Unsafe = field(default_factory=Unsafe)
     #: Every field of DRIFT_FIELDS, with its policy.
-    drift: Mapping[str, Policy] = ALL_REVERT
+    drift: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class TeamConfig:
     journal: str
     api_key_env: str = DEFAULT_API_KEY_ENV
     #: Every field of DRIFT_FIELDS: defaults.drift with the team's own overrides.
-    drift: Mapping[str, Policy] = ALL_REVERT
+    drift: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import printable
 from .github import COMMENT_LIMIT
-from .model import FIELDS, Change, Operation, Value
+from .model import FIELDS, Change, Drift, Operation, Value
 from .planner import Plan
 from .redact import clip
 
@@ -79,6 +79,13 @@ def plan_summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
+def drift_policy_note(drift: Drift) -> str:
+    """What the plan does with a drifted field, by its policy (docs/drift.md, Policies)."""
+    if drift.policy == "revert":
+        return "policy revert: planned against live"
+    return f"policy {drift.policy}: not reverted, only reported"
+
+
 def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     out: dict[str, list[Change]] = {}
     for change in changes:
@@ -93,10 +100,10 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     lines: list[str] = []
     width = max(len(f) for f in FIELDS) + 1
     if plan.drift:
-        lines.append("Changed outside reconcile (journal -> live), planned against live:")
+        lines.append("Changed outside reconcile (journal -> live):")
         lines.extend(
             paint(f"  ! {d.incident} {d.field}", "magenta")
-            + f" {show_value(d.journaled)} -> {show_value(d.live)}"
+            + f" {show_value(d.journaled)} -> {show_value(d.live)}  ({drift_policy_note(d)})"
             for d in plan.drift
         )
         lines.append("")
@@ -160,6 +167,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
         head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
         head += [
             f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
+            f" ({drift_policy_note(d)})"
             for d in plan.drift[:50]
         ]
         if len(plan.drift) > 50:

@@ -5,11 +5,12 @@ journal each one; the first signal stops starting calls.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -42,6 +43,10 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
     targets: Sequence[str] = ()
+    #: Self-heal (apply --refresh): plan against live values, reverting only the fields whose
+    #: `drift_policy` is revert (docs/drift.md); the live values read are recorded.
+    refresh: bool = False
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
 
 
 @dataclass
@@ -110,7 +115,10 @@ def run_apply(
                 request.batch_size,
                 request.targets,
                 journal_state=state,
+                refresh=request.refresh,
+                parallelism=request.parallelism,
                 desired=desired,
+                drift_policy=request.drift_policy,
             )
             fresh = made.plan
             operations, forget, unmanaged = fresh.operations, fresh.forget, fresh.unmanaged

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import (
     ReconcileError,
 )
@@ -41,6 +42,8 @@ class PlanRequest:
     #: Read the managed incidents' live values from Spike first (plan --refresh).
     refresh: bool = False
     parallelism: int = DEFAULT_PARALLELISM
+    #: Each field's drift policy (docs/drift.md), followed with `refresh`.
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
 
 
 def run_plan(request: PlanRequest) -> MadePlan:
@@ -52,6 +55,7 @@ def run_plan(request: PlanRequest) -> MadePlan:
         request.targets,
         refresh=request.refresh,
         parallelism=request.parallelism,
+        drift_policy=request.drift_policy,
     )
 
 
@@ -70,6 +74,7 @@ def make_plan(
     refresh: bool = False,
     parallelism: int = DEFAULT_PARALLELISM,
     desired: DesiredState | None = None,
+    drift_policy: Mapping[str, Policy] = ALL_REVERT,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
@@ -98,6 +103,7 @@ def make_plan(
         live=live,
         kept=state.kept,
         uncertain=state.uncertain,
+        drift_policy=drift_policy,
     )
     return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
 
