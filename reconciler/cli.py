@@ -206,6 +206,11 @@ def plan(
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Self-heal: read live state first and revert drift (revert-policy fields only).",
+)
 @format_option("text", "json")
 @common
 def apply(
@@ -217,6 +222,7 @@ def apply(
     lock_timeout: float,
     force: bool,
     targets: tuple[str, ...],
+    refresh: bool,
     fmt: str,
     verbose: bool,
     no_color: bool,
@@ -225,6 +231,8 @@ def apply(
 
     A single argument that is a file not ending in .yaml/.yml is a saved plan (from
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
+    With --refresh (self-heal), the plan is made against live state: drifted fields whose
+    policy is revert are reverted, and the unsafe rule counts the reverts.
     """
     from . import render
     from .usecases.apply import ApplyRequest, run_apply
@@ -237,6 +245,8 @@ def apply(
             raise click.UsageError("--batch-size cannot change a saved plan; plan again")
         if targets:
             raise click.UsageError("--target cannot change a saved plan; plan again")
+        if refresh:
+            raise click.UsageError("--refresh cannot change a saved plan; plan --refresh again")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if plan_file is None and not auto_approve and not interactive:
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
@@ -277,6 +287,7 @@ def apply(
         lock_timeout=lock_timeout,
         force=force,
         targets=targets,
+        refresh=refresh,
     )
     outcome = run_apply(
         request, confirm=confirm, observe=ctx.info if verbose else None, progress=progress
@@ -558,6 +569,49 @@ def drift(
         click.echo(render.drift_text(report, color=ctx.color(sys.stdout)), nl=False)
     if detailed_exitcode and report.has_drift:
         raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--id", "ids", multiple=True, metavar="ID", help="Accept this incident's drift.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    type=click.Choice(["status", "priority", "severity"]),
+    help="Accept this field's drift.",
+)
+@journal_option
+@parallelism_option
+@lock_timeout_option
+@format_option("text", "json")
+@common
+def accept(
+    paths: tuple[str, ...],
+    ids: tuple[str, ...],
+    fields: tuple[str, ...],
+    journal_location: str | None,
+    parallelism: int,
+    lock_timeout: float,
+    fmt: str,
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Write live values of drifted fields into the state files and the journal.
+
+    Takes the fields whose drift policy is accept (with --id/--field: those, whatever their
+    policy), keeps every comment, and prints the files it changed. Nothing is written when
+    any incident cannot be read.
+    """
+    from . import render
+    from .usecases.accept import AcceptRequest, run_accept
+
+    request = AcceptRequest(paths, journal_location, ids, fields, parallelism, lock_timeout)
+    outcome = run_accept(request)
+    for warning in outcome.warnings:
+        Context(verbose, no_color).warn(warning)
+    show = render.accept_json if fmt == "json" else render.accept_text
+    click.echo(show(outcome), nl=False)
 
 
 @cli.group()

@@ -15,6 +15,7 @@ from .redact import clip
 if TYPE_CHECKING:
     from .applier import ApplyResult
     from .journal.records import Recorded
+    from .usecases.accept import AcceptOutcome
     from .usecases.comment import CommentResult
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
@@ -530,6 +531,42 @@ def import_text(outcome: ImportOutcome) -> str:
     ]
     lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
     return "\n".join(lines) + "\n"
+
+
+def accept_text(outcome: AcceptOutcome) -> str:
+    """What `reconcile accept` prints: each file rewritten with the fields accepted into it."""
+    if not outcome.files:
+        return "Nothing to accept: no drifted field was selected.\n"
+    lines: list[str] = []
+    for path, entries in outcome.files.items():
+        lines.append(printable(path))
+        lines.extend(
+            f"  {e.incident} {e.field}: {show_value(e.desired)} -> {show_value(e.live)}"
+            for e in entries
+        )
+    count = sum(len(entries) for entries in outcome.files.values())
+    files = len(outcome.files)
+    lines.append(
+        f"Accepted {count} live value{'s' * (count != 1)} into {files} "
+        f"file{'s' * (files != 1)}; recorded in the journal (serial {outcome.serial})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def accept_json(outcome: AcceptOutcome) -> str:
+    """`reconcile accept --format json` (docs/drift.md, Accepting live values)."""
+    body = {
+        "files": {
+            path: [
+                {"incident": e.incident, "field": e.field, "was": e.desired, "live": e.live}
+                for e in entries
+            ]
+            for path, entries in outcome.files.items()
+        },
+        "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
+        "warnings": outcome.warnings,
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def comment_text(result: CommentResult, pr: int) -> str:
