@@ -1,19 +1,24 @@
 """The project file, `reconcile.yaml`: defaults, drift policies and teams (docs/teams.md).
 
 Optional: without it every command behaves as with one team, the one SPIKE_TEAM_ID names.
-This module holds the values a loaded project is made of; loading and validating the file
-(with FILE:LINE:COLUMN problems, like state files) is `load_project`.
+This module holds the values a loaded project is made of, `load_project` (reading and
+validating the file, every problem at once as FILE:LINE:COLUMN, like state files: the same
+YAML reading and refusals, a pydantic model for the checks, round-trip nodes for positions),
+`json_schema` (the model's, for editors), and `team_of` / `assign` (which team owns a file).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from .errors import ReconcileError
+from .errors import Problem, ReconcileError, StateFileError
 
 #: The file looked for in the working directory when neither --config nor RECONCILE_CONFIG
 #: names one.
@@ -91,3 +96,470 @@ def locate(explicit: str | None = None, env: Mapping[str, str] | None = None) ->
             raise ReconcileError(f"{how}: {named}: no such file")
         return named
     return DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None
+
+
+def find_project(
+    explicit: str | None = None, env: Mapping[str, str] | None = None
+) -> Project | None:
+    """The project `locate` finds, loaded; None when there is no project file."""
+    path = locate(explicit, env)
+    return None if path is None else load_project(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The file's shape
+
+#: A team's name: it names the team's folder and journal by default, and `--team NAME`.
+TEAM_NAME_PATTERN = r"[a-z0-9]+(-[a-z0-9]+)*"
+TEAM_NAME_MAX = 32
+#: A team id is sent as the x-team-id header: printable ASCII, no spaces.
+TEAM_ID_PATTERN = r"[!-~]+"
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+
+_TOP_KEYS = ("version", "defaults", "teams")
+_DEFAULTS_KEYS = ("batch_size", "parallelism", "unsafe", "drift")
+_UNSAFE_KEYS = ("min_incidents", "max_share")
+_TEAM_KEYS = ("team_id", "paths", "journal", "api_key_env", "drift")
+#: What the nesting refusal says this file needs.
+_NEEDS = "reconcile.yaml needs 4"
+
+
+@functools.cache
+def _models() -> tuple[Any, Any]:
+    """(the ProjectFile model, its TypeAdapter), built on first use (pydantic is slow to
+    import, and only a project file needs it)."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
+    from pydantic import Field as PydanticField
+    from typing_extensions import Required, TypedDict
+
+    one_or_more = Annotated[int, PydanticField(strict=True, ge=1)]
+    name_text = Annotated[str, StringConstraints(strict=True, min_length=1)]
+    team_name = Annotated[
+        str,
+        StringConstraints(strict=True, pattern=f"^{TEAM_NAME_PATTERN}$", max_length=TEAM_NAME_MAX),
+    ]
+    forbid = ConfigDict(extra="forbid")
+
+    class DriftPolicies(TypedDict, total=False):
+        """A policy per field (docs/drift.md): revert, warn or accept."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        status: Policy
+        priority: Policy
+        severity: Policy
+        public_sharing: Policy
+
+    class UnsafeRule(TypedDict, total=False):
+        """The unsafe rule's thresholds (docs/plan-format.md)."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        min_incidents: Annotated[
+            int,
+            PydanticField(strict=True, ge=0, json_schema_extra={"default": Unsafe.min_incidents}),
+        ]
+        max_share: Annotated[
+            float,
+            PydanticField(strict=True, gt=0, le=1, json_schema_extra={"default": Unsafe.max_share}),
+        ]
+
+    class ProjectDefaults(TypedDict, total=False):
+        """Defaults for every team; command-line flags win over them."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        batch_size: one_or_more | None
+        parallelism: one_or_more | None
+        unsafe: UnsafeRule | None
+        drift: DriftPolicies | None
+
+    class Team(TypedDict, total=False):
+        """One team: its Spike team id, its state files, its journal."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        team_id: Required[
+            Annotated[str, StringConstraints(strict=True, pattern=f"^{TEAM_ID_PATTERN}$")]
+        ]
+        paths: Annotated[
+            list[name_text],
+            PydanticField(min_length=1, description="Folders or files; default teams/NAME."),
+        ]
+        journal: Annotated[
+            name_text,
+            PydanticField(
+                description="A file or a postgresql:// URL; default .reconcile/NAME.jsonl."
+            ),
+        ]
+        api_key_env: Annotated[
+            str,
+            StringConstraints(strict=True, pattern=f"^{ENV_NAME_PATTERN}$"),
+            PydanticField(json_schema_extra={"default": DEFAULT_API_KEY_ENV}),
+        ]
+        drift: DriftPolicies | None
+
+    class ProjectFile(BaseModel):
+        """reconcile.yaml: `version` (1), optional `defaults` and `teams` by name."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            title="spike-reconcile project file (reconcile.yaml)",
+            json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        )
+
+        version: Literal[1]
+
+        @field_validator("version", mode="before")
+        @classmethod
+        def _version_is_a_number(cls, value: Any) -> Any:
+            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
+            if isinstance(value, bool):
+                raise ValueError("version must be 1")
+            return value
+
+        defaults: ProjectDefaults | None = None
+        teams: dict[team_name, Team] | None = None
+
+    return ProjectFile, TypeAdapter(ProjectFile)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of reconcile.yaml, for editors (`yaml-language-server: $schema=`)."""
+    schema: dict[str, Any] = _models()[0].model_json_schema()
+    return schema
+
+
+def schema_json() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_project(path: str) -> Project:
+    """Read and validate the project file at `path`; raise StateFileError listing every
+    problem. Team paths and file journals are relative to the file's folder: kept as written
+    when that folder is the working directory, joined to it otherwise."""
+    from .states.loader import read_yaml, too_deep_problem
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise StateFileError([Problem(path, 0, 0, f"cannot read: {exc.strerror}")]) from None
+    read = read_yaml(path, data, needs=_NEEDS)
+    if read.stopped:
+        raise StateFileError(read.problems)
+    text, doc, problems = read.text, read.doc, list(read.problems)
+    if doc is None and not problems:
+        problems.append(Problem(path, 1, 1, "the file is empty; it needs at least 'version: 1'"))
+    if doc is None or not isinstance(doc, dict):
+        if doc is not None:
+            problems.append(
+                Problem(path, 1, 1, "the top level must be a mapping with 'version: 1'")
+            )
+        raise StateFileError(problems)
+    problems.extend(_stringify_keys(path, text, doc))
+
+    from pydantic import ValidationError
+
+    try:
+        model = _models()[1].validate_python(doc)
+    except ValidationError as exc:
+        deep = too_deep_problem(path, text, doc, _NEEDS)  # through aliases
+        if deep is not None:
+            raise StateFileError([deep]) from None
+        problems.extend(_locate(path, text, exc))
+        raise StateFileError(problems) from None
+    if problems:
+        raise StateFileError(problems)
+    project = _project(path, model)
+    problems = _clashes(path, text, project)
+    if problems:
+        raise StateFileError(problems)
+    return project
+
+
+def _stringify_keys(path: str, text: str, doc: dict[Any, Any]) -> list[Problem]:
+    """Keys written as numbers (`2024:`, a team named 2024) as the strings they spell, in
+    the mappings of the file's shape, so that they are checked as names like any other."""
+    from .states.loader import position, rt_positions
+
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    while stack:
+        loc, mapping = stack.pop()
+        if not isinstance(mapping, dict) or id(mapping) in seen or len(loc) > 3:
+            continue
+        seen.add(id(mapping))
+        if any(type(k) is int for k in mapping):
+            renamed: dict[Any, Any] = {}
+            for key, value in mapping.items():
+                name = str(key) if type(key) is int else key
+                if name in renamed:
+                    line, column = position(rt_positions(text), (*loc, key), at_key=True)
+                    problems.append(
+                        Problem(
+                            path,
+                            line,
+                            column,
+                            f"key {name} is written twice, once as a number and once quoted",
+                        )
+                    )
+                renamed[name] = value
+            mapping.clear()
+            mapping.update(renamed)
+        stack.extend(((*loc, k), v) for k, v in mapping.items())
+    return problems
+
+
+def _locate(path: str, text: str, exc: Any) -> list[Problem]:
+    from .states.loader import rt_positions
+
+    root = rt_positions(text)
+    problems: list[Problem] = []
+    seen: set[tuple[Any, ...]] = set()
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if loc in seen or (loc and loc[-1] == "[key]" and kind == "string_type"):
+            continue  # a key that is not a string: the loader already asked for quotes
+        if kind == "invalid_key" or (kind == "extra_forbidden" and type(loc[-1]) is not str):
+            continue  # the same
+        seen.add(loc)
+        problems.append(_describe(path, root, loc, kind, error["msg"]))
+    return problems
+
+
+def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -> Problem:
+    """One pydantic error at `loc` as a problem worded for reconcile.yaml."""
+    from .states.loader import position, unknown_key
+
+    def at(where: tuple[Any, ...], message: str, at_key: bool = False) -> Problem:
+        return Problem(path, *position(root, where, at_key=at_key), message)
+
+    policies = ", ".join(POLICIES)
+    head, name = loc[:-1], loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        if not head:
+            return at(loc, unknown_key(name, _TOP_KEYS, "at the top level"), at_key=True)
+        if head == ("defaults",):
+            return at(loc, unknown_key(name, _DEFAULTS_KEYS, "in defaults"), at_key=True)
+        if head == ("defaults", "unsafe"):
+            return at(loc, unknown_key(name, _UNSAFE_KEYS, "in defaults.unsafe"), at_key=True)
+        if head[-1] == "drift":
+            where = "in defaults.drift" if head[0] == "defaults" else f"in team {head[1]}'s drift"
+            return at(loc, unknown_key(name, DRIFT_FIELDS, where), at_key=True)
+        return at(loc, unknown_key(name, _TEAM_KEYS, f"in team {head[1]}"), at_key=True)
+    if loc == ("version",):
+        if kind == "missing":
+            return Problem(path, 1, 1, "version is missing; this file's format is 'version: 1'")
+        return at(loc, "version must be 1")
+    if loc == ("defaults",):
+        return at(loc, f"defaults must be a mapping ({', '.join(_DEFAULTS_KEYS)})")
+    if loc in (("defaults", "batch_size"), ("defaults", "parallelism")):
+        return at(loc, f"{_label(loc)} must be a whole number, 1 or more")
+    if loc == ("defaults", "unsafe"):
+        return at(loc, f"defaults.unsafe must be a mapping ({', '.join(_UNSAFE_KEYS)})")
+    if loc == ("defaults", "unsafe", "min_incidents"):
+        return at(loc, f"{_label(loc)} must be a whole number, 0 or more")
+    if loc == ("defaults", "unsafe", "max_share"):
+        return at(loc, f"{_label(loc)} must be a number greater than 0 and at most 1")
+    if name == "drift":
+        return at(loc, f"{_label(loc)} must be a mapping of field -> policy ({policies})")
+    if head and head[-1] == "drift":
+        return at(loc, f"{_label(loc)} must be one of {policies}")
+    if loc == ("teams",):
+        return at(loc, "teams must be a mapping of team name -> team")
+    if len(loc) == 3 and loc[2] == "[key]":
+        return at(
+            loc[:2],
+            f"invalid team name {loc[1]!r}: names are lowercase letters and digits, groups "
+            f"joined by single hyphens, at most {TEAM_NAME_MAX} characters",
+            at_key=True,
+        )
+    team = f"team {loc[1]}" if len(loc) > 1 else ""
+    if len(loc) == 2:
+        return at(loc, f"{team} must be a mapping with at least team_id")
+    if name == "team_id" and kind == "missing":
+        return at(head, f"{team}: team_id is required (the Spike team's id)", at_key=True)
+    if name == "team_id" and kind == "string_type":
+        return at(loc, f"{team}: team_id must be a string; quote an id YAML reads as a number")
+    if name == "team_id":
+        return at(
+            loc,
+            f"{team}: team_id must be printable ASCII without spaces "
+            "(it is sent as the x-team-id header)",
+        )
+    if name == "paths":
+        return at(loc, f"{team}: paths must be a list of one or more folders or files")
+    if len(loc) == 4 and loc[2] == "paths":
+        return at(loc, f"{team}: paths[{name}] must be a folder or file name")
+    if name == "journal":
+        return at(loc, f"{team}: journal must be a file name or a postgresql:// URL")
+    if name == "api_key_env":
+        return at(
+            loc,
+            f"{team}: api_key_env must be an environment variable name (letters, digits and "
+            "_, not starting with a digit)",
+        )
+    return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
+
+
+def _label(loc: tuple[Any, ...]) -> str:
+    """`defaults.drift.status`, or `team payments: drift.status`."""
+    if len(loc) >= 3 and loc[0] == "teams":
+        return f"team {loc[1]}: " + ".".join(str(p) for p in loc[2:])
+    return ".".join(str(p) for p in loc)
+
+
+def _project(path: str, model: Any) -> Project:
+    """The validated file as a Project, every default filled in."""
+    from .journal import is_database_url
+
+    folder = os.path.dirname(path)
+    here = not folder or Path(folder).resolve() == Path.cwd().resolve()
+
+    def relative(name: str) -> str:
+        return name if here else os.path.normpath(os.path.join(folder, name))
+
+    given = model.defaults or {}
+    given_unsafe = given.get("unsafe") or {}
+    defaults = Defaults(
+        batch_size=given.get("batch_size"),
+        parallelism=given.get("parallelism"),
+        unsafe=Unsafe(
+            min_incidents=given_unsafe.get("min_incidents", Unsafe.min_incidents),
+            max_share=float(given_unsafe.get("max_share", Unsafe.max_share)),
+        ),
+        drift=_overlay(ALL_REVERT, given.get("drift")),
+    )
+    teams: dict[str, TeamConfig] = {}
+    for name, team in sorted((model.teams or {}).items()):
+        journal = team.get("journal", f".reconcile/{name}.jsonl")
+        teams[name] = TeamConfig(
+            name=name,
+            team_id=team["team_id"],
+            paths=tuple(relative(p) for p in team.get("paths", [f"teams/{name}"])),
+            journal=journal if is_database_url(journal) else relative(journal),
+            api_key_env=team.get("api_key_env", DEFAULT_API_KEY_ENV),
+            drift=_overlay(defaults.drift, team.get("drift")),
+        )
+    return Project(path=path, version=model.version, defaults=defaults, teams=teams)
+
+
+def _overlay(
+    base: Mapping[str, Policy], given: Mapping[str, Policy] | None
+) -> Mapping[str, Policy]:
+    return MappingProxyType({name: (given or {}).get(name, base[name]) for name in DRIFT_FIELDS})
+
+
+def _clashes(path: str, text: str, project: Project) -> list[Problem]:
+    """Two teams with one team id, or one journal: each problem at the later team in the
+    file, naming the other."""
+    from .journal import is_database_url
+    from .states.loader import position, rt_positions
+
+    root = None
+    problems: list[Problem] = []
+    for what in ("team_id", "journal"):
+        owners: dict[str, list[str]] = {}
+        for team in project.teams.values():
+            value = getattr(team, what)
+            if what == "journal" and not is_database_url(value):
+                value = os.path.realpath(value)
+            owners.setdefault(value, []).append(team.name)
+        for names in owners.values():
+            if len(names) < 2:
+                continue
+            if root is None:
+                root = rt_positions(text)
+            places = {
+                name: (
+                    position(root, ("teams", name, what), at_key=False)
+                    if what in _written(root, name)
+                    else position(root, ("teams", name), at_key=True)
+                )
+                for name in names
+            }
+            ordered = sorted(names, key=lambda n: (places[n], n))
+            first = ordered[0]
+            # A journal URL is not repeated: it may hold a password.
+            shown = f"team_id {project.teams[first].team_id}" if what == "team_id" else what
+            for name in ordered[1:]:
+                problems.append(
+                    Problem(
+                        path,
+                        *places[name],
+                        f"teams {first} and {name} have the same {shown}; each team needs its own",
+                    )
+                )
+    return problems
+
+
+def _written(root: Any, name: str) -> Any:
+    """The keys the file spells out for team `name` (nothing when positions are unknown)."""
+    teams = root.get("teams") if isinstance(root, dict) else None
+    team = teams.get(name) if isinstance(teams, dict) else None
+    return team if isinstance(team, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Which team owns a file
+
+F = TypeVar("F", str, Path)
+
+
+def team_of(project: Project, file: str | Path) -> list[str]:
+    """The names of the teams whose paths hold `file` (a path is a folder holding it, or the
+    file itself), comparing resolved paths; in name order."""
+    target = Path(file).resolve()
+    return [
+        team.name
+        for team in project.teams.values()
+        if any(target == root or target.is_relative_to(root) for root in _roots(team))
+    ]
+
+
+def _roots(team: TeamConfig) -> list[Path]:
+    return [Path(p).resolve() for p in team.paths]
+
+
+def assign(project: Project, files: Iterable[F]) -> dict[str, list[F]]:
+    """Every team of `project` (in name order, empty ones too: a team without files still
+    plans what its journal forgets) with the files of `files` it owns, in the given order.
+    A file under no team's paths, or under several, is a problem: StateFileError lists
+    every one."""
+    out: dict[str, list[F]] = {name: [] for name in project.teams}
+    problems: list[Problem] = []
+    roots = {team.name: _roots(team) for team in project.teams.values()}
+    for file in files:
+        target = Path(file).resolve()
+        owners = [
+            name
+            for name, paths in roots.items()
+            if any(target == root or target.is_relative_to(root) for root in paths)
+        ]
+        if len(owners) == 1:
+            out[owners[0]].append(file)
+        elif owners:
+            count = "two" if len(owners) == 2 else str(len(owners))
+            problems.append(
+                Problem(
+                    str(file),
+                    0,
+                    0,
+                    f"this file is under the paths of {count} teams: {', '.join(owners)}",
+                )
+            )
+        else:
+            problems.append(
+                Problem(str(file), 0, 0, f"this file is under no team's paths in {project.path}")
+            )
+    if problems:
+        raise StateFileError(problems)
+    return out

@@ -22,13 +22,24 @@ DEFAULT_LOCK_TIMEOUT: float = 0
 #: Where the journal is when neither --journal nor RECONCILE_JOURNAL says.
 DEFAULT_LOCATION = ".reconcile/journal.jsonl"
 
-__all__ = ["DEFAULT_LOCATION", "DEFAULT_LOCK_TIMEOUT", "migrate", "open_journal"]
+__all__ = [
+    "DEFAULT_LOCATION",
+    "DEFAULT_LOCK_TIMEOUT",
+    "is_database_url",
+    "migrate",
+    "open_journal",
+]
+
+
+def is_database_url(location: str) -> bool:
+    """Whether a journal location names a PostgreSQL database rather than a file."""
+    return location.startswith(("postgresql://", "postgres://"))
 
 
 def open_journal(location: str | None = None) -> Journal:
     """The journal at `location` (a path or a postgresql:// URL), default from the env."""
     location = location or os.environ.get("RECONCILE_JOURNAL") or DEFAULT_LOCATION
-    if location.startswith(("postgresql://", "postgres://")):
+    if is_database_url(location):
         from .postgres import PostgresJournal
 
         journal: Journal = PostgresJournal(location)

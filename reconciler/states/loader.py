@@ -5,6 +5,9 @@ the value predicates of model.py; a file that is not plainly valid goes to the p
 (imported only then), which words its problems. Positions cost time, so they are only computed
 for a file that has a problem: it is read again in round-trip mode, whose nodes carry line and
 column. A text nested too deep for the parser's recursion is refused before it is parsed.
+
+`read_yaml` (the reading, with every refusal) and `position` (line and column of a value)
+serve the project file's loader too (config.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ ALIAS_EXPANSION_LIMIT = 1000
 #: A state file nests three levels (file, incidents, incident). Far deeper nesting is refused
 #: before the position pass: ruamel's pure-Python parser takes seconds to give up on it.
 NESTING_LIMIT = 50
+_STATE_FILE_NEEDS = "a state file needs 3"
 
 
 @dataclass
@@ -316,8 +320,27 @@ class _Loaded:
     problems: list[Problem]
 
 
-def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
-    """One file's incidents or problems; `fast=False` validates with the model only."""
+@dataclass
+class YamlText:
+    """One YAML file as read: its text, its document, and the problems reading it found.
+
+    `stopped`: the problems stopped the reading (not UTF-8, nested too deep, YAML syntax, an
+    alias bomb) and `doc` is None; otherwise `problems` are those the constructor noted
+    (keys that need quotes, duplicate keys) and `doc` is the document (None when empty)."""
+
+    text: str
+    doc: Any
+    problems: list[Problem]
+    stopped: bool = False
+
+
+def read_yaml(
+    path: str, data: bytes, fast: bool = True, needs: str = _STATE_FILE_NEEDS
+) -> YamlText:
+    """`data` (the bytes of the file at `path`) read as YAML by the one loader of this tool,
+    with every refusal a state file gets: not UTF-8, nesting deeper than NESTING_LIMIT (the
+    message says what the file `needs`), syntax errors, aliases that multiply the document.
+    `fast=False` keeps to ruamel's generic constructor."""
     global _LOADER
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
@@ -325,10 +348,10 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     text, problem = _decode(path, data)
     if text is None:
         assert problem is not None
-        return _Loaded(path, "", None, [problem])
-    problem = nesting_problem(path, text)
+        return YamlText("", None, [problem], stopped=True)
+    problem = nesting_problem(path, text, needs)
     if problem is not None:
-        return _Loaded(path, text, None, [problem])
+        return YamlText(text, None, [problem], stopped=True)
     if _LOADER is None:
         _LOADER = _make_loader()
     loader = _LOADER
@@ -344,13 +367,14 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
         if exc.context and message.startswith("but "):
             # "but found another document" only makes sense after its context.
             message = f"{exc.context}, {message}"
-        return _Loaded(path, text, None, [Problem(path, line, column, f"YAML syntax: {message}")])
+        problem = Problem(path, line, column, f"YAML syntax: {message}")
+        return YamlText(text, None, [problem], stopped=True)
     except ReaderError as exc:  # a character YAML forbids (NUL, other controls)
         line, column = _char_position(text, exc.position)
         message = f"YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
-        return _Loaded(path, text, None, [Problem(path, line, column, message)])
+        return YamlText(text, None, [Problem(path, line, column, message)], stopped=True)
     except YAMLError as exc:  # unmarked parser errors (e.g. several documents)
-        return _Loaded(path, text, None, [Problem(path, 1, 1, f"YAML: {exc}")])
+        return YamlText(text, None, [Problem(path, 1, 1, f"YAML: {exc}")], stopped=True)
     problems = [Problem(path, m.line + 1, m.column + 1, msg) for m, msg in constructor_problems]
     if "*" in text:
         written, expanded = _expanded_size(doc)
@@ -361,7 +385,27 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
                 f"YAML aliases expand to {expanded} nodes; at most {ALIAS_EXPANSION_LIMIT} "
                 f"more than the {written} written are allowed"
             )
-            return _Loaded(path, text, None, [Problem(path, line, column, message)])
+            return YamlText(text, None, [Problem(path, line, column, message)], stopped=True)
+    return YamlText(text, doc, problems)
+
+
+def too_deep_problem(
+    path: str, text: str, doc: Any, needs: str = _STATE_FILE_NEEDS
+) -> Problem | None:
+    """The nesting problem of a document nested too deep only through aliases (each part
+    written shallow, so `read_yaml` let it through), or None."""
+    if not _too_deep(doc):
+        return None
+    line, column = _first_too_deep(text) or (1, 1)
+    return Problem(path, line, column, _nesting_message(needs))
+
+
+def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
+    """One file's incidents or problems; `fast=False` validates with the model only."""
+    read = read_yaml(path, data, fast)
+    text, doc, problems = read.text, read.doc, read.problems
+    if read.stopped:
+        return _Loaded(path, text, None, problems)
     if doc is None:
         return _Loaded(path, text, None if problems else {}, problems)
     if not isinstance(doc, dict):
@@ -370,7 +414,7 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     if isinstance(incidents, dict) and any(type(k) is int for k in incidents):
         doc["incidents"], clashes = _stringify_keys(incidents)
         if clashes:
-            root = _rt_positions(text)
+            root = rt_positions(text)
             spelled: Any = root.get("incidents") if isinstance(root, dict) else None
             keys = list(spelled) if hasattr(spelled, "lc") else []
             for cid in clashes:
@@ -396,9 +440,9 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
     try:
         model = models()[1].validate_python(doc)
     except ValidationError as exc:
-        if _too_deep(doc):  # through aliases: each part is shallow
-            line, column = _first_too_deep(text) or (1, 1)
-            return _Loaded(path, text, None, [Problem(path, line, column, _NESTING_MESSAGE)])
+        deep = too_deep_problem(path, text, doc)  # through aliases: each part is shallow
+        if deep is not None:
+            return _Loaded(path, text, None, [deep])
         return _Loaded(path, text, None, [*problems, *_locate(path, text, exc)])
     return _Loaded(path, text, None if problems else (model.incidents or {}), problems)
 
@@ -489,7 +533,10 @@ def _first_too_deep(text: str, limit: int = NESTING_LIMIT) -> tuple[int, int] | 
     return None
 
 
-_NESTING_MESSAGE = f"YAML nested more than {NESTING_LIMIT} levels deep (a state file needs 3)"
+def _nesting_message(needs: str) -> str:
+    return f"YAML nested more than {NESTING_LIMIT} levels deep ({needs})"
+
+
 #: One line in block context: indentation, compact `- ` / `? ` indicators, then the content.
 _BLOCK_LINE = re.compile(r"( *)((?:[-?](?: +|(?=\n)|$))*)([^\n]*)")
 #: What matters inside a flow collection: brackets, line ends, and what could hide brackets.
@@ -505,7 +552,7 @@ _UNUSUAL = ("\t", "\r", "\x85", "\u2028", "\u2029", "\n---", "\n...")
 _UNUSUAL_START = tuple("!&*%@`")
 
 
-def nesting_problem(path: str, text: str) -> Problem | None:
+def nesting_problem(path: str, text: str, needs: str = _STATE_FILE_NEEDS) -> Problem | None:
     """A problem when `text` nests collections deeper than NESTING_LIMIT, found without
     building anything, so that the recursive parts of ruamel.yaml never see such a text.
 
@@ -518,7 +565,7 @@ def nesting_problem(path: str, text: str) -> Problem | None:
     if not _may_nest_too_deep(text):
         return None
     place = _first_too_deep(text)
-    return None if place is None else Problem(path, *place, _NESTING_MESSAGE)
+    return None if place is None else Problem(path, *place, _nesting_message(needs))
 
 
 #: A flow collection that closes on its own line, with nothing in between that could hide a
@@ -651,7 +698,7 @@ def _first_alias(text: str) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=4)
-def _rt_positions(text: str) -> Any:
+def rt_positions(text: str) -> Any:
     """The document with positions, or None when ruamel's pure-Python round-trip loader
     refuses a text that libyaml and the safe constructor read (a few tab corner cases, deep
     nesting, self-merges): positions then fall back to 1:1 rather than turning a validation
@@ -682,25 +729,34 @@ def _key_in(mapping: Any, key: Any) -> Any:
     return None
 
 
-def _position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
-    """Line and column (1-based) of the node at `loc` (or of its key, with at_key)."""
+def position(root: Any, loc: tuple[Any, ...], at_key: bool) -> tuple[int, int]:
+    """Line and column (1-based) of the node at `loc` (or of its key, with at_key) in a
+    round-trip document (`rt_positions`); the deepest place written when `loc` goes past
+    what the text spells out. An int in `loc` indexes a sequence."""
     node: Any = root
     line, column = 1, 1
     for depth, part in enumerate(loc):
         lc: Any = getattr(node, "lc", None)
-        if lc is None or not isinstance(node, dict):
+        if lc is None:
+            break
+        last = depth == len(loc) - 1
+        if isinstance(node, list):
+            if type(part) is not int or not 0 <= part < len(node):
+                break
+            line, column = lc.item(part)
+            line, column = line + 1, column + 1
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
             break
         key = _key_in(node, part)
         if key is None or key not in (lc.data or {}):  # merged in by `<<`: not written here
             break
-        last = depth == len(loc) - 1
         if last and at_key:
             line, column = lc.key(key)
         else:
             line, column = lc.value(key)
             value = node[key]
-            if not isinstance(value, dict | list) and not last:
-                break
             if value is None or (isinstance(value, dict) and not value and not last):
                 line, column = lc.key(key)
         line, column = line + 1, column + 1
@@ -718,7 +774,7 @@ _NOT_A_MAPPING = "the top level must be a mapping with 'incidents'"
 
 
 def _locate(path: str, text: str, exc: Any) -> list[Problem]:
-    root = _rt_positions(text)
+    root = rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
     for error in exc.errors(include_url=False, include_input=False):
@@ -749,7 +805,7 @@ def _describe(
     if kind == "model_type" or (kind == "model_attributes_type" and not clean):
         return Problem(path, 1, 1, _NOT_A_MAPPING)
     if kind in ("extra_forbidden", "invalid_key"):  # invalid_key: `1:` read as an int
-        line, column = _position(root, clean, at_key=True)
+        line, column = position(root, clean, at_key=True)
         name = clean[-1]
         if len(clean) == 1:
             valid: Sequence[str] = _TOP_KEYS
@@ -757,16 +813,9 @@ def _describe(
         else:
             valid = FIELDS
             where = f"in incident {clean[-2]}"
-        hint = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return Problem(
-            path,
-            line,
-            column,
-            f"unknown key '{name}' {where}{suggestion} (valid: {', '.join(valid)})",
-        )
+        return Problem(path, line, column, unknown_key(name, valid, where))
     if is_key:
-        line, column = _position(root, clean, at_key=True)
+        line, column = position(root, clean, at_key=True)
         return Problem(
             path,
             line,
@@ -774,7 +823,7 @@ def _describe(
             f"invalid incident id {_short(clean[-1])}: ids are letters and digits, "
             f"groups joined by single hyphens, at most {COUNTER_ID_MAX} characters",
         )
-    line, column = _position(root, clean, at_key=False)
+    line, column = position(root, clean, at_key=False)
     name = str(clean[-1]) if clean else ""
     label = _label(clean)
     if name in _ALLOWED and len(clean) == 3:
@@ -794,6 +843,13 @@ def _describe(
     return Problem(path, line, column, f"{label}: {msg}")  # pragma: no cover - defensive
 
 
+def unknown_key(name: Any, valid: Sequence[str], where: str) -> str:
+    """The message for a key that is not one of `valid`, with the closest one as a hint."""
+    hint = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
+    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+    return f"unknown key '{name}' {where}{suggestion} (valid: {', '.join(valid)})"
+
+
 def _label(loc: tuple[Any, ...]) -> str:
     if len(loc) >= 3:
         return f"incident {loc[1]}: {loc[2]}"
@@ -807,8 +863,8 @@ def _label(loc: tuple[Any, ...]) -> str:
 
 
 def _duplicate_problems(path: str, other: str, text: str, other_text: str, cid: str) -> Problem:
-    here = _position(_rt_positions(text), ("incidents", cid), at_key=True)
-    there = _position(_rt_positions(other_text), ("incidents", cid), at_key=True)
+    here = position(rt_positions(text), ("incidents", cid), at_key=True)
+    there = position(rt_positions(other_text), ("incidents", cid), at_key=True)
     return Problem(
         path,
         here[0],
