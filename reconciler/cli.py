@@ -14,8 +14,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -23,6 +23,9 @@ from .journal import DEFAULT_LOCATION, DEFAULT_LOCK_TIMEOUT
 from .planner import DEFAULT_BATCH_SIZE
 from .spike import DEFAULT_PARALLELISM
 from .states import DEFAULT_PATHS
+
+if TYPE_CHECKING:
+    from .config import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +107,25 @@ def journal_option(func: F) -> F:
     )(func)
 
 
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_file",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="The project file [default: RECONCILE_CONFIG, else ./reconcile.yaml if present].",
+    )(func)
+
+
+def drift_policy(config_file: str | None) -> Mapping[str, Policy]:
+    """Each field's drift policy (docs/drift.md, Where policies come from): reconcile.yaml's
+    defaults.drift, every field revert without a project file."""
+    from .config import ALL_REVERT, find_project
+
+    project = find_project(config_file)
+    return ALL_REVERT if project is None else project.defaults.drift
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spike-reconcile", prog_name="reconcile")
 def cli() -> None:
@@ -148,6 +170,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
 @parallelism_option
+@config_option
 @common
 def plan(
     paths: tuple[str, ...],
@@ -159,6 +182,7 @@ def plan(
     batch_size: int,
     refresh: bool,
     parallelism: int,
+    config_file: str | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -173,7 +197,10 @@ def plan(
     from .usecases.plan import PlanRequest, run_plan
 
     ctx = Context(verbose, no_color)
-    made = run_plan(PlanRequest(paths, journal_location, batch_size, targets, refresh, parallelism))
+    policy = drift_policy(config_file)
+    made = run_plan(
+        PlanRequest(paths, journal_location, batch_size, targets, refresh, parallelism, policy)
+    )
     for warning in made.journal_warnings:
         ctx.warn(warning)
     if out:
@@ -212,6 +239,7 @@ def plan(
     help="Self-heal: read live state first and revert drift (revert-policy fields only).",
 )
 @format_option("text", "json")
+@config_option
 @common
 def apply(
     args: tuple[str, ...],
@@ -224,6 +252,7 @@ def apply(
     targets: tuple[str, ...],
     refresh: bool,
     fmt: str,
+    config_file: str | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -288,15 +317,23 @@ def apply(
         force=force,
         targets=targets,
         refresh=refresh,
+        drift_policy=drift_policy(config_file),
     )
     outcome = run_apply(
         request, confirm=confirm, observe=ctx.info if verbose else None, progress=progress
     )
     for warning in outcome.warnings:
         ctx.warn(warning)
+    made = outcome.made
+    # Self-heal with nothing to revert still shows the drift it left alone (warn, accept).
+    held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
+    if held and made is not None:
+        shown = sys.stderr if fmt == "json" else sys.stdout
+        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
+        click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
         click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)
-    else:
+    elif not held:
         click.echo(render.apply_text(outcome.result, color=ctx.color(sys.stdout)), nl=False)
     if outcome.signal is not None:
         raise click.exceptions.Exit(128 + outcome.signal)
@@ -463,6 +500,7 @@ def _sandbox_teams(
 @parallelism_option
 @lock_timeout_option
 @format_option("text", "json")
+@config_option
 @common
 def refresh(
     paths: tuple[str, ...],
@@ -472,6 +510,7 @@ def refresh(
     parallelism: int,
     lock_timeout: float,
     fmt: str,
+    config_file: str | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -492,7 +531,15 @@ def refresh(
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
     outcome = run_refresh(
-        RefreshRequest(paths, adopt, journal_location, parallelism, lock_timeout, escalations)
+        RefreshRequest(
+            paths,
+            adopt,
+            journal_location,
+            parallelism,
+            lock_timeout,
+            escalations,
+            drift_policy(config_file),
+        )
     )
     if fmt == "json":
         click.echo(render.refresh_json(outcome), nl=False)
@@ -530,6 +577,7 @@ def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there is drift, 0 when not, 1 on error."
 )
 @parallelism_option
+@config_option
 @common
 def drift(
     paths: tuple[str, ...],
@@ -538,6 +586,7 @@ def drift(
     out: str | None,
     detailed_exitcode: bool,
     parallelism: int,
+    config_file: str | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -552,7 +601,8 @@ def drift(
     from .usecases.drift import DriftRequest, run_drift
 
     ctx = Context(verbose, no_color)
-    report = run_drift(DriftRequest(paths, journal_location, parallelism))
+    policy = drift_policy(config_file)
+    report = run_drift(DriftRequest(paths, journal_location, parallelism, policy))
     if out:
         saved = render.drift_json(report)
 
@@ -585,6 +635,7 @@ def drift(
 @parallelism_option
 @lock_timeout_option
 @format_option("text", "json")
+@config_option
 @common
 def accept(
     paths: tuple[str, ...],
@@ -594,6 +645,7 @@ def accept(
     parallelism: int,
     lock_timeout: float,
     fmt: str,
+    config_file: str | None,
     verbose: bool,
     no_color: bool,
 ) -> None:
@@ -606,7 +658,8 @@ def accept(
     from . import render
     from .usecases.accept import AcceptRequest, run_accept
 
-    request = AcceptRequest(paths, journal_location, ids, fields, parallelism, lock_timeout)
+    policy = drift_policy(config_file)
+    request = AcceptRequest(paths, journal_location, ids, fields, parallelism, lock_timeout, policy)
     outcome = run_accept(request)
     for warning in outcome.warnings:
         Context(verbose, no_color).warn(warning)

@@ -21,9 +21,6 @@ from helpers import KEY, TEAM, HandClock, command, env
 
 from reconciler.config import ALL_REVERT
 from reconciler.sandbox import SandboxServer
-from reconciler.usecases.accept import AcceptRequest, run_accept
-from reconciler.usecases.apply import ApplyRequest, run_apply
-from reconciler.usecases.drift import DriftRequest, run_drift
 
 ACK_TIMEOUT = 600.0
 FILE = """\
@@ -87,32 +84,39 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 def test_an_acknowledge_timeout_under_warn_is_reported_and_never_reverted(repo: Repo) -> None:
+    (repo.states.parent / "reconcile.yaml").write_text(
+        "version: 1\ndefaults:\n  drift: {status: warn}  # our integrations time out\n"
+    )
     repo.clock.now += ACK_TIMEOUT  # Spike returns web-1 to triggered
-    paths, journal = [str(repo.states)], str(repo.journal)
-    [entry] = run_drift(DriftRequest(paths, journal, drift_policy=WARN_STATUS)).entries
-    assert (entry.incident, entry.field, entry.live, entry.kind, entry.policy) == (
-        "web-1",
-        "status",
-        "triggered",
-        "outside",
-        "warn",
-    )
+    report = repo.run("drift", str(repo.states), "--format", "json", "--detailed-exitcode")
+    assert report.returncode == 2, report.stderr
+    [entry] = json.loads(report.stdout)["drift"]
+    assert (entry["incident"], entry["field"], entry["live"]) == ("web-1", "status", "triggered")
+    assert (entry["kind"], entry["policy"]) == ("outside", "warn")
     before = repo.journal.read_bytes()
-    outcome = run_apply(
-        ApplyRequest(paths=paths, journal_location=journal, refresh=True, drift_policy=WARN_STATUS),
-        confirm=lambda _made: True,
+    healed = repo.run("apply", str(repo.states), "--refresh", "--auto-approve")
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert (
+        "! web-1 status acknowledged -> triggered  (policy warn: not reverted, only reported)"
+        in healed.stdout
     )
-    assert outcome.result is None  # nothing to revert, nothing to record
-    assert outcome.made is not None and [d.policy for d in outcome.made.plan.drift] == ["warn"]
     assert repo.non_get_calls() == []
     assert repo.server.incidents()["web-1"]["status"] == "NACK"
     assert repo.journal.read_bytes() == before
     # The journal kept `acknowledged`: a plan without --refresh plans nothing either.
     plain = repo.run("plan", str(repo.states), "--detailed-exitcode")
     assert plain.returncode == 0, plain.stdout + plain.stderr
-    # Under revert (the default), the same report says revert, and self-heal acknowledges.
-    report = json.loads(repo.run("drift", str(repo.states), "--format", "json").stdout)
-    assert [(e["incident"], e["policy"]) for e in report["drift"]] == [("web-1", "revert")]
+    # Under revert (the default, --config naming a file without drift), self-heal
+    # acknowledges it again.
+    (repo.states.parent / "revert.yaml").write_text("version: 1\n")
+    config = ("--config", str(repo.states.parent / "revert.yaml"))
+    report = repo.run("drift", str(repo.states), "--format", "json", *config)
+    assert [(e["incident"], e["policy"]) for e in json.loads(report.stdout)["drift"]] == [
+        ("web-1", "revert")
+    ]
+    healed = repo.run("apply", str(repo.states), "--refresh", "--auto-approve", *config)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert repo.non_get_calls() == [("POST", "/incidents/acknowledge")]
 
 
 def test_a_priority_changed_in_the_dashboard_is_reverted_by_self_heal(repo: Repo) -> None:
@@ -161,19 +165,28 @@ def test_a_burst_of_outside_changes_is_not_reverted_without_force(tmp_path: Path
 
 
 def test_a_severity_under_accept_is_written_into_its_file_with_its_comment(repo: Repo) -> None:
-    repo.server.set_incidents({"db-2": {"severity": "sev2"}})
-    outcome = run_accept(
-        AcceptRequest(
-            [str(repo.states)],
-            str(repo.journal),
-            drift_policy={**ALL_REVERT, "severity": "accept"},
-        )
+    (repo.states.parent / "reconcile.yaml").write_text(
+        "version: 1\ndefaults:\n  drift:\n    severity: accept\n"
     )
-    assert list(outcome.files) == [str(repo.states / "incidents.yaml")]
+    repo.server.set_incidents({"db-2": {"severity": "sev2", "priority": "p3"}})
+    accepted = repo.run("accept", str(repo.states))
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout == (
+        f"{repo.states / 'incidents.yaml'}\n"
+        "  db-2 severity: sev1 -> sev2\n"
+        "Accepted 1 live value into 1 file; recorded in the journal (serial 5).\n"
+    )
     text = (repo.states / "incidents.yaml").read_text()
     assert "    severity: sev2  # customers see it: raise only in a review\n" in text
     assert "# the on-call has it; the integration times out after 10 minutes" in text
     assert repo.non_get_calls() == []
+    # The priority's policy is revert: still drift, for self-heal.
+    report = repo.run("drift", str(repo.states), "--format", "json")
+    assert [(e["field"], e["policy"]) for e in json.loads(report.stdout)["drift"]] == [
+        ("priority", "revert")
+    ]
+    healed = repo.run("apply", str(repo.states), "--refresh", "--auto-approve")
+    assert healed.returncode == 0, healed.stdout + healed.stderr
     clean = repo.run("drift", str(repo.states), "--detailed-exitcode")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     plain = repo.run("plan", str(repo.states), "--detailed-exitcode")
