@@ -465,6 +465,7 @@ def refresh_text(outcome: RefreshOutcome) -> str:
     lines = ["Changed outside reconcile (journal -> live):"] if outcome.drift else []
     lines += [
         f"  ! {d.incident} {d.field} {show_value(d.journaled)} -> {show_value(d.live)}"
+        + _held_note(d, outcome.recorded)
         for d in outcome.drift
     ]
     count = len(outcome.recorded)
@@ -475,6 +476,13 @@ def refresh_text(outcome: RefreshOutcome) -> str:
         else "The journal already matches Spike; nothing recorded."
     )
     return "\n".join(lines) + "\n"
+
+
+def _held_note(drift: Drift, recorded: Mapping[str, Mapping[str, Value]]) -> str:
+    """Why a drifted field was not recorded: its policy (docs/drift.md, Policies)."""
+    if drift.field in recorded.get(drift.incident, {}):
+        return ""
+    return f"  (policy {drift.policy}: not recorded, the journal keeps its value)"
 
 
 def refresh_json(outcome: RefreshOutcome) -> str:

@@ -207,3 +207,24 @@ def test_a_deleted_incident_is_missing(repo: Repo) -> None:
     healed = repo.run("apply", str(repo.states), "--refresh", "--auto-approve")
     assert healed.returncode == 1 and "incident db-2: not found in Spike" in healed.stderr
     assert repo.non_get_calls() == []
+
+
+def test_refresh_keeps_the_journal_value_of_a_warn_field(repo: Repo) -> None:
+    (repo.states.parent / "reconcile.yaml").write_text(
+        "version: 1\ndefaults:\n  drift: {status: warn}\n"
+    )
+    repo.clock.now += ACK_TIMEOUT
+    repo.server.set_incidents({"db-2": {"priority": "p3"}})
+    refreshed = repo.run("refresh", str(repo.states))
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert refreshed.stdout.splitlines() == [
+        "Changed outside reconcile (journal -> live):",
+        "  ! db-2 priority p1 -> p3",
+        "  ! web-1 status acknowledged -> triggered  (policy warn: not recorded, the journal "
+        "keeps its value)",
+        "Recorded live values of 1 incident (journal serial 5); nothing was changed in Spike.",
+    ]
+    # The recorded priority is planned back; the warned status is not.
+    plan = repo.run("plan", str(repo.states), "--format", "json")
+    changes = json.loads(plan.stdout)["changes"]
+    assert [(c["incident"], c["field"]) for c in changes] == [("db-2", "priority")]
