@@ -228,3 +228,27 @@ def test_refresh_keeps_the_journal_value_of_a_warn_field(repo: Repo) -> None:
     plan = repo.run("plan", str(repo.states), "--format", "json")
     changes = json.loads(plan.stdout)["changes"]
     assert [(c["incident"], c["field"]) for c in changes] == [("db-2", "priority")]
+
+
+def test_a_saved_refresh_plan_follows_the_policies_it_was_made_with(repo: Repo) -> None:
+    (repo.states.parent / "reconcile.yaml").write_text(
+        "version: 1\ndefaults:\n  drift: {status: warn}\n"
+    )
+    repo.clock.now += ACK_TIMEOUT
+    repo.server.set_incidents({"db-2": {"priority": "p3"}})
+    saved = repo.states.parent / "plan.json"
+    made = repo.run("plan", str(repo.states), "--refresh", "--out", str(saved))
+    assert made.returncode == 0, made.stderr
+    body = json.loads(saved.read_text())
+    assert [(d["incident"], d["policy"]) for d in body["drift"]] == [
+        ("db-2", "revert"),
+        ("web-1", "warn"),
+    ]
+    assert body["refresh"] == {"db-2": {"priority": "p3"}}
+    refused = repo.run("apply", str(saved), "--refresh")
+    assert refused.returncode == 1 and "--refresh cannot change a saved plan" in refused.stderr
+    applied = repo.run("apply", str(saved))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert repo.non_get_calls() == [("POST", "/incidents/priority")]
+    shown = repo.run("show", "--format", "json")
+    assert '"acknowledged"' in shown.stdout and '"triggered"' not in shown.stdout
