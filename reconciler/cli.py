@@ -724,12 +724,16 @@ def log(journal_location: str | None, fmt: str, verbose: bool, no_color: bool) -
 
 
 @cli.command()
+@click.option(
+    "--config", "project_file", is_flag=True, help="The schema of reconcile.yaml instead."
+)
 @common
-def schema(verbose: bool, no_color: bool) -> None:
-    """Print the JSON Schema of a state file (for editors)."""
-    from .states.schema import schema_json
+def schema(project_file: bool, verbose: bool, no_color: bool) -> None:
+    """Print the JSON Schema of a state file, or of reconcile.yaml (for editors)."""
+    from . import config
+    from .states import schema as state_file
 
-    click.echo(schema_json(), nl=False)
+    click.echo((config if project_file else state_file).schema_json(), nl=False)
 
 
 @cli.command()

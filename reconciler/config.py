@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from .errors import Problem, ReconcileError, StateFileError
 
@@ -134,6 +135,9 @@ def _models() -> tuple[Any, Any]:
     from pydantic import Field as PydanticField
     from typing_extensions import Required, TypedDict
 
+    def described(text: str) -> Any:
+        return PydanticField(description=text)
+
     one_or_more = Annotated[int, PydanticField(strict=True, ge=1)]
     name_text = Annotated[str, StringConstraints(strict=True, min_length=1)]
     team_name = Annotated[
@@ -171,10 +175,15 @@ def _models() -> tuple[Any, Any]:
 
         __pydantic_config__ = forbid  # type: ignore[misc]
 
-        batch_size: one_or_more | None
-        parallelism: one_or_more | None
+        batch_size: Annotated[one_or_more | None, described("Ids per batched call (--batch-size).")]
+        parallelism: Annotated[
+            one_or_more | None,
+            described("API calls in flight at most, all teams together (--parallelism)."),
+        ]
         unsafe: UnsafeRule | None
-        drift: DriftPolicies | None
+        drift: Annotated[
+            DriftPolicies | None, described("Every team's drift policies; a team may override.")
+        ]
 
     class Team(TypedDict, total=False):
         """One team: its Spike team id, its state files, its journal."""
@@ -182,7 +191,11 @@ def _models() -> tuple[Any, Any]:
         __pydantic_config__ = forbid  # type: ignore[misc]
 
         team_id: Required[
-            Annotated[str, StringConstraints(strict=True, pattern=f"^{TEAM_ID_PATTERN}$")]
+            Annotated[
+                str,
+                StringConstraints(strict=True, pattern=f"^{TEAM_ID_PATTERN}$"),
+                described("The Spike team's id, sent as the x-team-id header."),
+            ]
         ]
         paths: Annotated[
             list[name_text],
@@ -197,9 +210,14 @@ def _models() -> tuple[Any, Any]:
         api_key_env: Annotated[
             str,
             StringConstraints(strict=True, pattern=f"^{ENV_NAME_PATTERN}$"),
-            PydanticField(json_schema_extra={"default": DEFAULT_API_KEY_ENV}),
+            PydanticField(
+                description="The environment variable holding the API key.",
+                json_schema_extra={"default": DEFAULT_API_KEY_ENV},
+            ),
         ]
-        drift: DriftPolicies | None
+        drift: Annotated[
+            DriftPolicies | None, described("Overrides of defaults.drift for this team.")
+        ]
 
     class ProjectFile(BaseModel):
         """reconcile.yaml: `version` (1), optional `defaults` and `teams` by name."""
@@ -221,7 +239,10 @@ def _models() -> tuple[Any, Any]:
             return value
 
         defaults: ProjectDefaults | None = None
-        teams: dict[team_name, Team] | None = None
+        teams: Annotated[
+            dict[team_name, Team] | None,
+            PydanticField(description="Teams by name; none: one team, from SPIKE_TEAM_ID."),
+        ] = None
 
     return ProjectFile, TypeAdapter(ProjectFile)
 
@@ -229,6 +250,12 @@ def _models() -> tuple[Any, Any]:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of reconcile.yaml, for editors (`yaml-language-server: $schema=`)."""
     schema: dict[str, Any] = _models()[0].model_json_schema()
+    # pydantic writes a constrained key type as patternProperties, which lets a key that
+    # does not match through unchecked: the names' pattern goes to propertyNames instead.
+    teams = schema["properties"]["teams"]["anyOf"][0]
+    ((pattern, team),) = teams.pop("patternProperties").items()
+    teams["propertyNames"]["pattern"] = pattern
+    teams["additionalProperties"] = team
     return schema
 
 
@@ -351,8 +378,10 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             return at(loc, unknown_key(name, _DEFAULTS_KEYS, "in defaults"), at_key=True)
         if head == ("defaults", "unsafe"):
             return at(loc, unknown_key(name, _UNSAFE_KEYS, "in defaults.unsafe"), at_key=True)
-        if head[-1] == "drift":
-            where = "in defaults.drift" if head[0] == "defaults" else f"in team {head[1]}'s drift"
+        if _is_drift(head):
+            where = (
+                "in defaults.drift" if head[0] == "defaults" else f"in the drift of team {head[1]}"
+            )
             return at(loc, unknown_key(name, DRIFT_FIELDS, where), at_key=True)
         return at(loc, unknown_key(name, _TEAM_KEYS, f"in team {head[1]}"), at_key=True)
     if loc == ("version",):
@@ -369,9 +398,9 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
         return at(loc, f"{_label(loc)} must be a whole number, 0 or more")
     if loc == ("defaults", "unsafe", "max_share"):
         return at(loc, f"{_label(loc)} must be a number greater than 0 and at most 1")
-    if name == "drift":
+    if _is_drift(loc):
         return at(loc, f"{_label(loc)} must be a mapping of field -> policy ({policies})")
-    if head and head[-1] == "drift":
+    if _is_drift(head):
         return at(loc, f"{_label(loc)} must be one of {policies}")
     if loc == ("teams",):
         return at(loc, "teams must be a mapping of team name -> team")
@@ -408,6 +437,13 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
             "_, not starting with a digit)",
         )
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
+
+
+def _is_drift(loc: tuple[Any, ...]) -> bool:
+    """Whether `loc` is a drift map's (not, say, a team named drift)."""
+    return loc == ("defaults", "drift") or (
+        len(loc) == 3 and loc[0] == "teams" and loc[2] == "drift"
+    )
 
 
 def _label(loc: tuple[Any, ...]) -> str:
@@ -461,7 +497,6 @@ def _overlay(
 def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
-    from .journal import is_database_url
     from .states.loader import position, rt_positions
 
     root = None
@@ -469,9 +504,7 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     for what in ("team_id", "journal"):
         owners: dict[str, list[str]] = {}
         for team in project.teams.values():
-            value = getattr(team, what)
-            if what == "journal" and not is_database_url(value):
-                value = os.path.realpath(value)
+            value = team.team_id if what == "team_id" else _journal_identity(team.journal)
             owners.setdefault(value, []).append(team.name)
         for names in owners.values():
             if len(names) < 2:
@@ -499,6 +532,24 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _journal_identity(location: str) -> str:
+    """What makes two journal locations one journal: a file's resolved path; a database
+    URL's host, database and namespace (users and parameters aside, the default namespace
+    made explicit)."""
+    from .errors import JournalError
+    from .journal import is_database_url
+
+    if not is_database_url(location):
+        return os.path.realpath(location)
+    from .journal.postgres import PostgresJournal
+
+    try:
+        shown = urlsplit(PostgresJournal(location).location)
+    except JournalError:
+        return location  # opening the journal will say what is wrong with it
+    return shown._replace(netloc=shown.netloc.rpartition("@")[2]).geturl()
 
 
 def _written(root: Any, name: str) -> Any:

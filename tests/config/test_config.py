@@ -6,10 +6,12 @@ RECONCILE_CONFIG or the working directory; `team_of` and `assign` say which team
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
 from reconciler.config import (
     ALL_REVERT,
@@ -172,10 +174,24 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
             f"3:19: defaults.drift.status must be {POLICIES}",
             "3:27: unknown key 'priorty' in defaults.drift; did you mean 'priority'? "
             "(valid: status, priority, severity, public_sharing)",
-            "7:13: unknown key 'escalations' in team a's drift "
+            "7:13: unknown key 'escalations' in the drift of team a "
             "(valid: status, priority, severity, public_sharing)",
             f"7:42: team a: drift.severity must be {POLICIES}",
             "10:12: team b: drift must be a mapping of field -> policy (revert, warn, accept)",
+        ],
+    ),
+    "teams-named-like-keys": (
+        "version: 1\n"
+        "teams:\n"
+        "  drift: {drift: {status: warn}}\n"
+        "  paths: {team_id: [x], drift: {state: warn}}\n"
+        "  teams: 7\n",
+        [
+            "3:3: team drift: team_id is required (the Spike team's id)",
+            "4:20: team paths: team_id must be a string; quote an id YAML reads as a number",
+            "4:33: unknown key 'state' in the drift of team paths; did you mean 'status'? "
+            "(valid: status, priority, severity, public_sharing)",
+            "5:10: team teams must be a mapping with at least team_id",
         ],
     ),
     "teams-not-a-mapping": (
@@ -297,7 +313,11 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
         "    journal: postgresql://u:hunter2@db/spike\n"
         "  d:\n"
         "    team_id: w\n"
-        "    journal: postgresql://u:hunter2@db/spike\n"
+        # The same database and namespace, as another user with other parameters.
+        "    journal: postgresql://w@db/spike?namespace=default&sslmode=require\n"
+        "  g:\n"
+        "    team_id: t\n"
+        "    journal: postgresql://u:hunter2@db/spike?namespace=g\n"
         "  e:\n"
         "    team_id: v\n"
         "    journal: .reconcile/f.jsonl\n"
@@ -307,7 +327,7 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
             "8:14: teams a and b have the same journal; each team needs its own",
             "14:14: teams c and d have the same journal; each team needs its own",
             # f's journal is the default one, which e names: at f's name.
-            "18:3: teams e and f have the same journal; each team needs its own",
+            "21:3: teams e and f have the same journal; each team needs its own",
         ],
     ),
 }
@@ -600,3 +620,52 @@ def test_assign_refuses_files_of_two_teams_or_of_none(here: Path) -> None:
         "teams/payments/legacy/old.yaml: this file is under the paths of two teams: "
         "overlap, payments",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema (docs/teams.md, "reconcile.yaml": Editors)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_schema_config_prints_the_bundled_project_file_schema() -> None:
+    result = cli("schema", "--config")
+    assert (result.code, result.stderr) == (0, "")
+    assert result.stdout == (REPO / "schema" / "reconcile.json").read_text()
+    schema = json.loads(result.stdout)
+    assert schema["required"] == ["version"]
+    assert set(schema["properties"]) == {"version", "defaults", "teams"}
+    teams = schema["properties"]["teams"]["anyOf"][0]
+    # Every name is checked, not only those matching a pattern.
+    assert teams["propertyNames"] == {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 32}
+    assert teams["additionalProperties"] == {"$ref": "#/$defs/Team"}
+    team = schema["$defs"]["Team"]
+    assert team["additionalProperties"] is False
+    assert team["required"] == ["team_id"]
+    assert set(team["properties"]) == {"team_id", "paths", "journal", "api_key_env", "drift"}
+    drift = schema["$defs"]["DriftPolicies"]["properties"]
+    assert list(drift) == ["status", "priority", "severity", "public_sharing"]
+    assert {p["enum"] == ["revert", "warn", "accept"] for p in drift.values()} == {True}
+    assert schema["$defs"]["UnsafeRule"]["properties"]["max_share"]["default"] == 0.3
+
+
+def test_schema_without_config_is_still_the_state_files() -> None:
+    assert cli("schema").stdout == (REPO / "schema" / "state-file.json").read_text()
+
+
+def test_the_documented_error_example_is_what_the_loader_says(here: Path) -> None:
+    doc = (REPO / "docs" / "teams.md").read_text()
+    errors = doc.split("### Errors", 1)[1]
+    text = errors.split("```yaml\n", 1)[1].split("```", 1)[0]
+    printed = errors.split("```text\n", 1)[1].split("```", 1)[0]
+    write(here, text)
+    with pytest.raises(StateFileError) as caught:
+        load_project("reconcile.yaml")
+    assert str(caught.value) + "\n" == printed
+
+
+def test_a_journal_url_the_journal_refuses_is_left_for_it_to_report(here: Path) -> None:
+    # Opening the journal says what is wrong with it (docs/journal.md); here it is only text.
+    url = "postgresql://db/spike?namespace=two+words"
+    write(here, f"version: 1\nteams:\n  a:\n    team_id: x\n    journal: {url}\n")
+    assert load_project("reconcile.yaml").teams["a"].journal == url

@@ -152,16 +152,30 @@ def test_the_install_step_never_runs_python_files_of_the_checked_out_repository(
         (runner.workspace / f"{name}.py").write_text(
             f"open('ran-{name}.py', 'w').close()\nraise SystemExit(3)\n"
         )
+    done = install(runner)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "does not provide the extra" not in done.stderr
+    assert sorted(p.name for p in runner.workspace.iterdir()) == ["pip.py", "venv.py"]
+    venv_python = runner.temp / "fresh" / "spike-reconcile-venv" / "bin" / "python"
+    assert subprocess.run([venv_python, "-c", "import tiny"], check=False).returncode == 0
+
+
+def install(
+    runner: Runner, journal: str = "", config: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The install step, run for real with a tiny wheel for the action (the action itself
+    would take a build)."""
     spec = step("Install reconcile")
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(runner.root),
         "RUNNER_TEMP": str(runner.temp / "fresh"),
-        "ACTION_PATH": str(tiny_wheel(runner.root)),  # the action itself would take a build
-        "RECONCILE_JOURNAL": "",
+        "ACTION_PATH": str(tiny_wheel(runner.root)),
+        "RECONCILE_JOURNAL": journal,
+        "RECONCILE_CONFIG": config,
     }
-    assert set(spec["env"]) == {"ACTION_PATH", "RECONCILE_JOURNAL"}
-    done = subprocess.run(
+    assert set(spec["env"]) == {"ACTION_PATH", "RECONCILE_JOURNAL", "RECONCILE_CONFIG"}
+    return subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", spec["run"]],
         cwd=runner.workspace,
         env=env,
@@ -170,10 +184,19 @@ def test_the_install_step_never_runs_python_files_of_the_checked_out_repository(
         timeout=300,
         check=False,
     )
+
+
+def test_a_project_file_with_a_postgresql_journal_installs_the_postgres_extra(
+    runner: Runner,
+) -> None:
+    (runner.workspace / "ops").mkdir()
+    (runner.workspace / "ops" / "reconcile.yaml").write_text(
+        "version: 1\nteams:\n  a:\n    team_id: x\n    journal: postgresql://db/spike\n"
+    )
+    done = install(runner, config="ops/reconcile.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(p.name for p in runner.workspace.iterdir()) == ["pip.py", "venv.py"]
-    venv_python = runner.temp / "fresh" / "spike-reconcile-venv" / "bin" / "python"
-    assert subprocess.run([venv_python, "-c", "import tiny"], check=False).returncode == 0
+    # The tiny wheel has no such extra: pip says it was asked for.
+    assert "tiny 0.1 does not provide the extra 'postgres'" in done.stderr
 
 
 def test_an_unknown_command_stops_the_action(runner: Runner) -> None:
@@ -301,3 +324,67 @@ def test_apply_without_a_plan_file_plans_the_paths_and_applies(runner: Runner) -
     assert summary.startswith("### spike-reconcile apply\n\n```\n")
     assert "Credentials refused" in summary
     assert KEY not in summary + done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# With a project file (docs/teams.md): no default path, so every team is planned and applied
+
+
+def recording_reconcile(runner: Runner) -> Path:
+    """Replace the venv's reconcile with a script that records its arguments (one a line)
+    and RECONCILE_CONFIG, and succeeds: what the steps pass, whatever the CLI does with it."""
+    record = runner.root / "argv"
+    fake = runner.temp / "spike-reconcile-venv" / "bin" / "reconcile"
+    fake.unlink()
+    fake.write_text(
+        "#!/bin/bash\n"
+        f"printf '%s\\n' \"$@\" > '{record}'\n"
+        f"printf 'config=%s\\n' \"${{RECONCILE_CONFIG-unset}}\" >> '{record}'\n"
+    )
+    fake.chmod(0o755)
+    return record
+
+
+def passed(record: Path) -> list[str]:
+    return record.read_text().splitlines()
+
+
+def test_without_a_project_file_the_default_path_is_states(runner: Runner) -> None:
+    record = recording_reconcile(runner)
+    assert runner.run("Plan", {"command": "plan"}).returncode == 0
+    assert passed(record)[:2] == ["plan", "states"]
+    assert runner.run("Apply", {"command": "apply"}).returncode == 0
+    assert passed(record) == ["apply", "states", "--auto-approve", "--no-color", "config="]
+
+
+def test_a_reconcile_yaml_plans_and_applies_every_team(runner: Runner) -> None:
+    record = recording_reconcile(runner)
+    (runner.workspace / "reconcile.yaml").write_text("version: 1\n")
+    assert runner.run("Plan", {"command": "plan"}).returncode == 0
+    plan_file = str(runner.temp / "spike-reconcile-plan.json")
+    assert passed(record) == [
+        "plan",
+        "--out",
+        plan_file,
+        "--format",
+        "markdown",
+        "--detailed-exitcode",
+        "--no-color",
+        "config=",
+    ]
+    assert runner.run("Apply", {"command": "apply"}).returncode == 0
+    assert passed(record) == ["apply", "--auto-approve", "--no-color", "config="]
+    # Paths given on purpose still narrow the run.
+    assert runner.run("Apply", {"command": "apply", "paths": "teams/payments"}).returncode == 0
+    assert passed(record) == ["apply", "teams/payments", "--auto-approve", "--no-color", "config="]
+
+
+def test_the_config_input_reaches_reconcile_as_a_variable_never_as_code(runner: Runner) -> None:
+    record = recording_reconcile(runner)
+    assert runner.run("Plan", {"command": "plan", "config": "ops/reconcile.yaml"}).returncode == 0
+    assert passed(record)[:2] == ["plan", "--out"]
+    assert passed(record)[-1] == "config=ops/reconcile.yaml"
+    hostile = "x.yaml $(touch pwned) `touch pwned2`; touch pwned3"
+    assert runner.run("Apply", {"command": "apply", "config": hostile}).returncode == 0
+    assert passed(record) == ["apply", "--auto-approve", "--no-color", f"config={hostile}"]
+    assert not list(runner.workspace.glob("pwned*"))

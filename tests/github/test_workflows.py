@@ -23,6 +23,9 @@ WORKFLOWS = [
     *sorted(EXAMPLES.glob("*.yml")),
 ]
 PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+#: What a change to the states may touch: states/ (one team), the teams' default paths and
+#: the project file (docs/teams.md).
+STATE_FILES = ["states/**", "teams/**", "reconcile.yaml"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -55,18 +58,21 @@ def test_the_plan_job_cannot_write_and_only_the_comment_job_comments() -> None:
     assert comment["with"]["github-token"] == "${{ github.token }}"
     [plan] = [s for s in jobs["plan"]["steps"] if s.get("with", {}).get("command")]
     assert "github-token" not in plan["with"]
-    assert load(EXAMPLES / "plan.yml")["on"]["pull_request"]["paths"] == ["states/**"]
+    assert load(EXAMPLES / "plan.yml")["on"]["pull_request"]["paths"] == STATE_FILES
 
 
 @pytest.mark.parametrize("name", ["apply.yml", "apply-postgres.yml"])
 def test_applies_never_overlap_and_apply_the_plan_they_show(name: str) -> None:
     workflow = load(EXAMPLES / name)
     assert workflow["concurrency"] == {"group": "reconcile-apply", "cancel-in-progress": False}
-    assert workflow["on"]["push"] == {"branches": ["main"], "paths": ["states/**"]}
+    assert workflow["on"]["push"] == {"branches": ["main"], "paths": STATE_FILES}
     commands = [
         s["with"]["command"] for s in steps(workflow) if "with" in s and "command" in s["with"]
     ]
     assert commands == ["plan", "apply"]
+    [plan] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "plan"]
+    # The action's default: states/, or every team of a reconcile.yaml (docs/teams.md).
+    assert "paths" not in plan["with"]
     [apply] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "apply"]
     assert apply["with"]["plan-file"] == "${{ steps.plan.outputs.plan-file }}"
     assert apply["env"] == {
@@ -178,3 +184,14 @@ def test_the_journal_is_pushed_as_a_bot_commit_even_when_main_moved(
     files = git(remote, "show", "--name-only", "--format=", "main").split()
     assert files == [".reconcile/journal.jsonl"]
     assert git(remote, "show", "main:.reconcile/journal.jsonl").endswith('{"kind": "op"}\n')
+
+
+def test_every_teams_journal_is_committed_and_no_lock(clones: tuple[Path, Path, Path]) -> None:
+    remote, runner, _ = clones
+    (runner / ".reconcile" / "payments.jsonl").write_text('{"kind": "lineage"}\n')
+    (runner / ".reconcile" / "payments.jsonl.lock").write_text("")
+    (runner / ".reconcile" / "search.jsonl").write_text('{"kind": "lineage"}\n')
+    done = commit_step(runner)
+    assert done.returncode == 0, done.stderr
+    files = git(remote, "show", "--name-only", "--format=", "main").split()
+    assert files == [".reconcile/payments.jsonl", ".reconcile/search.jsonl"]
