@@ -11,6 +11,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -47,6 +48,10 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
     targets: Sequence[str] = ()
+    #: Self-heal (apply --refresh): plan against live values, reverting only the fields whose
+    #: `drift_policy` is revert (docs/drift.md); the live values read are recorded.
+    refresh: bool = False
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
     unsafe: Unsafe = DEFAULT_UNSAFE
@@ -393,9 +398,12 @@ def _prepare(
         request.batch_size,
         request.targets,
         journal_state=state,
+        refresh=request.refresh,
+        parallelism=request.parallelism,
         desired=desired,
         team=request.team,
         unsafe=request.unsafe,
+        drift_policy=request.drift_policy,
     )
     fresh = made.plan
     if not fresh.has_changes:

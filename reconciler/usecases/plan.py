@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, now
@@ -42,6 +43,8 @@ class PlanRequest:
     #: Read the managed incidents' live values from Spike first (plan --refresh).
     refresh: bool = False
     parallelism: int = DEFAULT_PARALLELISM
+    #: Each field's drift policy (docs/drift.md), followed with `refresh`.
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml planned (its id and key for --refresh); None: one team,
     #: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
@@ -150,6 +153,7 @@ def run_plan(request: PlanRequest) -> MadePlan:
         parallelism=request.parallelism,
         team=request.team,
         unsafe=request.unsafe,
+        drift_policy=request.drift_policy,
     )
 
 
@@ -170,6 +174,7 @@ def make_plan(
     desired: DesiredState | None = None,
     team: TeamConfig | None = None,
     unsafe: Unsafe = DEFAULT_UNSAFE,
+    drift_policy: Mapping[str, Policy] = ALL_REVERT,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
@@ -199,6 +204,7 @@ def make_plan(
         kept=state.kept,
         uncertain=state.uncertain,
         unsafe=unsafe,
+        drift_policy=drift_policy,
     )
     return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
 
