@@ -199,7 +199,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     from .usecases.plan import load_teams
 
     selection = _select(Context(verbose, no_color), (), paths, None)
-    loaded = load_teams([run.paths if selection.teams else paths for run in selection.runs])
+    loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     click.echo(f"{files} files, {incidents} incidents: valid.")
@@ -267,6 +267,7 @@ def plan(
             team=run.team,
             unsafe=run.unsafe,
             drift_policy=run.drift,
+            only=run.only,
         )
         for run in selection.runs
     ]
@@ -422,6 +423,7 @@ def apply(
             unsafe=run.unsafe,
             refresh=refresh,
             drift_policy=run.drift,
+            only=run.only,
         )
         for run in selection.runs
     ]
@@ -656,12 +658,12 @@ def refresh(
     if selection.teams and adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
     if selection.teams and escalations is None:
-        load_teams([run.paths for run in selection.runs])  # every team's files, before any call
+        load_teams([run.files for run in selection.runs])  # every team's files, before any call
     show = render.refresh_json if fmt == "json" else render.refresh_text
     parts: dict[str, str] = {}
     for run in selection.runs:
         request = RefreshRequest(
-            run.paths if selection.teams else paths,
+            run.files if selection.teams else paths,
             adopt,
             run.journal,
             parallelism,
@@ -750,7 +752,7 @@ def drift(
     parallelism = _configured("parallelism", parallelism)
     requests = [
         DriftRequest(
-            run.paths if selection.teams else paths,
+            run.files if selection.teams else paths,
             run.journal,
             parallelism,
             team=run.team,
@@ -821,7 +823,7 @@ def accept(
     parts: dict[str, str] = {}
     for run in selection.runs:
         request = AcceptRequest(
-            run.paths if selection.teams else paths,
+            run.files if selection.teams else paths,
             run.journal,
             ids,
             fields,
@@ -963,7 +965,15 @@ def comment(
     from .usecases.comment import CommentRequest, post_plan_comment
 
     request = CommentRequest(
-        plan_file, repo, pr, marker, commit, run_url, author, markdown=render.plan_markdown
+        plan_file,
+        repo,
+        pr,
+        marker,
+        commit,
+        run_url,
+        author,
+        markdown=render.plan_markdown,
+        teams_markdown=render.teams_plan_markdown,
     )
     click.echo(render.comment_text(post_plan_comment(request), pr))
 
@@ -1031,7 +1041,7 @@ def fmt_command(
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     if selection.teams:
-        paths = tuple(p for run in selection.runs for p in run.paths)
+        paths = tuple(p for run in selection.runs for p in run.files)
     outcome = run_fmt(FmtRequest(paths, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))

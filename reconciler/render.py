@@ -249,34 +249,53 @@ def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+#: A team's section gets its whole plan only with at least this much room; with less, its
+#: summary line alone (the plan file has the rest).
+_TEAM_SECTION_MIN = 1_500
+
+
 def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
     """One pull-request comment for every team: a table of per-team totals, then one
-    collapsible section per team, each within its share of GitHub's limit."""
-    head = [
-        "### spike-reconcile plan",
-        "",
-        f"**{teams_total(plan)}**",
-        "",
-        "| team | changes | incidents changed | API calls | to forget | |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-    ]
+    collapsible section per team, each within its share of GitHub's limit.
+
+    Whatever the number of teams: the table takes at most a third of the budget, a section
+    whose plan does not fit its share shows its summary line alone, and teams beyond the
+    budget are counted in a closing note.
+    """
+    note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
+    out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
+    rows = []
     for team in plan.teams:
         numbers = team.made.plan.summary()
         flag = "unsafe" if team.made.plan.unsafe else ""
-        head.append(
+        rows.append(
             f"| {team.name} | {numbers['changes']} | {numbers['changed_incidents']} | "
             f"{numbers['operations']} | {len(team.made.plan.forget)} | {flag} |"
         )
-    out = "\n".join(head) + "\n"
-    share = (budget - len(out)) // max(1, len(plan.teams)) - 200
-    for team in plan.teams:
+    out += "| team | changes | incidents changed | API calls | to forget | |\n"
+    out += "| --- | ---: | ---: | ---: | ---: | --- |\n"
+    out, shown = _fill(out, rows, len(out) + budget // 3)
+    if shown < len(rows):
+        out += note.format(n=len(rows) - shown).replace("teams", "teams in the table")
+    reserve = len(note) + 20
+    for n, team in enumerate(plan.teams):
+        left = len(plan.teams) - n
+        room = budget - len(out) - reserve
         opened = " open" if team.made.plan.has_changes else ""
-        out += (
+        summary = (
             f"\n<details{opened}><summary>Team {team.name}: "
             f"{plan_summary(team.made.plan)}</summary>\n\n"
         )
-        out += plan_markdown(team.made.plan, share, heading=False)
-        out += "\n</details>\n"
+        closing = "\n</details>\n"
+        bare = summary.replace(f"<details{opened}>", "<details>") + "_(shown in the plan file)_\n"
+        if len(bare) + len(closing) > room:
+            return out + note.format(n=left)
+        share = room // left - len(summary) - len(closing)
+        section = plan_markdown(team.made.plan, share, heading=False) if share > 0 else ""
+        if share < _TEAM_SECTION_MIN or len(section) > share:
+            out += bare + closing
+        else:
+            out += summary + section + closing
     return out
 
 

@@ -55,6 +55,8 @@ class ApplyRequest:
     #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
     unsafe: Unsafe = DEFAULT_UNSAFE
+    #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
+    only: Sequence[str] = ()
 
 
 @dataclass
@@ -404,6 +406,7 @@ def _prepare(
         team=request.team,
         unsafe=request.unsafe,
         drift_policy=request.drift_policy,
+        only=request.only,
     )
     fresh = made.plan
     if not fresh.has_changes:

@@ -49,6 +49,8 @@ class PlanRequest:
     #: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
     unsafe: Unsafe = DEFAULT_UNSAFE
+    #: Plan only the incidents of these state files (docs/teams.md: PATH arguments).
+    only: Sequence[str] = ()
 
 
 @dataclass
@@ -120,6 +122,8 @@ def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
             desired=loaded,
             team=request.team,
             unsafe=request.unsafe,
+            drift_policy=request.drift_policy,
+            only=request.only,
         )
         location = open_journal(request.journal_location).location
         teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
@@ -154,6 +158,7 @@ def run_plan(request: PlanRequest) -> MadePlan:
         team=request.team,
         unsafe=request.unsafe,
         drift_policy=request.drift_policy,
+        only=request.only,
     )
 
 
@@ -175,18 +180,23 @@ def make_plan(
     team: TeamConfig | None = None,
     unsafe: Unsafe = DEFAULT_UNSAFE,
     drift_policy: Mapping[str, Policy] = ALL_REVERT,
+    only: Sequence[str] = (),
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
 
     `apply` passes the journal's state it read under the lock, and the desired state it
-    loaded, so that nothing is read twice.
+    loaded, so that nothing is read twice. With `only` (state files among `paths`: PATH
+    arguments with teams), only their incidents are planned, as targets: nothing else is
+    changed or forgotten.
     """
     from ..states.loader import load
 
     check_targets(targets)
     desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
+    if only:
+        targets = _incidents_of(desired, only, targets)
     live = None
     if refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
@@ -198,7 +208,7 @@ def make_plan(
         serial=state.serial,
         inputs_digest=desired.inputs_digest,
         batch_size=batch_size,
-        targets=list(targets) or None,
+        targets=list(targets) if only or targets else None,
         sources=desired.sources,
         live=live,
         kept=state.kept,
@@ -207,6 +217,16 @@ def make_plan(
         drift_policy=drift_policy,
     )
     return MadePlan(result, now(), desired.sources, list(state.warnings), batch_size)
+
+
+def _incidents_of(desired: DesiredState, files: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The incidents written in `files` (compared as resolved paths), among `targets` when
+    any are given."""
+    from pathlib import Path
+
+    wanted = {Path(file).resolve() for file in files}
+    ids = [cid for cid, source in desired.sources.items() if Path(source).resolve() in wanted]
+    return sorted(set(ids) & set(targets)) if targets else sorted(ids)
 
 
 def read_live(
