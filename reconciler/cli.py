@@ -23,6 +23,9 @@ from .journal import DEFAULT_LOCATION, DEFAULT_LOCK_TIMEOUT
 from .planner import DEFAULT_BATCH_SIZE
 from .spike import DEFAULT_PARALLELISM
 
+if TYPE_CHECKING:
+    pass
+
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -196,7 +199,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     from .usecases.plan import load_teams
 
     selection = _select(Context(verbose, no_color), (), paths, None)
-    loaded = load_teams([run.paths if selection.teams else paths for run in selection.runs])
+    loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     click.echo(f"{files} files, {incidents} incidents: valid.")
@@ -263,6 +266,8 @@ def plan(
             parallelism,
             team=run.team,
             unsafe=run.unsafe,
+            drift_policy=run.drift,
+            only=run.only,
         )
         for run in selection.runs
     ]
@@ -318,6 +323,11 @@ def plan(
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Self-heal: read live state first and revert drift (revert-policy fields only).",
+)
 @format_option("text", "json")
 @team_option
 @common
@@ -330,6 +340,7 @@ def apply(
     lock_timeout: float,
     force: bool,
     targets: tuple[str, ...],
+    refresh: bool,
     fmt: str,
     teams: tuple[str, ...],
     verbose: bool,
@@ -340,6 +351,8 @@ def apply(
     A single argument that is a file not ending in .yaml/.yml is a saved plan (from
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
     With teams in reconcile.yaml, every team (or each --team) is applied, concurrently.
+    With --refresh (self-heal), the plan is made against live state: drifted fields whose
+    policy is revert are reverted, and the unsafe rule counts the reverts.
     """
     from . import render
     from .usecases.apply import ApplyRequest, run_apply, run_apply_teams
@@ -352,6 +365,8 @@ def apply(
             raise click.UsageError("--batch-size cannot change a saved plan; plan again")
         if targets:
             raise click.UsageError("--target cannot change a saved plan; plan again")
+        if refresh:
+            raise click.UsageError("--refresh cannot change a saved plan; plan --refresh again")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if plan_file is None and not auto_approve and not interactive:
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
@@ -406,6 +421,9 @@ def apply(
             targets=targets,
             team=run.team,
             unsafe=run.unsafe,
+            refresh=refresh,
+            drift_policy=run.drift,
+            only=run.only,
         )
         for run in selection.runs
     ]
@@ -428,9 +446,16 @@ def apply(
     outcome = run_apply(requests[0], confirm=confirm, observe=observe, progress=progress)
     for warning in outcome.warnings:
         ctx.warn(warning)
+    made = outcome.made
+    # Self-heal with nothing to revert still shows the drift it left alone (warn, accept).
+    held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
+    if held and made is not None:
+        shown = sys.stderr if fmt == "json" else sys.stdout
+        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
+        click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
         click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)
-    else:
+    elif not held:
         click.echo(render.apply_text(outcome.result, color=ctx.color(sys.stdout)), nl=False)
     if outcome.signal is not None:
         raise click.exceptions.Exit(128 + outcome.signal)
@@ -633,18 +658,19 @@ def refresh(
     if selection.teams and adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
     if selection.teams and escalations is None:
-        load_teams([run.paths for run in selection.runs])  # every team's files, before any call
+        load_teams([run.files for run in selection.runs])  # every team's files, before any call
     show = render.refresh_json if fmt == "json" else render.refresh_text
     parts: dict[str, str] = {}
     for run in selection.runs:
         request = RefreshRequest(
-            run.paths if selection.teams else paths,
+            run.files if selection.teams else paths,
             adopt,
             run.journal,
             parallelism,
             lock_timeout,
             escalations,
             team=run.team,
+            drift_policy=run.drift,
         )
         parts[run.name or ""] = show(run_refresh(request))
     _echo_parts(selection, parts, fmt)
@@ -726,7 +752,11 @@ def drift(
     parallelism = _configured("parallelism", parallelism)
     requests = [
         DriftRequest(
-            run.paths if selection.teams else paths, run.journal, parallelism, team=run.team
+            run.files if selection.teams else paths,
+            run.journal,
+            parallelism,
+            team=run.team,
+            drift_policy=run.drift,
         )
         for run in selection.runs
     ]
@@ -747,6 +777,66 @@ def drift(
         click.echo(render.drift_text(report, color=ctx.color(sys.stdout)), nl=False)
     if detailed_exitcode and report.has_drift:
         raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--id", "ids", multiple=True, metavar="ID", help="Accept this incident's drift.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    type=click.Choice(["status", "priority", "severity"]),
+    help="Accept this field's drift.",
+)
+@journal_option
+@parallelism_option
+@lock_timeout_option
+@format_option("text", "json")
+@team_option
+@common
+def accept(
+    paths: tuple[str, ...],
+    ids: tuple[str, ...],
+    fields: tuple[str, ...],
+    journal_location: str | None,
+    parallelism: int,
+    lock_timeout: float,
+    fmt: str,
+    teams: tuple[str, ...],
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Write live values of drifted fields into the state files and the journal.
+
+    Takes the fields whose drift policy is accept (with --id/--field: those, whatever their
+    policy), keeps every comment, and prints the files it changed. Nothing is written when
+    any incident cannot be read.
+    """
+    from . import render
+    from .usecases.accept import AcceptRequest, run_accept
+
+    ctx = Context(verbose, no_color)
+    selection = _select(ctx, teams, paths, journal_location)
+    parallelism = _configured("parallelism", parallelism)
+    show = render.accept_json if fmt == "json" else render.accept_text
+    parts: dict[str, str] = {}
+    for run in selection.runs:
+        request = AcceptRequest(
+            run.files if selection.teams else paths,
+            run.journal,
+            ids,
+            fields,
+            parallelism,
+            lock_timeout,
+            run.drift,
+            team=run.team,
+        )
+        outcome = run_accept(request)
+        for warning in outcome.warnings:
+            ctx.warn(f"team {run.name}: {warning}" if run.name else warning)
+        parts[run.name or ""] = show(outcome)
+    _echo_parts(selection, parts, fmt)
 
 
 @cli.group()
@@ -875,7 +965,15 @@ def comment(
     from .usecases.comment import CommentRequest, post_plan_comment
 
     request = CommentRequest(
-        plan_file, repo, pr, marker, commit, run_url, author, markdown=render.plan_markdown
+        plan_file,
+        repo,
+        pr,
+        marker,
+        commit,
+        run_url,
+        author,
+        markdown=render.plan_markdown,
+        teams_markdown=render.teams_plan_markdown,
     )
     click.echo(render.comment_text(post_plan_comment(request), pr))
 
@@ -943,7 +1041,7 @@ def fmt_command(
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     if selection.teams:
-        paths = tuple(p for run in selection.runs for p in run.paths)
+        paths = tuple(p for run in selection.runs for p in run.files)
     outcome = run_fmt(FmtRequest(paths, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))

@@ -130,7 +130,9 @@ def _models() -> tuple[Any, Any]:
         return PydanticField(description=text)
 
     one_or_more = Annotated[int, PydanticField(strict=True, ge=1)]
-    name_text = Annotated[str, StringConstraints(strict=True, min_length=1)]
+    # No NUL: the operating system cannot take it in a file name (a path with one would only
+    # fail later, with a traceback).
+    name_text = Annotated[str, StringConstraints(strict=True, min_length=1, pattern="^[^\\x00]+$")]
     team_name = Annotated[
         str,
         StringConstraints(strict=True, pattern=f"^{TEAM_NAME_PATTERN}$", max_length=TEAM_NAME_MAX),
@@ -472,7 +474,7 @@ def _project(path: str, model: Any) -> Project:
             name=name,
             team_id=team["team_id"],
             paths=tuple(relative(p) for p in team.get("paths", [f"teams/{name}"])),
-            journal=journal if is_database_url(journal) else relative(journal),
+            journal=_namespaced(journal, name) if is_database_url(journal) else relative(journal),
             api_key_env=team.get("api_key_env", DEFAULT_API_KEY_ENV),
             drift=_overlay(defaults.drift, team.get("drift")),
         )
@@ -525,6 +527,15 @@ def _clashes(path: str, text: str, project: Project) -> list[Problem]:
     return problems
 
 
+def _namespaced(url: str, name: str) -> str:
+    """A team's PostgreSQL journal URL, with the team's name as its namespace when the URL
+    names none: teams sharing one database never share a journal (docs/teams.md)."""
+    query = urlsplit(url).query
+    if any(item.partition("=")[0] == "namespace" for item in query.split("&") if item):
+        return url
+    return url + ("&" if "?" in url else "?") + f"namespace={name}"
+
+
 def _journal_identity(location: str) -> str:
     """What makes two journal locations one journal: a file's resolved path; a database
     URL's host, database and namespace (users and parameters aside, the default namespace
@@ -538,9 +549,12 @@ def _journal_identity(location: str) -> str:
 
     try:
         shown = urlsplit(PostgresJournal(location).location)
-    except JournalError:
+        port = shown.port or 5432
+    except (JournalError, ValueError):
         return location  # opening the journal will say what is wrong with it
-    return shown._replace(netloc=shown.netloc.rpartition("@")[2]).geturl()
+    # postgres:// and postgresql://, LOCALHOST and localhost:5432 are one server.
+    host = (shown.hostname or "").lower()
+    return f"postgresql://{host}:{port}{shown.path}?{shown.query}"
 
 
 def _written(root: Any, name: str) -> Any:

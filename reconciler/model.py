@@ -131,12 +131,18 @@ class Change:
 
 @dataclass(frozen=True, order=True, slots=True)
 class Drift:
-    """A field Spike reports differently from the journal: changed outside reconcile."""
+    """A field Spike reports differently from the journal: changed outside reconcile.
+
+    `policy` is the field's drift policy (docs/drift.md): with `revert` the plan is made
+    against the live value (and reverts it); with `warn` or `accept` a live value that differs
+    from the desired one is only reported, and the journal keeps its value.
+    """
 
     incident: str
     field: str
     journaled: Value
     live: Value
+    policy: str = "revert"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +150,7 @@ class Drift:
             "field": self.field,
             "journaled": self.journaled,
             "live": self.live,
+            "policy": self.policy,
         }
 
 

@@ -863,7 +863,7 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         or not all(isinstance(w, str) for w in warnings)
     ):
         raise InvalidPlanError(f"{saved.path}: summary or warnings malformed")
-    drift = _saved_items(saved, "drift", ("journaled", "live"), ())
+    drift = _saved_items(saved, "drift", ("journaled", "live"), ("policy",))
     return Plan(
         lineage=saved.lineage,
         serial=saved.serial,
@@ -875,7 +875,10 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         operations=saved.operations,
         unsafe=saved.unsafe,
         warnings=warnings,
-        drift=[Drift(d["incident"], d["field"], d["journaled"], d["live"]) for d in drift],
+        drift=[
+            Drift(d["incident"], d["field"], d["journaled"], d["live"], d.get("policy", "revert"))
+            for d in drift
+        ],
         live_values=saved.refresh,
     )
 
@@ -884,6 +887,7 @@ def _saved_items(
     saved: SavedPlan, key: str, values: tuple[str, ...], optional: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """The list `key` of a plan file: {incident, field, *values} objects with valid values."""
+    from .config import POLICIES
     from .errors import InvalidPlanError
     from .model import is_counter_id
 
@@ -901,7 +905,9 @@ def _saved_items(
             and all(
                 v is None or is_field_value(item["field"], v) for v in (item[n] for n in values)
             )
-            and all(isinstance(item.get(name, True), bool) for name in optional)
+            and all(isinstance(item.get(name, True), bool) for name in optional if name != "policy")
+            # a drift entry's policy (docs/plan-format.md); plans older than policies lack it
+            and item.get("policy", "revert") in POLICIES
         ):
             raise InvalidPlanError(f"{saved.path}: {key}[{n}] is malformed")
     return items

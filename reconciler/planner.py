@@ -269,6 +269,7 @@ def plan(
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
     unsafe: Unsafe = DEFAULT_UNSAFE,
+    drift_policy: Mapping[str, str] | None = None,
     rules: Mapping[str, Mapping[str, str]] | None = None,
     keep: Collection[str] = (),
 ) -> Plan:
@@ -281,9 +282,12 @@ def plan(
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
-    record. `kept` and `uncertain` come from the journal (Recorded): facts that survive
-    forgetting, and incidents whose last escalation has an unknown outcome (no escalation is
-    planned for them; the plan warns). Raises PlanError listing every incident that cannot
+    record; except, per `drift_policy` (field -> revert | warn | accept, revert when absent),
+    a field whose policy is not revert and whose live value differs from the desired one:
+    that one is only listed as drift, planned as without --refresh and not recorded.
+    `kept` and `uncertain` come from the journal (Recorded): facts that survive forgetting,
+    and incidents whose last escalation has an unknown outcome (no escalation is planned for
+    them; the plan warns). Raises PlanError listing every incident that cannot
     be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
     count that shrinks, or grows on a resolved incident.
     """
@@ -296,7 +300,7 @@ def plan(
     journal = dict(journal)
     if live:
         kept = with_resolved(journal, kept)
-        journal, drift, refresh = overlay_live(journal, live, desired)
+        journal, drift, refresh = overlay_live(journal, live, desired, drift_policy)
     sources = sources or {}
     notes = list(warnings)
     if targets is not None:
@@ -408,13 +412,21 @@ def plan(
 
 
 def overlay_live(
-    journal: IncidentMap, live: Mapping[str, Fields], desired: Mapping[str, Fields] | None = None
+    journal: IncidentMap,
+    live: Mapping[str, Fields],
+    desired: Mapping[str, Fields] | None = None,
+    drift_policy: Mapping[str, str] | None = None,
 ) -> tuple[IncidentMap, list[Drift], dict[str, Fields]]:
     """The journal with live values laid over it: (merged state, drift, values to record).
 
     Only fields the journal already holds or `desired` manages are taken from `live`, so a
     refresh never starts tracking a field nobody asked for. With `desired` None, every live
     field of an incident the journal does not know yet is taken (adopting it).
+
+    A field whose `drift_policy` is warn or accept (docs/drift.md, Policies) and whose live
+    value differs from the desired one is held: listed as drift (when the journal has a value
+    for it) with its policy, but neither laid over nor recorded, so the journal keeps its
+    value and nothing reverts it.
     """
     merged = dict(journal)
     drift: list[Drift] = []
@@ -426,10 +438,13 @@ def overlay_live(
         for name, value in live[cid].items():
             if name not in have and name not in managed:
                 continue
+            policy = drift_policy.get(name, "revert") if drift_policy else "revert"
             if name in have:
                 if have[name] == value:
                     continue
-                drift.append(Drift(cid, name, have[name], value))
+                drift.append(Drift(cid, name, have[name], value, policy))
+            if policy != "revert" and name in managed and managed[name] != value:
+                continue  # held: the journal keeps its value, the plan reverts nothing
             changed[name] = value
         if changed:
             merged[cid] = {**have, **changed}

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import printable
 from .github import COMMENT_LIMIT
-from .model import FIELDS, Change, Operation, Value
+from .model import FIELDS, Change, Drift, Operation, Value
 from .planner import Plan
 from .redact import clip
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
     from .journal.records import Recorded
+    from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
     from .usecases.comment import CommentResult
     from .usecases.drift import DriftEntry, DriftReport
@@ -82,6 +83,13 @@ def plan_summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
+def drift_policy_note(drift: Drift) -> str:
+    """What the plan does with a drifted field, by its policy (docs/drift.md, Policies)."""
+    if drift.policy == "revert":
+        return "policy revert: planned against live"
+    return f"policy {drift.policy}: not reverted, only reported"
+
+
 def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     out: dict[str, list[Change]] = {}
     for change in changes:
@@ -96,10 +104,10 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     lines: list[str] = []
     width = max(len(f) for f in FIELDS) + 1
     if plan.drift:
-        lines.append("Changed outside reconcile (journal -> live), planned against live:")
+        lines.append("Changed outside reconcile (journal -> live):")
         lines.extend(
             paint(f"  ! {d.incident} {d.field}", "magenta")
-            + f" {show_value(d.journaled)} -> {show_value(d.live)}"
+            + f" {show_value(d.journaled)} -> {show_value(d.live)}  ({drift_policy_note(d)})"
             for d in plan.drift
         )
         lines.append("")
@@ -166,6 +174,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
         head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
         head += [
             f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
+            f" ({drift_policy_note(d)})"
             for d in plan.drift[:50]
         ]
         if len(plan.drift) > 50:
@@ -242,34 +251,53 @@ def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+#: A team's section gets its whole plan only with at least this much room; with less, its
+#: summary line alone (the plan file has the rest).
+_TEAM_SECTION_MIN = 1_500
+
+
 def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
     """One pull-request comment for every team: a table of per-team totals, then one
-    collapsible section per team, each within its share of GitHub's limit."""
-    head = [
-        "### spike-reconcile plan",
-        "",
-        f"**{teams_total(plan)}**",
-        "",
-        "| team | changes | incidents changed | API calls | to forget | |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-    ]
+    collapsible section per team, each within its share of GitHub's limit.
+
+    Whatever the number of teams: the table takes at most a third of the budget, a section
+    whose plan does not fit its share shows its summary line alone, and teams beyond the
+    budget are counted in a closing note.
+    """
+    note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
+    out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
+    rows = []
     for team in plan.teams:
         numbers = team.made.plan.summary()
         flag = "unsafe" if team.made.plan.unsafe else ""
-        head.append(
+        rows.append(
             f"| {team.name} | {numbers['changes']} | {numbers['changed_incidents']} | "
             f"{numbers['operations']} | {len(team.made.plan.forget)} | {flag} |"
         )
-    out = "\n".join(head) + "\n"
-    share = (budget - len(out)) // max(1, len(plan.teams)) - 200
-    for team in plan.teams:
+    out += "| team | changes | incidents changed | API calls | to forget | |\n"
+    out += "| --- | ---: | ---: | ---: | ---: | --- |\n"
+    out, shown = _fill(out, rows, len(out) + budget // 3)
+    if shown < len(rows):
+        out += note.format(n=len(rows) - shown).replace("teams", "teams in the table")
+    reserve = len(note) + 20
+    for n, team in enumerate(plan.teams):
+        left = len(plan.teams) - n
+        room = budget - len(out) - reserve
         opened = " open" if team.made.plan.has_changes else ""
-        out += (
+        summary = (
             f"\n<details{opened}><summary>Team {team.name}: "
             f"{plan_summary(team.made.plan)}</summary>\n\n"
         )
-        out += plan_markdown(team.made.plan, share, heading=False)
-        out += "\n</details>\n"
+        closing = "\n</details>\n"
+        bare = summary.replace(f"<details{opened}>", "<details>") + "_(shown in the plan file)_\n"
+        if len(bare) + len(closing) > room:
+            return out + note.format(n=left)
+        share = room // left - len(summary) - len(closing)
+        section = plan_markdown(team.made.plan, share, heading=False) if share > 0 else ""
+        if share < _TEAM_SECTION_MIN or len(section) > share:
+            out += bare + closing
+        else:
+            out += summary + section + closing
     return out
 
 
@@ -589,6 +617,7 @@ def refresh_text(outcome: RefreshOutcome) -> str:
     lines = ["Changed outside reconcile (journal -> live):"] if outcome.drift else []
     lines += [
         f"  ! {d.incident} {d.field} {show_value(d.journaled)} -> {show_value(d.live)}"
+        + _held_note(d, outcome.recorded)
         for d in outcome.drift
     ]
     count = len(outcome.recorded)
@@ -599,6 +628,13 @@ def refresh_text(outcome: RefreshOutcome) -> str:
         else "The journal already matches Spike; nothing recorded."
     )
     return "\n".join(lines) + "\n"
+
+
+def _held_note(drift: Drift, recorded: Mapping[str, Mapping[str, Value]]) -> str:
+    """Why a drifted field was not recorded: its policy (docs/drift.md, Policies)."""
+    if drift.field in recorded.get(drift.incident, {}):
+        return ""
+    return f"  (policy {drift.policy}: not recorded, the journal keeps its value)"
 
 
 def refresh_json(outcome: RefreshOutcome) -> str:
@@ -655,6 +691,42 @@ def import_text(outcome: ImportOutcome) -> str:
     ]
     lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
     return "\n".join(lines) + "\n"
+
+
+def accept_text(outcome: AcceptOutcome) -> str:
+    """What `reconcile accept` prints: each file rewritten with the fields accepted into it."""
+    if not outcome.files:
+        return "Nothing to accept: no drifted field was selected.\n"
+    lines: list[str] = []
+    for path, entries in outcome.files.items():
+        lines.append(printable(path))
+        lines.extend(
+            f"  {e.incident} {e.field}: {show_value(e.desired)} -> {show_value(e.live)}"
+            for e in entries
+        )
+    count = sum(len(entries) for entries in outcome.files.values())
+    files = len(outcome.files)
+    lines.append(
+        f"Accepted {count} live value{'s' * (count != 1)} into {files} "
+        f"file{'s' * (files != 1)}; recorded in the journal (serial {outcome.serial})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def accept_json(outcome: AcceptOutcome) -> str:
+    """`reconcile accept --format json` (docs/drift.md, Accepting live values)."""
+    body = {
+        "files": {
+            path: [
+                {"incident": e.incident, "field": e.field, "was": e.desired, "live": e.live}
+                for e in entries
+            ]
+            for path, entries in outcome.files.items()
+        },
+        "journal": {"lineage": outcome.lineage, "serial": outcome.serial},
+        "warnings": outcome.warnings,
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def comment_text(result: CommentResult, pr: int) -> str:

@@ -35,8 +35,8 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   The escalation count is never dropped; a resolved status is dropped from the fields and
   kept as a fact.
 - `set` {serial, source, incidents: {id: {field: value}}}: values read from Spike (`source`
-  refresh or import) or, for `escalations`, recorded by the operator from Spike's activity
-  log (`source` "activity-log", `reconcile refresh --id ID --escalations N`). A `set` of
+  refresh, import or accept) or, for `escalations`, recorded by the operator from Spike's
+  activity log (`source` "activity-log", `reconcile refresh --id ID --escalations N`). A `set` of
   `escalations` clears that incident's uncertainty; for an incident that is not journaled, it
   sets the kept count.
 - `op` and `set` records may carry `rules` {id: rule name}: the incidents among their ids

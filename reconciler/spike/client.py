@@ -108,12 +108,16 @@ class SpikeConfig:
     base_url: str
     api_key: str = field(repr=False)
     team_id: str | None
+    #: Where the key and the team id came from, for messages: the variable holding the key,
+    #: and SPIKE_TEAM_ID or a team of reconcile.yaml.
+    key_source: str = "SPIKE_API_KEY"
+    team_source: str = "SPIKE_TEAM_ID"
 
     def __post_init__(self) -> None:
         check_url(self.base_url)
-        check_header_secret("SPIKE_API_KEY", self.api_key)
+        check_header_secret(self.key_source, self.api_key)
         if self.team_id is not None:
-            check_header_secret("SPIKE_TEAM_ID", self.team_id)
+            check_header_secret(self.team_source, self.team_id)
         register(self.api_key)
 
     @classmethod
@@ -142,6 +146,10 @@ class SpikeConfig:
             base_url=env.get("SPIKE_API_URL") or DEFAULT_URL,
             api_key=env[key_env],
             team_id=team_id or env.get("SPIKE_TEAM_ID") or None,
+            key_source=key_env,
+            team_source="SPIKE_TEAM_ID"
+            if team_id is None
+            else "the team's team_id in reconcile.yaml",
         )
 
 
@@ -580,7 +588,7 @@ class SpikeClient:
             if status in (401, 403):
                 raise CredentialsError(
                     f"{where}: the Spike API answered {status} ({message}): check "
-                    "SPIKE_API_KEY and SPIKE_TEAM_ID",
+                    f"{self.config.key_source} and {self.config.team_source}",
                     method=method,
                     path=path,
                     status_code=status,

@@ -11,6 +11,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -48,9 +49,15 @@ class ApplyRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
     targets: Sequence[str] = ()
+    #: Self-heal (apply --refresh): plan against live values, reverting only the fields whose
+    #: `drift_policy` is revert (docs/drift.md); the live values read are recorded.
+    refresh: bool = False
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
     unsafe: Unsafe = DEFAULT_UNSAFE
+    #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
+    only: Sequence[str] = ()
 
 
 @dataclass
@@ -396,10 +403,13 @@ def _prepare(
         request.batch_size,
         request.targets,
         journal_state=state,
+        refresh=request.refresh,
+        parallelism=request.parallelism,
         desired=desired,
         team=request.team,
         unsafe=request.unsafe,
-        parallelism=request.parallelism,
+        drift_policy=request.drift_policy,
+        only=request.only,
         evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
     )
     fresh = made.plan

@@ -125,8 +125,7 @@ def post_plan_comment(request: CommentRequest) -> CommentResult:
     saved = read_plan_file(request.plan_file)
     if isinstance(saved, SavedTeamsPlan):
         teams = teams_plan_from_saved(saved)
-        if request.teams_markdown is None:
-            raise ReconcileError(f"{saved.path}: a plan of teams cannot be shown here")
+        assert request.teams_markdown is not None, "the CLI passes both views"
         markdown, has_changes = request.teams_markdown(teams), teams.has_changes
     else:
         plan = plan_from_saved(saved)

@@ -1,16 +1,17 @@
 """The drift report: read the managed incidents' live values and say which fields differ from
 the state files, changing nothing (no journal write, no call but GET /incidents/{counterId}).
 
-Every field's policy is `revert`, the default, until per-field policies exist; there are no
+Each entry carries its field's drift policy (the request's, from reconcile.yaml); there are no
 teams yet, so an entry's team is None. docs/drift.md describes the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from ..config import ALL_REVERT, Policy
 from ..journal import open_journal
 from ..journal.records import now
 from ..model import FIELDS, LIVE_FIELDS, Fields, IncidentMap, Value
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 #: field; pending: the journal differs too (the change is not applied yet); missing: the
 #: incident answers 404 (deleted, or in another team).
 DriftKind = Literal["outside", "pending", "missing"]
-#: The policy of every field until reconcile.yaml can say otherwise.
+#: The policy of a field the request's mapping does not name, and of a missing incident.
 DEFAULT_POLICY = "revert"
 
 
@@ -37,6 +38,8 @@ class DriftRequest:
     paths: Sequence[str] = ()
     journal_location: str | None = None
     parallelism: int = DEFAULT_PARALLELISM
+    #: Each field's drift policy, reported with its entries (docs/drift.md, Policies).
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml checked (its id, key and name); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
 
@@ -114,7 +117,7 @@ def run_drift(request: DriftRequest) -> DriftReport:
     missing: list[str] = []
     read = read_live({*explicit, *unlisted}, request.parallelism, missing, team=request.team)
     live = {**listed, **read}
-    entries = find_drift(desired, journal, live, missing)
+    entries = find_drift(desired, journal, live, missing, request.drift_policy)
     if request.team is not None:
         entries = [replace(entry, team=request.team.name) for entry in entries]
     return DriftReport(checked_at, entries, len(desired))
@@ -143,10 +146,11 @@ def find_drift(
     journal: IncidentMap,
     live: IncidentMap,
     missing: Sequence[str] = (),
+    drift_policy: Mapping[str, Policy] = ALL_REVERT,
 ) -> list[DriftEntry]:
     """The drifted fields: those the state files manage whose live value differs from the
-    desired one (only the fields a live read reports can drift), plus one entry per missing
-    incident. Pure: no I/O."""
+    desired one (only the fields a live read reports can drift), each with its policy, plus
+    one entry per missing incident. Pure: no I/O."""
     entries = [DriftEntry(cid, None, None, None, None, "missing", False) for cid in missing]
     for cid in sorted(live):
         want, have, seen = desired.get(cid, {}), journal.get(cid, {}), live[cid]
@@ -163,6 +167,7 @@ def find_drift(
                     seen[name],
                     "outside" if outside else "pending",
                     journaled_known=name in have,
+                    policy=drift_policy.get(name, DEFAULT_POLICY),
                 )
             )
     return sorted(entries, key=_order)

@@ -103,11 +103,11 @@ def run_fmt(request: FmtRequest) -> FmtOutcome:
             )
         changed.append(Reformatted(str(file), patch))
         if not check:
-            _write_state_file(file, formatted)
+            write_state_file(file, formatted)
     return FmtOutcome(changed, unchanged, problems)
 
 
-def _write_state_file(path: Path, text: str) -> None:
+def write_state_file(path: Path, text: str) -> None:
     """Replace (or create) a state file atomically, through a symlink, keeping its mode."""
     target = path.resolve()
     try:
@@ -186,7 +186,7 @@ def run_import(request: ImportRequest) -> ImportOutcome:
             placed.setdefault(written.get(cid, to_name), []).append(cid)
         for path, text in _imported_texts(placed, desired, live).items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            _write_state_file(Path(path), text)
+            write_state_file(Path(path), text)
         # Files first: a journal record without its file line would make the next apply
         # forget the incident; a file line without its record only plans an idempotent call.
         w.set_values({cid: live[cid] for cid in ids}, "import")

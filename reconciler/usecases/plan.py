@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, now
@@ -43,10 +44,14 @@ class PlanRequest:
     #: Read the managed incidents' live values from Spike first (plan --refresh).
     refresh: bool = False
     parallelism: int = DEFAULT_PARALLELISM
+    #: Each field's drift policy (docs/drift.md), followed with `refresh`.
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml planned (its id and key for --refresh); None: one team,
     #: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
     unsafe: Unsafe = DEFAULT_UNSAFE
+    #: Plan only the incidents of these state files (docs/teams.md: PATH arguments).
+    only: Sequence[str] = ()
 
 
 @dataclass
@@ -118,6 +123,8 @@ def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
             desired=loaded,
             team=request.team,
             unsafe=request.unsafe,
+            drift_policy=request.drift_policy,
+            only=request.only,
         )
         location = open_journal(request.journal_location).location
         teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
@@ -151,6 +158,8 @@ def run_plan(request: PlanRequest) -> MadePlan:
         parallelism=request.parallelism,
         team=request.team,
         unsafe=request.unsafe,
+        drift_policy=request.drift_policy,
+        only=request.only,
     )
 
 
@@ -171,20 +180,26 @@ def make_plan(
     desired: DesiredState | None = None,
     team: TeamConfig | None = None,
     unsafe: Unsafe = DEFAULT_UNSAFE,
+    drift_policy: Mapping[str, Policy] = ALL_REVERT,
+    only: Sequence[str] = (),
     evaluate_rules: bool | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
 
     `apply` passes the journal's state it read under the lock, and the desired state it
-    loaded, so that nothing is read twice. Rules are evaluated (reading Spike's open
-    incidents) with `evaluate_rules`, by default when refreshing (usecases.rules).
+    loaded, so that nothing is read twice. With `only` (state files among `paths`: PATH
+    arguments with teams), only their incidents are planned, as targets: nothing else is
+    changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
+    `evaluate_rules`, by default when refreshing (usecases.rules).
     """
     from ..states.loader import load
 
     check_targets(targets)
     desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
+    if only:
+        targets = _incidents_of(desired, only, targets)
     evaluate = refresh if evaluate_rules is None else evaluate_rules
     rules = RulesInPlan.make(
         desired,
@@ -206,17 +221,28 @@ def make_plan(
         serial=state.serial,
         inputs_digest=desired.inputs_digest,
         batch_size=batch_size,
-        targets=list(targets) or None,
+        targets=list(targets) if only or targets else None,
         sources=rules.sources(desired),
         live=live,
         kept=state.kept,
         uncertain=state.uncertain,
         unsafe=unsafe,
+        drift_policy=drift_policy,
         warnings=rules.notes,
         **rules.planner_arguments(),
     )
     rules.settle(result, desired, state)
     return MadePlan(result, now(), rules.sources(desired), list(state.warnings), batch_size)
+
+
+def _incidents_of(desired: DesiredState, files: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The incidents written in `files` (compared as resolved paths), among `targets` when
+    any are given."""
+    from pathlib import Path
+
+    wanted = {Path(file).resolve() for file in files}
+    ids = [cid for cid, source in desired.sources.items() if Path(source).resolve() in wanted]
+    return sorted(set(ids) & set(targets)) if targets else sorted(ids)
 
 
 def read_live(

@@ -9,10 +9,9 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..config import ALL_REVERT, Policy, Project, TeamConfig
-from ..errors import ReconcileError, StateFileError, printable
+from ..errors import Problem, ReconcileError, StateFileError, printable
 from ..model import Unsafe
 from ..states import DEFAULT_PATHS
 
@@ -23,12 +22,21 @@ class TeamRun:
 
     #: None: no teams in reconcile.yaml (SPIKE_TEAM_ID, SPIKE_API_KEY).
     team: TeamConfig | None
-    #: The state files or folders to load.
+    #: The state files or folders to load: with teams, every file of the team.
     paths: tuple[str, ...]
     #: None: --journal, RECONCILE_JOURNAL or the default (only without teams).
     journal: str | None
     drift: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     unsafe: Unsafe = field(default_factory=Unsafe)
+    #: With teams and PATH arguments: the team's files among them. plan and apply load every
+    #: file of the team but change only these files' incidents (never forgetting the rest);
+    #: the other commands read only these.
+    only: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """What a command over files alone reads: `only`, else `paths`."""
+        return self.only or self.paths
 
     @property
     def name(self) -> str | None:
@@ -82,14 +90,12 @@ def select(
     runs = []
     for name in chosen:
         team = project.teams[name]
+        only: tuple[str, ...] = ()
         if paths:
-            files = owners.get(name)
-            if not files:
+            only = tuple(owners.get(name, ()))
+            if not only:
                 continue
-            run_paths = tuple(files)
-        else:
-            run_paths = team.paths
-        runs.append(TeamRun(team, run_paths, team_journal(team), team.drift, unsafe))
+        runs.append(TeamRun(team, team.paths, team.journal, team.drift, unsafe, only))
     if paths:
         strays = sorted(name for name, files in owners.items() if files and name not in chosen)
         if strays:
@@ -115,8 +121,9 @@ def _chosen(project: Project, teams: Sequence[str]) -> list[str]:
 
 
 def _owners(project: Project, paths: Sequence[str]) -> dict[str, list[str]]:
-    """The state files under `paths` (default: every team's paths) by owning team; a file
-    under two teams or none is an error (StateFileError, every such file at once)."""
+    """The state files under `paths` (default: every team's paths) by owning team. A file
+    under two teams' paths or under none, and a file found under one team's paths that is
+    (a link to) another team's file, are errors (StateFileError, every such file at once)."""
     from ..config import assign
     from ..states.loader import discover
 
@@ -124,23 +131,27 @@ def _owners(project: Project, paths: Sequence[str]) -> dict[str, list[str]]:
         files, problems = discover(paths)
         if problems:
             raise StateFileError(problems)
-    else:
-        # Every team's files, selected or not: a file two teams claim is an error whichever
-        # team runs. Folders not there yet are left to the runs' own loads to report.
-        files, _ = discover([p for team in project.teams.values() for p in team.paths])
-    return {name: [str(f) for f in owned] for name, owned in assign(project, files).items()}
-
-
-def team_journal(team: TeamConfig) -> str:
-    """The team's journal location: a PostgreSQL URL without a namespace gets the team's
-    name as its namespace, so that teams sharing a database never share a journal."""
-    location = team.journal
-    if location.startswith(("postgresql://", "postgres://")) and "namespace=" not in location:
-        location += ("&" if "?" in location else "?") + f"namespace={team.name}"
-    return location
-
-
-def paths_of(selection: Selection) -> list[str]:
-    """Every state file or folder of the selection's runs, for commands over files alone
-    (validate, fmt)."""
-    return [str(Path(p)) for run in selection.runs for p in run.paths]
+        if not files:
+            raise ReconcileError(f"no state file under {', '.join(map(printable, paths))}")
+        return {name: [str(f) for f in owned] for name, owned in assign(project, files).items()}
+    # Every team's files, selected or not: a file two teams claim is an error whichever team
+    # runs. Folders not there yet are left to the runs' own loads to report.
+    found = {name: discover(team.paths)[0] for name, team in project.teams.items()}
+    owners = assign(project, [f for files in found.values() for f in files])
+    problems = [
+        Problem(
+            str(file),
+            0,
+            0,
+            f"this file is under the paths of team {name} but is a file of team {owner} "
+            "(a symbolic link?); each team's incidents are sent with its own team id",
+        )
+        for owner, owned in owners.items()
+        for name, files in found.items()
+        if name != owner
+        for file in files
+        if file in owned
+    ]
+    if problems:
+        raise StateFileError(problems)
+    return {name: [str(f) for f in owned] for name, owned in owners.items()}

@@ -4,10 +4,11 @@ journal, changing nothing in Spike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import ALL_REVERT, Policy
 from ..errors import (
     ReconcileError,
 )
@@ -42,6 +43,8 @@ class RefreshRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     #: --escalations: the count read in Spike's activity log, for the one incident in `adopt`.
     escalations: int | None = None
+    #: A field whose policy is warn or accept keeps its journaled value (docs/drift.md).
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml read (its id and key); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
 
@@ -74,7 +77,7 @@ def run_refresh(request: RefreshRequest) -> RefreshOutcome:
         live = read_live(ids, parallelism, team=request.team)
         adopted = {cid: live[cid] for cid in adopt if cid not in state.incidents}
         known = {cid: v for cid, v in live.items() if cid not in adopted}
-        _, drift, record = overlay_live(state.incidents, known, desired)
+        _, drift, record = overlay_live(state.incidents, known, desired, request.drift_policy)
         record.update(adopted)
         writer.set_values(record, "refresh")
         return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)

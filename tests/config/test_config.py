@@ -313,8 +313,9 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
         "    journal: postgresql://u:hunter2@db/spike\n"
         "  d:\n"
         "    team_id: w\n"
-        # The same database and namespace, as another user with other parameters.
-        "    journal: postgresql://w@db/spike?namespace=default&sslmode=require\n"
+        # The same database and namespace (c's is its name, by default), as another user with
+        # other parameters.
+        "    journal: postgresql://w@db/spike?namespace=c&sslmode=require\n"
         "  g:\n"
         "    team_id: t\n"
         "    journal: postgresql://u:hunter2@db/spike?namespace=g\n"

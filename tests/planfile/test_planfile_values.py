@@ -49,3 +49,20 @@ def test_a_drift_value_of_another_field_is_refused(tmp_path: Path, field: str, v
     drift = [{"incident": "a-1", "field": field, "journaled": None, "live": value}]
     with pytest.raises(InvalidPlanError, match=r"drift\[0\] is malformed"):
         plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+
+
+def test_a_drift_policy_is_shown_and_read_as_revert_when_absent(tmp_path: Path) -> None:
+    drift = [
+        {"incident": "a-1", "field": "status", "journaled": "acknowledged", "live": "triggered"},
+        {"incident": "b-2", "field": "priority", "journaled": "p1", "live": "p3", "policy": "warn"},
+    ]
+    plan = plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+    assert [d.policy for d in plan.drift] == ["revert", "warn"]
+
+
+@pytest.mark.parametrize("policy", ["ignore", None, 1, "REVERT"])
+def test_an_unknown_drift_policy_is_refused(tmp_path: Path, policy: Any) -> None:
+    drift = [{"incident": "a-1", "field": "priority", "journaled": "p1", "live": "p3"}]
+    drift[0]["policy"] = policy
+    with pytest.raises(InvalidPlanError, match=r"drift\[0\] is malformed"):
+        plan_from_saved(read_saved_plan(write(tmp_path, drift)))

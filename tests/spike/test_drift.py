@@ -121,7 +121,13 @@ def test_planning_against_live_values() -> None:
     assert result.has_changes
     body = plan_to_json(result)
     assert body["drift"] == [
-        {"incident": "a", "field": "status", "journaled": "acknowledged", "live": "triggered"}
+        {
+            "incident": "a",
+            "field": "status",
+            "journaled": "acknowledged",
+            "live": "triggered",
+            "policy": "revert",
+        }
     ]
     assert body["refresh"] == {"a": {"status": "triggered"}}
 

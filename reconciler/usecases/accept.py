@@ -1,0 +1,188 @@
+"""Accept: live wins. Write the live values of drifted fields into the state files (comments
+kept, canonical form as `fmt`) and into the journal, so the drift report then has nothing to
+say about them (docs/drift.md, Accepting live values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import ALL_REVERT, Policy, TeamConfig
+from ..errors import LiveStateError, ReconcileError, printable
+from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
+from ..journal.records import Recorded
+from ..model import LIVE_FIELDS, Fields, is_counter_id
+from ..spike import DEFAULT_PARALLELISM
+from ..states import DEFAULT_PATHS
+from .drift import DriftEntry, find_drift
+from .files import write_state_file
+from .plan import read_live
+
+if TYPE_CHECKING:
+    from ..states.loader import DesiredState
+
+#: The journal record's source (docs/journal.md): values read from Spike by `accept`.
+SOURCE = "accept"
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    """What `reconcile accept` takes: every drifted field whose policy is accept, or with
+    `ids`/`fields` the drifted fields of those incidents / of those names, whatever their
+    policy."""
+
+    paths: Sequence[str] = ()
+    journal_location: str | None = None
+    ids: Sequence[str] = ()
+    fields: Sequence[str] = ()
+    parallelism: int = DEFAULT_PARALLELISM
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
+    #: The team of reconcile.yaml whose files are rewritten (its id and key); None:
+    #: SPIKE_TEAM_ID.
+    team: TeamConfig | None = None
+
+
+@dataclass
+class AcceptOutcome:
+    #: The state files rewritten (sorted), each with the fields accepted into it: their live
+    #: value is now in the file and the journal.
+    files: dict[str, list[DriftEntry]]
+    lineage: str | None
+    serial: int
+    #: Drifted fields left alone, and why (a resolved incident is never reopened).
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_accept(request: AcceptRequest) -> AcceptOutcome:
+    """Rewrite the state files with live values, and record them in the journal.
+
+    Without `ids` and `fields`, takes the `outside` drift of fields whose policy is accept
+    (a `pending` field is a change of the files not applied yet: the files win). With them,
+    takes every drifted field selected (both filters when both are given), outside or
+    pending, whatever its policy.
+
+    Everything is read first (the state files, the journal, Spike): any failed read, a 404
+    included, raises with nothing written. The files (each atomically) and then the journal
+    are written under the journal's apply lock, decided again there if another writer moved
+    the journal or the files meanwhile.
+    """
+    from ..states.loader import load, reload
+
+    _check(request)
+    paths = request.paths or DEFAULT_PATHS
+    desired = load(paths)
+    unknown = [cid for cid in request.ids if cid not in desired.incidents]
+    if unknown:
+        raise ReconcileError(
+            f"--id {', '.join(unknown)}: in no state file; `reconcile import` adds an incident"
+        )
+    journal = open_journal(request.journal_location)
+    state = journal.read()
+    live = _read(request, desired)
+    chosen, warnings = _choose(request, desired, state, live)
+    if not chosen:
+        return AcceptOutcome({}, state.lineage, state.serial, warnings)
+    with journal.open_for_apply(request.lock_timeout, "reconcile accept") as writer:
+        again = reload(desired, paths)
+        if writer.state.serial != state.serial or again is not desired:
+            live = _read(request, again)
+            chosen, warnings = _choose(request, again, writer.state, live)
+        by_file: dict[str, list[DriftEntry]] = {}
+        for entry in chosen:
+            by_file.setdefault(again.sources[entry.incident], []).append(entry)
+        texts = _accepted_texts(again, by_file)
+        # Files first, as import does: a file without its journal record only plans an
+        # idempotent call of the live value; a record without its file would revert it.
+        for path, text in texts.items():
+            write_state_file(Path(path), text)
+        record: dict[str, Fields] = {}
+        for entry in chosen:
+            assert entry.field is not None
+            record.setdefault(entry.incident, {})[entry.field] = entry.live
+        writer.set_values(record, SOURCE)
+        files = {path: by_file[path] for path in sorted(by_file)}
+        return AcceptOutcome(files, writer.state.lineage, writer.state.serial, warnings)
+
+
+def _check(request: AcceptRequest) -> None:
+    bad = [cid for cid in request.ids if not is_counter_id(cid)]
+    if bad:
+        raise ReconcileError(f"--id: invalid incident id {bad[0]!r}")
+    for name in request.fields:
+        if name not in LIVE_FIELDS:
+            raise ReconcileError(
+                f"--field {name}: only {', '.join(LIVE_FIELDS)} can drift (Spike's incident "
+                "read reports no other field)"
+            )
+
+
+def _read(request: AcceptRequest, desired: DesiredState) -> dict[str, Fields]:
+    """The live values of the incidents in scope; any failure (404 included) raises."""
+    scope = request.ids or list(desired.incidents)
+    try:
+        return read_live(scope, request.parallelism, team=request.team)
+    except LiveStateError as exc:
+        raise LiveStateError(
+            f"{exc}\nnothing accepted, nothing written: every incident must be read (one that "
+            "is not found must leave the state files first)"
+        ) from None
+
+
+def _choose(
+    request: AcceptRequest, desired: DesiredState, state: Recorded, live: dict[str, Fields]
+) -> tuple[list[DriftEntry], list[str]]:
+    """The drifted fields to accept, and a warning for each one left out as unsafe."""
+    entries = find_drift(desired.incidents, state.incidents, live, (), request.drift_policy)
+    explicit = bool(request.ids or request.fields)
+    chosen: list[DriftEntry] = []
+    warnings: list[str] = []
+    for entry in entries:
+        if explicit:
+            if request.ids and entry.incident not in request.ids:
+                continue
+            if request.fields and entry.field not in request.fields:
+                continue
+        elif entry.policy != "accept" or entry.kind != "outside":
+            continue
+        if entry.field == "status" and entry.live != "resolved" and _resolved(state, entry):
+            warnings.append(
+                f"incident {entry.incident}: status: not accepted: this tool recorded it as "
+                f"resolved, which is terminal, and Spike now says {entry.live}"
+            )
+            continue
+        chosen.append(entry)
+    return chosen, warnings
+
+
+def _resolved(state: Recorded, entry: DriftEntry) -> bool:
+    cid = entry.incident
+    return "resolved" in (
+        state.incidents.get(cid, {}).get("status"),
+        state.kept.get(cid, {}).get("status"),
+    )
+
+
+def _accepted_texts(
+    desired: DesiredState, by_file: Mapping[str, Sequence[DriftEntry]]
+) -> dict[str, str]:
+    """The new text of each state file holding an accepted field: the file as it is, comments
+    and all, with the live values put in, in canonical form."""
+    from ..states.document import parse
+
+    texts: dict[str, str] = {}
+    for path, entries in by_file.items():
+        mine = {cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path}
+        try:
+            text = Path(path).read_bytes().decode("utf-8-sig")
+        except OSError as exc:
+            raise ReconcileError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+        doc = parse(text, mine)
+        for entry in entries:
+            assert entry.field is not None
+            doc.put(entry.incident, {entry.field: entry.live})
+        texts[path] = doc.render()
+    return texts

@@ -1,0 +1,217 @@
+"""Defects a hostile review found in the teams feature, each reproduced (docs/teams.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from github_fake import REPO, TOKEN, FakeGitHub, serve_fake_github
+from helpers import KEY, cli, env, write_states
+
+from reconciler.config import load_project
+from reconciler.model import Change, Operation
+from reconciler.planner import Plan
+from reconciler.render import teams_plan_markdown
+from reconciler.sandbox import SandboxServer
+from reconciler.usecases.plan import MadePlan, TeamPlan, TeamsPlan
+
+PAY, PLAT = "64b7f0c2e1d3a4b5c6d7e8f9", "64b7f0c2e1d3a4b5c6d7e8fa"
+
+
+def two_teams(work: Path, payments: str = "", platform: str = "") -> str:
+    config = work / "reconcile.yaml"
+    config.write_text(
+        f"version: 1\nteams:\n  payments: {{team_id: {PAY}{payments}}}\n"
+        f"  platform: {{team_id: {PLAT}{platform}}}\n"
+    )
+    return str(config)
+
+
+def test_a_link_to_another_teams_file_is_refused_before_any_call(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "platform", {"shared-9": {"priority": "p3"}})
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    link = tmp_path / "teams" / "payments" / "link.yaml"
+    os.symlink("../platform/incidents.yaml", link)
+    config = two_teams(tmp_path)
+    seed = {PAY: {"shared-9": {"priority": "p1"}, "pay-1": {}}, PLAT: {"shared-9": {}}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        for command in (["validate"], ["plan"], ["apply", "--auto-approve", "--team", "payments"]):
+            code, _, err = cli(*command, "--config", config)
+            assert code == 1, command
+            assert (
+                "link.yaml: this file is under the paths of team payments but is a file of" in err
+            )
+            assert "team platform" in err
+        assert not server.calls
+        assert server.incidents(PAY)["shared-9"]["priority"] == "p1"
+
+
+def test_two_teams_never_share_a_postgresql_journal_however_it_is_spelled(
+    tmp_path: Path,
+) -> None:
+    for first, second in (
+        ("postgresql://u@db/r?namespace=platform", "postgresql://u@db/r"),
+        ("postgres://u@db/r?namespace=x", "postgresql://v@DB:5432/r?namespace=x"),
+    ):
+        config = two_teams(tmp_path, f', journal: "{first}"', f', journal: "{second}"')
+        code, _, err = cli("validate", "--config", config)
+        assert code == 1, (first, second)
+        assert "teams payments and platform have the same journal" in err
+    config = two_teams(
+        tmp_path, ', journal: "postgresql://u@db/r"', ', journal: "postgresql://u@db/r"'
+    )
+    project = load_project(config)
+    assert project.teams["payments"].journal == "postgresql://u@db/r?namespace=payments"
+    assert project.teams["platform"].journal == "postgresql://u@db/r?namespace=platform"
+
+
+def test_reconcile_comment_posts_a_plan_of_teams(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"priority": "p2"}})
+    config = two_teams(tmp_path)
+    plan_file = str(tmp_path / "plan.json")
+    assert cli("plan", "--config", config, "--out", plan_file).code == 0
+    with serve_fake_github() as github:
+        variables = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}
+        code, out, err = cli(
+            "comment", "--plan", plan_file, "--repo", REPO, "--pr", "3", env=variables
+        )
+        assert code == 0, err
+        [comment] = ours(github, 3)
+    assert "| payments |" in comment["body"] and "Team platform: Plan:" in comment["body"]
+    assert TOKEN not in out + err
+
+
+def ours(github: FakeGitHub, pr: int) -> list[dict[str, str]]:
+    return list(github.ours(pr))
+
+
+def made(cid_count: int, drift: int = 0) -> MadePlan:
+    changes = [Change(f"i-{n}", "priority", "p1", "p2", True) for n in range(cid_count)]
+    ops = [
+        Operation("POST", "/incidents/priority", {"priority": "p2", "ids": [c.incident]})
+        for c in changes
+    ]
+    plan = Plan(None, 0, "sha256:x", cid_count, changes=changes, operations=ops)
+    from reconciler.model import Drift
+
+    plan.drift = [Drift(f"i-{n}", "status", "acknowledged", "triggered") for n in range(drift)]
+    return MadePlan(plan, "2026-11-30T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("teams", "size", "drift"), [(1000, 1, 0), (300, 1, 0), (30, 60, 60), (4, 3000, 0)]
+)
+def test_the_markdown_of_many_teams_stays_under_githubs_limit(
+    teams: int, size: int, drift: int
+) -> None:
+    plan = TeamsPlan(
+        "now",
+        [TeamPlan(f"team-{n:04d}", f"id-{n}", f"j-{n}", made(size, drift)) for n in range(teams)],
+    )
+    text = teams_plan_markdown(plan)
+    assert len(text) < 65_536 - 1_000, len(text)
+    assert text.startswith("### spike-reconcile plan")
+    assert "Total: " in text
+
+
+def test_a_path_with_no_state_file_is_an_error_not_every_file(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    (tmp_path / "teams" / "payments" / "empty").mkdir()
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "old.yaml").write_text(
+        "version:   1\nincidents:\n    legacy-1:   {status: resolved}\n"
+    )
+    config = two_teams(tmp_path)
+    before = (states / "old.yaml").read_text()
+    for command in (["fmt"], ["apply", "--auto-approve"], ["plan"], ["validate"]):
+        code, _, err = cli(
+            *command, "--config", config, str(tmp_path / "teams" / "payments" / "empty")
+        )
+        assert code == 1, (command, err)
+        assert "no state file under" in err
+    assert (states / "old.yaml").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "team", [', paths: ["\\0"]', ', paths: ["teams/a\\0x"]', ', journal: "\\0"']
+)
+def test_a_nul_byte_in_reconcile_yaml_is_a_problem_not_a_traceback(
+    tmp_path: Path, team: str
+) -> None:
+    config = two_teams(tmp_path, team)
+    code, _, err = cli("validate", "--config", config)
+    assert code == 1
+    assert err.startswith(f"{config}:3:"), err
+    assert "Traceback" not in err
+
+
+def test_a_teams_key_variable_is_named_in_its_errors(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    write_states(tmp_path / "teams" / "platform", {})
+    config = two_teams(tmp_path, ", api_key_env: PAY_KEY")
+    code, _, err = cli(
+        "apply",
+        "--config",
+        config,
+        "--auto-approve",
+        env={"PAY_KEY": "bad\nkey", "SPIKE_API_URL": "http://127.0.0.1:9"},
+    )
+    assert code == 1
+    assert "PAY_KEY" in err and "SPIKE_API_KEY" not in err
+    assert json.dumps("bad\nkey") not in err
+
+
+def test_a_path_narrows_a_teams_plan_without_forgetting_its_other_files(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "teams" / "payments"
+    write_states(folder, {"pay-1": {"status": "resolved"}})
+    (folder / "more.yaml").write_text("version: 1\nincidents:\n  pay-3: {priority: p2}\n")
+    write_states(tmp_path / "teams" / "platform", {})
+    config = two_teams(tmp_path)
+    seed = {PAY: {"pay-1": {}, "pay-2": {}, "pay-3": {}}, PLAT: {}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        assert cli("apply", "--config", config, "--auto-approve").code == 0
+        (folder / "more.yaml").write_text("version: 1\nincidents:\n  pay-3: {priority: p4}\n")
+        write_states(folder, {"pay-1": {"status": "resolved"}, "pay-2": {"severity": "sev1"}})
+        code, out, err = cli("plan", "--config", config, str(folder / "incidents.yaml"))
+        assert code == 0, err
+        assert "pay-2" in out and "pay-3" not in out and "forget" not in out
+        code, out, err = cli(
+            "apply", "--config", config, "--auto-approve", str(folder / "incidents.yaml")
+        )
+        assert code == 0, err
+        assert server.incidents(PAY)["pay-3"]["priority"] == "p2"  # not this run's file
+        code, out, _ = cli("plan", "--config", config, "--detailed-exitcode")
+        assert code == 2 and "pay-3" in out and "forget" not in out
+
+
+def test_each_teams_drift_policy_is_followed(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "acknowledged"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"status": "acknowledged"}})
+    config = two_teams(tmp_path, ", drift: {status: warn}")
+    seed = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        assert cli("apply", "--config", config, "--auto-approve").code == 0
+        for team, cid in ((PAY, "pay-1"), (PLAT, "plat-1")):
+            server.set_incidents({cid: {"status": "NACK"}}, team=team)  # an acknowledge timeout
+        code, out, err = cli("drift", "--config", config, "--format", "json")
+        policies = {(d["team"], d["policy"]) for d in json.loads(out)["drift"]}
+        assert policies == {("payments", "warn"), ("platform", "revert")}
+        code, out, err = cli("apply", "--config", config, "--auto-approve", "--refresh")
+        assert code == 0, err
+        assert server.incidents(PAY)["pay-1"]["status"] == "NACK"  # warned, not reverted
+        assert server.incidents(PLAT)["plat-1"]["status"] == "ACK"  # reverted
