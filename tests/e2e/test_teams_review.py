@@ -176,7 +176,10 @@ def test_a_path_narrows_a_teams_plan_without_forgetting_its_other_files(
     (folder / "more.yaml").write_text("version: 1\nincidents:\n  pay-3: {priority: p2}\n")
     write_states(tmp_path / "teams" / "platform", {})
     config = two_teams(tmp_path)
-    seed = {PAY: {"pay-1": {}, "pay-2": {}, "pay-3": {}}, PLAT: {}}
+    seed: dict[str, dict[str, dict[str, object]]] = {
+        PAY: {"pay-1": {}, "pay-2": {}, "pay-3": {}},
+        PLAT: {},
+    }
     with (
         SandboxServer(teams=seed, api_key=KEY) as server,
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
@@ -200,7 +203,7 @@ def test_each_teams_drift_policy_is_followed(tmp_path: Path) -> None:
     write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "acknowledged"}})
     write_states(tmp_path / "teams" / "platform", {"plat-1": {"status": "acknowledged"}})
     config = two_teams(tmp_path, ", drift: {status: warn}")
-    seed = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
+    seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
     with (
         SandboxServer(teams=seed, api_key=KEY) as server,
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
