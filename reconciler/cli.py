@@ -202,7 +202,9 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
-    click.echo(f"{files} files, {incidents} incidents: valid.")
+    rules = sum(len(desired.rules) for desired in loaded)
+    counted = f", {rules} rule{'s' * (rules != 1)}" if rules else ""
+    click.echo(f"{files} files, {incidents} incidents{counted}: valid.")
 
 
 @cli.command()

@@ -218,3 +218,15 @@ def test_each_teams_drift_policy_is_followed(tmp_path: Path) -> None:
         assert code == 0, err
         assert server.incidents(PAY)["pay-1"]["status"] == "NACK"  # warned, not reverted
         assert server.incidents(PLAT)["plat-1"]["status"] == "ACK"  # reverted
+
+
+def test_validate_counts_rules(tmp_path: Path) -> None:
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "r.yaml").write_text(
+        "version: 1\nrules:\n  close-stale:\n    match: {status: [triggered]}\n"
+        "    set: {status: resolved}\n"
+    )
+    code, out, err = cli("validate", str(states))
+    assert code == 0, err
+    assert out == "1 files, 0 incidents, 1 rule: valid.\n"
