@@ -346,3 +346,27 @@ def test_teams_marks_the_configured_teams(tmp_path: Path, sandbox: SandboxServer
     assert code == 0, err
     listed = {t["id"]: t["configured"] for t in json.loads(out)["teams"]}
     assert listed == {PAY: True, PLAT: True}
+
+
+def test_with_lock_timeout_an_apply_of_teams_waits_for_the_holder(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    import threading
+
+    config = project(tmp_path)
+    holder = journal_of(tmp_path, "platform")
+    held = threading.Event()
+
+    def hold() -> None:
+        with holder.open_for_apply(0, "reconcile apply (another job)"):
+            held.set()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    code, out, err = cli("apply", "--config", config, "--auto-approve", "--lock-timeout", "10")
+    thread.join()
+    assert code == 0, out + err
+    for name, desired in DESIRED.items():
+        live_matches_team(sandbox, TEAM_IDS[name], desired)
