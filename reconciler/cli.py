@@ -816,15 +816,14 @@ def accept(
     any incident cannot be read.
     """
     from . import render
-    from .usecases.accept import AcceptRequest, run_accept
+    from .usecases.accept import AcceptRequest, run_accept, run_accept_teams
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
     parallelism = _configured("parallelism", parallelism)
     show = render.accept_json if fmt == "json" else render.accept_text
-    parts: dict[str, str] = {}
-    for run in selection.runs:
-        request = AcceptRequest(
+    requests = [
+        AcceptRequest(
             run.files if selection.teams else paths,
             run.journal,
             ids,
@@ -834,7 +833,11 @@ def accept(
             run.drift,
             team=run.team,
         )
-        outcome = run_accept(request)
+        for run in selection.runs
+    ]
+    outcomes = run_accept_teams(requests) if selection.teams else [run_accept(requests[0])]
+    parts: dict[str, str] = {}
+    for run, outcome in zip(selection.runs, outcomes, strict=True):
         for warning in outcome.warnings:
             ctx.warn(f"team {run.name}: {warning}" if run.name else warning)
         parts[run.name or ""] = show(outcome)

@@ -631,6 +631,7 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
             uncertain=state.uncertain,
             unsafe=unsafe,
             rules=rules,
+            recorded=journal,
         )
     except PlanError as exc:
         raise InvalidPlanError(

@@ -272,6 +272,7 @@ def plan(
     drift_policy: Mapping[str, str] | None = None,
     rules: Mapping[str, Mapping[str, str]] | None = None,
     keep: Collection[str] = (),
+    recorded: Collection[str] | None = None,
 ) -> Plan:
     """The minimal plan that takes `journal` (last-applied) to `desired`.
 
@@ -290,6 +291,11 @@ def plan(
     them; the plan warns). Raises PlanError listing every incident that cannot
     be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
     count that shrinks, or grows on a resolved incident.
+
+    The unsafe rule counts the incidents of `recorded` (default: those of `journal`, before
+    any live value is laid over it) and the rule-expanded ones: a new incident of the files,
+    whatever its live values, is neither a recorded value changed nor one more journaled
+    incident.
     """
     if batch_size < 1:
         raise PlanError(["--batch-size must be at least 1"])
@@ -298,6 +304,7 @@ def plan(
     # A snapshot of the mapping (incidents' fields are never changed in place): the plan's
     # ChangeView reads it later, while apply may be recording into the journal's own.
     journal = dict(journal)
+    basis = set(journal if recorded is None else recorded) | set(rules or {})
     if live:
         kept = with_resolved(journal, kept)
         journal, drift, refresh = overlay_live(journal, live, desired, drift_policy)
@@ -328,7 +335,7 @@ def plan(
     sharing: list[Operation] = []
     escalate: dict[str, int] = {}
     # Counted, not collected: the diff yields one incident's changes together.
-    count = changed = recorded = 0
+    count = changed = changes_recorded = 0
     last: str | None = None
     last_recorded: str | None = None
 
@@ -347,8 +354,8 @@ def plan(
         count += 1
         if cid != last:
             changed, last = changed + 1, cid
-        if item.before_known and cid != last_recorded:
-            recorded, last_recorded = recorded + 1, cid
+        if item.before_known and cid in basis and cid != last_recorded:
+            changes_recorded, last_recorded = changes_recorded + 1, cid
         if name == "escalations":
             done = item.before if isinstance(item.before, int) else 0
             assert isinstance(after, int)
@@ -400,12 +407,12 @@ def plan(
     )
     # Forgetting a journaled incident drops its recorded values: it counts as a change
     # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
-    recorded += len(forget)
-    result.unsafe = unsafe.exceeded(recorded, len(journal))
+    changes_recorded += len(forget)
+    result.unsafe = unsafe.exceeded(changes_recorded, len(basis))
     if result.unsafe:
         result.warnings.append(
-            f"unsafe plan: it changes or forgets recorded values on {recorded} of "
-            f"{len(journal)} journaled incidents (more than {unsafe.max_share:.0%}); "
+            f"unsafe plan: it changes or forgets recorded values on {changes_recorded} of "
+            f"{len(basis)} journaled incidents (more than {unsafe.max_share:.0%}); "
             "apply refuses it without --force"
         )
     return result

@@ -70,24 +70,88 @@ def run_accept(request: AcceptRequest) -> AcceptOutcome:
     are written under the journal's apply lock, decided again there if another writer moved
     the journal or the files meanwhile.
     """
-    from ..states.loader import load, reload
+    return _write(_prepare(request))
+
+
+def run_accept_teams(requests: Sequence[AcceptRequest]) -> list[AcceptOutcome]:
+    """`run_accept` for every team's request, all or nothing as far as reading goes: every
+    team's files, journal and live values are read (and each --id found in some team)
+    before any team's file is written. An --id belongs to the team whose files hold it."""
+    prepared = [_prepare(request, anywhere=True) for request in requests]
+    ids = {cid for request in requests for cid in request.ids}
+    found = {cid for job in prepared for cid in job.desired.incidents}
+    unknown = sorted(ids - found)
+    if unknown:
+        raise ReconcileError(
+            f"--id {', '.join(unknown)}: in no state file of any team; `reconcile import` "
+            "adds an incident"
+        )
+    outcomes: list[AcceptOutcome] = []
+    for n, job in enumerate(prepared):
+        try:
+            outcomes.append(_write(job))
+        except ReconcileError as exc:
+            done = [path for outcome in outcomes for path in outcome.files]
+            if not done:
+                raise
+            raise ReconcileError(
+                f"{exc}\nalready accepted, in files and journal, before this error: "
+                + ", ".join(map(printable, done))
+                + f"; the teams after it ({len(prepared) - n - 1}) were not accepted"
+            ) from None
+    return outcomes
+
+
+@dataclass
+class _Prepared:
+    """One journal's accept, read and decided, nothing written yet."""
+
+    request: AcceptRequest
+    paths: Sequence[str]
+    desired: DesiredState
+    state: Recorded
+    chosen: list[DriftEntry]
+    warnings: list[str]
+
+
+def _prepare(request: AcceptRequest, *, anywhere: bool = False) -> _Prepared:
+    """Read the files, the journal and the live values, and choose the fields; with
+    `anywhere`, ids this team's files lack are another team's, not an error."""
+    from dataclasses import replace
+
+    from ..states.loader import load
 
     _check(request)
     paths = request.paths or DEFAULT_PATHS
     desired = load(paths)
     unknown = [cid for cid in request.ids if cid not in desired.incidents]
-    if unknown:
+    if unknown and not anywhere:
         raise ReconcileError(
             f"--id {', '.join(unknown)}: in no state file; `reconcile import` adds an incident"
         )
     journal = open_journal(request.journal_location)
     state = journal.read()
+    if anywhere and request.ids:
+        mine = [cid for cid in request.ids if cid in desired.incidents]
+        if not mine:  # --id names only other teams' incidents: nothing to read here
+            return _Prepared(request, paths, desired, state, [], [])
+        request = replace(request, ids=mine)
     live = _read(request, desired)
     chosen, warnings = _choose(request, desired, state, live)
+    return _Prepared(request, paths, desired, state, chosen, warnings)
+
+
+def _write(job: _Prepared) -> AcceptOutcome:
+    """Write the chosen values into the files, then the journal, under its lock."""
+    from ..states.loader import reload
+
+    request, desired, state = job.request, job.desired, job.state
+    chosen, warnings = job.chosen, job.warnings
     if not chosen:
         return AcceptOutcome({}, state.lineage, state.serial, warnings)
+    journal = open_journal(request.journal_location)
     with journal.open_for_apply(request.lock_timeout, "reconcile accept") as writer:
-        again = reload(desired, paths)
+        again = reload(desired, job.paths)
         if writer.state.serial != state.serial or again is not desired:
             live = _read(request, again)
             chosen, warnings = _choose(request, again, writer.state, live)
@@ -97,8 +161,19 @@ def run_accept(request: AcceptRequest) -> AcceptOutcome:
         texts = _accepted_texts(again, by_file)
         # Files first, as import does: a file without its journal record only plans an
         # idempotent call of the live value; a record without its file would revert it.
+        written: list[str] = []
         for path, text in texts.items():
-            write_state_file(Path(path), text)
+            try:
+                write_state_file(Path(path), text)
+            except ReconcileError as exc:
+                if not written:
+                    raise
+                raise ReconcileError(
+                    f"{exc}\nalready rewritten before this error (not yet in the journal: the "
+                    "next plan sets these live values again, harmlessly): "
+                    + ", ".join(map(printable, written))
+                ) from None
+            written.append(path)
         record: dict[str, Fields] = {}
         for entry in chosen:
             assert entry.field is not None

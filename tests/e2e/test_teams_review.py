@@ -230,3 +230,29 @@ def test_validate_counts_rules(tmp_path: Path) -> None:
     code, out, err = cli("validate", str(states))
     assert code == 0, err
     assert out == "1 files, 0 incidents, 1 rule: valid.\n"
+
+
+def test_accept_of_teams_reads_every_team_before_writing_any(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"severity": "sev1"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"severity": "sev1"}})
+    config = two_teams(tmp_path, ", drift: {severity: accept}", ", drift: {severity: accept}")
+    seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        assert cli("apply", "--config", config, "--auto-approve").code == 0
+        server.set_incidents({"pay-1": {"severity": "sev3"}}, team=PAY)
+        server.set_incidents({"plat-1": None}, team=PLAT)  # deleted: platform's read fails
+        files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+        code, _, err = cli("accept", "--config", config)
+        assert code == 1
+        assert "plat-1" in err and "nothing written" in err
+        assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+        # An --id is looked for in every team, and accepted in its own.
+        server.set_incidents({"plat-1": {"severity": "sev1"}}, team=PLAT)
+        code, _out, err = cli("accept", "--config", config, "--id", "pay-1")
+        assert code == 0, err
+        assert "sev3" in (tmp_path / "teams" / "payments" / "incidents.yaml").read_text()
+        code, _, err = cli("accept", "--config", config, "--id", "nope-1")
+        assert code == 1 and "in no state file of any team" in err

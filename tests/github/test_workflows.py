@@ -216,8 +216,8 @@ def test_each_drift_job_has_the_least_permissions_and_only_readers_of_spike_get_
     jobs = drift_jobs()
     assert {name: job["permissions"] for name, job in jobs.items()} == {
         "drift": {"contents": "read"},
-        "issue": {"contents": "read", "issues": "write"},
-        "self-heal": {"contents": "write"},
+        "issue": {"issues": "write"},
+        "self-heal": {"contents": "write", "pull-requests": "read"},
         "accept": {"contents": "write", "pull-requests": "write"},
     }
     assert {name for name, job in jobs.items() if job.get("environment") == "spike"} == {
@@ -375,3 +375,48 @@ def test_the_accept_step_pushes_one_branch_and_opens_or_updates_one_pull_request
     assert [c.split()[:2] for c in log.read_text().splitlines()] == [["pr", "list"]]
     assert "resolved" in git(remote, "show", "reconcile/accept-drift:states/a.yaml")
     assert git(remote, "rev-list", "--count", "main..reconcile/accept-drift") == "1\n"
+
+
+def test_self_heal_waits_while_an_accept_pull_request_is_open(tmp_path: Path) -> None:
+    [guard] = [s for s in drift_jobs()["self-heal"]["steps"] if s.get("id") == "guard"]
+    [heal] = [s for s in drift_jobs()["self-heal"]["steps"] if s.get("id") == "apply"]
+    assert heal["if"] == "steps.guard.outputs.skip != 'true'"
+    bin_dir = tmp_path / "bin"
+    for open_pr, skipped in (("7\n", True), ("", False)):
+        fake_command(bin_dir, "gh", f"printf '{open_pr}'")
+        output = tmp_path / "github-output"
+        output.write_text("")
+        env = {"GITHUB_OUTPUT": str(output), **guard["env"], "GH_TOKEN": "t"}
+        done = run_script(guard["run"], tmp_path, bin_dir, **env)
+        assert done.returncode == 0, done.stderr
+        assert (output.read_text() == "skip=true\n") is skipped
+
+
+def test_accept_continues_the_open_pull_requests_branch(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    remote, runner, _ = clones
+    steps = drift_jobs()["accept"]["steps"]
+    [start] = [s for s in steps if s.get("name") == "Start from the open accept pull request"]
+    [push] = [s for s in steps if s.get("name") == "Open or update the pull request"]
+    bin_dir = runner.parent / "bin"
+    answer = runner.parent / "gh-pr"
+    fake_command(bin_dir, "gh", f'if [ "$1 $2" = "pr list" ]; then cat {answer}; fi')
+    env = {"BRANCH": push["env"]["BRANCH"], "GH_TOKEN": "t"}
+    answer.write_text("")
+    (runner / "states" / "a.yaml").write_text("incidents: {a-1: {severity: sev3}}\n")
+    assert run_script(push["run"], runner, bin_dir, **env).returncode == 0  # opens the branch
+    git(runner, "checkout", "--quiet", "main")
+    git(runner, "reset", "--quiet", "--hard", "origin/main")  # the next run starts on main
+    answer.write_text("12\n")
+    done = run_script(start["run"], runner, bin_dir, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Continuing pull request #12.\n"
+    # The value the first run accepted is still there for this run to build on.
+    assert "sev3" in (runner / "states" / "a.yaml").read_text()
+    (runner / "states" / "b.yaml").write_text("incidents: {b-1: {priority: p4}}\n")
+    done = run_script(push["run"], runner, bin_dir, **env)
+    assert done.returncode == 0, done.stderr
+    assert "sev3" in git(remote, "show", "reconcile/accept-drift:states/a.yaml")
+    assert "p4" in git(remote, "show", "reconcile/accept-drift:states/b.yaml")
+    assert git(remote, "rev-list", "--count", "main..reconcile/accept-drift") == "2\n"
