@@ -190,8 +190,18 @@ def plan_issue(
     body), keeping the time the drift was first seen, unless it already does. No drift and an
     issue: say when the drift was found resolved, and close it. No drift and no issue: nothing.
 
-    `table` renders the report in at most the given number of characters.
+    `table` renders the report in at most the given number of characters. A report checked
+    before the drift the issue tracks began is older than the issue: refused (an old run's
+    job run again), never applied over newer news.
     """
+    if existing is not None:
+        since = drifting_since(existing, report)
+        if _instant(report.checked_at) < _instant(since):
+            raise ReconcileError(
+                f"the report was checked at {report.checked_at}, before the drift of issue "
+                f"#{existing.number} was first seen ({since}): it is older than the issue; "
+                "nothing done"
+            )
     if not report.has_drift:
         if existing is None:
             return IssueChange("nothing")
@@ -209,6 +219,13 @@ def plan_issue(
     if existing.title == title and existing.body == body:
         return IssueChange("unchanged", title, body)
     return IssueChange("updated", title, body)
+
+
+def _instant(moment: str) -> datetime:
+    """A time of `is_time`'s form, its zone included: `Z` and fractions of other than 3 or 6
+    digits made readable to Python 3.10 too."""
+    text = re.sub(r"\.(\d{1,6})", lambda m: "." + m[1].ljust(6, "0"), moment)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def drifting_since(existing: Issue, report: DriftReport) -> str:

@@ -529,3 +529,13 @@ def test_a_strange_answer_from_github_is_one_clean_error(
     with pytest.raises(GitHubError) as raised:
         run_issue(request)
     assert message in str(raised.value)
+
+
+def test_a_report_older_than_the_issue_is_refused_and_changes_nothing() -> None:
+    since = "<!-- spike-reconcile:drift-since:2026-11-30T10:00:00Z -->"
+    existing = Issue(7, "Spike drift", f"<!-- spike-reconcile:drift:default -->\n{since}\n")
+    old = DriftReport("2026-11-30T09:00:00.5Z", [], 3)
+    with pytest.raises(ReconcileError, match="older than the issue; nothing done"):
+        plan_issue(existing, old, "default", lambda _report, _size: "")
+    newer = DriftReport("2026-11-30T11:00:00Z", [], 3)
+    assert plan_issue(existing, newer, "default", lambda _report, _size: "").action == "closed"
