@@ -265,7 +265,17 @@ class GitHubClient:
             response = self._http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             # The type only: some of httpx's messages quote request headers (the token).
-            raise GitHubError(f"cannot {what}: {type(exc).__name__}") from None
+            reason = f"cannot {what}: {type(exc).__name__}"
+            sent = not isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+            )
+            if method != "GET" and sent:
+                # It may have reached GitHub: say so rather than "it failed".
+                reason += (
+                    "; the request was sent, so whether GitHub did it is unknown: look at the "
+                    "repository before running again"
+                )
+            raise GitHubError(reason) from None
         if response.is_success or response.status_code in allow:
             return response
         message = _api_message(response)

@@ -539,3 +539,30 @@ def test_a_report_older_than_the_issue_is_refused_and_changes_nothing() -> None:
         plan_issue(existing, old, "default", lambda _report, _size: "")
     newer = DriftReport("2026-11-30T11:00:00Z", [], 3)
     assert plan_issue(existing, newer, "default", lambda _report, _size: "").action == "closed"
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"), [(httpx.ReadTimeout, True), (httpx.ConnectError, False)]
+)
+def test_a_create_that_may_have_reached_github_says_the_outcome_is_unknown(
+    error: type[httpx.TransportError], unknown: bool
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/issues"):
+            return httpx.Response(200, json=[])
+        if request.method == "GET":
+            return httpx.Response(200, json={"login": "github-actions[bot]"})
+        raise error("no answer", request=request)
+
+    Path("drift.json").write_text(drift_json(DriftReport(T1, [STATUS], 1)))
+    request = IssueRequest(
+        "drift.json",
+        REPO,
+        markdown=drift_markdown,
+        env={"GITHUB_TOKEN": TOKEN},
+        transport=httpx.MockTransport(handler),
+    )
+    with pytest.raises(GitHubError) as raised:
+        run_issue(request)
+    assert ("whether GitHub did it is unknown" in str(raised.value)) is unknown
+    assert TOKEN not in str(raised.value)
