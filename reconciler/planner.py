@@ -277,9 +277,9 @@ def plan(
     """The minimal plan that takes `journal` (last-applied) to `desired`.
 
     `rules` names the rule behind each rule-expanded field (counter id -> field -> rule);
-    each such change carries it. `keep` lists journaled incidents never to forget although
-    no entry names them: incidents a rule put in the journal, when the rules were not
-    evaluated (docs/rules.md).
+    each such change carries it. `keep` lists journaled incidents a rule put in the journal,
+    when the rules were not evaluated (docs/rules.md): never forgotten although no entry
+    names them, and none of their fields unmanaged although no entry holds it.
 
     With `live` (values read from Spike by --refresh), the plan diffs against live values
     instead, lists where they differ from the journal as drift, and carries them for apply to
@@ -348,7 +348,8 @@ def plan(
             errors.append(item)
             continue
         if isinstance(item, tuple):
-            unmanaged.append(item)
+            if item[0] not in keep:
+                unmanaged.append(item)
             continue
         cid, name, after = item.incident, item.field, item.after
         count += 1

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+import regex
+
 from .errors import RuleError
 from .model import IncidentMap, Value
 
@@ -28,6 +30,10 @@ RULE_NAME_MAX = 64
 #: `older_than`: a whole number of days or hours.
 AGE_PATTERN = r"[0-9]{1,6}[dh]"
 DEFAULT_MAX_MATCHES = 100
+#: Seconds a title pattern may take on one incident's title. Titles come from alert payloads:
+#: a pattern with nested repetition can take exponential time on one of them, and Python's
+#: own `re` cannot be stopped (not even by a signal); the `regex` module can.
+TITLE_TIMEOUT = 0.1
 #: The largest `max_matches` a file may give (a guard, not a target).
 MAX_MATCHES_LIMIT = 1_000_000
 #: The statuses a rule may match: it never touches a resolved incident.
@@ -101,7 +107,7 @@ class Rule:
         if self.max_matches < 1:
             raise ValueError(f"rule {self.name}: max_matches must be at least 1")
         if self.title is not None:
-            re.compile(self.title)
+            regex.compile(self.title)
 
     def needs(self) -> tuple[str, ...]:
         """The optional candidate fields this rule's match reads."""
@@ -157,7 +163,15 @@ def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
     if rule.title is not None:
         if candidate.title is None:
             raise _Missing(candidate.counter_id, rule.name, "its title")
-        if re.search(rule.title, candidate.title) is None:
+        try:
+            found = regex.search(rule.title, candidate.title, timeout=TITLE_TIMEOUT)
+        except TimeoutError:
+            raise _Undecidable(
+                f"incident {candidate.counter_id}: rule {rule.name}: its title pattern took "
+                f"more than {TITLE_TIMEOUT:g} s on the incident's title; simplify it (nested "
+                "repetition such as (a+)+ can take exponential time)"
+            ) from None
+        if found is None:
             return False
     undecided = False
     for name, wanted in (("priority", rule.priority), ("severity", rule.severity)):
@@ -171,7 +185,11 @@ def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
     return None if undecided else True
 
 
-class _Missing(Exception):
+class _Undecidable(Exception):
+    """A rule cannot say whether it matches a candidate: the problem says why."""
+
+
+class _Missing(_Undecidable):
     def __init__(self, counter_id: str, rule: str, what: str) -> None:
         super().__init__(
             f"incident {counter_id}: rule {rule} matches on {what}, which Spike did not report"
@@ -189,7 +207,7 @@ def undecided(rules: Sequence[Rule], candidates: Iterable[Candidate], now: float
         for rule in rules:
             try:
                 decided = _known_match(rule, candidate, now)
-            except _Missing as exc:
+            except _Undecidable as exc:
                 problems.append(str(exc))
                 continue
             if decided is None:
@@ -250,7 +268,7 @@ def expand(
         for cid in sorted(pool):
             try:
                 decided = _known_match(rule, pool[cid], now)
-            except _Missing as exc:
+            except _Undecidable as exc:
                 problems.append(str(exc))
                 continue
             if decided is None:

@@ -468,6 +468,11 @@ def _load_file(path: str, data: bytes, fast: bool = True) -> _Loaded:
         located = _locate(path, text, exc)
         if isinstance(raw_rules, dict):
             located.extend(_rule_problems(path, text, raw_rules))
+        if not (problems or located):
+            # Never a file left out in silence: its incidents would be forgotten.
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            located = [Problem(path, 1, 1, f"not a valid state file: {where}: {first['msg']}")]
         return _Loaded(path, text, None, [*problems, *located])
     rules = dict(model.rules or {})
     problems.extend(_rule_problems(path, text, rules))
@@ -495,9 +500,11 @@ def _rule_problems(path: str, text: str, rules: dict[str, Any]) -> list[Problem]
         match = spec.get("match")
         title = match.get("title") if isinstance(match, dict) else None
         if isinstance(title, str):
+            import regex  # only for files with rules: the module `Rule` matches titles with
+
             try:
-                re.compile(title)
-            except re.error as exc:
+                regex.compile(title)
+            except (regex.error, OverflowError, ValueError) as exc:
                 where = ("rules", name, "match", "title")
                 line, column = position(rt_positions(text), where, at_key=False)
                 problems.append(
@@ -919,16 +926,17 @@ def _locate(path: str, text: str, exc: Any) -> list[Problem]:
             "literal['sev1','sev2','sev3']",
         ):
             loc = loc[:-1]
-        if loc and loc[-1] == "[key]" and kind == "string_type":
-            continue  # a key that is not a string: the loader already asked for quotes
+        if loc and loc[-1] == "[key]" and kind == "string_type" and loc[0] != "rules":
+            continue  # an incident key that is not a string: the loader already asked for quotes
         if loc and loc[-1] == "none-required":
             loc = loc[:-1]
         if loc and loc[0] == "rules":
             loc = tuple(
                 p for p in loc if not (isinstance(p, str) and p.startswith(("literal[", "none-")))
             )
-            # One message per list (`status: [resolved, x]` is one mistake to fix).
-            clean = tuple(p for p in loc if p != "[key]" and not isinstance(p, int))
+            # One message per list (`status: [resolved, x]` is one mistake to fix); the rule's
+            # name stays, even when YAML read it as a number.
+            clean = loc[:2] + tuple(p for p in loc[2:] if p != "[key]" and not isinstance(p, int))
             if clean in seen:
                 continue
             seen.add(clean)
@@ -1016,6 +1024,10 @@ def _describe_rule(
     if len(clean) == 1:
         return Problem(path, line, column, "rules must be a mapping of rule name -> rule")
     name = clean[1]
+    if "[key]" in loc and kind == "string_type":
+        return Problem(
+            path, line, column, f"rule name {_short(name)} must be text: write it in quotes"
+        )
     if "[key]" in loc:
         return Problem(
             path,

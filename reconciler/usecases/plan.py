@@ -198,8 +198,9 @@ def make_plan(
     check_targets(targets)
     desired = desired or load(paths or DEFAULT_PATHS)
     state = journal_state or open_journal(journal_location).read()
+    asked = targets
     if only:
-        targets = _incidents_of(desired, only, targets)
+        targets = _incidents_of(desired.sources, only, asked)
     evaluate = refresh if evaluate_rules is None else evaluate_rules
     rules = RulesInPlan.make(
         desired,
@@ -214,6 +215,8 @@ def make_plan(
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
         live = read_live(scope, parallelism, team=team)
     live = rules.live(desired, live)
+    if only:  # the incidents the rules of those files expanded to as well
+        targets = _incidents_of(rules.sources(desired), only, asked)
     result = plan(
         rules.desired(desired),
         state.incidents,
@@ -235,13 +238,15 @@ def make_plan(
     return MadePlan(result, now(), rules.sources(desired), list(state.warnings), batch_size)
 
 
-def _incidents_of(desired: DesiredState, files: Sequence[str], targets: Sequence[str]) -> list[str]:
-    """The incidents written in `files` (compared as resolved paths), among `targets` when
-    any are given."""
+def _incidents_of(
+    sources: Mapping[str, str], files: Sequence[str], targets: Sequence[str]
+) -> list[str]:
+    """The incidents written in `files`, or expanded by their rules (`sources`: incident ->
+    file; compared as resolved paths), among `targets` when any are given."""
     from pathlib import Path
 
     wanted = {Path(file).resolve() for file in files}
-    ids = [cid for cid, source in desired.sources.items() if Path(source).resolve() in wanted]
+    ids = [cid for cid, source in sources.items() if Path(source).resolve() in wanted]
     return sorted(set(ids) & set(targets)) if targets else sorted(ids)
 
 

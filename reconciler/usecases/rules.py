@@ -106,8 +106,7 @@ class RulesInPlan:
             return cls()
         if evaluate:
             return cls(evaluate_rules(desired.rules, desired.incidents, parallelism, config=config))
-        keep = {cid for cid in state.rules if cid not in desired.incidents}
-        return cls(notes=not_evaluated(desired.rules), keep=keep)
+        return cls(notes=not_evaluated(desired.rules), keep=set(state.rules))
 
     def desired(self, desired: DesiredState) -> IncidentMap:
         if self.evaluation is None:

@@ -120,7 +120,7 @@ rules:
         "f0.yaml:9:3: rule b: match is required",
         "f0.yaml:10:21: rule b: set.priority must be one of p1, p2, p3, p4, p5, null",
         "f0.yaml:14:14: rule c: match.title is not a valid regular expression: unterminated "
-        "character set at position 1",
+        "character set at position 3",
         "f0.yaml:15:10: rule c: set must set at least one of status, priority, severity, "
         "public_sharing",
         "f0.yaml:17:21: rule d: match.status must be a non-empty list of triggered, "
