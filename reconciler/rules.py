@@ -93,6 +93,8 @@ class Rule:
     severity: frozenset[Value] | None = None
     title: str | None = None
     max_matches: int = DEFAULT_MAX_MATCHES
+    #: `title` compiled once (a rule is matched against every open incident).
+    pattern: regex.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The loader refuses all of these with a position; this is the last line of defence.
@@ -106,8 +108,8 @@ class Rule:
             raise ValueError(f"rule {self.name}: never makes an incident page public")
         if self.max_matches < 1:
             raise ValueError(f"rule {self.name}: max_matches must be at least 1")
-        if self.title is not None:
-            regex.compile(self.title)
+        compiled = None if self.title is None else regex.compile(self.title)
+        object.__setattr__(self, "pattern", compiled)
 
     def needs(self) -> tuple[str, ...]:
         """The optional candidate fields this rule's match reads."""
@@ -160,11 +162,11 @@ def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
             raise _Missing(candidate.counter_id, rule.name, "its trigger time (NACK_at)")
         if now - candidate.created <= rule.older_than:
             return False
-    if rule.title is not None:
+    if rule.pattern is not None:
         if candidate.title is None:
             raise _Missing(candidate.counter_id, rule.name, "its title")
         try:
-            found = regex.search(rule.title, candidate.title, timeout=TITLE_TIMEOUT)
+            found = rule.pattern.search(candidate.title, timeout=TITLE_TIMEOUT)
         except TimeoutError:
             raise _Undecidable(
                 f"incident {candidate.counter_id}: rule {rule.name}: its title pattern took "
