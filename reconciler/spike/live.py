@@ -127,9 +127,10 @@ def _items(where: str, body: Any) -> list[Any]:
     )
 
 
-def _page_count(where: str, body: Any, page: int, per_page: int) -> int | None:
-    """How many pages the list has, from its `pagination` object; None when the answer
-    carries none (the list is then walked page by page)."""
+def _paging(where: str, body: Any, page: int, per_page: int) -> tuple[int, int | None] | None:
+    """The list's page count and, when it says so, its item count (`total`), from its
+    `pagination` object; None when the answer carries none (the list is then walked page by
+    page)."""
     if not isinstance(body, Mapping) or "pagination" not in body:
         return None
     paging = body["pagination"]
@@ -140,12 +141,14 @@ def _page_count(where: str, body: Any, page: int, per_page: int) -> int | None:
         raise LiveStateError(
             f"{where}: pagination.page is {_shown(said)}, not the page asked for ({page})"
         )
+    total, size = paging.get("total"), paging.get("perPage", per_page)
+    if total is not None and not (type(total) is int and total >= 0):
+        raise LiveStateError(f"{where}: pagination.total {_shown(total)} is not a whole number")
     pages = paging.get("totalPages")
     if type(pages) is int and pages >= 0:
-        return pages
-    total, size = paging.get("total"), paging.get("perPage", per_page)
-    if type(total) is int and total >= 0 and type(size) is int and size > 0:
-        return -(-total // size)
+        return pages, total
+    if total is not None and type(size) is int and size > 0:
+        return -(-total // size), total
     raise LiveStateError(
         f"{where}: 'pagination' has neither totalPages nor total (a whole number): "
         "the number of pages is unknown"
@@ -172,9 +175,15 @@ def parse_list_item(where: str, status: str, item: Any) -> Candidate | None:
     """One item of an open-incident list as a Candidate; None when it says it is resolved.
 
     counterId is required; `status` (NACK/ACK/RES) when present wins over the list it came
-    from (the incident moved while the list was read); the title is `title`, else `message`;
-    the trigger time is `NACK_at` (ISO 8601); priority and severity, from the item or its
-    `groupedIncident`, are UNKNOWN when absent."""
+    from (the incident moved while the list was read); the title is `title`, else (absent,
+    empty or blank) `message`; the trigger time is `NACK_at` (ISO 8601); priority and
+    severity, from the item or its `groupedIncident`, are UNKNOWN when absent."""
+    return _parse_item(where, status, item)[1]
+
+
+def _parse_item(where: str, status: str, item: Any) -> tuple[str, Candidate | None]:
+    """parse_list_item, with the item's counter id even when it is resolved (the reader
+    compares the ids of the pages as the list answered them)."""
     if not isinstance(item, Mapping):
         raise LiveStateError(f"{where}: an item is not an object")
     raw_id = item.get("counterId")
@@ -191,8 +200,12 @@ def parse_list_item(where: str, status: str, item: Any) -> Candidate | None:
             )
         status = STATUS_CODES[code]
         if status == "resolved":
-            return None
-    title = next((item[k] for k in ("title", "message") if isinstance(item.get(k), str)), None)
+            return counter_id, None
+    title, message = item.get("title"), item.get("message")
+    if not (isinstance(title, str) and title.strip()) and isinstance(message, str):
+        title = message  # no title (absent, empty or blank): the message stands for it
+    elif not isinstance(title, str):
+        title = None
     created = item.get("NACK_at")
     when: float | None = None
     if created is not None:
@@ -207,7 +220,7 @@ def parse_list_item(where: str, status: str, item: Any) -> Candidate | None:
             raise LiveStateError(
                 f"{where}: NACK_at {_shown(created)} is not an ISO 8601 time with a zone"
             ) from None
-    return Candidate(
+    return counter_id, Candidate(
         counter_id,
         status,
         title,
@@ -221,10 +234,10 @@ async def list_open(client: SpikeClient, per_page: int = PER_PAGE) -> list[Candi
     """Every open incident of the team: both lists, every page, sorted by counter id.
 
     The first page of each list says how many there are (`pagination`); the others are read
-    concurrently. A list whose answer has no page counts is read page by page until a page
-    holds fewer than `per_page` items; a page of items already seen means the list ignores
-    `page`, an error. An incident listed twice (it moved between the lists while they were
-    read) is taken from the later status (acknowledged)."""
+    concurrently. A list whose answer has no page counts is read page by page until an empty
+    page. What cannot be a whole list is an error, never a guess (`_read_list`). An incident
+    listed in both lists (it moved between them while they were read) is taken from the
+    later status (acknowledged)."""
     pages = await asyncio.gather(
         *(_read_list(client, path, status, per_page) for path, status in OPEN_LISTS.items())
     )
@@ -236,40 +249,76 @@ async def list_open(client: SpikeClient, per_page: int = PER_PAGE) -> list[Candi
 
 
 async def _read_list(client: SpikeClient, path: str, status: str, per_page: int) -> list[Candidate]:
-    def parse(page: int, body: Any) -> list[Candidate]:
+    """The open incidents of one list, every page (resolved items left out).
+
+    Raises LiveStateError when the pages cannot be one whole list: more than MAX_PAGES
+    pages (said, or walked); an empty page before the last one `pagination` stated; an
+    incident on two pages (the list ignores `page`, or changed while it was read); fewer or
+    more incidents than `pagination.total`. Ids are compared as the list answered them,
+    resolved items included: an item resolved since is still an item of its page."""
+    first_page: dict[str, int] = {}  # counter id -> the page that listed it first
+    out: list[Candidate] = []
+
+    def take(page: int, body: Any, walking: bool) -> int:
+        """Add one page's incidents; how many items it held."""
         where = f"GET {path} page {page}"
-        parsed = (parse_list_item(where, status, item) for item in _items(where, body))
-        return [c for c in parsed if c is not None]
+        parsed = [_parse_item(where, status, item) for item in _items(where, body)]
+        ids = [cid for cid, _ in parsed]
+        if walking and ids and all(cid in first_page for cid in ids):
+            raise LiveStateError(
+                f"{where}: the same incidents as before: the list seems to ignore `page`, "
+                "so it cannot be read whole"
+            )
+        for cid in ids:
+            if cid in first_page and first_page[cid] == page:
+                raise LiveStateError(f"{where}: the list answered incident {cid} twice")
+            if cid in first_page:
+                raise LiveStateError(
+                    f"GET {path}: the list answered incident {cid} on pages {first_page[cid]} "
+                    f"and {page} (it ignores `page`, or changed while it was read): run again"
+                )
+            first_page[cid] = page
+        out.extend(c for _, c in parsed if c is not None)
+        return len(ids)
 
     first = await client.get_list_page(path, 1, per_page)
-    where = f"GET {path} page 1"
-    count = _page_count(where, first, 1, per_page)
-    out = parse(1, first)
-    if count is not None:
-        rest = await asyncio.gather(
-            *(client.get_list_page(path, page, per_page) for page in range(2, count + 1))
-        )
-        for page, body in enumerate(rest, start=2):
-            _page_count(f"GET {path} page {page}", body, page, per_page)
-            out.extend(parse(page, body))
+    paging = _paging(f"GET {path} page 1", first, 1, per_page)
+    if paging is None:
+        # No counts: never guess the end from a short page (a list may ignore perPage);
+        # only an empty page ends the list.
+        page, size = 1, take(1, first, walking=True)
+        while size:
+            page += 1
+            if page > MAX_PAGES:
+                raise LiveStateError(f"GET {path}: more than {MAX_PAGES} pages without an end")
+            size = take(page, await client.get_list_page(path, page, per_page), walking=True)
         return out
-    seen = {c.counter_id for c in out}
-    size, page = len(_items(where, first)), 1
-    while size >= per_page:
-        page += 1
-        if page > MAX_PAGES:
-            raise LiveStateError(f"GET {path}: more than {MAX_PAGES} pages without an end")
-        body = await client.get_list_page(path, page, per_page)
-        items = _items(f"GET {path} page {page}", body)
-        size = len(items)
-        more = parse(page, body)
-        if items and not {c.counter_id for c in more} - seen:
+    count, total = paging
+    if count > MAX_PAGES:
+        raise LiveStateError(
+            f"GET {path} page 1: pagination says {count} pages, more than the "
+            f"{MAX_PAGES} reconcile reads"
+        )
+
+    def whole(page: int, body: Any) -> None:
+        if not take(page, body, walking=False) and page < count:
             raise LiveStateError(
-                f"GET {path} page {page}: the same incidents as before: the list seems to "
-                "ignore `page`, so it cannot be read whole"
+                f"GET {path} page {page}: empty, yet pagination said {count} pages (the "
+                "list changed while it was read, or its counts are wrong): run again"
             )
-        seen.update(c.counter_id for c in more)
-        out.extend(more)
+
+    whole(1, first)  # an empty first page of many: no need to ask for the others
+    rest = await asyncio.gather(
+        *(client.get_list_page(path, page, per_page) for page in range(2, count + 1))
+    )
+    for page, body in enumerate(rest, start=2):
+        _paging(f"GET {path} page {page}", body, page, per_page)
+        whole(page, body)
+    if total is not None and len(first_page) != total:
+        raise LiveStateError(
+            f"GET {path}: pagination.total is {total}, but the pages held {len(first_page)} "
+            "incidents (the list changed while it was read): run again"
+        )
     return out
 
 

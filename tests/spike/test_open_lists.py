@@ -101,9 +101,9 @@ def test_every_page_of_both_lists_is_read(shape: str) -> None:
     assert by_id["a-1"].status == "acknowledged" and by_id["a-1"].priority == "p4"
     assert by_id["t-1"].priority is UNKNOWN and by_id["t-1"].title == "t t-1"
     assert by_id["t-1"].created == 1_793_520_000.0
-    # Pages counted by the answer: 3 + 2; walked without counts: until a short page.
+    # Pages counted by the answer: 3; walked without counts: until an empty page (one more).
     triggered = [p for p in handler.seen if p.startswith("/incidents/triggered")]
-    assert len(triggered) == 3
+    assert len(triggered) == (3 if shape in ("pagination", "total-only") else 4)
 
 
 def test_a_page_that_repeats_means_the_list_ignores_page() -> None:
@@ -112,6 +112,151 @@ def test_a_page_that_repeats_means_the_list_ignores_page() -> None:
 
     with pytest.raises(LiveStateError, match="page 2: the same incidents as before"):
         run(handler)
+
+
+class OneList:
+    """A handler answering `/incidents/triggered` page N with `triggered(N, perPage)`, and the
+    acknowledged list with an empty list; every request is noted in `seen`."""
+
+    def __init__(self, triggered: Callable[[int, int], Any]) -> None:
+        self.triggered = triggered
+        self.seen: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.url.path}?{request.url.query.decode()}")
+        if request.url.path == "/incidents/acknowledged":
+            return httpx.Response(200, json={"incidents": []})
+        query = parse_qs(request.url.query.decode())
+        body = self.triggered(int(query["page"][0]), int(query["perPage"][0]))
+        return httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize("paging", [{"totalPages": 200_000}, {"total": 20_000_000, "perPage": 100}])
+def test_stated_page_counts_have_the_same_limit_as_a_walk(paging: dict[str, int]) -> None:
+    """A page count beyond MAX_PAGES is refused before any other page is asked for."""
+    handler = OneList(lambda page, size: {"incidents": [item("x-1")], "pagination": paging})
+    with pytest.raises(LiveStateError, match="pagination says 200000 pages, more than the 10000"):
+        run(handler, per_page=100)
+    assert [p for p in handler.seen if "triggered" in p] == [
+        "/incidents/triggered?page=1&perPage=100"
+    ]
+
+
+@pytest.mark.parametrize("empty", [1, 2])
+def test_an_empty_page_before_the_stated_last_is_an_error(empty: int) -> None:
+    def triggered(page: int, size: int) -> Any:
+        chunk = [] if page == empty else [item(f"x-{3 * page + n}") for n in range(3)]
+        return {"incidents": chunk, "pagination": {"page": page, "totalPages": 3}}
+
+    handler = OneList(triggered)
+    with pytest.raises(
+        LiveStateError, match=f"triggered page {empty}: empty, yet pagination said 3"
+    ):
+        run(handler)
+    # An empty first page of three: the other two are not asked for.
+    assert sum("triggered" in p for p in handler.seen) == (1 if empty == 1 else 3)
+
+
+def test_an_empty_last_page_is_an_end() -> None:
+    def triggered(page: int, size: int) -> Any:
+        chunk = [] if page == 2 else [item("x-1")]
+        return {"incidents": chunk, "pagination": {"page": page, "totalPages": 2}}
+
+    assert [c.counter_id for c in run(OneList(triggered))] == ["x-1"]
+
+
+@pytest.mark.parametrize("bare", [False, True])
+def test_a_list_without_counts_that_ignores_per_page_is_read_to_an_empty_page(
+    bare: bool,
+) -> None:
+    """A short page is not taken for the last one: the list may serve fewer than asked."""
+    every = [item(f"x-{n:02}") for n in range(45)]
+
+    def triggered(page: int, size: int) -> Any:
+        chunk = every[(page - 1) * 20 : page * 20]  # 20 a page, whatever perPage says
+        return chunk if bare else {"incidents": chunk}
+
+    handler = OneList(triggered)
+    assert [c.counter_id for c in run(handler, per_page=100)] == [f"x-{n:02}" for n in range(45)]
+    assert sum("triggered" in p for p in handler.seen) == 4  # 20, 20, 5, then empty
+
+
+def test_a_list_without_counts_that_ignores_page_and_per_page_is_an_error() -> None:
+    handler = OneList(lambda page, size: {"incidents": [item(f"x-{n}") for n in range(20)]})
+    with pytest.raises(LiveStateError, match="page 2: the same incidents as before"):
+        run(handler, per_page=100)
+
+
+def test_a_page_of_incidents_resolved_since_is_not_a_repeat() -> None:
+    """Pages are compared by the ids the list answered, resolved items included."""
+
+    def triggered(page: int, size: int) -> Any:
+        if page == 1:
+            return {"incidents": [item(f"x-{n}") for n in range(3)]}
+        if page == 2:
+            return {"incidents": [item(f"x-{n}", "RES") for n in range(3, 6)]}
+        return {"incidents": []}
+
+    assert [c.counter_id for c in run(OneList(triggered))] == ["x-0", "x-1", "x-2"]
+
+
+@pytest.mark.parametrize("counted", [False, True])
+def test_a_counted_list_that_ignores_page_is_an_error(counted: bool) -> None:
+    """The same items on every page, no pagination.page: never de-duplicated into a list."""
+    paging: dict[str, int] = {"totalPages": 3}
+    if counted:
+        paging["total"] = 9
+
+    def triggered(page: int, size: int) -> Any:
+        return {"incidents": [item(f"x-{n}") for n in range(3)], "pagination": paging}
+
+    with pytest.raises(
+        LiveStateError,
+        match=r"GET /incidents/triggered: the list answered incident x-0 on pages 1 and 2 "
+        r"\(it ignores `page`, or changed while it was read\): run again",
+    ):
+        run(OneList(triggered))
+
+
+@pytest.mark.parametrize("shape", ["counted", "none"])
+def test_an_incident_on_two_pages_is_an_error(shape: str) -> None:
+    """A list that changed while it was read (a new incident pushed x-2 onto page 2)."""
+    pages = {1: ["x-0", "x-1", "x-2"], 2: ["x-2", "x-3", "x-4"], 3: []}
+
+    def triggered(page: int, size: int) -> Any:
+        body: dict[str, Any] = {"incidents": [item(cid) for cid in pages[page]]}
+        if shape == "counted":
+            body["pagination"] = {"page": page, "totalPages": 2, "total": 6}
+        return body
+
+    with pytest.raises(LiveStateError, match="incident x-2 on pages 1 and 2"):
+        run(OneList(triggered))
+
+
+def test_an_incident_twice_on_one_page_is_an_error() -> None:
+    body = {"incidents": [item("x-1"), item("x-1")], "pagination": {"totalPages": 1}}
+    with pytest.raises(
+        LiveStateError, match="triggered page 1: the list answered incident x-1 twice"
+    ):
+        run(OneList(lambda page, size: body))
+
+
+@pytest.mark.parametrize("total", [5, 7])
+def test_a_count_of_incidents_other_than_the_stated_total_is_an_error(total: int) -> None:
+    """An incident resolved while the list was read moves the others up a place: one of
+    them is never seen. The stated total tells; a partial list is never planned on."""
+    pages = {1: ["x-0", "x-1", "x-2"], 2: ["x-4", "x-5", "x-6"]}
+
+    def triggered(page: int, size: int) -> Any:
+        paging = {"page": page, "totalPages": 2, "total": total}
+        return {"incidents": [item(cid) for cid in pages[page]], "pagination": paging}
+
+    with pytest.raises(
+        LiveStateError,
+        match=f"pagination.total is {total}, but the pages held 6 incidents "
+        r"\(the list changed while it was read\): run again",
+    ):
+        run(OneList(triggered))
 
 
 @pytest.mark.parametrize(
@@ -125,6 +270,7 @@ def test_a_page_that_repeats_means_the_list_ignores_page() -> None:
         ({"incidents": [], "pagination": {"page": 1}}, "neither totalPages nor total"),
         ({"incidents": [], "pagination": {"page": 4, "totalPages": 9}}, "pagination.page is 4"),
         ({"incidents": [], "pagination": "1/3"}, "'pagination' is not an object"),
+        ({"incidents": [], "pagination": {"totalPages": 1, "total": "7"}}, "total '7' is not a"),
     ],
 )
 def test_an_answer_not_understood_names_what_is_missing(body: Any, message: str) -> None:
@@ -142,6 +288,14 @@ def test_items_are_read_tolerantly() -> None:
     )
     assert got == Candidate("116", "triggered", "m", None, None, "sev2")
     assert parse_list_item(where, "triggered", item("x", "RES")) is None
+    # An empty or blank title is no title: the message stands for it (docs/rules.md).
+    for blank in ("", "  \t"):
+        got = parse_list_item(where, "triggered", item("x", title=blank, message="disk full"))
+        assert got is not None and got.title == "disk full"
+        got = parse_list_item(where, "triggered", {"counterId": "x", "title": blank})
+        assert got is not None and got.title == blank  # nothing better to search
+    got = parse_list_item(where, "triggered", item("x", title="t", message="m"))
+    assert got is not None and got.title == "t"
     assert parse_list_item(where, "triggered", item("x", "ACK")).status == "acknowledged"  # type: ignore[union-attr]
 
 
