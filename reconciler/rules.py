@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 from .errors import RuleError
 from .model import IncidentMap, Value
@@ -108,7 +109,11 @@ class Rule:
             raise ValueError(f"rule {self.name}: never makes an incident page public")
         if self.max_matches < 1:
             raise ValueError(f"rule {self.name}: max_matches must be at least 1")
-        compiled = None if self.title is None else regex.compile(self.title)
+        compiled = None
+        if self.title is not None:
+            import regex  # here: a plan of files without a title pattern never needs it
+
+            compiled = regex.compile(self.title)
         object.__setattr__(self, "pattern", compiled)
 
     def needs(self) -> tuple[str, ...]:
