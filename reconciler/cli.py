@@ -126,6 +126,37 @@ def _select(
     return selection
 
 
+def _refuse_inputs_as_out(out: str, selection: Selection) -> None:
+    """--out must not name what the command reads: a state file, a journal, the project
+    file (a typo would replace a reviewed file, or a journal's whole history)."""
+    from .errors import ReconcileError, printable
+    from .journal import is_database_url
+    from .states.loader import discover
+
+    target = os.path.realpath(out)
+    project = _project()
+    if project is not None and os.path.realpath(project.path) == target:
+        raise ReconcileError(f"--out {printable(out)}: that is the project file")
+    for run in selection.runs:
+        journal = run.journal or os.environ.get("RECONCILE_JOURNAL") or DEFAULT_LOCATION
+        if not is_database_url(journal) and os.path.realpath(journal) == target:
+            raise ReconcileError(f"--out {printable(out)}: that is a journal")
+        files, _ = discover(run.files)
+        if any(os.path.realpath(file) == target for file in files):
+            raise ReconcileError(f"--out {printable(out)}: that is a state file")
+
+
+def _credentials_first(selection: Selection) -> None:
+    """With teams, every team's key and id are checked before any team is read or written:
+    a missing key of the last team must not leave the first team's journal changed."""
+    if not selection.teams:
+        return
+    from .usecases.plan import spike_config
+
+    for run in selection.runs:
+        spike_config(run.team)
+
+
 def _configured(name: str, value: T) -> T:
     """A flag's value, or reconcile.yaml's `defaults.NAME` when the flag was not given."""
     ctx = click.get_current_context()
@@ -146,10 +177,17 @@ def parallelism_option(func: F) -> F:
     )(func)
 
 
+def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    if value != value or value == float("inf"):  # NaN compares unequal to itself
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
 def lock_timeout_option(func: F) -> F:
     return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
+        callback=_finite,
         default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         help="Seconds to wait for another apply's lock on the journal.",
@@ -256,6 +294,10 @@ def plan(
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
+    if out:
+        _refuse_inputs_as_out(out, selection)
+    if refresh:
+        _credentials_first(selection)
     batch_size = _configured("batch_size", batch_size)
     parallelism = _configured("parallelism", parallelism)
     requests = [
@@ -374,6 +416,8 @@ def apply(
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
     paths = () if plan_file else args
     selection = _select(ctx, teams, paths, journal_location)
+    if refresh:
+        _credentials_first(selection)
     batch_size = _configured("batch_size", batch_size) or DEFAULT_BATCH_SIZE
     parallelism = _configured("parallelism", parallelism)
 
@@ -661,6 +705,7 @@ def refresh(
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
     if selection.teams and escalations is None:
         load_teams([run.files for run in selection.runs])  # every team's files, before any call
+        _credentials_first(selection)
     show = render.refresh_json if fmt == "json" else render.refresh_text
     parts: dict[str, str] = {}
     for run in selection.runs:
@@ -751,6 +796,9 @@ def drift(
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
+    if out:
+        _refuse_inputs_as_out(out, selection)
+    _credentials_first(selection)
     parallelism = _configured("parallelism", parallelism)
     requests = [
         DriftRequest(
@@ -820,6 +868,7 @@ def accept(
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
+    _credentials_first(selection)
     parallelism = _configured("parallelism", parallelism)
     show = render.accept_json if fmt == "json" else render.accept_text
     requests = [

@@ -61,6 +61,9 @@ class TeamConfig:
     api_key_env: str = DEFAULT_API_KEY_ENV
     #: Every field of DRIFT_FIELDS: defaults.drift with the team's own overrides.
     drift: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
+    #: The journal as reconcile.yaml spells it (relative to its folder), or its default:
+    #: what plan files show, the same from whichever folder a plan is made.
+    journal_written: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,11 @@ def locate(explicit: str | None = None, env: Mapping[str, str] | None = None) ->
             how = "--config" if explicit else "RECONCILE_CONFIG"
             raise ReconcileError(f"{how}: {named}: no such file")
         return named
-    return DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else None
+    if not os.path.lexists(DEFAULT_CONFIG):
+        return None
+    if not os.path.isfile(DEFAULT_CONFIG):  # a directory, a broken link: never "no project"
+        raise ReconcileError(f"{DEFAULT_CONFIG}: not a readable file")
+    return DEFAULT_CONFIG
 
 
 def find_project(
@@ -297,7 +304,7 @@ def load_project(path: str) -> Project:
     if problems:
         raise StateFileError(problems)
     project = _project(path, model)
-    problems = _clashes(path, text, project)
+    problems = _clashes(path, text, project) + _journals_among_states(path, text, project)
     if problems:
         raise StateFileError(problems)
     return project
@@ -477,6 +484,7 @@ def _project(path: str, model: Any) -> Project:
             journal=_namespaced(journal, name) if is_database_url(journal) else relative(journal),
             api_key_env=team.get("api_key_env", DEFAULT_API_KEY_ENV),
             drift=_overlay(defaults.drift, team.get("drift")),
+            journal_written=journal,
         )
     return Project(path=path, version=model.version, defaults=defaults, teams=teams)
 
@@ -485,6 +493,38 @@ def _overlay(
     base: Mapping[str, Policy], given: Mapping[str, Policy] | None
 ) -> Mapping[str, Policy]:
     return MappingProxyType({name: (given or {}).get(name, base[name]) for name in DRIFT_FIELDS})
+
+
+def _journals_among_states(path: str, text: str, project: Project) -> list[Problem]:
+    """A journal file under a team's paths would be read as a state file: each such team's
+    journal is a problem, at its `journal` key (or the team's name when it is the default)."""
+    from .journal import is_database_url
+    from .states.loader import position, rt_positions
+
+    problems: list[Problem] = []
+    root = None
+    for team in project.teams.values():
+        if is_database_url(team.journal) or not team_of(project, team.journal):
+            continue
+        if root is None:
+            root = rt_positions(text)
+        written = "journal" in _written(root, team.name)
+        line, column = position(
+            root,
+            ("teams", team.name, "journal") if written else ("teams", team.name),
+            at_key=not written,
+        )
+        owners = ", ".join(team_of(project, team.journal))
+        problems.append(
+            Problem(
+                path,
+                line,
+                column,
+                f"team {team.name}: its journal is under the state files of team {owners}; "
+                "it would be read as a state file",
+            )
+        )
+    return problems
 
 
 def _clashes(path: str, text: str, project: Project) -> list[Problem]:

@@ -802,14 +802,17 @@ def drift_text(report: DriftReport, color: bool = False) -> str:
     if report.has_drift:
         lines += [f"Live values that differ from the state files (checked {report.checked_at}):"]
         lines.append("")
-    incident = None
+    incident: tuple[str | None, str] | None = None
     for entry in report.entries:
-        if entry.incident != incident:
-            incident = entry.incident
+        if (entry.team, entry.incident) != incident:
+            incident = entry.team, entry.incident
+            shown = (
+                entry.incident if entry.team is None else f"{entry.incident} (team {entry.team})"
+            )
             if entry.field is None:
-                lines.append(paint(f"  - {incident}: {_drift_line(entry)}", "red"))
+                lines.append(paint(f"  - {shown}: {_drift_line(entry)}", "red"))
                 continue
-            lines.append(f"  ~ {incident}")
+            lines.append(f"  ~ {shown}")
         lines.append(paint(f"      {_drift_line(entry)}", "yellow"))
     if report.has_drift:
         lines.append("")
@@ -836,14 +839,19 @@ def drift_markdown(report: DriftReport, budget: int = MARKDOWN_BUDGET) -> str:
         "\n_Truncated to fit a GitHub issue: {n} more rows not shown; the JSON report "
         "(`--out`) has them all._\n"
     )
+    teams = any(e.team is not None for e in report.entries)
     rows = [
-        f"| `{e.incident}` | {e.field or '_missing_'} | {_cell(e, e.desired)} | "
+        (f"| {e.team} " if teams else "")
+        + f"| `{e.incident}` | {e.field or '_missing_'} | {_cell(e, e.desired)} | "
         f"{_journaled(e) if e.field else ''} | {_cell(e, e.live)} | {e.kind} | {e.policy} |"
         for e in report.entries
     ]
     out += (
-        "\n| incident | field | desired | journaled | live | kind | policy |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n"
+        "\n"
+        + ("| team " if teams else "")
+        + "| incident | field | desired | journaled | live | kind | policy |\n"
+        + ("| --- " if teams else "")
+        + "| --- | --- | --- | --- | --- | --- | --- |\n"
     )
     out, shown = _fill(out, rows, budget - len(note) - 100)
     if shown < len(rows):

@@ -57,6 +57,12 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
     `timeout` seconds), so no apply can change either journal mid-copy. A destination that
     already has records, or an empty source, is refused with nothing written.
     """
+    if _identity(source) == _identity(dest):
+        raise JournalError(
+            f"{source.location}: the source and the destination are one journal; nothing to migrate"
+        )
+    if source.read().lineage is None:  # before the lock, which would create a missing file
+        raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
     with source.open_for_apply(timeout, "journal migrate (source)"):
         records = source.records()
         if not records:
@@ -70,3 +76,9 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
             for number, record in enumerate(records, start=1):
                 writer.copy_record(record, f"{source.location}: record {number}")
     return len(records)
+
+
+def _identity(journal: Journal) -> str:
+    """What makes two journals one: a file's resolved path, a database's shown location."""
+    path = getattr(journal, "path", None)
+    return os.path.realpath(path) if path is not None else journal.location

@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
 from ..planfile import check_signature, plan_content, read_saved_plan
-from .plan import MadePlan, TeamPlan, TeamsPlan, check_targets, make_plan, read_live, spike_config
+from .plan import (
+    MadePlan,
+    TeamPlan,
+    TeamsPlan,
+    check_targets,
+    journal_shown,
+    make_plan,
+    read_live,
+    spike_config,
+)
 from .rules import owners_of_changes, rules_of_changes
 
 
@@ -301,7 +310,9 @@ class _TeamJob:
     def team_plan(self) -> TeamPlan:
         team, made = self.request.team, self.ready.made
         assert team is not None and made is not None
-        return TeamPlan(team.name, team.team_id, self.journal.location, made)
+        return TeamPlan(
+            team.name, team.team_id, journal_shown(team, self.request.journal_location), made
+        )
 
     def applied(
         self, results: Mapping[str, ApplyResult | BaseException], signal: int | None
@@ -341,7 +352,7 @@ def _saved_sections(
                 f"{saved.path}: team {name}: the plan is for team id {printable(team.team_id)}, "
                 f"reconcile.yaml says {request.team.team_id}; plan again"
             )
-        location = open_journal(request.journal_location).location
+        location = journal_shown(request.team, request.journal_location)
         if team.journal != location:
             raise StalePlanError(
                 f"{saved.path} is stale: team {name}'s journal was {printable(team.journal)}, "

@@ -71,7 +71,8 @@ class DriftReport:
 
     @property
     def drifted_incidents(self) -> int:
-        return len({entry.incident for entry in self.entries})
+        """Ids are per team: `shared-9` of two teams is two incidents."""
+        return len({(entry.team, entry.incident) for entry in self.entries})
 
     @property
     def fields(self) -> int:

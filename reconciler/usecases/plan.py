@@ -126,9 +126,19 @@ def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
             drift_policy=request.drift_policy,
             only=request.only,
         )
-        location = open_journal(request.journal_location).location
+        location = journal_shown(request.team, request.journal_location)
         teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
     return TeamsPlan(now(), teams)
+
+
+def journal_shown(team: TeamConfig, location: str | None) -> str:
+    """A team's journal as plan files name it: a file as reconcile.yaml spells it (the same
+    bytes from any folder), a database URL without credentials."""
+    from ..journal import is_database_url
+
+    if team.journal_written and not is_database_url(team.journal_written):
+        return team.journal_written
+    return open_journal(location).location
 
 
 def load_teams(paths: Sequence[Sequence[str]]) -> list[DesiredState]:

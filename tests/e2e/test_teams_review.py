@@ -256,3 +256,120 @@ def test_accept_of_teams_reads_every_team_before_writing_any(tmp_path: Path) -> 
         assert "sev3" in (tmp_path / "teams" / "payments" / "incidents.yaml").read_text()
         code, _, err = cli("accept", "--config", config, "--id", "nope-1")
         assert code == 1 and "in no state file of any team" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# A last review's findings
+
+
+def test_out_never_replaces_a_journal_a_state_file_or_the_project_file(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"priority": "p2"}})
+    config = two_teams(tmp_path)
+    journal = tmp_path / ".reconcile" / "payments.jsonl"
+    journal.parent.mkdir()
+    journal.write_text("")
+    state = tmp_path / "teams" / "platform" / "incidents.yaml"
+    for target, what in (
+        (journal, "a journal"),
+        (state, "a state file"),
+        (Path(config), "the project file"),
+    ):
+        before = target.read_bytes()
+        for command in (["plan"], ["drift"]):
+            code, _, err = cli(*command, "--config", config, "--out", str(target))
+            assert code == 1, (command, target)
+            assert f"that is {what}" in err
+        assert target.read_bytes() == before
+
+
+def test_refresh_of_teams_checks_every_key_before_writing_any_journal(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "acknowledged"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"status": "acknowledged"}})
+    config = two_teams(tmp_path, "", ", api_key_env: OTHER_KEY")
+    seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, OTHER_KEY=KEY),
+    ):
+        assert cli("apply", "--config", config, "--auto-approve").code == 0
+        before = {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()}
+        calls = len(server.calls)
+        server.set_incidents({"pay-1": {"status": "NACK"}}, team=PAY)
+        for command in (["refresh"], ["drift"], ["plan", "--refresh"], ["accept"]):
+            code, _, err = cli(*command, "--config", config, env={"OTHER_KEY": None})
+            assert code == 1 and "OTHER_KEY must be set" in err, command
+        assert {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()} == before
+        assert len(server.calls) == calls
+
+
+def test_a_saved_plan_of_teams_made_from_another_folder_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    write_states(tmp_path / "teams" / "platform", {})
+    config = two_teams(tmp_path)
+    monkeypatch.chdir(tmp_path / "teams")
+    assert cli("plan", "--config", "../reconcile.yaml", "--out", str(tmp_path / "p.json")).code == 0
+    monkeypatch.chdir(tmp_path)
+    seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        code, out, err = cli("apply", "--config", config, str(tmp_path / "p.json"))
+        assert code == 0, out + err
+        assert server.incidents(PAY)["pay-1"]["status"] == "RES"
+
+
+def test_drift_names_the_team_and_counts_an_id_of_two_teams_twice(tmp_path: Path) -> None:
+    write_states(tmp_path / "teams" / "payments", {"shared-9": {"priority": "p2"}})
+    write_states(tmp_path / "teams" / "platform", {"shared-9": {"priority": "p3"}})
+    config = two_teams(tmp_path)
+    seed: dict[str, dict[str, dict[str, object]]] = {
+        PAY: {"shared-9": {"priority": "p1"}},
+        PLAT: {"shared-9": {"priority": "p1"}},
+    }
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        _, out, _ = cli("drift", "--config", config)
+        assert "~ shared-9 (team payments)" in out and "~ shared-9 (team platform)" in out
+        assert "2 incidents" in out or "in 2" in out
+        _, out, _ = cli("drift", "--config", config, "--format", "json")
+        assert json.loads(out)["summary"]["drifted_incidents"] == 2
+        _, out, _ = cli("drift", "--config", config, "--format", "markdown")
+        assert "| team | incident |" in out and "| payments | `shared-9` |" in out
+
+
+def test_a_project_file_that_is_not_a_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.symlink("missing.yaml", "reconcile.yaml")
+    code, _, err = cli("plan")
+    assert code == 1 and "reconcile.yaml: not a readable file" in err
+
+
+def test_a_journal_under_a_teams_state_files_is_a_problem(tmp_path: Path) -> None:
+    config = two_teams(tmp_path, ", journal: teams/payments/journal.yaml")
+    code, _, err = cli("validate", "--config", config)
+    assert code == 1
+    assert "team payments: its journal is under the state files of team payments" in err
+
+
+def test_journal_migrate_never_creates_its_source_and_knows_one_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("journal", "migrate", "--from", "sub/gone.jsonl", "--to", "out.jsonl")
+    assert code == 1 and "empty; nothing to migrate" in err
+    assert not Path("sub").exists() and not Path("out.jsonl").exists()
+    code, _, err = cli("journal", "migrate", "--from", "a.jsonl", "--to", "./a.jsonl")
+    assert code == 1 and "one journal" in err
+
+
+def test_lock_timeout_must_be_finite(tmp_path: Path) -> None:
+    code, _, err = cli("apply", str(tmp_path), "--auto-approve", "--lock-timeout", "nan")
+    assert code == 1 and "finite" in err
