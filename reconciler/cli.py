@@ -1290,7 +1290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from .errors import ReconcileError, StateFileError
+    from .errors import ProjectFileError, ReconcileError, StateFileError
 
     try:
         try:
@@ -1310,7 +1310,8 @@ def _run(argv: Sequence[str] | None) -> int:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             count = len(exc.problems)
-            click.echo(f"error: {count} problem{'s' * (count != 1)} in the state files", err=True)
+            where = "the project file" if isinstance(exc, ProjectFileError) else "the state files"
+            click.echo(f"error: {count} problem{'s' * (count != 1)} in {where}", err=True)
             return 1
         except ReconcileError as exc:
             click.echo(f"error: {exc}", err=True)

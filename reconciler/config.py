@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import Problem, ReconcileError, StateFileError
+from .errors import Problem, ProjectFileError, ReconcileError, StateFileError
 from .model import Unsafe as Unsafe  # re-exported: defaults.unsafe is one
 
 #: The file looked for in the working directory when neither --config nor RECONCILE_CONFIG
@@ -268,7 +268,7 @@ def schema_json() -> str:
 
 
 def load_project(path: str) -> Project:
-    """Read and validate the project file at `path`; raise StateFileError listing every
+    """Read and validate the project file at `path`; raise ProjectFileError listing every
     problem. Team paths and file journals are relative to the file's folder: kept as written
     when that folder is the working directory, joined to it otherwise."""
     from .states.loader import read_yaml, too_deep_problem
@@ -276,10 +276,10 @@ def load_project(path: str) -> Project:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise StateFileError([Problem(path, 0, 0, f"cannot read: {exc.strerror}")]) from None
+        raise ProjectFileError([Problem(path, 0, 0, f"cannot read: {exc.strerror}")]) from None
     read = read_yaml(path, data, needs=_NEEDS)
     if read.stopped:
-        raise StateFileError(read.problems)
+        raise ProjectFileError(read.problems)
     text, doc, problems = read.text, read.doc, list(read.problems)
     if doc is None and not problems:
         problems.append(Problem(path, 1, 1, "the file is empty; it needs at least 'version: 1'"))
@@ -288,7 +288,7 @@ def load_project(path: str) -> Project:
             problems.append(
                 Problem(path, 1, 1, "the top level must be a mapping with 'version: 1'")
             )
-        raise StateFileError(problems)
+        raise ProjectFileError(problems)
     problems.extend(_stringify_keys(path, text, doc))
 
     from pydantic import ValidationError
@@ -298,15 +298,15 @@ def load_project(path: str) -> Project:
     except ValidationError as exc:
         deep = too_deep_problem(path, text, doc, _NEEDS)  # through aliases
         if deep is not None:
-            raise StateFileError([deep]) from None
+            raise ProjectFileError([deep]) from None
         problems.extend(_locate(path, text, exc))
-        raise StateFileError(problems) from None
+        raise ProjectFileError(problems) from None
     if problems:
-        raise StateFileError(problems)
+        raise ProjectFileError(problems)
     project = _project(path, model)
     problems = _clashes(path, text, project) + _journals_among_states(path, text, project)
     if problems:
-        raise StateFileError(problems)
+        raise ProjectFileError(problems)
     return project
 
 

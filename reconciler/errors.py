@@ -48,6 +48,10 @@ class StateFileError(ReconcileError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class ProjectFileError(StateFileError):
+    """reconcile.yaml is invalid; its problems are reported as a state file's are."""
+
+
 class PlanError(ReconcileError):
     """Desired states that cannot be planned (e.g. re-opening a resolved incident)."""
 

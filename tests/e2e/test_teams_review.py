@@ -373,3 +373,11 @@ def test_journal_migrate_never_creates_its_source_and_knows_one_journal(
 def test_lock_timeout_must_be_finite(tmp_path: Path) -> None:
     code, _, err = cli("apply", str(tmp_path), "--auto-approve", "--lock-timeout", "nan")
     assert code == 1 and "finite" in err
+
+
+def test_problems_of_reconcile_yaml_are_summed_up_as_the_project_files(tmp_path: Path) -> None:
+    config = tmp_path / "reconcile.yaml"
+    config.write_text("version: 2\n")
+    code, _, err = cli("validate", "--config", str(config))
+    assert code == 1
+    assert err.splitlines()[-1] == "error: 1 problem in the project file"
