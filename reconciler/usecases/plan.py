@@ -283,10 +283,10 @@ def read_live(
     return asyncio.run(read())
 
 
-def spike_config(team: TeamConfig | None, *, team_required: bool = True) -> SpikeConfig:
+def spike_config(team: TeamConfig | None) -> SpikeConfig:
     """The client settings for `team` (its id and key variable), or from SPIKE_TEAM_ID."""
     from ..spike.client import SpikeConfig
 
     if team is None:
-        return SpikeConfig.from_env(team_required=team_required)
+        return SpikeConfig.from_env()
     return SpikeConfig.from_env(team_id=team.team_id, key_env=team.api_key_env)
