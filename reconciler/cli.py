@@ -1232,6 +1232,31 @@ def doctor(
         raise click.exceptions.Exit(1)
 
 
+@cli.command()
+@click.option(
+    "--teams",
+    "team_names",
+    metavar="NAME,...",
+    help="Write reconcile.yaml with these teams, and an example file in each team's folder.",
+)
+@click.option(
+    "--github", is_flag=True, help="Also the plan/apply workflows and .pre-commit-config.yaml."
+)
+@output_options
+def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) -> None:
+    """Scaffold a states repository in the working directory; never overwrite a file.
+
+    Writes a commented example state file and its JSON Schema; with --teams, reconcile.yaml
+    and an example file per team instead; with --github, the GitHub workflows and the
+    pre-commit hooks. A file that exists is reported and left as it is (exit 0).
+    """
+    from . import render
+    from .usecases.init import InitRequest, run_init
+
+    names = tuple(n.strip() for n in team_names.split(",")) if team_names is not None else ()
+    click.echo(render.init_text(run_init(InitRequest(".", names, github))), nl=False)
+
+
 # ---------------------------------------------------------------------------------------------
 
 

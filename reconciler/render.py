@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
+    from .usecases.init import InitOutcome
     from .usecases.issue import IssueOutcome
     from .usecases.plan import TeamsPlan
     from .usecases.refresh import RefreshOutcome
@@ -966,3 +967,21 @@ def doctor_json(outcome: DoctorOutcome) -> str:
         ],
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Init
+
+
+def init_text(outcome: InitOutcome) -> str:
+    """What `reconcile init` prints: each file written or kept, then what to do next."""
+    lines = [f"wrote {printable(path)}" for path in outcome.written]
+    lines += [f"kept {printable(path)} (it exists)" for path in outcome.kept]
+    if outcome.teams:
+        lines.append(
+            "Next: replace each team_id in reconcile.yaml (`reconcile teams` lists them), "
+            "then run `reconcile validate` and `reconcile plan`."
+        )
+    else:
+        lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"
