@@ -1176,6 +1176,87 @@ def import_command(
     click.echo(render.import_text(run_import(request)), nl=False)
 
 
+@cli.command()
+@click.option(
+    "--id", "counter_id", metavar="ID", help="Read this incident [default: the first listed]."
+)
+@click.option(
+    "--shapes",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the answers' shapes (every value replaced by its type) to FILE, for a bug report.",
+)
+@format_option("text", "json")
+@team_option
+@common
+def doctor(
+    counter_id: str | None,
+    shapes: str | None,
+    fmt: str,
+    teams: tuple[str, ...],
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Check that reconcile reads this account's answers (GET requests only).
+
+    For each team: the key and team id, page 1 of each open-incident list, one incident and
+    its activity log. Each endpoint is understood (and how), not understood (what was
+    missing), refused, not reached or not checked. Exit 0 when every one is understood.
+    """
+    import json
+
+    from . import render
+    from .errors import printable
+    from .planfile import atomic_write
+    from .usecases.doctor import DoctorRequest, run_doctor
+
+    ctx = Context(verbose, no_color)
+    selection = _select(ctx, teams, (), None)
+    if shapes:
+        _refuse_inputs_as_out(shapes, selection)
+    request = DoctorRequest(
+        [run.team for run in selection.runs], counter_id, ctx.info if verbose else None
+    )
+    outcome = run_doctor(request)
+    if shapes:
+        text = json.dumps(outcome.shapes(), indent=2) + "\n"
+
+        def produce(write: Callable[[str], object]) -> None:
+            write(text)
+
+        atomic_write(shapes, produce, 0o644)
+        ctx.info(f"saved the answers' shapes to {printable(shapes)}")
+    show = render.doctor_json if fmt == "json" else render.doctor_text
+    click.echo(show(outcome), nl=False)
+    if not outcome.understood:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option(
+    "--teams",
+    "team_names",
+    metavar="NAME,...",
+    help="Write reconcile.yaml with these teams, and an example file in each team's folder.",
+)
+@click.option(
+    "--github", is_flag=True, help="Also the plan/apply workflows and .pre-commit-config.yaml."
+)
+@output_options
+def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) -> None:
+    """Scaffold a states repository in the working directory; never overwrite a file.
+
+    Writes a commented example state file and its JSON Schema; with --teams, reconcile.yaml
+    and an example file per team instead; with --github, the GitHub workflows and the
+    pre-commit hooks. A file that exists is reported and left as it is (exit 0).
+    """
+    from . import render
+    from .usecases.init import InitRequest, run_init
+
+    names = tuple(n.strip() for n in team_names.split(",")) if team_names is not None else ()
+    click.echo(render.init_text(run_init(InitRequest(".", names, github))), nl=False)
+
+
 # ---------------------------------------------------------------------------------------------
 
 

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
     from .usecases.comment import CommentResult
+    from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
+    from .usecases.init import InitOutcome
     from .usecases.issue import IssueOutcome
     from .usecases.plan import TeamsPlan
     from .usecases.refresh import RefreshOutcome
@@ -902,3 +904,84 @@ def issue_json(outcome: IssueOutcome) -> str:
         },
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Doctor
+
+
+def _doctor_team(team: TeamChecks) -> str:
+    """Which team, and where its key and id come from (names of variables, never values)."""
+    who = "SPIKE_TEAM_ID's team" if team.team is None else f"team {printable(team.team)}"
+    return f"{who} (key from {team.key_source})"
+
+
+def doctor_text(outcome: DoctorOutcome) -> str:
+    """What `reconcile doctor` prints: per team, each request, its status and outcome, then
+    the readings it used or what was missing; a last line counting the endpoints understood."""
+    import textwrap
+
+    lines: list[str] = []
+    for team in outcome.teams:
+        lines.append(_doctor_team(team))
+        for check in team.checks:
+            request = printable(check.request or check.endpoint)
+            status = "" if check.status is None else f"{check.status}, "
+            lines.append(f"  {request}: {status}{check.outcome}")
+            said = check.problem if check.problem is not None else "; ".join(check.readings)
+            lines.extend(
+                textwrap.wrap(printable(said), 96, initial_indent="    ", subsequent_indent="    ")
+            )
+    checks = list(outcome.checks)
+    understood = sum(check.understood for check in checks)
+    if understood == len(checks):
+        lines.append(f"All {len(checks)} endpoints understood.")
+    else:
+        lines.append(f"{understood} of {len(checks)} endpoints understood: see above.")
+    return "\n".join(lines) + "\n"
+
+
+def doctor_json(outcome: DoctorOutcome) -> str:
+    """`{"understood", "teams": [{"team", "key_source", "team_source", "checks": [{"endpoint",
+    "request", "status", "outcome", "readings", "problem"}]}]}`; team null: SPIKE_TEAM_ID's."""
+    body = {
+        "understood": outcome.understood,
+        "teams": [
+            {
+                "team": team.team,
+                "key_source": team.key_source,
+                "team_source": team.team_source,
+                "checks": [
+                    {
+                        "endpoint": c.endpoint,
+                        "request": c.request,
+                        "status": c.status,
+                        "outcome": c.outcome,
+                        "readings": list(c.readings),
+                        "problem": c.problem,
+                    }
+                    for c in team.checks
+                ],
+            }
+            for team in outcome.teams
+        ],
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Init
+
+
+def init_text(outcome: InitOutcome) -> str:
+    """What `reconcile init` prints: each file written or kept, then what to do next."""
+    lines = [f"wrote {printable(path)}" for path in outcome.written]
+    lines += [f"kept {printable(path)} (it exists)" for path in outcome.kept]
+    if outcome.teams:
+        lines.append(
+            "Next: replace each team_id in reconcile.yaml (`reconcile teams` lists them), "
+            "then run `reconcile validate` and `reconcile plan`."
+        )
+    else:
+        lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"
