@@ -208,3 +208,38 @@ def test_a_saved_plan_forgetting_what_a_rule_resolved_applies_cleanly(
     assert code == 0, (out, err)
     assert changing(sandbox) == []
     assert open_journal(journal).read().kept == {cid: {"status": "resolved"} for cid in STORM}
+
+
+BACKTRACKING = {f"a-{n:03}": {"title": "a" * 22 + "!"} for n in range(200)}
+
+
+@pytest.mark.parametrize("sandbox", [BACKTRACKING], indirect=True)
+def test_a_rules_title_searches_stop_at_their_budget(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    from reconciler.errors import RuleError
+    from reconciler.states.loader import load
+    from reconciler.usecases.rules import evaluate_rules
+
+    folder = write(
+        tmp_path / "states",
+        "rules.yaml",
+        "rules:\n  noisy:\n    match: {status: [triggered], title: '^(a|aa)+$'}\n"
+        "    set: {priority: p5}\n    max_matches: 1000\n",
+    )
+    desired = load([folder])
+    started = time.process_time()
+    with pytest.raises(RuleError) as caught:
+        evaluate_rules(desired.rules, desired.incidents, 4, title_budget=0.05)
+    # Each title passes its own 0.1 s; together they would take over 1 s of CPU.
+    assert time.process_time() - started < 0.5
+    assert caught.value.messages == [
+        f"{folder}/rules.yaml: rule noisy: its title pattern took more than 0.05 s of CPU over "
+        "the open incidents' titles; simplify it (nested repetition such as (a+)+ can take "
+        "exponential time); nothing was planned"
+    ]
+    assert changing(sandbox) == []
+    assert {c["path"].split("?")[0] for c in sandbox.calls} == {
+        "/incidents/triggered",
+        "/incidents/acknowledged",
+    }
