@@ -23,7 +23,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -282,6 +282,8 @@ def plan_content(
         "inputs_digest": plan.inputs_digest,
         "changes": LazyList(plan.changes, Change.to_json),
         "forget": list(plan.forget),
+        # Only when there are such forgets: every other plan file stays as it was.
+        **({"forget_left_rule": dict(sorted(plan.left_rule.items()))} if plan.left_rule else {}),
         "unmanaged": LazyList(plan.unmanaged, _unmanaged_json),
         "operations": LazyList(plan.operations, Operation.to_json),
         "summary": plan.summary(),
@@ -347,6 +349,8 @@ class SavedPlan:
     #: The batch size the operations were made with; None in plans older than the key.
     batch_size: int | None = None
     signature: str | None = None
+    #: `forget_left_rule`: the forgets of incidents a rule resolved, with the rule.
+    left_rule: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -483,6 +487,11 @@ def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) 
         raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    left_rule = body.get("forget_left_rule", {})
+    if not isinstance(left_rule, dict) or not all(
+        cid in forget and is_rule_name(name) for cid, name in left_rule.items()
+    ):
+        raise InvalidPlanError(f"{path}: forget_left_rule must map forgotten ids to rule names")
     return SavedPlan(
         path=path,
         lineage=journal["lineage"],
@@ -497,6 +506,7 @@ def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) 
         changes=_changes(path, body.get("changes")),
         batch_size=batch_size,
         signature=signature,
+        left_rule=dict(left_rule),
     )
 
 
@@ -626,12 +636,15 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
             lineage=state.lineage,
             serial=state.serial,
             batch_size=saved.batch_size or _batch_size(saved.operations),
-            targets=sorted(desired),
+            # The forgets too (checked above: journaled, no change): the unsafe rule counts
+            # them as a fresh plan does, and tells those a rule resolved from the journal.
+            targets=sorted({*desired, *saved.forget}),
             kept=with_resolved(journal, state.kept),
             uncertain=state.uncertain,
             unsafe=unsafe,
             rules=rules,
             recorded=journal,
+            owners=state.rules,
         )
     except PlanError as exc:
         raise InvalidPlanError(
@@ -640,6 +653,11 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
     # Compared as they come: a plan of 100k incidents never holds its changes twice.
     _same(path, "changes", saved.changes, again.changes, Change.to_json)
     _same(path, "operations", saved.operations, again.operations, Operation.to_json)
+    if "forget_left_rule" in saved.body and saved.left_rule != again.left_rule:
+        raise InvalidPlanError(
+            f"{path}: forget_left_rule does not match the journal (the incidents a rule put "
+            "there and that it records as resolved); plan again"
+        )
     return Verified(unsafe=again.unsafe)
 
 
@@ -875,6 +893,7 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         unmanaged=saved.unmanaged,
         operations=saved.operations,
         unsafe=saved.unsafe,
+        left_rule=saved.left_rule,
         warnings=warnings,
         drift=[
             Drift(d["incident"], d["field"], d["journaled"], d["live"], d.get("policy", "revert"))

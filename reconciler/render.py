@@ -85,6 +85,13 @@ def plan_summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
+def forget_reason(plan: Plan, cid: str) -> str:
+    """Why the plan forgets `cid`: a rule resolved it (docs/rules.md), or no file names it."""
+    if cid in plan.left_rule:
+        return f"resolved, left rule {plan.left_rule[cid]}"
+    return "in no state file any more"
+
+
 def drift_policy_note(drift: Drift) -> str:
     """What the plan does with a drifted field, by its policy (docs/drift.md, Policies)."""
     if drift.policy == "revert":
@@ -132,7 +139,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     if plan.forget or plan.unmanaged:
         lines.append("Journal only (no API call):")
         lines.extend(
-            paint(f"  - forget {cid}", "red") + "  (in no state file any more)"
+            paint(f"  - forget {cid}", "red") + f"  ({forget_reason(plan, cid)})"
             for cid in plan.forget
         )
         lines.extend(
@@ -192,7 +199,12 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
         + (f" (rule `{c.rule}`) |" if c.rule else " |")
         for c in plan.changes
     ]
-    rows += [f"| `{cid}` | _forget_ | journaled | _not in any file_ |" for cid in plan.forget]
+    rows += [
+        f"| `{cid}` | _forget_ | journaled | _resolved, left rule `{plan.left_rule[cid]}`_ |"
+        if cid in plan.left_rule
+        else f"| `{cid}` | _forget_ | journaled | _not in any file_ |"
+        for cid in plan.forget
+    ]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
     folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"

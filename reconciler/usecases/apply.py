@@ -23,7 +23,7 @@ from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
 from ..journal.records import Recorded, now
 from ..model import Fields, Operation, Unsafe
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, calls_are_unsafe
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE
 from ..redact import redact
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
@@ -365,7 +365,8 @@ def _saved_sections(
 def _unsafe_message(unsafe: Unsafe) -> str:
     return (
         "the plan is marked unsafe (it changes or forgets recorded values on more than "
-        f"{unsafe.max_share:.0%} of the journaled incidents); review it, then apply with --force"
+        f"{unsafe.max_share:.0%} of the incidents it counts: journaled, or changed by a rule); "
+        "review it, then apply with --force"
     )
 
 
@@ -386,11 +387,9 @@ def _prepare(
     if saved is not None:
         # The specific refusal first: verify would only say the calls differ.
         _refuse_uncertain_escalations(saved.path, saved.operations, state)
+        # The file's own flag is untrusted: verify works the unsafe rule out again, forgets
+        # included, as a fresh plan does.
         unsafe = verify(saved, state, request.unsafe).unsafe or saved.unsafe
-        # The file's own flag is untrusted; forgets count as in a fresh plan.
-        unsafe = unsafe or calls_are_unsafe(
-            saved.operations, state.incidents, saved.forget, request.unsafe
-        )
         # The journal names the rule behind each rule-expanded incident it records.
         writer.rule_owners = owners_of_changes(rules_of_changes(saved.changes))
         return _Prepared(

@@ -242,6 +242,7 @@ def make_plan(
         unsafe=unsafe,
         drift_policy=drift_policy,
         warnings=rules.notes,
+        owners=state.rules,
         **rules.planner_arguments(),
     )
     rules.settle(result, desired, state)
