@@ -244,3 +244,38 @@ def test_a_plan_of_teams_is_refused_for_another_team_id_or_journal(
     code, out, err = cli(*shlex.split(hint)[1:], env=spike(sandbox, TEAM_A))
     assert code == 0, out + err
     assert sandbox.incidents(TEAM_A)["42"]["escalations"] == 1
+
+
+def test_a_plan_of_the_previous_release_is_refused_with_plan_again(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from reconciler.planfile import digest
+
+    journal = tmp_path / "a.jsonl"
+    plan = make_plan(sandbox, tmp_path, {"42": {"escalations": 1}}, journal)
+    body = json.loads(plan.read_text())
+    # As the previous release wrote it: no plan id, team id or journal location, unsigned.
+    for key in ("plan_id", "team_id", "signature"):
+        del body[key]
+    del body["journal"]["location"]
+    body["plan_digest"] = digest(body)
+    plan.write_text(json.dumps(body))
+    env = {**spike(sandbox, TEAM_A), "RECONCILE_PLAN_KEY": None}
+    code, _out, err = cli("apply", str(plan), "--journal", str(journal), env=env)
+    assert code == 1
+    assert "a plan file of an earlier version" in err and "plan again" in err
+    assert sandbox.calls == []
+    assert not journal.exists()
+
+
+def test_a_journal_refuses_an_apply_start_with_a_malformed_plan_id(tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    lines = [
+        {"kind": "lineage", "lineage": "l-1", "format": 1, "at": "2026-01-01T00:00:00.000Z"},
+        {"kind": "apply-start", "at": "2026-01-01T00:00:00.000Z", "plan": None,
+         "operations": 0, "plan_id": "not a plan id"},
+    ]  # fmt: skip
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, _out, err = cli("show", "--journal", str(journal))
+    assert code == 1
+    assert f"{journal}:2: malformed apply-start record" in err
