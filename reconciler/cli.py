@@ -146,6 +146,28 @@ def _refuse_inputs_as_out(out: str, selection: Selection) -> None:
             raise ReconcileError(f"--out {printable(out)}: that is a state file")
 
 
+def _apply_command(out: str, journal: str | None, teams: Sequence[str]) -> str:
+    """The command that applies the plan saved to `out`: with the --journal, --config and
+    --team this plan was given (a database URL as shown: never with its password)."""
+    import shlex
+
+    from .errors import printable
+    from .journal import is_database_url, open_journal
+
+    words = ["reconcile", "apply", out]
+    if journal:
+        words += [
+            "--journal",
+            open_journal(journal).location if is_database_url(journal) else journal,
+        ]
+    config = click.get_current_context().meta.get(_CONFIG)
+    if config:
+        words += ["--config", config]
+    for team in teams:
+        words += ["--team", team]
+    return printable(" ".join(shlex.quote(word) for word in words))
+
+
 def _credentials_first(selection: Selection) -> None:
     """With teams, every team's key and id are checked before any team is read or written:
     a missing key of the last team must not leave the first team's journal changed."""
@@ -322,10 +344,10 @@ def plan(
                 ctx.warn(f"team {team.name}: {warning}")
         args = (made_teams.teams, made_teams.summary(), made_teams.unsafe, made_teams.created_at)
         if out:
-            write_teams_plan(*args, out)
+            write_teams_plan(*args, out, plan_id=made_teams.plan_id)
             ctx.info(f"saved the plan to {printable(out)}")
         if fmt == "json":
-            write_teams_plan_json(*args, sys.stdout.write)
+            write_teams_plan_json(*args, sys.stdout.write, plan_id=made_teams.plan_id)
         elif fmt == "markdown":
             click.echo(render.teams_plan_markdown(made_teams), nl=False)
         else:
@@ -347,8 +369,8 @@ def plan(
             click.echo(shown, nl=False)
         has_changes = made.plan.has_changes
     if out and fmt == "text":
-        shown = printable(out)
-        click.echo(f"\nSaved the plan to {shown}. Apply exactly it with: reconcile apply {shown}")
+        hint = _apply_command(out, journal_location, teams)
+        click.echo(f"\nSaved the plan to {printable(out)}. Apply exactly it with: {hint}")
     if detailed_exitcode and has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 

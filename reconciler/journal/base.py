@@ -165,6 +165,8 @@ class JournalWriter(ABC):
         #: Incidents a rule's expansion asked for -> the rule: named in the `rules` of the
         #: op and set records about them (docs/rules.md).
         self.rule_owners: Mapping[str, str] = {}
+        #: The id of the plan applied, named in the apply-start record (docs/journal.md).
+        self.plan_id: str | None = None
 
     def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
         owners = self.rule_owners
@@ -252,7 +254,8 @@ class JournalWriter(ABC):
             )
 
     def start(self, plan: str | None, operations: int) -> None:
-        self._append("apply-start", plan=plan, operations=operations)
+        extra = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        self._append("apply-start", plan=plan, operations=operations, **extra)
 
     def end(self, plan: str | None, outcome: str, **counts: Any) -> None:
         self._append("apply-end", plan=plan, outcome=outcome, **counts)

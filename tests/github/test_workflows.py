@@ -75,6 +75,8 @@ def test_applies_never_overlap_and_apply_the_plan_they_show(name: str) -> None:
     [plan] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "plan"]
     # The action's default: states/, or every team of a reconcile.yaml (docs/teams.md).
     assert "paths" not in plan["with"]
+    # The plan names the team it is for; apply refuses it for another (docs/trust.md).
+    assert plan["env"] == {"SPIKE_TEAM_ID": "${{ secrets.SPIKE_TEAM_ID }}"}
     [apply] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "apply"]
     assert apply["with"]["plan-file"] == "${{ steps.plan.outputs.plan-file }}"
     assert apply["env"] == {
