@@ -7,6 +7,7 @@ Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, s
 from __future__ import annotations
 
 import _thread
+import codecs
 import contextlib
 import io
 import os
@@ -1192,6 +1193,7 @@ class ShownStream(io.TextIOBase):
         self._stream = stream
         self._pending = ""
         self.failed = False
+        self._bytes = ShownBytes(self)
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -1209,6 +1211,12 @@ class ShownStream(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def buffer(self) -> ShownBytes:
+        """Where bytes go (click.echo writes bytes to a stream's `buffer`, as shell
+        completion does): they are shown as text, through this stream, so masked too."""
+        return self._bytes
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes streams with b"": this one takes text
@@ -1252,6 +1260,27 @@ class ShownStream(io.TextIOBase):
             os.dup2(devnull, fd)
             os.close(devnull)
         return ReconcileError(f"cannot write output: {exc.strerror or exc}")
+
+
+class ShownBytes:
+    """The `buffer` of a ShownStream: bytes decoded with the stream's encoding (a character
+    split across two writes is kept whole) and passed on as text. Not an io class: those
+    flush (so may fail) whenever the garbage collector closes them."""
+
+    def __init__(self, shown: ShownStream) -> None:
+        self._shown = shown
+        self._decoder = codecs.getincrementaldecoder(shown.encoding)(errors="replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._shown.write(self._decoder.decode(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._shown.flush()
 
 
 #: Set by SIGTERM, which is then handled as Ctrl-C (exit 143 instead of 130).
