@@ -99,7 +99,27 @@ def team_option(func: F) -> F:
         multiple=True,
         metavar="NAME",
         help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        shell_complete=_complete_teams,
     )(func)
+
+
+def _complete_teams(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--team's candidates: the team names of reconcile.yaml not given yet."""
+    from .usecases.complete import team_names
+
+    given = ctx.params.get(param.name or "") or ()
+    names = team_names(ctx.meta.get(_CONFIG))
+    return [name for name in names if name.startswith(incomplete) and name not in given]
+
+
+def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--target's and --id's candidates: the incident ids of the state files of the teams
+    (each --team given, else every team), else of states/; those not given yet."""
+    from .usecases.complete import incident_ids
+
+    given = ctx.params.get(param.name or "") or ()
+    ids = incident_ids(ctx.params.get("teams") or (), ctx.meta.get(_CONFIG))
+    return [cid for cid in ids if cid.startswith(incomplete) and cid not in given]
 
 
 def _project() -> Project | None:
@@ -255,7 +275,14 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Exit 2 when applying would change something, 0 when not, 1 on error.",
 )
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Plan only these incidents.",
+    shell_complete=_complete_ids,
+)
 @journal_option
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
@@ -367,7 +394,14 @@ def plan(
 @parallelism_option
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Apply only these.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -656,7 +690,12 @@ def _sandbox_teams(
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
-    "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
+    "--id",
+    "adopt",
+    multiple=True,
+    metavar="ID",
+    help="Adopt an incident the journal lacks.",
+    shell_complete=_complete_ids,
 )
 @click.option(
     "--escalations",
@@ -832,7 +871,14 @@ def drift(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--id", "ids", multiple=True, metavar="ID", help="Accept this incident's drift.")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Accept this incident's drift.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--field",
     "fields",
