@@ -7,6 +7,7 @@ Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, s
 from __future__ import annotations
 
 import _thread
+import codecs
 import contextlib
 import io
 import os
@@ -98,7 +99,27 @@ def team_option(func: F) -> F:
         multiple=True,
         metavar="NAME",
         help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        shell_complete=_complete_teams,
     )(func)
+
+
+def _complete_teams(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--team's candidates: the team names of reconcile.yaml not given yet."""
+    from .usecases.complete import team_names
+
+    given = ctx.params.get(param.name or "") or ()
+    names = team_names(ctx.meta.get(_CONFIG))
+    return [name for name in names if name.startswith(incomplete) and name not in given]
+
+
+def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--target's and --id's candidates: the incident ids of the state files of the teams
+    (each --team given, else every team), else of states/; those not given yet."""
+    from .usecases.complete import incident_ids
+
+    given = ctx.params.get(param.name or "") or ()
+    ids = incident_ids(ctx.params.get("teams") or (), ctx.meta.get(_CONFIG))
+    return [cid for cid in ids if cid.startswith(incomplete) and cid not in given]
 
 
 def _project() -> Project | None:
@@ -276,7 +297,14 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Exit 2 when applying would change something, 0 when not, 1 on error.",
 )
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Plan only these incidents.",
+    shell_complete=_complete_ids,
+)
 @journal_option
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
@@ -388,7 +416,14 @@ def plan(
 @parallelism_option
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Apply only these.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -677,7 +712,12 @@ def _sandbox_teams(
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
-    "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
+    "--id",
+    "adopt",
+    multiple=True,
+    metavar="ID",
+    help="Adopt an incident the journal lacks.",
+    shell_complete=_complete_ids,
 )
 @click.option(
     "--escalations",
@@ -853,7 +893,14 @@ def drift(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--id", "ids", multiple=True, metavar="ID", help="Accept this incident's drift.")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Accept this incident's drift.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--field",
     "fields",
@@ -1295,6 +1342,7 @@ class ShownStream(io.TextIOBase):
         self._stream = stream
         self._pending = ""
         self.failed = False
+        self._bytes = ShownBytes(self)
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -1312,6 +1360,12 @@ class ShownStream(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def buffer(self) -> ShownBytes:
+        """Where bytes go (click.echo writes bytes to a stream's `buffer`, as shell
+        completion does): they are shown as text, through this stream, so masked too."""
+        return self._bytes
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes streams with b"": this one takes text
@@ -1355,6 +1409,27 @@ class ShownStream(io.TextIOBase):
             os.dup2(devnull, fd)
             os.close(devnull)
         return ReconcileError(f"cannot write output: {exc.strerror or exc}")
+
+
+class ShownBytes:
+    """The `buffer` of a ShownStream: bytes decoded with the stream's encoding (a character
+    split across two writes is kept whole) and passed on as text. Not an io class: those
+    flush (so may fail) whenever the garbage collector closes them."""
+
+    def __init__(self, shown: ShownStream) -> None:
+        self._shown = shown
+        self._decoder = codecs.getincrementaldecoder(shown.encoding)(errors="replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._shown.write(self._decoder.decode(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._shown.flush()
 
 
 #: Set by SIGTERM, which is then handled as Ctrl-C (exit 143 instead of 130).
