@@ -3,10 +3,18 @@ in usecases/comment.py and usecases/issue.py).
 
 A small client for the GitHub REST API (list an issue's comments and a repository's open
 issues, following the `Link` pagination; create and edit a comment; create, edit and close an
-issue; read the token's login). It imports httpx
-lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
+issue; read the token's login), all async. It imports
+httpx lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
 the only module that speaks to Spike" is about the Spike API: GitHub is another service with
 another credential, and it stays out of the Spike client on purpose.
+
+Bounds and retries are the Spike client's mechanism (httpcall.py) with GitHub's numbers
+(DEFAULT_RETRY; docs/github.md, "GitHub's bounds and retries"): `RetryPolicy.total` bounds the
+whole client, from `__aenter__`, not each call; one request lasts at most `deadline`; an answer
+is read as a stream and refused past `max_body`. GET and PATCH are retried after 429, 5xx, a
+rate-limited 403 (Retry-After, or `x-ratelimit-remaining: 0` until `x-ratelimit-reset`) and
+network errors; a POST only when GitHub surely did not act (429, 503, a rate-limited 403, a
+connection that never opened), else the error says the outcome is unknown.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.
 Pagination links are followed only to the origin of the configured API URL, so the token is
@@ -373,10 +381,10 @@ class GitHubClient:
             # The type only: some of httpx's messages quote request headers (the token).
             return Failed(type(exc).__name__, maybe_acted=not not_sent(exc))
         status = answer.status
-        if 200 <= status < 300 or status in allow:
+        throttled, wait = _rate_limited(answer)  # a rate-limited 403 is no allowed 403
+        if 200 <= status < 300 or (status in allow and not throttled):
             return answer
         message = _api_message(answer)
-        throttled, wait = _rate_limited(answer)
         if throttled or status in RETRY_STATUS:
             return Failed(
                 f"GitHub answered {status}: {message}",
