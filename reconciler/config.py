@@ -113,7 +113,9 @@ TEAM_NAME_PATTERN = r"[a-z0-9]+(-[a-z0-9]+)*"
 TEAM_NAME_MAX = 32
 #: A team id is sent as the x-team-id header: printable ASCII, no spaces.
 TEAM_ID_PATTERN = r"[!-~]+"
-ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+#: The variable holding a team's API key: only a SPIKE_ one, so that a line of reconcile.yaml
+#: in a pull request can never send another secret (GITHUB_TOKEN, PGPASSWORD) to Spike's URL.
+ENV_NAME_PATTERN = r"SPIKE_[A-Za-z0-9_]+"
 
 _TOP_KEYS = ("version", "defaults", "teams")
 _DEFAULTS_KEYS = ("batch_size", "parallelism", "unsafe", "drift")
@@ -433,8 +435,8 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     if name == "api_key_env":
         return at(
             loc,
-            f"{team}: api_key_env must be an environment variable name (letters, digits and "
-            "_, not starting with a digit)",
+            f"{team}: api_key_env must name an environment variable starting with SPIKE_ "
+            "(then letters, digits and _): the key variable is never another secret",
         )
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
 

@@ -232,16 +232,16 @@ def test_a_nul_byte_in_reconcile_yaml_is_a_problem_not_a_traceback(
 def test_a_teams_key_variable_is_named_in_its_errors(tmp_path: Path) -> None:
     write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
     write_states(tmp_path / "teams" / "platform", {})
-    config = two_teams(tmp_path, ", api_key_env: PAY_KEY")
+    config = two_teams(tmp_path, ", api_key_env: SPIKE_PAY_KEY")
     code, _, err = cli(
         "apply",
         "--config",
         config,
         "--auto-approve",
-        env={"PAY_KEY": "bad\nkey", "SPIKE_API_URL": "http://127.0.0.1:9"},
+        env={"SPIKE_PAY_KEY": "bad\nkey", "SPIKE_API_URL": "http://127.0.0.1:9"},
     )
     assert code == 1
-    assert "PAY_KEY" in err and "SPIKE_API_KEY" not in err
+    assert "SPIKE_PAY_KEY" in err and "SPIKE_API_KEY" not in err
     assert json.dumps("bad\nkey") not in err
 
 
@@ -363,19 +363,19 @@ def test_out_never_replaces_a_journal_a_state_file_or_the_project_file(tmp_path:
 def test_refresh_of_teams_checks_every_key_before_writing_any_journal(tmp_path: Path) -> None:
     write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "acknowledged"}})
     write_states(tmp_path / "teams" / "platform", {"plat-1": {"status": "acknowledged"}})
-    config = two_teams(tmp_path, "", ", api_key_env: OTHER_KEY")
+    config = two_teams(tmp_path, "", ", api_key_env: SPIKE_OTHER_KEY")
     seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
     with (
         SandboxServer(teams=seed, api_key=KEY) as server,
-        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, OTHER_KEY=KEY),
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_OTHER_KEY=KEY),
     ):
         assert cli("apply", "--config", config, "--auto-approve").code == 0
         before = {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()}
         calls = len(server.calls)
         server.set_incidents({"pay-1": {"status": "NACK"}}, team=PAY)
         for command in (["refresh"], ["drift"], ["plan", "--refresh"], ["accept"]):
-            code, _, err = cli(*command, "--config", config, env={"OTHER_KEY": None})
-            assert code == 1 and "OTHER_KEY must be set" in err, command
+            code, _, err = cli(*command, "--config", config, env={"SPIKE_OTHER_KEY": None})
+            assert code == 1 and "SPIKE_OTHER_KEY must be set" in err, command
         assert {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()} == before
         assert len(server.calls) == calls
 
