@@ -741,15 +741,19 @@ def _echo_parts(selection: Selection, parts: dict[str, str], fmt: str) -> None:
 def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     """List the Spike teams the API key can see: id, name, and whether configured.
 
-    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and SPIKE_TEAM_ID as x-team-id when
-    set). Configured means reconcile.yaml names the team (without teams: SPIKE_TEAM_ID).
+    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and, without teams in reconcile.yaml,
+    SPIKE_TEAM_ID as x-team-id when set). Configured means reconcile.yaml names the team
+    (without teams: SPIKE_TEAM_ID).
     """
     from . import render
+    from .usecases.project import ignored_env
     from .usecases.teams import TeamsRequest, run_teams
 
     project = _project()
     request = TeamsRequest()
     if project is not None and project.teams:
+        for warning in ignored_env(project):
+            Context(verbose, no_color).warn(warning)
         keys = {team.api_key_env for team in project.teams.values()}
         configured = {team.team_id for team in project.teams.values()}
         request = TeamsRequest(configured, keys.pop() if len(keys) == 1 else "SPIKE_API_KEY")

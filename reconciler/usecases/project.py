@@ -85,9 +85,7 @@ def select(
     # Again here, not only when reconcile.yaml was read: a journal file created or linked,
     # or a host name's addresses, may have made two teams' journals one since.
     check_journals(project)
-    warnings = []
-    if env.get("SPIKE_TEAM_ID"):
-        warnings.append(f"SPIKE_TEAM_ID is ignored: {printable(project.path)} configures the teams")
+    warnings = ignored_env(project, env)
     chosen = _chosen(project, teams)
     owners = _owners(project, paths)
     runs = []
@@ -107,6 +105,15 @@ def select(
                 f"{printable(files[0])} belongs to team {strays[0]}, which --team does not select"
             )
     return Selection(runs, teams=True, warnings=warnings)
+
+
+def ignored_env(project: Project | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The warning for SPIKE_TEAM_ID set while `project` configures teams (it is then never
+    sent: each team's id comes from reconcile.yaml), or none."""
+    env = os.environ if env is None else env
+    if project is None or not project.teams or not env.get("SPIKE_TEAM_ID"):
+        return []
+    return [f"SPIKE_TEAM_ID is ignored: {printable(project.path)} configures the teams"]
 
 
 def _chosen(project: Project, teams: Sequence[str]) -> list[str]:
