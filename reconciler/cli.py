@@ -664,6 +664,12 @@ def _sandbox_teams(
     help="Record N, the incident's escalation count in Spike's activity log (one --id, no "
     "PATH, no network); clears an uncertain escalation.",
 )
+@click.option(
+    "--reopened",
+    is_flag=True,
+    help="With --id: adopt Spike's open status for incidents this journal recorded as "
+    "resolved (Spike's data was reset). Check the team and key first.",
+)
 @journal_option
 @parallelism_option
 @lock_timeout_option
@@ -674,6 +680,7 @@ def refresh(
     paths: tuple[str, ...],
     adopt: tuple[str, ...],
     escalations: int | None,
+    reopened: bool,
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
@@ -689,6 +696,10 @@ def refresh(
 
     `--id ID --escalations N` reads nothing: it records N, counted in Spike's activity log,
     as the incident's escalation count, after an escalate call whose outcome is unknown.
+
+    `--id ID --reopened` records Spike's open status for an incident this journal recorded as
+    resolved, which Spike says cannot happen: only once the journal is known to be this
+    team's and Spike's data to have been reset.
     """
     from . import render
     from .usecases.plan import load_teams
@@ -699,11 +710,13 @@ def refresh(
             raise click.UsageError("--escalations needs exactly one --id")
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
+    if reopened and (not adopt or paths or escalations is not None):
+        raise click.UsageError("--reopened takes the incidents as --id, no PATH, no --escalations")
     selection = _select(Context(verbose, no_color), teams, paths, journal_location)
     parallelism = _configured("parallelism", parallelism)
     if selection.teams and adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
-    if selection.teams and escalations is None:
+    if selection.teams and escalations is None and not reopened:
         load_teams([run.files for run in selection.runs])  # every team's files, before any call
         _credentials_first(selection)
     show = render.refresh_json if fmt == "json" else render.refresh_text
@@ -718,6 +731,7 @@ def refresh(
             escalations,
             team=run.team,
             drift_policy=run.drift,
+            reopened=reopened,
         )
         parts[run.name or ""] = show(run_refresh(request))
     _echo_parts(selection, parts, fmt)
