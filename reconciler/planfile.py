@@ -426,10 +426,18 @@ def read_plan_file(path: str) -> SavedPlan | SavedTeamsPlan:
         raise InvalidPlanError(f"{path}: teams must map team names to their plans")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    import re
+
+    from .config import TEAM_NAME_MAX, TEAM_NAME_PATTERN
+
     sections: dict[str, SavedTeam] = {}
     for name in sorted(teams):
         section = teams[name]
         where = f"{path} (team {printable(str(name))})"
+        # Shown in the plan comment as written (its table, a <details> summary): a name of
+        # reconcile.yaml's syntax holds no markup.
+        if len(name) > TEAM_NAME_MAX or not re.fullmatch(TEAM_NAME_PATTERN, name):
+            raise InvalidPlanError(f"{where}: not a team name")
         if not isinstance(section, dict):
             raise InvalidPlanError(f"{where}: not a team's plan")
         team_id, journal = section.get("team_id"), section.get("journal")

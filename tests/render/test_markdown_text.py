@@ -120,3 +120,33 @@ def test_a_plan_comment_shows_hostile_folder_names_as_text(tmp_path: Path) -> No
             assert re.search(r"(?<!\\)" + re.escape(raw), markdown) is None, raw
         # The one <details> is the plan's own fold of its calls.
         assert markdown.count("<details>") == markdown.count("<details><summary>1 API calls")
+
+
+def test_a_plan_of_teams_whose_team_name_is_markup_is_refused_before_github(
+    tmp_path: Path,
+) -> None:
+    """Team names are shown as written (the table, a <details> summary, where escapes are
+    not read): a saved plan may only name teams in reconcile.yaml's syntax."""
+    import json
+
+    from helpers import write_states
+
+    from reconciler.planfile import digest
+
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    config = tmp_path / "reconcile.yaml"
+    config.write_text("version: 1\nteams:\n  payments: {team_id: t-1}\n")
+    plan = tmp_path / "plan.json"
+    assert cli("plan", "--config", str(config), "--out", str(plan)).code == 0
+    body = json.loads(plan.read_text())
+    body["teams"] = {"</summary><img src=x>": body["teams"]["payments"]}
+    body["plan_digest"] = digest(body)
+    plan.write_text(json.dumps(body))
+    with serve_fake_github() as github:
+        variables = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}
+        code, out, err = cli(
+            "comment", "--plan", str(plan), "--repo", REPO, "--pr", "7", env=variables
+        )
+        assert github.requests == []
+    assert (code, out) == (1, "")
+    assert f"{plan} (team </summary><img src=x>): not a team name" in err
