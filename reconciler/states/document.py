@@ -1,7 +1,9 @@
 """State files -> one canonical text, every comment kept beside what it was written next to.
 
 The canonical form: the top-level keys `version` then `incidents` (each only if the file has
-it); incidents sorted by id, by code point (the order of plans); fields in the order status,
+it), a `rules:` block copied line for line as written, in its place among them (this module
+owns the incidents, never the rules: `rewrite` reads the result back to prove it); incidents
+sorted by id, by code point (the order of plans); fields in the order status,
 priority, severity, public_sharing, escalations; two-space block style; an id that a YAML 1.1
 or 1.2 reader would not read as a string ("116", "2024-01-01", "yes") in double quotes;
 `null`, `true` and `false` spelled so; an incident or `incidents` without entries as `{}`;
