@@ -226,7 +226,8 @@ def _choose(
         if entry.field == "status" and entry.live != "resolved" and _resolved(state, entry):
             warnings.append(
                 f"incident {entry.incident}: status: not accepted: this tool recorded it as "
-                f"resolved, which is terminal, and Spike now says {entry.live}"
+                f"resolved, which is terminal, and Spike now says {entry.live} (if Spike's data "
+                f"was reset: reconcile refresh --id {entry.incident} --reopened)"
             )
             continue
         chosen.append(entry)

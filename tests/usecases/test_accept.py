@@ -178,7 +178,8 @@ def test_a_resolved_incident_is_never_reopened_by_accepting(repo: Repo) -> None:
     assert outcome.files == {}
     assert outcome.warnings == [
         "incident pay-1: status: not accepted: this tool recorded it as resolved, which is "
-        "terminal, and Spike now says triggered"
+        "terminal, and Spike now says triggered (if Spike's data was reset: reconcile "
+        "refresh --id pay-1 --reopened)"
     ]
 
 
