@@ -55,9 +55,13 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
 
     Lineage, serials and history are kept verbatim, so plans made against the source stay
     valid against the destination. Both apply locks are held throughout (each waiting up to
-    `timeout` seconds), so no apply can change either journal mid-copy. A destination that
-    already has records, or an empty source, is refused with nothing written.
+    `timeout` seconds), so no apply can change either journal mid-copy. The copy is all or
+    nothing (`Journal.copy_in`): a destination that already has records, or an empty
+    source, is refused with nothing written; a copy cut short leaves a destination that
+    every command refuses until a migration is run again.
     """
+    from .records import replay
+
     if same_journal(source.location, dest.location):
         raise JournalError(
             f"{source.location}: the source and the destination are one journal; nothing to migrate"
@@ -68,14 +72,10 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
         records = source.records()
         if not records:
             raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
-        with dest.open_for_apply(timeout, "journal migrate (destination)") as writer:
-            if writer.state.lineage is not None:
-                raise JournalError(
-                    f"{dest.location}: the destination journal is not empty; "
-                    "migrate only into a new journal (nothing was copied)"
-                )
-            for number, record in enumerate(records, start=1):
-                writer.copy_record(record, f"{source.location}: record {number}")
+        # Checked as the destination's reads will check them: a migration can only produce
+        # a journal that reads back.
+        replay([(f"{source.location}: record {n}", r) for n, r in enumerate(records, start=1)])
+        dest.copy_in(records, source.location, timeout)
     return len(records)
 
 

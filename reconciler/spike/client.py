@@ -413,6 +413,9 @@ class SpikeClient:
         self._failures_in_row = 0
         #: Why the client stopped sending, once `RetryPolicy.outage` is reached.
         self._unavailable: str | None = None
+        #: The HTTP status of the last answer received (`reconcile doctor`, which sends one
+        #: request at a time, reports it); None before any.
+        self.last_status: int | None = None
 
     def __repr__(self) -> str:
         return f"SpikeClient({self.config.base_url!r}, team {self.config.team_id!r})"
@@ -469,6 +472,13 @@ class SpikeClient:
         `/incidents/acknowledged`), as Spike returns it (`spike.live.list_open` reads it)."""
         return await self._request(
             "GET", f"{path}?page={page}&perPage={per_page}", None, idempotent=True
+        )
+
+    async def get_activity_log(self, counter_id: str) -> Any:
+        """GET /incidents/{counterId}/activity-log: what happened to the incident, as Spike
+        returns it (only `reconcile doctor` reads it: `spike.live.parse_activity_log`)."""
+        return await self._request(
+            "GET", f"/incidents/{counter_id}/activity-log", None, idempotent=True
         )
 
     async def get_teams(self) -> Any:
@@ -550,7 +560,7 @@ class SpikeClient:
                 last = type(exc).__name__
                 self._failed(where, last)
                 return _Failed(last, maybe_acted=not isinstance(exc, NOT_SENT_ERRORS))
-            status = answer.status
+            status = self.last_status = answer.status
             elapsed = (self._clock() - started) * 1000
             self._note(f"{where} -> {status} in {elapsed:.0f} ms")
             if 200 <= status < 300:
