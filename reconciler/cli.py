@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from .config import Project
+    from .usecases.plan import ProjectPlan
     from .usecases.project import Selection
 
 EXIT_CHANGES = 2
@@ -189,17 +190,6 @@ def _apply_command(out: str, journal: str | None, teams: Sequence[str]) -> str:
     return printable(" ".join(shlex.quote(word) for word in words))
 
 
-def _credentials_first(selection: Selection) -> None:
-    """With teams, every team's key and id are checked before any team is read or written:
-    a missing key of the last team must not leave the first team's journal changed."""
-    if not selection.teams:
-        return
-    from .usecases.plan import spike_config
-
-    for run in selection.runs:
-        spike_config(run.team)
-
-
 def _configured(name: str, value: T) -> T:
     """A flag's value, or reconcile.yaml's `defaults.NAME` when the flag was not given."""
     ctx = click.get_current_context()
@@ -280,7 +270,7 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     from .usecases.plan import load_teams
 
     selection = _select(Context(verbose, no_color), (), paths, None)
-    loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
+    loaded = load_teams([run.files for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     rules = sum(len(desired.rules) for desired in loaded)
@@ -339,20 +329,21 @@ def plan(
     """
     from . import render
     from .errors import printable
-    from .planfile import write_plan, write_plan_json, write_teams_plan, write_teams_plan_json
-    from .usecases.plan import PlanRequest, run_plan, run_team_plans
+    from .planfile import write_plan, write_plan_json
+    from .usecases.plan import PlanRequest, run_plan
+    from .usecases.project import team_note
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
     if out:
         _refuse_inputs_as_out(out, selection)
     if refresh:
-        _credentials_first(selection)
+        selection.credentials_first()
     batch_size = _configured("batch_size", batch_size)
     parallelism = _configured("parallelism", parallelism)
     requests = [
         PlanRequest(
-            run.paths if selection.teams else paths,
+            run.paths,
             run.journal,
             batch_size,
             targets,
@@ -365,37 +356,20 @@ def plan(
         )
         for run in selection.runs
     ]
-    if selection.teams:
-        made_teams = run_team_plans(requests)
-        for team in made_teams.teams:
-            for warning in team.made.journal_warnings:
-                ctx.warn(f"team {team.name}: {warning}")
-        args = (made_teams.teams, made_teams.summary(), made_teams.unsafe, made_teams.created_at)
-        if out:
-            write_teams_plan(*args, out, plan_id=made_teams.plan_id)
-            ctx.info(f"saved the plan to {printable(out)}")
-        if fmt == "json":
-            write_teams_plan_json(*args, sys.stdout.write, plan_id=made_teams.plan_id)
-        elif fmt == "markdown":
-            click.echo(render.teams_plan_markdown(made_teams), nl=False)
-        else:
-            click.echo(render.teams_plan_text(made_teams, color=ctx.color(sys.stdout)), nl=False)
-        has_changes = made_teams.has_changes
+    made = run_plan(requests)
+    for team in made.teams:
+        for warning in team.made.journal_warnings:
+            ctx.warn(team_note(team.name, warning))
+    if out:
+        write_plan(made, out)
+        ctx.info(f"saved the plan to {printable(out)}")
+    if fmt == "json":
+        write_plan_json(made, sys.stdout.write)
+    elif fmt == "markdown":
+        click.echo(render.plan_markdown(made), nl=False)
     else:
-        made = run_plan(requests[0])
-        for warning in made.journal_warnings:
-            ctx.warn(warning)
-        if out:
-            write_plan(made, out)
-            ctx.info(f"saved the plan to {printable(out)}")
-        if fmt == "json":
-            write_plan_json(made, sys.stdout.write)
-        elif fmt == "markdown":
-            click.echo(render.plan_markdown(made.plan), nl=False)
-        else:
-            shown = render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout))
-            click.echo(shown, nl=False)
-        has_changes = made.plan.has_changes
+        click.echo(render.plan_text(made, color=ctx.color(sys.stdout)), nl=False)
+    has_changes = made.has_changes
     if out and fmt == "text":
         hint = _apply_command(out, journal_location, teams)
         click.echo(f"\nSaved the plan to {printable(out)}. Apply exactly it with: {hint}")
@@ -456,7 +430,7 @@ def apply(
     policy is revert are reverted, and the unsafe rule counts the reverts.
     """
     from . import render
-    from .usecases.apply import ApplyRequest, run_apply, run_apply_teams
+    from .usecases.apply import ApplyRequest, run_apply
 
     ctx = Context(verbose, no_color)
     plan_file = None
@@ -474,7 +448,7 @@ def apply(
     paths = () if plan_file else args
     selection = _select(ctx, teams, paths, journal_location)
     if refresh:
-        _credentials_first(selection)
+        selection.credentials_first()
     batch_size = _configured("batch_size", batch_size) or DEFAULT_BATCH_SIZE
     parallelism = _configured("parallelism", parallelism)
 
@@ -491,14 +465,8 @@ def apply(
     # With --format json, stdout is the result alone; the plan shown goes to stderr.
     shown = sys.stderr if fmt == "json" else sys.stdout
 
-    def confirm(made: Any) -> bool:
-        click.echo(
-            render.plan_text(made.plan, made.sources, color=ctx.color(shown)), err=fmt == "json"
-        )
-        return ask()
-
-    def confirm_teams(made: Any) -> bool:
-        click.echo(render.teams_plan_text(made, color=ctx.color(shown)), err=fmt == "json")
+    def confirm(made: ProjectPlan) -> bool:
+        click.echo(render.plan_text(made, color=ctx.color(shown)), err=fmt == "json")
         return ask()
 
     def progress(total: int) -> Callable[[int], None]:
@@ -515,7 +483,7 @@ def apply(
     requests = [
         ApplyRequest(
             plan_file=plan_file,
-            paths=run.paths if selection.teams else paths,
+            paths=run.paths,
             journal_location=run.journal,
             batch_size=batch_size,
             parallelism=parallelism,
@@ -531,38 +499,23 @@ def apply(
         for run in selection.runs
     ]
     observe = ctx.info if verbose else None
-    if selection.teams:
-        outcomes = run_apply_teams(
-            requests, plan_file=plan_file, confirm=confirm_teams, observe=observe, progress=progress
-        )
-        for warning in outcomes.warnings:
-            ctx.warn(warning)
-        if fmt == "json":
-            click.echo(render.teams_apply_json(outcomes), nl=False)
-        else:
-            click.echo(render.teams_apply_text(outcomes, color=ctx.color(sys.stdout)), nl=False)
-        if outcomes.signal is not None:
-            raise click.exceptions.Exit(128 + outcomes.signal)
-        if outcomes.failed:
-            raise click.exceptions.Exit(1)
-        return
-    outcome = run_apply(requests[0], confirm=confirm, observe=observe, progress=progress)
+    outcome = run_apply(
+        requests, plan_file=plan_file, confirm=confirm, observe=observe, progress=progress
+    )
     for warning in outcome.warnings:
         ctx.warn(warning)
-    made = outcome.made
     # Self-heal with nothing to revert still shows the drift it left alone (warn, accept).
-    held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
-    if held and made is not None:
-        shown = sys.stderr if fmt == "json" else sys.stdout
-        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
+    held = outcome.drift_left if refresh else None
+    if held is not None:
+        text = render.plan_text(held, color=ctx.color(shown))
         click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
-        click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)
-    elif not held:
-        click.echo(render.apply_text(outcome.result, color=ctx.color(sys.stdout)), nl=False)
+        click.echo(render.apply_json(outcome), nl=False)
+    elif held is None:
+        click.echo(render.apply_text(outcome, color=ctx.color(sys.stdout)), nl=False)
     if outcome.signal is not None:
         raise click.exceptions.Exit(128 + outcome.signal)
-    if outcome.result is not None and outcome.result.outcome != "applied":
+    if outcome.failed:
         raise click.exceptions.Exit(1)
 
 
@@ -764,7 +717,6 @@ def refresh(
     team's and Spike's data to have been reset.
     """
     from . import render
-    from .usecases.plan import load_teams
     from .usecases.refresh import RefreshRequest, run_refresh
 
     if escalations is not None:
@@ -776,16 +728,16 @@ def refresh(
         raise click.UsageError("--reopened takes the incidents as --id, no PATH, no --escalations")
     selection = _select(Context(verbose, no_color), teams, paths, journal_location)
     parallelism = _configured("parallelism", parallelism)
-    if selection.teams and adopt and len(selection.runs) != 1:
+    if adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
-    if selection.teams and escalations is None and not reopened:
-        load_teams([run.files for run in selection.runs])  # every team's files, before any call
-        _credentials_first(selection)
+    if escalations is None and not reopened:
+        selection.files_first()
+        selection.credentials_first()
     show = render.refresh_json if fmt == "json" else render.refresh_text
-    parts: dict[str, str] = {}
+    parts: dict[str | None, str] = {}
     for run in selection.runs:
         request = RefreshRequest(
-            run.files if selection.teams else paths,
+            run.files,
             adopt,
             run.journal,
             parallelism,
@@ -795,20 +747,15 @@ def refresh(
             drift_policy=run.drift,
             reopened=reopened,
         )
-        parts[run.name or ""] = show(run_refresh(request))
-    _echo_parts(selection, parts, fmt)
+        parts[run.name] = show(run_refresh(request))
+    _echo_parts(parts, fmt)
 
 
-def _echo_parts(selection: Selection, parts: dict[str, str], fmt: str) -> None:
-    """One team's output as it is; several teams' under their names."""
+def _echo_parts(parts: dict[str | None, str], fmt: str) -> None:
+    """Each team's output (render.by_team_text, by_team_json)."""
     from . import render
 
-    if not selection.teams:
-        click.echo(parts.get("", ""), nl=False)
-    elif fmt == "json":
-        click.echo(render.by_team_json(parts), nl=False)
-    else:
-        click.echo(render.by_team_text(parts), nl=False)
+    click.echo((render.by_team_json if fmt == "json" else render.by_team_text)(parts), nl=False)
 
 
 @cli.command()
@@ -872,17 +819,17 @@ def drift(
     from . import render
     from .errors import printable
     from .planfile import atomic_write
-    from .usecases.drift import DriftRequest, run_drift_teams
+    from .usecases.drift import DriftRequest, run_drift
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
     if out:
         _refuse_inputs_as_out(out, selection)
-    _credentials_first(selection)
+    selection.credentials_first()
     parallelism = _configured("parallelism", parallelism)
     requests = [
         DriftRequest(
-            run.files if selection.teams else paths,
+            run.files,
             run.journal,
             parallelism,
             team=run.team,
@@ -890,7 +837,7 @@ def drift(
         )
         for run in selection.runs
     ]
-    report = run_drift_teams(requests)
+    report = run_drift(requests)
     if out:
         saved = render.drift_json(report)
 
@@ -951,16 +898,17 @@ def accept(
     any incident cannot be read.
     """
     from . import render
-    from .usecases.accept import AcceptRequest, run_accept, run_accept_teams
+    from .usecases.accept import AcceptRequest, run_accept
+    from .usecases.project import team_note
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, paths, journal_location)
-    _credentials_first(selection)
+    selection.credentials_first()
     parallelism = _configured("parallelism", parallelism)
     show = render.accept_json if fmt == "json" else render.accept_text
     requests = [
         AcceptRequest(
-            run.files if selection.teams else paths,
+            run.files,
             run.journal,
             ids,
             fields,
@@ -971,13 +919,13 @@ def accept(
         )
         for run in selection.runs
     ]
-    outcomes = run_accept_teams(requests) if selection.teams else [run_accept(requests[0])]
-    parts: dict[str, str] = {}
+    outcomes = run_accept(requests)
+    parts: dict[str | None, str] = {}
     for run, outcome in zip(selection.runs, outcomes, strict=True):
         for warning in outcome.warnings:
-            ctx.warn(f"team {run.name}: {warning}" if run.name else warning)
-        parts[run.name or ""] = show(outcome)
-    _echo_parts(selection, parts, fmt)
+            ctx.warn(team_note(run.name, warning))
+        parts[run.name] = show(outcome)
+    _echo_parts(parts, fmt)
 
 
 @cli.group()
@@ -1012,17 +960,18 @@ def show(
     """Print the journaled last-applied state (of every team, or each --team)."""
     from . import render
     from .journal import open_journal
+    from .usecases.project import team_note
 
     ctx = Context(verbose, no_color)
     selection = _select(ctx, teams, (), journal_location)
     show_state = render.state_json if fmt == "json" else render.state_text
-    parts: dict[str, str] = {}
+    parts: dict[str | None, str] = {}
     for run in selection.runs:
         state = open_journal(run.journal).read()
         for warning in state.warnings:
-            ctx.warn(f"team {run.name}: {warning}" if run.name else warning)
-        parts[run.name or ""] = show_state(state)
-    _echo_parts(selection, parts, fmt)
+            ctx.warn(team_note(run.name, warning))
+        parts[run.name] = show_state(state)
+    _echo_parts(parts, fmt)
 
 
 @cli.command()
@@ -1040,14 +989,14 @@ def log(
     from .journal import open_journal
 
     selection = _select(Context(verbose, no_color), teams, (), journal_location)
-    parts: dict[str, str] = {}
+    parts: dict[str | None, str] = {}
     for run in selection.runs:
         entries = render.history(open_journal(run.journal).records())
         if fmt == "json":
-            parts[run.name or ""] = json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+            parts[run.name] = json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
         else:
-            parts[run.name or ""] = render.history_text(entries)
-    _echo_parts(selection, parts, fmt)
+            parts[run.name] = render.history_text(entries)
+    _echo_parts(parts, fmt)
 
 
 @cli.command()
@@ -1114,7 +1063,6 @@ def comment(
         run_url,
         author,
         markdown=render.plan_markdown,
-        teams_markdown=render.teams_plan_markdown,
     )
     click.echo(render.comment_text(post_plan_comment(request), pr))
 
@@ -1181,9 +1129,8 @@ def fmt_command(
     from .usecases.files import FmtRequest, run_fmt
 
     selection = _select(Context(verbose, no_color), (), paths, None)
-    if selection.teams:
-        paths = tuple(p for run in selection.runs for p in run.files)
-    outcome = run_fmt(FmtRequest(paths, check, show_diff))
+    files = tuple(p for run in selection.runs for p in run.files)
+    outcome = run_fmt(FmtRequest(files, check, show_diff))
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
@@ -1247,7 +1194,7 @@ def import_command(
     selection = _select(Context(verbose, no_color), teams, (), journal_location)
     parallelism = _configured("parallelism", parallelism)
     run = selection.runs[0]
-    if selection.teams:
+    if run.team is not None:  # a team of reconcile.yaml: FILE must be one of its files
         if len(teams) != 1:
             raise click.UsageError("import writes into one team: pass exactly one --team")
         from .config import team_of

@@ -278,13 +278,14 @@ class StreamingDigest:
         return self._digest
 
 
-def plan_content(
+def section_content(
     plan: Plan,
     batch_size: int | None = None,
     with_digest: bool = True,
     bound: Bound | None = None,
 ) -> dict[str, Any]:
-    """`plan`'s plan-file content (docs/plan-format.md) without created_at, with plan_digest
+    """`plan`'s plan-file content (docs/plan-format.md, format 1: a team's section of format 2
+    is this but for its version and plan id) without created_at, with plan_digest
     (unless `with_digest` is False: see StreamingDigest). `bound` names where the plan is
     for: a plan file without it cannot be applied (its team id, journal location and plan id
     are not known).
@@ -326,7 +327,7 @@ def plan_content(
 
 
 class PlanToWrite(Protocol):
-    """What a plan file is written from (usecases.plan.MadePlan)."""
+    """What one team's plan file section is written from (usecases.plan.MadePlan)."""
 
     plan: Plan
     created_at: str
@@ -334,23 +335,86 @@ class PlanToWrite(Protocol):
     bound: Bound | None
 
 
-def write_plan_json(made: PlanToWrite, write: Callable[[str], object]) -> None:
-    """The plan file's text, signed when RECONCILE_PLAN_KEY is set."""
+class TeamPlanToWrite(Protocol):
+    """One team's plan in a plan file (usecases.plan.TeamPlan)."""
 
+    @property
+    def name(self) -> str | None:
+        """None: the one implicit team of a repository without reconcile.yaml."""
+
+    @property
+    def team_id(self) -> str | None: ...
+    @property
+    def journal(self) -> str:
+        """The journal's location as shown (never with a password)."""
+
+    @property
+    def made(self) -> PlanToWrite: ...
+
+
+class ProjectPlanToWrite(Protocol):
+    """What a plan file is written from (usecases.plan.ProjectPlan)."""
+
+    created_at: str
+    plan_id: str
+
+    @property
+    def teams(self) -> Sequence[TeamPlanToWrite]: ...
+    @property
+    def named(self) -> bool:
+        """Whether the teams are reconcile.yaml's: format 2, else format 1."""
+
+    @property
+    def unsafe(self) -> bool: ...
+    def summary(self) -> Mapping[str, int]: ...
+
+
+def write_plan_json(project: ProjectPlanToWrite, write: Callable[[str], object]) -> None:
+    """The plan file's text, signed when RECONCILE_PLAN_KEY is set: format 1 for the implicit
+    team, format 2 (a section per team) for the teams of reconcile.yaml."""
     key = plan_key()
-    write_plan_text(
-        made.plan,
-        made.created_at,
-        write,
-        batch_size=made.batch_size,
-        sign=(lambda plan_digest: sign(plan_digest, key)) if key else None,
-        bound=made.bound,
-    )
+    signer = (lambda plan_digest: sign(plan_digest, key)) if key else None
+    if not project.named:
+        (team,) = project.teams
+        made = team.made
+        write_plan_text(
+            made.plan,
+            project.created_at,
+            write,
+            batch_size=made.batch_size,
+            sign=signer,
+            bound=made.bound,
+        )
+        return
+    _write_file(_teams_content(project), project.created_at, write, signer)
 
 
-def write_plan(made: PlanToWrite, out: str) -> None:
+def write_plan(project: ProjectPlanToWrite, out: str) -> None:
     """Save a plan file, whole or not at all; a folder that does not exist is an error."""
-    atomic_write(out, lambda write: write_plan_json(made, write))
+    atomic_write(out, lambda write: write_plan_json(project, write))
+
+
+def _teams_content(project: ProjectPlanToWrite) -> dict[str, Any]:
+    """A plan of teams' content (docs/plan-format.md, format 2) without created_at and
+    plan_digest: the plan's id, and a section per team, each a plan of format 1 but for its
+    version and plan id, with the team's id and its journal's location."""
+    sections: dict[str, Any] = {}
+    for team in sorted(project.teams, key=lambda t: t.name or ""):
+        body = section_content(team.made.plan, team.made.batch_size, with_digest=False)
+        del body["format_version"]
+        journal = body.pop("journal")
+        sections[team.name or ""] = {
+            "team_id": team.team_id,
+            "journal": {"location": team.journal, **journal},
+            **body,
+        }
+    return {
+        "format_version": TEAMS_FORMAT_VERSION,
+        "plan_id": project.plan_id,
+        "teams": sections,
+        "summary": dict(project.summary()),
+        "unsafe": project.unsafe,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +475,11 @@ class SavedTeamsPlan:
 def read_saved_plan(path: str) -> SavedPlan:
     """Load a plan file of one team (format 1); refuse (InvalidPlanError) anything edited,
     truncated or foreign, and a plan of teams (read those with read_plan_file)."""
-    saved = read_plan_file(path)
+    return one_team(read_plan_file(path))
+
+
+def one_team(saved: SavedPlan | SavedTeamsPlan) -> SavedPlan:
+    """A plan file read for the one implicit team: refused when it is a plan of teams."""
     if isinstance(saved, SavedTeamsPlan):
         raise InvalidPlanError(
             f"{saved.path}: a plan of the teams of reconcile.yaml (format_version "
@@ -849,23 +917,41 @@ def write_plan_text(
     sign: Callable[[str], str] | None = None,
     bound: Bound | None = None,
 ) -> None:
+    """One plan as a plan file of format 1 (see _write_file)."""
+    body = section_content(plan, batch_size, with_digest=False, bound=bound)
+    _write_file(body, created_at, write, sign)
+
+
+def _write_file(
+    body: dict[str, Any],
+    created_at: str,
+    write: Callable[[str], object],
+    sign: Callable[[str], str] | None,
+) -> None:
     """The plan file: top-level keys one per line, each list item on its own line.
 
     One line per change or call reads well in a diff, and lets the C encoder do the work.
-    With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
+    With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign). A plan
+    of one team has its changes hashed while they are written: one pass.
     """
-    body = plan_content(plan, batch_size, with_digest=False, bound=bound)
-    digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
+    streams: dict[str, Callable[[], Iterable[list[Any]]]] = {}
+    hexdigest: Callable[[], str]
+    if "changes" in body:
+        streaming = StreamingDigest(body)
+        hexdigest, streams["changes"] = streaming.hexdigest, streaming.changes
+    else:
+        whole = digest(body)
+        hexdigest = lambda: whole  # noqa: E731
     out: dict[str, Any] = {
         "format_version": body.pop("format_version"),
         "created_at": created_at,
         **body,
-        "plan_digest": digest.hexdigest,
+        "plan_digest": hexdigest,
     }
     if sign is not None:
-        out["signature"] = lambda: sign(digest.hexdigest())
+        out["signature"] = lambda: sign(hexdigest())
     write("{\n")
-    _write_members(out, write, "  ", {"changes": digest.changes})
+    _write_members(out, write, "  ", streams)
     write("}\n")
 
 
@@ -910,92 +996,8 @@ def _write_members(
             write(f"{indent}{name}: {_LAYOUT.encode(plain)}{comma}\n")
 
 
-class TeamPlanToWrite(Protocol):
-    """One team's plan in a plan file of teams (usecases.plan.TeamPlan)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def team_id(self) -> str: ...
-    @property
-    def journal(self) -> str:
-        """The journal's location as shown (never with a password)."""
-
-    @property
-    def made(self) -> PlanToWrite: ...
-
-
-def teams_content(
-    teams: Sequence[TeamPlanToWrite], total: Mapping[str, int], unsafe: bool, plan_id: str
-) -> dict[str, Any]:
-    """A plan of teams' content (docs/plan-format.md, format 2) without created_at and
-    plan_digest: the plan's id, and a section per team, each a plan of format 1 but for its
-    version and plan id, with the team's id and its journal's location."""
-    sections: dict[str, Any] = {}
-    for team in sorted(teams, key=lambda t: t.name):
-        body = plan_content(team.made.plan, team.made.batch_size, with_digest=False)
-        del body["format_version"]
-        journal = body.pop("journal")
-        sections[team.name] = {
-            "team_id": team.team_id,
-            "journal": {"location": team.journal, **journal},
-            **body,
-        }
-    return {
-        "format_version": TEAMS_FORMAT_VERSION,
-        "plan_id": plan_id,
-        "teams": sections,
-        "summary": dict(total),
-        "unsafe": unsafe,
-    }
-
-
-def write_teams_plan_json(
-    teams: Sequence[TeamPlanToWrite],
-    total: Mapping[str, int],
-    unsafe: bool,
-    created_at: str,
-    write: Callable[[str], object],
-    *,
-    plan_id: str,
-) -> None:
-    """The plan file of teams' text, signed when RECONCILE_PLAN_KEY is set."""
-    key = plan_key()
-    body = teams_content(teams, total, unsafe, plan_id)
-    plan_digest = digest(body)
-    out: dict[str, Any] = {
-        "format_version": body.pop("format_version"),
-        "created_at": created_at,
-        **body,
-        "plan_digest": plan_digest,
-    }
-    if key:
-        out["signature"] = sign(plan_digest, key)
-    write("{\n")
-    _write_members(out, write, "  ", {})
-    write("}\n")
-
-
-def write_teams_plan(
-    teams: Sequence[TeamPlanToWrite],
-    total: Mapping[str, int],
-    unsafe: bool,
-    created_at: str,
-    out: str,
-    *,
-    plan_id: str,
-) -> None:
-    """Save a plan file of teams, whole or not at all."""
-    atomic_write(
-        out,
-        lambda write: write_teams_plan_json(
-            teams, total, unsafe, created_at, write, plan_id=plan_id
-        ),
-    )
-
-
-def plan_from_saved(saved: SavedPlan) -> Plan:
-    """A checked plan file (read_saved_plan) as a Plan, for plan_markdown.
+def section_plan(saved: SavedPlan) -> Plan:
+    """A checked plan file of one team, or one team's section, as a Plan, for its markdown.
 
     read_saved_plan checks what apply executes; changes and drift are only shown, but a plan
     file is untrusted input, so they are checked here before they reach a pull-request comment.

@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from .applier import ApplyResult
     from .journal.records import Recorded
     from .usecases.accept import AcceptOutcome
-    from .usecases.apply import TeamsApplyOutcome
+    from .usecases.apply import ApplyOutcome
     from .usecases.comment import CommentResult
     from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
     from .usecases.init import InitOutcome
     from .usecases.issue import IssueOutcome
-    from .usecases.plan import TeamsPlan
+    from .usecases.plan import ProjectPlan
     from .usecases.refresh import RefreshOutcome
     from .usecases.teams import TeamsOutcome
 
@@ -139,8 +139,33 @@ def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return out
 
 
-def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
-    """Terraform-style: a block per incident, the calls in order, a summary line."""
+def plan_text(plan: ProjectPlan, color: bool = False) -> str:
+    """The plan of the implicit team as its section alone; the teams of reconcile.yaml a
+    section per team headed `Team NAME:` (the team's plan, indented), then one summary line
+    per team and the total."""
+    if not plan.named:
+        return section_text(plan.only.plan, plan.only.sources, color)
+    paint = styler(color)
+    out: list[str] = []
+    for team in plan.teams:
+        out.append(paint(f"Team {team.name}:", "cyan"))
+        body = section_text(team.made.plan, team.made.sources, color)
+        out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
+        out.append("")
+    width = max((len(team.name or "") for team in plan.teams), default=0) + 1
+    out.append("Summary:")
+    out.extend(
+        f"  {((team.name or '') + ':').ljust(width)} {plan_summary(team.made.plan)}"
+        + (paint("  (unsafe)", "red") if team.made.plan.unsafe else "")
+        for team in plan.teams
+    )
+    out.append(paint(teams_total(plan), "cyan"))
+    return "\n".join(out) + "\n"
+
+
+def section_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
+    """One team's plan, Terraform-style: a block per incident, the calls in order, a summary
+    line."""
     paint = styler(color)
     sources = sources or {}
     lines: list[str] = []
@@ -193,8 +218,9 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     return "\n".join(lines) + "\n"
 
 
-def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
-    """For a pull-request comment: summary, warnings, a table of changes, the calls folded.
+def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
+    """One team's plan for a pull-request comment: summary, warnings, a table of changes,
+    the calls folded.
 
     Truncated with a note so that the whole stays below GitHub's comment limit. Without
     `heading`, no title (a team's section of a plan of teams has its own).
@@ -266,7 +292,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     return out
 
 
-def teams_total(plan: TeamsPlan) -> str:
+def teams_total(plan: ProjectPlan) -> str:
     """The last line of a plan of teams: every team's changes added up."""
     total, teams = plan.summary(), len(plan.teams)
     noun = f"{teams} team{'s' * (teams != 1)}"
@@ -280,40 +306,22 @@ def teams_total(plan: TeamsPlan) -> str:
     )
 
 
-def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
-    """A section per team headed `Team NAME:` (the team's plan, indented), then one summary
-    line per team and the total."""
-    paint = styler(color)
-    out: list[str] = []
-    for team in plan.teams:
-        out.append(paint(f"Team {team.name}:", "cyan"))
-        body = plan_text(team.made.plan, team.made.sources, color)
-        out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
-        out.append("")
-    width = max((len(team.name) for team in plan.teams), default=0) + 1
-    out.append("Summary:")
-    out.extend(
-        f"  {(team.name + ':').ljust(width)} {plan_summary(team.made.plan)}"
-        + (paint("  (unsafe)", "red") if team.made.plan.unsafe else "")
-        for team in plan.teams
-    )
-    out.append(paint(teams_total(plan), "cyan"))
-    return "\n".join(out) + "\n"
-
-
 #: A team's section gets its whole plan only with at least this much room; with less, its
 #: summary line alone (the plan file has the rest).
 _TEAM_SECTION_MIN = 1_500
 
 
-def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
-    """One pull-request comment for every team: a table of per-team totals, then one
-    collapsible section per team, each within its share of GitHub's limit.
+def plan_markdown(plan: ProjectPlan, budget: int = MARKDOWN_BUDGET) -> str:
+    """The plan's pull-request comment: the implicit team's section alone; for the teams of
+    reconcile.yaml a table of per-team totals, then one collapsible section per team, each
+    within its share of GitHub's limit.
 
     Whatever the number of teams: the table takes at most a third of the budget, a section
     whose plan does not fit its share shows its summary line alone, and teams beyond the
     budget are counted in a closing note.
     """
+    if not plan.named:
+        return section_markdown(plan.only.plan, budget)
     note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
     out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
     rows = []
@@ -343,7 +351,7 @@ def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
         if len(bare) + len(closing) > room:
             return out + note.format(n=left)
         share = room // left - len(summary) - len(closing)
-        section = plan_markdown(team.made.plan, share, heading=False) if share > 0 else ""
+        section = section_markdown(team.made.plan, share, heading=False) if share > 0 else ""
         if share < _TEAM_SECTION_MIN or len(section) > share:
             out += bare + closing
         else:
@@ -522,8 +530,8 @@ def _item_text(item: Mapping[str, Any]) -> str:
 # Apply results
 
 
-def apply_text(result: ApplyResult | None, color: bool = False) -> str:
-    """What was applied, what failed and why, and a summary line."""
+def result_text(result: ApplyResult | None, color: bool = False) -> str:
+    """What was applied to one team, what failed and why, and a summary line."""
     paint = styler(color)
     if result is None:
         return "No changes. Nothing to apply.\n"
@@ -581,11 +589,6 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:
-    body = _apply_body(result, lineage, serial)
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
-
-
 def _apply_body(result: ApplyResult | None, lineage: str | None, serial: int) -> dict[str, Any]:
     if result is None:
         return {
@@ -598,8 +601,11 @@ def _apply_body(result: ApplyResult | None, lineage: str | None, serial: int) ->
     return result.to_json(lineage, serial)
 
 
-def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
-    """Each team's result under `Team NAME:`, then one line per team and the total."""
+def apply_text(outcome: ApplyOutcome, color: bool = False) -> str:
+    """The implicit team's result alone; the teams of reconcile.yaml each under `Team NAME:`,
+    then one line per team and the total."""
+    if not outcome.named:
+        return result_text(outcome.teams[0].result, color)
     paint = styler(color)
     lines: list[str] = []
     for team in outcome.teams:
@@ -607,11 +613,10 @@ def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
         if team.error is not None:
             body = paint("Apply stopped: ", "red") + printable(team.error) + "\n"
         else:
-            assert team.outcome is not None
-            body = apply_text(team.outcome.result, color)
+            body = result_text(team.result, color)
         lines.extend(f"  {line}" for line in body.rstrip("\n").split("\n"))
         lines.append("")
-    failed = [team.name for team in outcome.teams if team.failed]
+    failed = [team.name or "" for team in outcome.teams if team.failed]
     count = len(outcome.teams)
     if failed:
         lines.append(
@@ -623,24 +628,31 @@ def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def teams_apply_json(outcome: TeamsApplyOutcome) -> str:
-    """{"outcome": "applied" | "failed" | "interrupted", "teams": {NAME: apply JSON}}; a team
-    stopped by an error has outcome "aborted" and its error."""
+def apply_json(outcome: ApplyOutcome) -> str:
+    """The implicit team's result; for the teams of reconcile.yaml {"outcome": "applied" |
+    "failed" | "interrupted", "teams": {NAME: apply JSON}}, where a team stopped by an error
+    has outcome "aborted" and its error."""
+    if not outcome.named:
+        (one,) = outcome.teams
+        body = _apply_body(one.result, one.lineage, one.serial)
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
     teams: dict[str, Any] = {}
     for team in outcome.teams:
-        if team.error is not None or team.outcome is None:
-            teams[team.name] = {"outcome": "aborted", "error": team.error}
+        if team.error is not None:
+            teams[team.name or ""] = {"outcome": "aborted", "error": team.error}
             continue
-        done = team.outcome
-        teams[team.name] = _apply_body(done.result, done.lineage, done.serial)
+        teams[team.name or ""] = _apply_body(team.result, team.lineage, team.serial)
     word = (
         "interrupted" if outcome.signal is not None else "failed" if outcome.failed else "applied"
     )
     return json.dumps({"outcome": word, "teams": teams}, indent=2, ensure_ascii=False) + "\n"
 
 
-def by_team_text(parts: Mapping[str, str]) -> str:
-    """Each team's text (show, log, refresh, import) under `Team NAME:`, indented."""
+def by_team_text(parts: Mapping[str | None, str]) -> str:
+    """Each team's text (show, log, refresh, accept) under `Team NAME:`, indented; the
+    implicit team's (named None) as it is."""
+    if None in parts:
+        return parts[None]
     lines: list[str] = []
     for name, text in parts.items():
         lines.append(f"Team {name}:")
@@ -649,8 +661,11 @@ def by_team_text(parts: Mapping[str, str]) -> str:
     return "\n".join(lines[:-1]) + "\n" if lines else ""
 
 
-def by_team_json(parts: Mapping[str, str]) -> str:
-    """Each team's JSON document (show, log, refresh) as {"teams": {NAME: document}}."""
+def by_team_json(parts: Mapping[str | None, str]) -> str:
+    """Each team's JSON document (show, log, refresh, accept) as {"teams": {NAME:
+    document}}; the implicit team's (named None) as it is."""
+    if None in parts:
+        return parts[None]
     teams = {name: json.loads(text) for name, text in parts.items()}
     return json.dumps({"teams": teams}, indent=2, ensure_ascii=False) + "\n"
 

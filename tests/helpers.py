@@ -100,11 +100,19 @@ def plan_json(plan: Plan, created_at: str, bound: Bound = BOUND) -> str:
     return "".join(parts)
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan file's content (planfile.plan_content) with every list made whole."""
-    from reconciler.planfile import LazyList, plan_content
+def one_team(made: Any) -> Any:
+    """A plan of one team (usecases.plan.MadePlan) as the plan of a repository without
+    reconcile.yaml, what the plan file and the views take."""
+    from reconciler.usecases.plan import project_plan
 
-    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
+    return project_plan([(None, None, made)])
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan file's content (planfile.section_content) with every list made whole."""
+    from reconciler.planfile import LazyList, section_content
+
+    return {k: list(v) if isinstance(v, LazyList) else v for k, v in section_content(plan).items()}
 
 
 #: A fixed start for clocks moved by hand: 2027-01-15T08:00:00Z.

@@ -535,8 +535,8 @@ def test_the_installed_command_plans_the_bundled_states(tmp_path: Path) -> None:
 
 def test_a_markdown_plan_of_only_forgets_still_has_its_table_header() -> None:
     from reconciler.planner import plan
-    from reconciler.render import plan_markdown
+    from reconciler.render import section_markdown
 
-    out = plan_markdown(plan({}, {"old-1": {"status": "resolved"}}))
+    out = section_markdown(plan({}, {"old-1": {"status": "resolved"}}))
     assert "| incident | field | before | after |\n| --- | --- | --- | --- |\n" in out
     assert "| `old-1` | _forget_ | journaled | _not in any file_ |" in out

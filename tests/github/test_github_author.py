@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import RECONCILE, cli
+from helpers import RECONCILE, cli, one_team
 
 from reconciler.errors import GitHubError
 from reconciler.github import GitHubClient, GitHubConfig
@@ -37,7 +37,7 @@ def plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         json.dumps({"incidents": {"a-1": {"priority": "p2"}}})
     )
     made = make_plan(["states"], str(tmp_path / "journal.jsonl"), 100)
-    write_plan(made, "plan.json")
+    write_plan(one_team(made), "plan.json")
     return "plan.json"
 
 
