@@ -162,3 +162,16 @@ def test_a_plan_of_teams_is_the_previous_releases(
     code, out, err = cli(*args, env={**ENV, "SPIKE_TEAM_ID": None})
     assert (code, err) == (0, "")
     assert masked(out) == golden(name)
+
+
+def test_an_apply_of_one_team_that_makes_calls_shows_the_journals_warnings(repo: Path) -> None:
+    """As an apply of teams always did (the one-team twin showed them only when there was
+    nothing to apply): a torn last line is ignored, and said so."""
+    with (repo / "journal.jsonl").open("a") as journal:
+        journal.write('{"kind":"op","ser')
+    with serve_sandbox(sandbox()) as (server, _client):
+        env = {**ENV, "SPIKE_API_URL": server.url}
+        code, out, err = cli("apply", "--journal", "journal.jsonl", "--auto-approve", env=env)
+        assert code == 0, err
+        assert masked(out) == golden("apply.txt")
+        assert err.startswith("warning: journal.jsonl:43: ignoring a torn last line")
