@@ -46,7 +46,16 @@ from .model import (
     is_desired_value,
     is_field_value,
 )
-from .planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan, with_resolved
+from .planner import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_UNSAFE,
+    Journaled,
+    Options,
+    Plan,
+    Wanted,
+    plan,
+    with_resolved,
+)
 from .rules import is_rule_name
 
 if TYPE_CHECKING:
@@ -816,22 +825,23 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
             )
         fields[change.field] = change.after
     try:
-        again = plan(
-            desired,
+        said = Journaled(
             before,
-            lineage=state.lineage,
-            serial=state.serial,
-            batch_size=saved.batch_size or _batch_size(saved.operations),
+            state.lineage,
+            state.serial,
+            with_resolved(journal, state.kept),
+            state.uncertain,
+            state.rules,
+            recorded=journal,
+        )
+        options = Options(
+            saved.batch_size or _batch_size(saved.operations),
             # The forgets too (checked above: journaled, no change): the unsafe rule counts
             # them as a fresh plan does, and tells those a rule resolved from the journal.
-            targets=sorted({*desired, *saved.forget}),
-            kept=with_resolved(journal, state.kept),
-            uncertain=state.uncertain,
-            unsafe=unsafe,
-            rules=rules,
-            recorded=journal,
-            owners=state.rules,
+            sorted({*desired, *saved.forget}),
+            unsafe,
         )
+        again = plan(Wanted(desired, rules=rules), said, options=options)
     except PlanError as exc:
         raise InvalidPlanError(
             f"{path}: the journal refuses the plan's changes: " + "; ".join(exc.messages)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 from ..planfile import check_made_for, check_signature, section_content
 from .plan import (
     MadePlan,
+    PlanRequest,
     ProjectPlan,
     check_targets,
     journal_shown,
@@ -394,21 +395,20 @@ def _prepare(
     # if the files changed.
     paths = request.paths or DEFAULT_PATHS
     desired = load(paths) if read_before is None else reload(read_before, paths)
-    made = make_plan(
-        request.paths,
-        request.journal_location,
-        request.batch_size,
-        request.targets,
-        journal_state=state,
+    asked = PlanRequest(
+        paths=request.paths,
+        journal_location=request.journal_location,
+        batch_size=request.batch_size,
+        targets=request.targets,
         refresh=request.refresh,
         parallelism=request.parallelism,
-        desired=desired,
+        drift_policy=request.drift_policy,
         team=request.team,
         unsafe=request.unsafe,
-        drift_policy=request.drift_policy,
         only=request.only,
-        evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
     )
+    # apply reads Spike anyway (docs/rules.md): rules are evaluated.
+    made = make_plan(asked, desired=desired, state=state, evaluate_rules=True)
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
     writer.plan_id = made.bound.plan_id if made.bound is not None else None

@@ -11,7 +11,7 @@ from ..errors import ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, new_plan_id, now
 from ..model import Fields, Unsafe, is_counter_id
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Journaled, Options, Plan, Wanted, plan
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 from .rules import RulesInPlan
@@ -157,19 +157,7 @@ def run_plan(requests: Sequence[PlanRequest]) -> ProjectPlan:
         (
             request.team,
             request.journal_location,
-            make_plan(
-                request.paths,
-                request.journal_location,
-                request.batch_size,
-                request.targets,
-                refresh=request.refresh,
-                parallelism=request.parallelism,
-                desired=loaded,
-                team=request.team,
-                unsafe=request.unsafe,
-                drift_policy=request.drift_policy,
-                only=request.only,
-            ),
+            make_plan(request, desired=loaded),
         )
         for request, loaded in zip(requests, desired, strict=True)
     ]
@@ -209,79 +197,68 @@ def check_targets(targets: Sequence[str]) -> None:
 
 
 def make_plan(
-    paths: Sequence[str],
-    journal_location: str | None,
-    batch_size: int,
-    targets: Sequence[str] = (),
-    journal_state: Recorded | None = None,
-    refresh: bool = False,
-    parallelism: int = DEFAULT_PARALLELISM,
+    request: PlanRequest,
+    *,
     desired: DesiredState | None = None,
-    team: TeamConfig | None = None,
-    unsafe: Unsafe = DEFAULT_UNSAFE,
-    drift_policy: Mapping[str, Policy] = ALL_REVERT,
-    only: Sequence[str] = (),
+    state: Recorded | None = None,
     evaluate_rules: bool | None = None,
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
-    `refresh` asks to read the managed incidents' live values from Spike first.
+    `request.refresh` asks to read the managed incidents' live values from Spike first.
 
-    `apply` passes the journal's state it read under the lock, and the desired state it
-    loaded, so that nothing is read twice. With `only` (state files among `paths`: PATH
-    arguments with teams), only their incidents are planned, as targets: nothing else is
-    changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
+    `apply` passes the journal's `state` it read under the lock, and the `desired` state it
+    loaded, so that nothing is read twice. With `request.only` (state files among its paths:
+    PATH arguments with teams), only their incidents are planned, as targets: nothing else
+    is changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
     `evaluate_rules`, by default when refreshing (usecases.rules).
     """
     from ..states.loader import load
 
-    check_targets(targets)
-    desired = desired or load(paths or DEFAULT_PATHS)
-    state = journal_state or open_journal(journal_location).read()
-    asked = targets
+    check_targets(request.targets)
+    team, only = request.team, request.only
+    desired = desired or load(request.paths or DEFAULT_PATHS)
+    state = state or open_journal(request.journal_location).read()
+    targets = asked = request.targets
     if only:
         targets = _incidents_of(desired.sources, only, asked)
-    evaluate = refresh if evaluate_rules is None else evaluate_rules
+    evaluate = request.refresh if evaluate_rules is None else evaluate_rules
     rules = RulesInPlan.make(
         desired,
         state,
         evaluate=evaluate,
-        parallelism=parallelism,
+        parallelism=request.parallelism,
         # The team's id and key: rules are evaluated once per team, against its incidents.
         config=spike_config(team) if evaluate and desired.rules else None,
     )
     live = None
-    if refresh:
+    if request.refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
-        live = read_live(scope, parallelism, team=team)
+        live = read_live(scope, request.parallelism, team=team)
     live = rules.live(desired, live)
     if only:  # the incidents the rules of those files expanded to as well
         targets = _incidents_of(rules.sources(desired), only, asked)
-    result = plan(
+    wanted = Wanted(
         rules.desired(desired),
-        state.incidents,
-        lineage=state.lineage,
-        serial=state.serial,
-        inputs_digest=desired.inputs_digest,
-        batch_size=batch_size,
-        targets=list(targets) if only or targets else None,
-        sources=rules.sources(desired),
-        live=live,
-        kept=state.kept,
-        uncertain=state.uncertain,
-        unsafe=unsafe,
-        drift_policy=drift_policy,
+        rules.sources(desired),
+        desired.inputs_digest,
         warnings=rules.notes,
-        owners=state.rules,
         **rules.planner_arguments(),
     )
+    options = Options(
+        request.batch_size,
+        list(targets) if only or targets else None,
+        request.unsafe,
+        request.drift_policy,
+    )
+    result = plan(wanted, Journaled.of(state), live, options)
     rules.settle(result, desired, state)
     return MadePlan(
         result,
         now(),
         rules.sources(desired),
         list(state.warnings),
-        batch_size,
-        bound_to(team, journal_location),
+        request.batch_size,
+        bound_to(team, request.journal_location),
     )
 
 

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RECONCILE, cli
+from helpers import RECONCILE, cli, plan
 
 from reconciler import redact
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal import open_journal
 from reconciler.journal.file import FileJournal
-from reconciler.planner import plan
 from reconciler.render import MARKDOWN_BUDGET, section_markdown
 from reconciler.sandbox import SandboxServer
 

@@ -24,7 +24,7 @@ from reconciler.github import GitHubClient, GitHubConfig
 from reconciler.planfile import digest, read_saved_plan, section_plan, write_plan
 from reconciler.render import plan_markdown, section_markdown
 from reconciler.usecases.comment import CommentRequest, decide, marker, post_plan_comment
-from reconciler.usecases.plan import make_plan
+from reconciler.usecases.plan import PlanRequest, make_plan
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def saved_plan(tmp_path: Path, incidents: dict[str, Any], name: str = "plan.json
     states = tmp_path / f"states-{name}"
     states.mkdir()
     (states / "s.yaml").write_text(json.dumps({"incidents": incidents}))
-    made = make_plan([str(states)], str(tmp_path / "journal.jsonl"), 100)
+    made = make_plan(PlanRequest([str(states)], str(tmp_path / "journal.jsonl"), 100))
     out = str(tmp_path / name)
     write_plan(one_team(made), out)
     return out
@@ -167,7 +167,7 @@ def test_the_comment_is_the_plan_markdown_of_the_saved_plan(tmp_path: Path) -> N
     states.mkdir()
     incidents = {f"i-{n}": {"status": "acknowledged", "escalations": n % 3} for n in range(30)}
     (states / "s.yaml").write_text(json.dumps({"incidents": incidents}))
-    made = make_plan([str(states)], str(tmp_path / "j.jsonl"), 7)
+    made = make_plan(PlanRequest([str(states)], str(tmp_path / "j.jsonl"), 7))
     write_plan(one_team(made), str(tmp_path / "p.json"))
 
     again = section_plan(read_saved_plan(str(tmp_path / "p.json")))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import plan_to_json
+from helpers import plan, plan_to_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.config import ALL_REVERT, POLICIES
 from reconciler.model import Drift
-from reconciler.planner import plan
 from reconciler.render import section_markdown, section_text
 
 DESIRED: dict[str, dict[str, Any]] = {"a": {"status": "acknowledged", "priority": "p2"}}

@@ -166,11 +166,10 @@ STATE = st.dictionaries(
 def test_the_one_pass_plan_json_carries_the_whole_digest(
     desired: dict[str, Any], journal: dict[str, Any], batch: int
 ) -> None:
-    from helpers import BOUND, plan_json
+    from helpers import BOUND, plan, plan_json
 
     from reconciler.errors import PlanError
     from reconciler.planfile import digest
-    from reconciler.planner import plan
 
     try:
         made = plan(desired, journal, lineage="l", serial=3, batch_size=batch)
