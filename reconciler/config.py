@@ -135,6 +135,8 @@ def _models() -> tuple[Any, Any]:
     from pydantic import Field as PydanticField
     from typing_extensions import Required, TypedDict
 
+    from .states.schema import version_is_a_number
+
     def described(text: str) -> Any:
         return PydanticField(description=text)
 
@@ -232,13 +234,7 @@ def _models() -> tuple[Any, Any]:
 
         version: Literal[1]
 
-        @field_validator("version", mode="before")
-        @classmethod
-        def _version_is_a_number(cls, value: Any) -> Any:
-            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
-            if isinstance(value, bool):
-                raise ValueError("version must be 1")
-            return value
+        _version_is_a_number = field_validator("version", mode="before")(version_is_a_number)
 
         defaults: ProjectDefaults | None = None
         teams: Annotated[
@@ -315,7 +311,7 @@ def load_project(path: str) -> Project:
 def _stringify_keys(path: str, text: str, doc: dict[Any, Any]) -> list[Problem]:
     """Keys written as numbers (`2024:`, a team named 2024) as the strings they spell, in
     the mappings of the file's shape, so that they are checked as names like any other."""
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     problems: list[Problem] = []
     seen: set[int] = set()
@@ -347,26 +343,24 @@ def _stringify_keys(path: str, text: str, doc: dict[Any, Any]) -> list[Problem]:
 
 
 def _locate(path: str, text: str, exc: Any) -> list[Problem]:
-    from .states.loader import rt_positions
+    from .states.problems import model_errors, rt_positions
 
     root = rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = tuple(error["loc"])
-        kind = error["type"]
+    for loc, kind, msg in model_errors(exc):
         if loc in seen or (loc and loc[-1] == "[key]" and kind == "string_type"):
             continue  # a key that is not a string: the loader already asked for quotes
         if kind == "invalid_key" or (kind == "extra_forbidden" and type(loc[-1]) is not str):
             continue  # the same
         seen.add(loc)
-        problems.append(_describe(path, root, loc, kind, error["msg"]))
+        problems.append(_describe(path, root, loc, kind, msg))
     return problems
 
 
 def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -> Problem:
     """One pydantic error at `loc` as a problem worded for reconcile.yaml."""
-    from .states.loader import position, unknown_key
+    from .states.problems import position, unknown_key
 
     def at(where: tuple[Any, ...], message: str, at_key: bool = False) -> Problem:
         return Problem(path, *position(root, where, at_key=at_key), message)
@@ -501,7 +495,7 @@ def _journals_among_states(path: str, text: str, project: Project) -> list[Probl
     """A journal file under a team's paths would be read as a state file: each such team's
     journal is a problem, at its `journal` key (or the team's name when it is the default)."""
     from .journal import is_database_url
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     problems: list[Problem] = []
     root = None
@@ -534,7 +528,7 @@ def _clashes(
 ) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     root = None
     problems: list[Problem] = []

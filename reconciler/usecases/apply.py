@@ -11,7 +11,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..config import ALL_REVERT, Policy
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -23,14 +22,11 @@ from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
 from ..journal.records import Recorded
 from ..model import Fields, Operation, Unsafe
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE
 from ..redact import redact
-from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
-    from ..config import TeamConfig
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
@@ -50,25 +46,16 @@ from .project import team_note
 from .rules import owners_of_changes, rules_of_changes
 
 
-@dataclass
-class ApplyRequest:
+@dataclass(frozen=True)
+class ApplyRequest(PlanRequest):
+    """What `reconcile apply` applies for one team: a plan of its state files (the
+    PlanRequest; with `refresh`, self-heal: plan against live values, reverting only the
+    fields whose `drift_policy` is revert, docs/drift.md, and record the live values read),
+    or its section of a saved plan."""
+
     plan_file: str | None = None
-    paths: Sequence[str] = ()
-    journal_location: str | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    parallelism: int = DEFAULT_PARALLELISM
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
-    targets: Sequence[str] = ()
-    #: Self-heal (apply --refresh): plan against live values, reverting only the fields whose
-    #: `drift_policy` is revert (docs/drift.md); the live values read are recorded.
-    refresh: bool = False
-    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
-    #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
-    team: TeamConfig | None = None
-    unsafe: Unsafe = DEFAULT_UNSAFE
-    #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
-    only: Sequence[str] = ()
 
 
 @dataclass
@@ -395,20 +382,8 @@ def _prepare(
     # if the files changed.
     paths = request.paths or DEFAULT_PATHS
     desired = load(paths) if read_before is None else reload(read_before, paths)
-    asked = PlanRequest(
-        paths=request.paths,
-        journal_location=request.journal_location,
-        batch_size=request.batch_size,
-        targets=request.targets,
-        refresh=request.refresh,
-        parallelism=request.parallelism,
-        drift_policy=request.drift_policy,
-        team=request.team,
-        unsafe=request.unsafe,
-        only=request.only,
-    )
     # apply reads Spike anyway (docs/rules.md): rules are evaluated.
-    made = make_plan(asked, desired=desired, state=state, evaluate_rules=True)
+    made = make_plan(request, desired=desired, state=state, evaluate_rules=True)
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
     writer.plan_id = made.bound.plan_id if made.bound is not None else None

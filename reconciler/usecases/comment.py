@@ -115,7 +115,19 @@ def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | No
 
 
 @dataclass(frozen=True)
-class CommentRequest:
+class GitHubAccess:
+    """How a use case reaches GitHub (a CommentRequest, an IssueRequest)."""
+
+    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
+    env: Mapping[str, str] | None = field(default=None, kw_only=True)
+    #: For tests: an httpx transport instead of the network.
+    transport: Transport | None = field(default=None, kw_only=True)
+    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
+    retry: RetryPolicy | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class CommentRequest(GitHubAccess):
     plan_file: str
     repo: str
     pr: int
@@ -126,12 +138,6 @@ class CommentRequest:
     author: str = ACTIONS_LOGIN
     #: The comment's view of the plan (render.plan_markdown: views live above the use cases).
     markdown: Callable[[ProjectPlan], str] = field(kw_only=True)
-    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
-    env: Mapping[str, str] | None = field(default=None, kw_only=True)
-    #: For tests: an httpx transport instead of the network.
-    transport: Transport | None = field(default=None, kw_only=True)
-    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
-    retry: RetryPolicy | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
