@@ -10,12 +10,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fmt import Owner, _check_placement, state_files
 
 from reconciler.model import LIVE_FIELDS, PRIORITIES, SEVERITIES
 from reconciler.states.loader import load
 from reconciler.usecases.accept import _accepted_texts
 from reconciler.usecases.drift import DriftEntry
+
+from .test_fmt import Owner, _check_placement, state_files
 
 # Every comment kept: the generated files of fmt's properties
 
