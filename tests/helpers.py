@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -117,6 +118,10 @@ class HandClock:
         return self.now
 
 
+#: A client loads the CA bundle (tens of ms) even for plain http unless handed a context.
+TLS = ssl.create_default_context()
+
+
 @contextlib.contextmanager
 def serve_sandbox(
     seed: Mapping[str, Mapping[str, object]], clock: HandClock | None = None, **options: Any
@@ -128,6 +133,6 @@ def serve_sandbox(
     auth = {"x-api-key": "dev", "x-team-id": "dev"}
     with (
         SandboxServer(dict(seed), clock=clock or HandClock(), **options) as server,
-        httpx.Client(base_url=server.url, headers=auth, timeout=10) as client,
+        httpx.Client(base_url=server.url, headers=auth, timeout=10, verify=TLS) as client,
     ):
         yield server, client
