@@ -7,6 +7,7 @@ Heavy modules (pydantic, ruamel.yaml, httpx) are imported inside the commands, s
 from __future__ import annotations
 
 import _thread
+import codecs
 import contextlib
 import io
 import os
@@ -98,7 +99,27 @@ def team_option(func: F) -> F:
         multiple=True,
         metavar="NAME",
         help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        shell_complete=_complete_teams,
     )(func)
+
+
+def _complete_teams(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--team's candidates: the team names of reconcile.yaml not given yet."""
+    from .usecases.complete import team_names
+
+    given = ctx.params.get(param.name or "") or ()
+    names = team_names(ctx.meta.get(_CONFIG))
+    return [name for name in names if name.startswith(incomplete) and name not in given]
+
+
+def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """--target's and --id's candidates: the incident ids of the state files of the teams
+    (each --team given, else every team), else of states/; those not given yet."""
+    from .usecases.complete import incident_ids
+
+    given = ctx.params.get(param.name or "") or ()
+    ids = incident_ids(ctx.params.get("teams") or (), ctx.meta.get(_CONFIG))
+    return [cid for cid in ids if cid.startswith(incomplete) and cid not in given]
 
 
 def _project() -> Project | None:
@@ -144,6 +165,28 @@ def _refuse_inputs_as_out(out: str, selection: Selection) -> None:
         files, _ = discover(run.files)
         if any(os.path.realpath(file) == target for file in files):
             raise ReconcileError(f"--out {printable(out)}: that is a state file")
+
+
+def _apply_command(out: str, journal: str | None, teams: Sequence[str]) -> str:
+    """The command that applies the plan saved to `out`: with the --journal, --config and
+    --team this plan was given (a database URL as shown: never with its password)."""
+    import shlex
+
+    from .errors import printable
+    from .journal import is_database_url, open_journal
+
+    words = ["reconcile", "apply", out]
+    if journal:
+        words += [
+            "--journal",
+            open_journal(journal).location if is_database_url(journal) else journal,
+        ]
+    config = click.get_current_context().meta.get(_CONFIG)
+    if config:
+        words += ["--config", config]
+    for team in teams:
+        words += ["--team", team]
+    return printable(" ".join(shlex.quote(word) for word in words))
 
 
 def _credentials_first(selection: Selection) -> None:
@@ -254,7 +297,14 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Exit 2 when applying would change something, 0 when not, 1 on error.",
 )
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Plan only these incidents.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Plan only these incidents.",
+    shell_complete=_complete_ids,
+)
 @journal_option
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True
@@ -322,10 +372,10 @@ def plan(
                 ctx.warn(f"team {team.name}: {warning}")
         args = (made_teams.teams, made_teams.summary(), made_teams.unsafe, made_teams.created_at)
         if out:
-            write_teams_plan(*args, out)
+            write_teams_plan(*args, out, plan_id=made_teams.plan_id)
             ctx.info(f"saved the plan to {printable(out)}")
         if fmt == "json":
-            write_teams_plan_json(*args, sys.stdout.write)
+            write_teams_plan_json(*args, sys.stdout.write, plan_id=made_teams.plan_id)
         elif fmt == "markdown":
             click.echo(render.teams_plan_markdown(made_teams), nl=False)
         else:
@@ -347,8 +397,8 @@ def plan(
             click.echo(shown, nl=False)
         has_changes = made.plan.has_changes
     if out and fmt == "text":
-        shown = printable(out)
-        click.echo(f"\nSaved the plan to {shown}. Apply exactly it with: reconcile apply {shown}")
+        hint = _apply_command(out, journal_location, teams)
+        click.echo(f"\nSaved the plan to {printable(out)}. Apply exactly it with: {hint}")
     if detailed_exitcode and has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
 
@@ -366,7 +416,14 @@ def plan(
 @parallelism_option
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Apply a plan marked unsafe.")
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Apply only these.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ID",
+    help="Apply only these.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--refresh",
     is_flag=True,
@@ -655,7 +712,12 @@ def _sandbox_teams(
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
-    "--id", "adopt", multiple=True, metavar="ID", help="Adopt an incident the journal lacks."
+    "--id",
+    "adopt",
+    multiple=True,
+    metavar="ID",
+    help="Adopt an incident the journal lacks.",
+    shell_complete=_complete_ids,
 )
 @click.option(
     "--escalations",
@@ -663,6 +725,12 @@ def _sandbox_teams(
     metavar="N",
     help="Record N, the incident's escalation count in Spike's activity log (one --id, no "
     "PATH, no network); clears an uncertain escalation.",
+)
+@click.option(
+    "--reopened",
+    is_flag=True,
+    help="With --id: adopt Spike's open status for incidents this journal recorded as "
+    "resolved (Spike's data was reset). Check the team and key first.",
 )
 @journal_option
 @parallelism_option
@@ -674,6 +742,7 @@ def refresh(
     paths: tuple[str, ...],
     adopt: tuple[str, ...],
     escalations: int | None,
+    reopened: bool,
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
@@ -689,6 +758,10 @@ def refresh(
 
     `--id ID --escalations N` reads nothing: it records N, counted in Spike's activity log,
     as the incident's escalation count, after an escalate call whose outcome is unknown.
+
+    `--id ID --reopened` records Spike's open status for an incident this journal recorded as
+    resolved, which Spike says cannot happen: only once the journal is known to be this
+    team's and Spike's data to have been reset.
     """
     from . import render
     from .usecases.plan import load_teams
@@ -699,11 +772,13 @@ def refresh(
             raise click.UsageError("--escalations needs exactly one --id")
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
+    if reopened and (not adopt or paths or escalations is not None):
+        raise click.UsageError("--reopened takes the incidents as --id, no PATH, no --escalations")
     selection = _select(Context(verbose, no_color), teams, paths, journal_location)
     parallelism = _configured("parallelism", parallelism)
     if selection.teams and adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
-    if selection.teams and escalations is None:
+    if selection.teams and escalations is None and not reopened:
         load_teams([run.files for run in selection.runs])  # every team's files, before any call
         _credentials_first(selection)
     show = render.refresh_json if fmt == "json" else render.refresh_text
@@ -718,6 +793,7 @@ def refresh(
             escalations,
             team=run.team,
             drift_policy=run.drift,
+            reopened=reopened,
         )
         parts[run.name or ""] = show(run_refresh(request))
     _echo_parts(selection, parts, fmt)
@@ -741,15 +817,19 @@ def _echo_parts(selection: Selection, parts: dict[str, str], fmt: str) -> None:
 def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     """List the Spike teams the API key can see: id, name, and whether configured.
 
-    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and SPIKE_TEAM_ID as x-team-id when
-    set). Configured means reconcile.yaml names the team (without teams: SPIKE_TEAM_ID).
+    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and, without teams in reconcile.yaml,
+    SPIKE_TEAM_ID as x-team-id when set). Configured means reconcile.yaml names the team
+    (without teams: SPIKE_TEAM_ID).
     """
     from . import render
+    from .usecases.project import ignored_env
     from .usecases.teams import TeamsRequest, run_teams
 
     project = _project()
     request = TeamsRequest()
     if project is not None and project.teams:
+        for warning in ignored_env(project):
+            Context(verbose, no_color).warn(warning)
         keys = {team.api_key_env for team in project.teams.values()}
         configured = {team.team_id for team in project.teams.values()}
         request = TeamsRequest(configured, keys.pop() if len(keys) == 1 else "SPIKE_API_KEY")
@@ -831,7 +911,14 @@ def drift(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--id", "ids", multiple=True, metavar="ID", help="Accept this incident's drift.")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Accept this incident's drift.",
+    shell_complete=_complete_ids,
+)
 @click.option(
     "--field",
     "fields",
@@ -1176,6 +1263,87 @@ def import_command(
     click.echo(render.import_text(run_import(request)), nl=False)
 
 
+@cli.command()
+@click.option(
+    "--id", "counter_id", metavar="ID", help="Read this incident [default: the first listed]."
+)
+@click.option(
+    "--shapes",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the answers' shapes (every value replaced by its type) to FILE, for a bug report.",
+)
+@format_option("text", "json")
+@team_option
+@common
+def doctor(
+    counter_id: str | None,
+    shapes: str | None,
+    fmt: str,
+    teams: tuple[str, ...],
+    verbose: bool,
+    no_color: bool,
+) -> None:
+    """Check that reconcile reads this account's answers (GET requests only).
+
+    For each team: the key and team id, page 1 of each open-incident list, one incident and
+    its activity log. Each endpoint is understood (and how), not understood (what was
+    missing), refused, not reached or not checked. Exit 0 when every one is understood.
+    """
+    import json
+
+    from . import render
+    from .errors import printable
+    from .planfile import atomic_write
+    from .usecases.doctor import DoctorRequest, run_doctor
+
+    ctx = Context(verbose, no_color)
+    selection = _select(ctx, teams, (), None)
+    if shapes:
+        _refuse_inputs_as_out(shapes, selection)
+    request = DoctorRequest(
+        [run.team for run in selection.runs], counter_id, ctx.info if verbose else None
+    )
+    outcome = run_doctor(request)
+    if shapes:
+        text = json.dumps(outcome.shapes(), indent=2) + "\n"
+
+        def produce(write: Callable[[str], object]) -> None:
+            write(text)
+
+        atomic_write(shapes, produce, 0o644)
+        ctx.info(f"saved the answers' shapes to {printable(shapes)}")
+    show = render.doctor_json if fmt == "json" else render.doctor_text
+    click.echo(show(outcome), nl=False)
+    if not outcome.understood:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option(
+    "--teams",
+    "team_names",
+    metavar="NAME,...",
+    help="Write reconcile.yaml with these teams, and an example file in each team's folder.",
+)
+@click.option(
+    "--github", is_flag=True, help="Also the plan/apply workflows and .pre-commit-config.yaml."
+)
+@output_options
+def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) -> None:
+    """Scaffold a states repository in the working directory; never overwrite a file.
+
+    Writes a commented example state file and its JSON Schema; with --teams, reconcile.yaml
+    and an example file per team instead; with --github, the GitHub workflows and the
+    pre-commit hooks. A file that exists is reported and left as it is (exit 0).
+    """
+    from . import render
+    from .usecases.init import InitRequest, run_init
+
+    names = tuple(n.strip() for n in team_names.split(",")) if team_names is not None else ()
+    click.echo(render.init_text(run_init(InitRequest(".", names, github))), nl=False)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1192,6 +1360,7 @@ class ShownStream(io.TextIOBase):
         self._stream = stream
         self._pending = ""
         self.failed = False
+        self._bytes = ShownBytes(self)
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -1209,6 +1378,12 @@ class ShownStream(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def buffer(self) -> ShownBytes:
+        """Where bytes go (click.echo writes bytes to a stream's `buffer`, as shell
+        completion does): they are shown as text, through this stream, so masked too."""
+        return self._bytes
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes streams with b"": this one takes text
@@ -1252,6 +1427,27 @@ class ShownStream(io.TextIOBase):
             os.dup2(devnull, fd)
             os.close(devnull)
         return ReconcileError(f"cannot write output: {exc.strerror or exc}")
+
+
+class ShownBytes:
+    """The `buffer` of a ShownStream: bytes decoded with the stream's encoding (a character
+    split across two writes is kept whole) and passed on as text. Not an io class: those
+    flush (so may fail) whenever the garbage collector closes them."""
+
+    def __init__(self, shown: ShownStream) -> None:
+        self._shown = shown
+        self._decoder = codecs.getincrementaldecoder(shown.encoding)(errors="replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._shown.write(self._decoder.decode(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._shown.flush()
 
 
 #: Set by SIGTERM, which is then handled as Ctrl-C (exit 143 instead of 130).

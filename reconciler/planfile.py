@@ -8,8 +8,10 @@ branch can influence. Reading one checks, in order (docs/trust.md):
 3. its `signature` (HMAC-SHA256 with RECONCILE_PLAN_KEY), when a key is set;
 4. every operation against the endpoint table (endpoints.parse_operation).
 
-Then, under the journal's lock, `verify` checks it against the journal it names: every
-`before` is the journal's value, forget and unmanaged name what the journal has, and the
+Before the journal is opened, `check_made_for` checks that it was made for this team and this
+journal location; then, under the journal's lock, `verify` checks it against the journal it
+names: the same lineage, a plan id the journal has not applied yet, every `before` is the
+journal's value, forget and unmanaged name what the journal has, and the
 operations are exactly what the planner makes of the plan's own changes. Live values it
 carries are facts to record, so the caller reads them again from Spike first (`stale_live`).
 """
@@ -23,13 +25,14 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import jsontext, redact
 from .errors import InvalidPlanError, PlanError, ReconcileError, StalePlanError, printable
+from .journal.records import is_plan_id
 from .model import (
     FIELDS,
     LIVE_FIELDS,
@@ -141,6 +144,17 @@ def sign(plan_digest: str, key: str) -> str:
 
 def _unmanaged_json(pair: tuple[str, str]) -> dict[str, str]:
     return {"incident": pair[0], "field": pair[1]}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Where a plan was made for (docs/trust.md, Bound to where it was made for): the team id
+    it would apply to (None: no SPIKE_TEAM_ID was set), its journal's location as given or
+    configured (never with a password), and its random plan id."""
+
+    team_id: str | None
+    location: str
+    plan_id: str
 
 
 LAZY_CHUNK = 256
@@ -265,10 +279,15 @@ class StreamingDigest:
 
 
 def plan_content(
-    plan: Plan, batch_size: int | None = None, with_digest: bool = True
+    plan: Plan,
+    batch_size: int | None = None,
+    with_digest: bool = True,
+    bound: Bound | None = None,
 ) -> dict[str, Any]:
     """`plan`'s plan-file content (docs/plan-format.md) without created_at, with plan_digest
-    (unless `with_digest` is False: see StreamingDigest).
+    (unless `with_digest` is False: see StreamingDigest). `bound` names where the plan is
+    for: a plan file without it cannot be applied (its team id, journal location and plan id
+    are not known).
 
     `batch_size`, when given, is the size the operations were batched with: apply
     batches the plan's changes again with it and requires the same operations
@@ -277,11 +296,18 @@ def plan_content(
     """
     body: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "journal": {"lineage": plan.lineage, "serial": plan.serial},
+        **({"plan_id": bound.plan_id, "team_id": bound.team_id} if bound else {}),
+        "journal": {
+            **({"location": bound.location} if bound else {}),
+            "lineage": plan.lineage,
+            "serial": plan.serial,
+        },
         **({"batch_size": batch_size} if batch_size is not None else {}),
         "inputs_digest": plan.inputs_digest,
         "changes": LazyList(plan.changes, Change.to_json),
         "forget": list(plan.forget),
+        # Only when there are such forgets: every other plan file stays as it was.
+        **({"forget_left_rule": dict(sorted(plan.left_rule.items()))} if plan.left_rule else {}),
         "unmanaged": LazyList(plan.unmanaged, _unmanaged_json),
         "operations": LazyList(plan.operations, Operation.to_json),
         "summary": plan.summary(),
@@ -305,6 +331,7 @@ class PlanToWrite(Protocol):
     plan: Plan
     created_at: str
     batch_size: int | None
+    bound: Bound | None
 
 
 def write_plan_json(made: PlanToWrite, write: Callable[[str], object]) -> None:
@@ -317,6 +344,7 @@ def write_plan_json(made: PlanToWrite, write: Callable[[str], object]) -> None:
         write,
         batch_size=made.batch_size,
         sign=(lambda plan_digest: sign(plan_digest, key)) if key else None,
+        bound=made.bound,
     )
 
 
@@ -347,6 +375,13 @@ class SavedPlan:
     #: The batch size the operations were made with; None in plans older than the key.
     batch_size: int | None = None
     signature: str | None = None
+    #: `forget_left_rule`: the forgets of incidents a rule resolved, with the rule.
+    left_rule: dict[str, str] = field(default_factory=dict)
+    #: Where it was made for (docs/trust.md): the team id (None: no SPIKE_TEAM_ID), the
+    #: journal's location as the plan names it, and the plan's id.
+    team_id: str | None = None
+    location: str = ""
+    plan_id: str = ""
 
 
 @dataclass
@@ -370,6 +405,7 @@ class SavedTeamsPlan:
     teams: dict[str, SavedTeam]
     body: dict[str, Any]
     signature: str | None = None
+    plan_id: str = ""
 
 
 def read_saved_plan(path: str) -> SavedPlan:
@@ -419,17 +455,37 @@ def read_plan_file(path: str) -> SavedPlan | SavedTeamsPlan:
         raise InvalidPlanError(
             f"{path}: plan_digest does not match the content: the file was edited or truncated"
         )
+    plan_id = body.get("plan_id")
+    if plan_id is None:
+        raise InvalidPlanError(
+            f"{path}: a plan file of an earlier version, which names no plan id, team id or "
+            "journal location: it cannot be bound to where it was made for, so it is not "
+            "applied; plan again"
+        )
+    if not is_plan_id(plan_id):
+        raise InvalidPlanError(f"{path}: plan_id must be a plan id (a random UUID)")
     if body["format_version"] == FORMAT_VERSION:
-        return _section(path, body, body["plan_digest"], signature)
+        team_id = body.get("team_id", ...)
+        if team_id is not None and not (isinstance(team_id, str) and team_id):
+            raise InvalidPlanError(f"{path}: team_id must be a string or null")
+        return _section(path, body, body["plan_digest"], signature, team_id, plan_id)
     teams = body.get("teams")
     if not isinstance(teams, dict) or not teams:
         raise InvalidPlanError(f"{path}: teams must map team names to their plans")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    import re
+
+    from .config import TEAM_NAME_MAX, TEAM_NAME_PATTERN
+
     sections: dict[str, SavedTeam] = {}
     for name in sorted(teams):
         section = teams[name]
         where = f"{path} (team {printable(str(name))})"
+        # Shown in the plan comment as written (its table, a <details> summary): a name of
+        # reconcile.yaml's syntax holds no markup.
+        if len(name) > TEAM_NAME_MAX or not re.fullmatch(TEAM_NAME_PATTERN, name):
+            raise InvalidPlanError(f"{where}: not a team name")
         if not isinstance(section, dict):
             raise InvalidPlanError(f"{where}: not a team's plan")
         team_id, journal = section.get("team_id"), section.get("journal")
@@ -437,23 +493,32 @@ def read_plan_file(path: str) -> SavedPlan | SavedTeamsPlan:
             raise InvalidPlanError(f"{where}: team_id must be a string")
         if not isinstance(journal, dict) or not isinstance(journal.get("location"), str):
             raise InvalidPlanError(f"{where}: journal must be {{location, lineage, serial}}")
-        plan = _section(where, section, body["plan_digest"], signature)
+        plan = _section(where, section, body["plan_digest"], signature, team_id, plan_id)
         sections[name] = SavedTeam(team_id, journal["location"], plan)
     unsafe = body["unsafe"] or any(team.plan.unsafe for team in sections.values())
-    return SavedTeamsPlan(path, body["plan_digest"], unsafe, sections, body, signature)
+    return SavedTeamsPlan(path, body["plan_digest"], unsafe, sections, body, signature, plan_id)
 
 
-def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) -> SavedPlan:
+def _section(
+    path: str,
+    body: dict[str, Any],
+    plan_digest: str,
+    signature: Any,
+    team_id: str | None,
+    plan_id: str,
+) -> SavedPlan:
     """One journal's plan: a whole plan file of format 1, or one team's section of format 2."""
     from .endpoints import parse_operation
 
     journal = body.get("journal")
     if (
         not isinstance(journal, dict)
+        or not isinstance(journal.get("location"), str)
+        or not journal["location"]
         or not isinstance(journal.get("lineage"), str | type(None))
         or type(journal.get("serial")) is not int
     ):
-        raise InvalidPlanError(f"{path}: journal must be {{lineage, serial}}")
+        raise InvalidPlanError(f"{path}: journal must be {{location, lineage, serial}}")
     batch_size = body.get("batch_size")
     if batch_size is not None and (type(batch_size) is not int or batch_size < 1):
         raise InvalidPlanError(f"{path}: batch_size must be a whole number of at least 1")
@@ -483,6 +548,11 @@ def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) 
         raise InvalidPlanError(f"{path}: refresh must map counter ids to live field values")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    left_rule = body.get("forget_left_rule", {})
+    if not isinstance(left_rule, dict) or not all(
+        cid in forget and is_rule_name(name) for cid, name in left_rule.items()
+    ):
+        raise InvalidPlanError(f"{path}: forget_left_rule must map forgotten ids to rule names")
     return SavedPlan(
         path=path,
         lineage=journal["lineage"],
@@ -497,6 +567,10 @@ def _section(path: str, body: dict[str, Any], plan_digest: str, signature: Any) 
         changes=_changes(path, body.get("changes")),
         batch_size=batch_size,
         signature=signature,
+        left_rule=dict(left_rule),
+        team_id=team_id,
+        location=journal["location"],
+        plan_id=plan_id,
     )
 
 
@@ -566,17 +640,71 @@ class Verified:
     unsafe: bool
 
 
+def check_made_for(saved: SavedPlan, team_id: str | None, location: str) -> None:
+    """Refuse (InvalidPlanError), before the journal is opened, a plan made for another team
+    than `team_id` (the one apply would call Spike as; None: none is set) or for another
+    journal than the one at `location` (the one apply would write)."""
+    if saved.team_id != team_id:
+        raise InvalidPlanError(
+            f"{saved.path} was made for another team: team id {_team(saved.team_id)}, not "
+            f"{_team(team_id)}; plan again as the team it is to be applied to"
+        )
+    from .journal import same_journal
+
+    if not same_journal(saved.location, location):
+        raise InvalidPlanError(
+            f"{saved.path} was made for another journal: {printable(saved.location)}, not "
+            f"{printable(_shown(location))}; plan again against the journal it is to be "
+            "applied to"
+        )
+
+
+def _team(team_id: str | None) -> str:
+    return printable(team_id) if team_id is not None else "(none: SPIKE_TEAM_ID was not set)"
+
+
+def _shown(location: str) -> str:
+    from .journal import open_journal
+
+    return open_journal(location).location  # a database URL without its credentials
+
+
+def check_journal(saved: SavedPlan, state: Recorded) -> None:
+    """Refuse (InvalidPlanError) a plan made for another journal than `state`'s (another
+    lineage; a plan made before its journal existed applies only while it is still empty),
+    or one this journal has applied already (its plan id is in an apply-start record)."""
+    path = saved.path
+    if saved.plan_id in state.applied_plans:
+        raise InvalidPlanError(
+            f"{path}: plan {saved.plan_id} was already applied to this journal; a plan is "
+            "applied once. Plan again."
+        )
+    if saved.lineage != state.lineage:
+        if saved.lineage is None:
+            made = "before its journal existed, and applies only while that journal is still empty"
+        else:
+            made = f"against the journal of lineage {saved.lineage}"
+        now = "has no records" if state.lineage is None else f"has lineage {state.lineage}"
+        raise InvalidPlanError(
+            f"{path} was made for another journal: it was made {made}; this journal {now}. "
+            "Plan again."
+        )
+
+
 def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -> Verified:
     """Check the plan against the journal it was made from; raise before any call.
 
-    StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
+    InvalidPlanError when the journal is another one (another lineage: a plan made before
+    the journal existed applies only while it is still empty) or has applied this plan
+    already; StalePlanError when the journal moved on; InvalidPlanError when the plan asks for
     anything its own changes do not: forgetting an incident or field the journal lacks, a
     `before` that is not the journal's value, or operations other than the planner's for its
     changes (in the same order, with its batch size). The planner's refusals (reopening a
     resolved incident, escalating one) are refusals here too.
     """
     path = saved.path
-    if (saved.lineage, saved.serial) != (state.lineage, state.serial):
+    check_journal(saved, state)
+    if saved.serial != state.serial:
         raise StalePlanError(
             f"{path} is stale: it was made against journal serial {saved.serial} "
             f"(lineage {saved.lineage}), the journal is now at serial {state.serial} "
@@ -626,12 +754,15 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
             lineage=state.lineage,
             serial=state.serial,
             batch_size=saved.batch_size or _batch_size(saved.operations),
-            targets=sorted(desired),
+            # The forgets too (checked above: journaled, no change): the unsafe rule counts
+            # them as a fresh plan does, and tells those a rule resolved from the journal.
+            targets=sorted({*desired, *saved.forget}),
             kept=with_resolved(journal, state.kept),
             uncertain=state.uncertain,
             unsafe=unsafe,
             rules=rules,
             recorded=journal,
+            owners=state.rules,
         )
     except PlanError as exc:
         raise InvalidPlanError(
@@ -640,6 +771,11 @@ def verify(saved: SavedPlan, state: Recorded, unsafe: Unsafe = DEFAULT_UNSAFE) -
     # Compared as they come: a plan of 100k incidents never holds its changes twice.
     _same(path, "changes", saved.changes, again.changes, Change.to_json)
     _same(path, "operations", saved.operations, again.operations, Operation.to_json)
+    if "forget_left_rule" in saved.body and saved.left_rule != again.left_rule:
+        raise InvalidPlanError(
+            f"{path}: forget_left_rule does not match the journal (the incidents a rule put "
+            "there and that it records as resolved); plan again"
+        )
     return Verified(unsafe=again.unsafe)
 
 
@@ -711,13 +847,14 @@ def write_plan_text(
     *,
     batch_size: int | None = None,
     sign: Callable[[str], str] | None = None,
+    bound: Bound | None = None,
 ) -> None:
     """The plan file: top-level keys one per line, each list item on its own line.
 
     One line per change or call reads well in a diff, and lets the C encoder do the work.
     With `sign`, a last key `signature` holds sign(plan_digest) (see planfile.sign).
     """
-    body = plan_content(plan, batch_size, with_digest=False)
+    body = plan_content(plan, batch_size, with_digest=False, bound=bound)
     digest = StreamingDigest(body)  # hashes the changes while they are written: one pass
     out: dict[str, Any] = {
         "format_version": body.pop("format_version"),
@@ -789,11 +926,11 @@ class TeamPlanToWrite(Protocol):
 
 
 def teams_content(
-    teams: Sequence[TeamPlanToWrite], total: Mapping[str, int], unsafe: bool
+    teams: Sequence[TeamPlanToWrite], total: Mapping[str, int], unsafe: bool, plan_id: str
 ) -> dict[str, Any]:
     """A plan of teams' content (docs/plan-format.md, format 2) without created_at and
-    plan_digest: a section per team, each a plan of format 1 but for its version, with the
-    team's id and its journal's location."""
+    plan_digest: the plan's id, and a section per team, each a plan of format 1 but for its
+    version and plan id, with the team's id and its journal's location."""
     sections: dict[str, Any] = {}
     for team in sorted(teams, key=lambda t: t.name):
         body = plan_content(team.made.plan, team.made.batch_size, with_digest=False)
@@ -806,6 +943,7 @@ def teams_content(
         }
     return {
         "format_version": TEAMS_FORMAT_VERSION,
+        "plan_id": plan_id,
         "teams": sections,
         "summary": dict(total),
         "unsafe": unsafe,
@@ -818,10 +956,12 @@ def write_teams_plan_json(
     unsafe: bool,
     created_at: str,
     write: Callable[[str], object],
+    *,
+    plan_id: str,
 ) -> None:
     """The plan file of teams' text, signed when RECONCILE_PLAN_KEY is set."""
     key = plan_key()
-    body = teams_content(teams, total, unsafe)
+    body = teams_content(teams, total, unsafe, plan_id)
     plan_digest = digest(body)
     out: dict[str, Any] = {
         "format_version": body.pop("format_version"),
@@ -842,9 +982,16 @@ def write_teams_plan(
     unsafe: bool,
     created_at: str,
     out: str,
+    *,
+    plan_id: str,
 ) -> None:
     """Save a plan file of teams, whole or not at all."""
-    atomic_write(out, lambda write: write_teams_plan_json(teams, total, unsafe, created_at, write))
+    atomic_write(
+        out,
+        lambda write: write_teams_plan_json(
+            teams, total, unsafe, created_at, write, plan_id=plan_id
+        ),
+    )
 
 
 def plan_from_saved(saved: SavedPlan) -> Plan:
@@ -875,6 +1022,7 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
         unmanaged=saved.unmanaged,
         operations=saved.operations,
         unsafe=saved.unsafe,
+        left_rule=saved.left_rule,
         warnings=warnings,
         drift=[
             Drift(d["incident"], d["field"], d["journaled"], d["live"], d.get("policy", "revert"))

@@ -54,6 +54,9 @@ class Plan:
     live_values: dict[str, Fields] = field(default_factory=dict)
     #: The rule behind each rule-expanded field: counter id -> field -> rule name.
     rules: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The forgets (among `forget`) of incidents a rule put in the journal and that are
+    #: resolved: they left the rule's matches (docs/rules.md). Counter id -> the rule.
+    left_rule: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed_incidents(self) -> int:
@@ -113,6 +116,31 @@ def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
     return calls
 
 
+@dataclass(frozen=True)
+class _Reopened:
+    """An incident this journal recorded as resolved that Spike now reports open (`live`)."""
+
+    incident: str
+    live: Value
+
+
+def reopened_error(reopened: Sequence[tuple[str, Value]]) -> str:
+    """The one message for every incident whose live status contradicts a resolved one
+    recorded in the journal: what it means and the deliberate way out (docs/drift.md)."""
+    ids = [cid for cid, _ in reopened]
+    statuses = ", ".join(f"{cid} {live}" for cid, live in reopened)
+    return (
+        f"{len(ids)} incident{'s' if len(ids) != 1 else ''} this journal recorded as resolved "
+        f"{'are' if len(ids) != 1 else 'is'} open in Spike ({statuses}), and resolved is "
+        "terminal in Spike: this journal may belong to another team or account (check "
+        "SPIKE_TEAM_ID, the team's team_id and api_key_env, SPIKE_API_URL and the journal), or "
+        "Spike's data was reset (a restarted sandbox). Nothing was planned. If Spike is right, "
+        "record its status deliberately with `reconcile refresh "
+        + " ".join(f"--id {cid}" for cid in ids)
+        + " --reopened` (with this command's --journal or --team)"
+    )
+
+
 def _diff(
     desired: IncidentMap,
     journal: IncidentMap,
@@ -121,8 +149,9 @@ def _diff(
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
     rules: Mapping[str, Mapping[str, str]] | None = None,
-) -> Iterator[Change | str | tuple[str, str]]:
-    """Every difference in plan order: a Change, a refusal (str), or an unmanaged field.
+) -> Iterator[Change | str | tuple[str, str] | _Reopened]:
+    """Every difference in plan order: a Change, a refusal (str), an unmanaged field, or
+    a live open status that contradicts a resolved one of the journal (_Reopened).
 
     The one place that compares desired with last-applied values; the planner walks it once
     to build the calls, and ChangeView walks it again to show the changes. `kept` holds the
@@ -170,6 +199,10 @@ def _diff(
             elif known and before == after:
                 continue
             elif name == "status" and resolved:
+                if have.get("status") not in (None, "resolved"):
+                    # Live values laid over a journal that says resolved (--refresh).
+                    yield _Reopened(cid, have["status"])
+                    continue
                 yield (
                     f"{where}incident {cid}: status: resolved incidents are terminal "
                     f"in Spike; it cannot become {after}"
@@ -273,6 +306,7 @@ def plan(
     rules: Mapping[str, Mapping[str, str]] | None = None,
     keep: Collection[str] = (),
     recorded: Collection[str] | None = None,
+    owners: Mapping[str, str] | None = None,
 ) -> Plan:
     """The minimal plan that takes `journal` (last-applied) to `desired`.
 
@@ -292,10 +326,19 @@ def plan(
     be planned: a resolved incident (journaled or kept) moved out of resolved, an escalation
     count that shrinks, or grows on a resolved incident.
 
-    The unsafe rule counts the incidents of `recorded` (default: those of `journal`, before
-    any live value is laid over it) and the rule-expanded ones: a new incident of the files,
-    whatever its live values, is neither a recorded value changed nor one more journaled
-    incident.
+    `owners` names the rule that put each journaled incident there (Recorded.rules): a
+    forgotten one the journal records as resolved left its rule's matches (it is no longer
+    open), and is listed in `left_rule`.
+
+    The unsafe rule (docs/plan-format.md, Unsafe plans): the numerator is the incidents
+    whose recorded values the plan changes or forgets, the denominator the journaled
+    incidents plus the incidents a rule changes. The journaled ones are those of `recorded`
+    (default: those of `journal`, before any live value is laid over it): a new incident of
+    the files, whatever its live values, is neither a recorded value changed nor one more
+    journaled incident. A rule's change counts whatever its before (an open list that does
+    not carry a field does not make the change a first-time setting); a rule match that
+    changes nothing counts in neither; a forget in `left_rule` counts in neither numerator
+    nor, beyond being journaled, denominator.
     """
     if batch_size < 1:
         raise PlanError(["--batch-size must be at least 1"])
@@ -304,7 +347,8 @@ def plan(
     # A snapshot of the mapping (incidents' fields are never changed in place): the plan's
     # ChangeView reads it later, while apply may be recording into the journal's own.
     journal = dict(journal)
-    basis = set(journal if recorded is None else recorded) | set(rules or {})
+    journaled = set(journal if recorded is None else recorded)
+    last_applied = journal
     if live:
         kept = with_resolved(journal, kept)
         journal, drift, refresh = overlay_live(journal, live, desired, drift_policy)
@@ -335,17 +379,22 @@ def plan(
     sharing: list[Operation] = []
     escalate: dict[str, int] = {}
     # Counted, not collected: the diff yields one incident's changes together.
-    count = changed = changes_recorded = 0
+    count = changed = changes_recorded = by_rule_only = 0
     last: str | None = None
     last_recorded: str | None = None
+    last_by_rule: str | None = None
 
     kept = dict(kept or {})
     uncertain = dict(uncertain or {})
     notes.extend(uncertain_warning(cid, uncertain[cid]) for cid in sorted(uncertain))
     attribution = {cid: dict(by_field) for cid, by_field in (rules or {}).items() if cid in desired}
+    reopened: list[tuple[str, Value]] = []
     for item in _diff(desired, journal, scope, sources, kept, uncertain, attribution):
         if isinstance(item, str):
             errors.append(item)
+            continue
+        if isinstance(item, _Reopened):
+            reopened.append((item.incident, item.live))
             continue
         if isinstance(item, tuple):
             if item[0] not in keep:
@@ -355,8 +404,12 @@ def plan(
         count += 1
         if cid != last:
             changed, last = changed + 1, cid
-        if item.before_known and cid in basis and cid != last_recorded:
+        if (item.rule is not None or (item.before_known and cid in journaled)) and (
+            cid != last_recorded
+        ):
             changes_recorded, last_recorded = changes_recorded + 1, cid
+        if item.rule is not None and cid not in journaled and cid != last_by_rule:
+            by_rule_only, last_by_rule = by_rule_only + 1, cid
         if name == "escalations":
             done = item.before if isinstance(item.before, int) else 0
             assert isinstance(after, int)
@@ -371,6 +424,8 @@ def plan(
             severity.setdefault(after, []).append(cid)
         else:
             sharing.append(Operation("PATCH", ep.public_sharing_path(cid), _SHARING[after]))
+    if reopened:
+        errors.insert(0, reopened_error(reopened))
     if errors:
         raise PlanError(errors)
 
@@ -405,18 +460,46 @@ def plan(
         drift=drift,
         live_values=refresh,
         rules=attribution,
+        left_rule=_left_rule(forget, last_applied, kept, owners or {}),
     )
     # Forgetting a journaled incident drops its recorded values: it counts as a change
-    # (an emptied state file, or a plan of a subset of the files, must not pass quietly).
-    changes_recorded += len(forget)
-    result.unsafe = unsafe.exceeded(changes_recorded, len(basis))
+    # (an emptied state file, or a plan of a subset of the files, must not pass quietly);
+    # except an incident a rule resolved, which left the open lists and so its matches.
+    changes_recorded += len(forget) - len(result.left_rule)
+    counted = len(journaled) + by_rule_only
+    result.unsafe = unsafe.exceeded(changes_recorded, counted)
     if result.unsafe:
+        # Say which incidents were counted: with none but the journaled, exactly those.
+        which = (
+            "journaled incidents"
+            if by_rule_only == 0
+            else "incidents: journaled, or changed by a rule"
+        )
         result.warnings.append(
             f"unsafe plan: it changes or forgets recorded values on {changes_recorded} of "
-            f"{len(basis)} journaled incidents (more than {unsafe.max_share:.0%}); "
+            f"{counted} {which} (more than {unsafe.max_share:.0%}); "
             "apply refuses it without --force"
         )
     return result
+
+
+def _left_rule(
+    forget: Iterable[str],
+    journal: IncidentMap,
+    kept: Mapping[str, Fields],
+    owners: Mapping[str, str],
+) -> dict[str, str]:
+    """The forgotten incidents a rule put in the journal and the journal records as
+    resolved, with the rule: resolved, they are no longer open, so no rule matches them."""
+    return {
+        cid: owners[cid]
+        for cid in forget
+        if cid in owners
+        and (
+            journal.get(cid, {}).get("status") == "resolved"
+            or kept.get(cid, {}).get("status") == "resolved"
+        )
+    }
 
 
 def overlay_live(
@@ -458,23 +541,3 @@ def overlay_live(
             merged[cid] = {**have, **changed}
             record[cid] = changed
     return merged, drift, record
-
-
-def calls_are_unsafe(
-    operations: Sequence[Operation],
-    journal: IncidentMap,
-    forget: Sequence[str] = (),
-    unsafe: Unsafe = DEFAULT_UNSAFE,
-) -> bool:
-    """The unsafe rule worked out from the calls and forgets themselves, for a saved plan: its
-    own `unsafe` flag is untrusted input, which an edit and a new digest could turn off."""
-    if len(journal) < unsafe.min_incidents:
-        return False
-    changed = {cid for cid in forget if cid in journal}
-    for op in operations:
-        name, value = ep.effects(op)
-        for cid in op.ids:
-            have = journal.get(cid, {})
-            if name in have and (name == "escalations" or have[name] != value):
-                changed.add(cid)
-    return unsafe.exceeded(len(changed), len(journal))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
     from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
     from .usecases.comment import CommentResult
+    from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
     from .usecases.files import ImportOutcome
+    from .usecases.init import InitOutcome
     from .usecases.issue import IssueOutcome
     from .usecases.plan import TeamsPlan
     from .usecases.refresh import RefreshOutcome
@@ -40,6 +43,38 @@ def styler(color: bool) -> Styler:
     if not color:
         return lambda text, _color: text
     return lambda text, fg: f"\x1b[{_ANSI[fg]}m{text}\x1b[0m"  # as click.style(text, fg=fg)
+
+
+#: The ASCII punctuation that can open markup inside a line: emphasis, code, links, images,
+#: HTML and entities, table cells, strikethrough, math, escapes. (A backslash before any ASCII
+#: punctuation shows it as itself, CommonMark says; `- . : ' , / = ? ; % "` open nothing
+#: within a line and are left as they are, so commands and paths stay readable.)
+_MARKUP = re.compile(r"""([!#$&()*+<>@\[\\\]^_`{|}~])""")
+#: What can open a block at the start of a line (a list, a heading, a quote, a rule, a
+#: setext underline): the first character, or the `.` / `)` after leading digits (an
+#: ordered list). Leading spaces (an indented block) get a zero-width space before them.
+_BLOCK_START = re.compile(r"""^(?:\d+(?=[.)])|(?=[!-/:-@\[-`{-~]))""")
+#: What GitHub links after rendering, in text itself (a backslash escape does not stop it):
+#: @mentions, #references, URLs and www. links; a zero-width space after each breaks them.
+_GITHUB_LINKS = re.compile(r"@|#|:(?=//)|(?i:www)(?=\.)")
+
+
+def markdown_text(text: str) -> str:
+    """`text` (a file or folder name, a warning naming one, a rule name, an incident title,
+    anything Spike or a plan file says) for markdown outside code spans and HTML: shown as
+    the same characters, never as markup. No @mention, link, image, HTML tag, table cell
+    break, heading, list, code span or fence can be formed from it; control characters are
+    escaped as `printable` does, so it stays on one line. The one escaping function of the
+    markdown views."""
+    shown = _GITHUB_LINKS.sub(lambda m: m.group() + "\u200b", printable(text))
+    shown = _MARKUP.sub(r"\\\1", shown)
+    if shown.startswith(" "):  # indented: a list or a code block; not after a character
+        return "\u200b" + shown
+    start = _BLOCK_START.match(shown)
+    if start is not None and not shown.startswith("\\", start.end()):
+        at = start.end()
+        shown = shown[:at] + "\\" + shown[at:]
+    return shown
 
 
 def show_value(value: Value) -> str:
@@ -81,6 +116,13 @@ def plan_summary(plan: Plan) -> str:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."
     return "Plan: " + ", ".join(parts) + "."
+
+
+def forget_reason(plan: Plan, cid: str) -> str:
+    """Why the plan forgets `cid`: a rule resolved it (docs/rules.md), or no file names it."""
+    if cid in plan.left_rule:
+        return f"resolved, left rule {plan.left_rule[cid]}"
+    return "in no state file any more"
 
 
 def drift_policy_note(drift: Drift) -> str:
@@ -130,7 +172,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     if plan.forget or plan.unmanaged:
         lines.append("Journal only (no API call):")
         lines.extend(
-            paint(f"  - forget {cid}", "red") + "  (in no state file any more)"
+            paint(f"  - forget {cid}", "red") + f"  ({forget_reason(plan, cid)})"
             for cid in plan.forget
         )
         lines.extend(
@@ -164,6 +206,9 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     room = budget // 4
     for n, warning in enumerate(plan.warnings):
         text = clip(printable(warning), WARNING_CHARS, " ...")
+        # Escaped after the cut (never half an escape), the ellipsis after that.
+        cut = len(text) > WARNING_CHARS
+        text = markdown_text(text[:-4]) + " ..." if cut else markdown_text(text)
         room -= len(text) + 16
         if room < 0:
             more = len(plan.warnings) - n
@@ -190,7 +235,12 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
         + (f" (rule `{c.rule}`) |" if c.rule else " |")
         for c in plan.changes
     ]
-    rows += [f"| `{cid}` | _forget_ | journaled | _not in any file_ |" for cid in plan.forget]
+    rows += [
+        f"| `{cid}` | _forget_ | journaled | _resolved, left rule `{plan.left_rule[cid]}`_ |"
+        if cid in plan.left_rule
+        else f"| `{cid}` | _forget_ | journaled | _not in any file_ |"
+        for cid in plan.forget
+    ]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
     folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
@@ -902,3 +952,84 @@ def issue_json(outcome: IssueOutcome) -> str:
         },
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Doctor
+
+
+def _doctor_team(team: TeamChecks) -> str:
+    """Which team, and where its key and id come from (names of variables, never values)."""
+    who = "SPIKE_TEAM_ID's team" if team.team is None else f"team {printable(team.team)}"
+    return f"{who} (key from {team.key_source})"
+
+
+def doctor_text(outcome: DoctorOutcome) -> str:
+    """What `reconcile doctor` prints: per team, each request, its status and outcome, then
+    the readings it used or what was missing; a last line counting the endpoints understood."""
+    import textwrap
+
+    lines: list[str] = []
+    for team in outcome.teams:
+        lines.append(_doctor_team(team))
+        for check in team.checks:
+            request = printable(check.request or check.endpoint)
+            status = "" if check.status is None else f"{check.status}, "
+            lines.append(f"  {request}: {status}{check.outcome}")
+            said = check.problem if check.problem is not None else "; ".join(check.readings)
+            lines.extend(
+                textwrap.wrap(printable(said), 96, initial_indent="    ", subsequent_indent="    ")
+            )
+    checks = list(outcome.checks)
+    understood = sum(check.understood for check in checks)
+    if understood == len(checks):
+        lines.append(f"All {len(checks)} endpoints understood.")
+    else:
+        lines.append(f"{understood} of {len(checks)} endpoints understood: see above.")
+    return "\n".join(lines) + "\n"
+
+
+def doctor_json(outcome: DoctorOutcome) -> str:
+    """`{"understood", "teams": [{"team", "key_source", "team_source", "checks": [{"endpoint",
+    "request", "status", "outcome", "readings", "problem"}]}]}`; team null: SPIKE_TEAM_ID's."""
+    body = {
+        "understood": outcome.understood,
+        "teams": [
+            {
+                "team": team.team,
+                "key_source": team.key_source,
+                "team_source": team.team_source,
+                "checks": [
+                    {
+                        "endpoint": c.endpoint,
+                        "request": c.request,
+                        "status": c.status,
+                        "outcome": c.outcome,
+                        "readings": list(c.readings),
+                        "problem": c.problem,
+                    }
+                    for c in team.checks
+                ],
+            }
+            for team in outcome.teams
+        ],
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Init
+
+
+def init_text(outcome: InitOutcome) -> str:
+    """What `reconcile init` prints: each file written or kept, then what to do next."""
+    lines = [f"wrote {printable(path)}" for path in outcome.written]
+    lines += [f"kept {printable(path)} (it exists)" for path in outcome.kept]
+    if outcome.teams:
+        lines.append(
+            "Next: replace each team_id in reconcile.yaml (`reconcile teams` lists them), "
+            "then run `reconcile validate` and `reconcile plan`."
+        )
+    else:
+        lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"

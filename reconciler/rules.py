@@ -3,19 +3,22 @@
 A rule is written under `rules:` in a state file (states/loader.py reads it); its candidates
 are the team's open incidents as Spike lists them (spike/live.py reads them). `expand` turns
 rules and candidates into desired fields per incident, with the rule behind each field, for
-the planner. Pure: no I/O, no clock (the caller passes `now`), no randomness.
+the planner. Pure: no I/O, no clock (the caller passes `now`), no randomness; only the title
+searches are metered, in CPU time, as a guard (TitleSearches).
 
 The guards, all here: a rule only ever matches open incidents (triggered or acknowledged),
 never makes an incident page public and never escalates (the loader refuses such a rule; the
 Rule type refuses it again); explicit `incidents:` entries win field by field; two rules
-setting one field of one incident differently, and a rule matching more incidents than its
-`max_matches`, are errors (RuleError) listing every problem, raised before any call.
+setting one field of one incident differently, a rule matching more incidents than its
+`max_matches`, and a title pattern over its time limit or budget, are errors (RuleError)
+listing every problem, raised before any call.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -35,6 +38,9 @@ DEFAULT_MAX_MATCHES = 100
 #: a pattern with nested repetition can take exponential time on one of them, and Python's
 #: own `re` cannot be stopped (not even by a signal); the `regex` module can.
 TITLE_TIMEOUT = 0.1
+#: CPU seconds the title searches of one rule may take over all its candidates, in one
+#: evaluation: a pattern under TITLE_TIMEOUT on each title can still add up over thousands.
+TITLE_BUDGET = 1.0
 #: The largest `max_matches` a file may give (a guard, not a target).
 MAX_MATCHES_LIMIT = 1_000_000
 #: The statuses a rule may match: it never touches a resolved incident.
@@ -157,9 +163,56 @@ class Candidate:
         return out
 
 
-def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
+class TitleSearches:
+    """The title searches of one evaluation, metered: each search is stopped after `limit`
+    seconds, and the searches of one rule over all candidates share `budget` seconds of CPU
+    (`meter`). Each outcome is remembered, so the passes over the candidates (`undecided`,
+    then `expand`) search each title once."""
+
+    def __init__(
+        self,
+        budget: float = TITLE_BUDGET,
+        limit: float = TITLE_TIMEOUT,
+        meter: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.budget = budget
+        self.limit = limit
+        self._meter = meter
+        self._spent: dict[str, float] = {}
+        self._found: dict[tuple[str, str, str], bool] = {}
+
+    def found(self, rule: Rule, candidate: Candidate, title: str) -> bool:
+        """Whether `rule`'s pattern is found in `title` (the candidate's). Raises
+        _Undecidable naming the incident when one search takes over the limit, and
+        _OverBudget when the rule's searches together took over the budget."""
+        assert rule.pattern is not None
+        key = (rule.name, candidate.counter_id, title)
+        if key in self._found:
+            return self._found[key]
+        if self._spent.get(rule.name, 0.0) > self.budget:
+            raise _OverBudget(rule, self.budget)
+        start = self._meter()
+        try:
+            found = rule.pattern.search(title, timeout=self.limit) is not None
+        except TimeoutError:
+            raise _Undecidable(
+                f"incident {candidate.counter_id}: rule {rule.name}: its title pattern took "
+                f"more than {self.limit:g} s on the incident's title; simplify it (nested "
+                "repetition such as (a+)+ can take exponential time)"
+            ) from None
+        finally:
+            self._spent[rule.name] = self._spent.get(rule.name, 0.0) + self._meter() - start
+        if self._spent[rule.name] > self.budget:
+            raise _OverBudget(rule, self.budget)
+        self._found[key] = found
+        return found
+
+
+def _known_match(
+    rule: Rule, candidate: Candidate, now: float, searches: TitleSearches
+) -> bool | None:
     """Whether `rule` matches `candidate`: True, False, or None when the known fields pass
-    and an unknown one decides. Raises RuleError's message (a str) through `problems`."""
+    and an unknown one decides. Raises _Undecidable (the problem as its message)."""
     if candidate.status not in OPEN_STATUSES or candidate.status not in rule.statuses:
         return False
     if rule.older_than is not None:
@@ -170,15 +223,7 @@ def _known_match(rule: Rule, candidate: Candidate, now: float) -> bool | None:
     if rule.pattern is not None:
         if candidate.title is None:
             raise _Missing(candidate.counter_id, rule.name, "its title")
-        try:
-            found = rule.pattern.search(candidate.title, timeout=TITLE_TIMEOUT)
-        except TimeoutError:
-            raise _Undecidable(
-                f"incident {candidate.counter_id}: rule {rule.name}: its title pattern took "
-                f"more than {TITLE_TIMEOUT:g} s on the incident's title; simplify it (nested "
-                "repetition such as (a+)+ can take exponential time)"
-            ) from None
-        if found is None:
+        if not searches.found(rule, candidate, candidate.title):
             return False
     undecided = False
     for name, wanted in (("priority", rule.priority), ("severity", rule.severity)):
@@ -196,6 +241,17 @@ class _Undecidable(Exception):
     """A rule cannot say whether it matches a candidate: the problem says why."""
 
 
+class _OverBudget(_Undecidable):
+    """A rule's title searches together took more than their budget: the rule is stopped."""
+
+    def __init__(self, rule: Rule, budget: float) -> None:
+        super().__init__(
+            f"{rule.source}: rule {rule.name}: its title pattern took more than {budget:g} s "
+            "of CPU over the open incidents' titles; simplify it (nested repetition such as "
+            "(a+)+ can take exponential time); nothing was planned"
+        )
+
+
 class _Missing(_Undecidable):
     def __init__(self, counter_id: str, rule: str, what: str) -> None:
         super().__init__(
@@ -203,17 +259,25 @@ class _Missing(_Undecidable):
         )
 
 
-def undecided(rules: Sequence[Rule], candidates: Iterable[Candidate], now: float) -> list[str]:
+def undecided(
+    rules: Sequence[Rule],
+    candidates: Iterable[Candidate],
+    now: float,
+    searches: TitleSearches | None = None,
+) -> list[str]:
     """The candidates some rule can only match or not once their missing priority or
     severity is read (GET /incidents/{counterId}), sorted. Empty when the list carried every
     field a rule reads. Raises RuleError when a candidate lacks a title or trigger time a
-    rule needs: reading the incident would not tell it either."""
+    rule needs (reading the incident would not tell it either), or a title pattern takes
+    over its limit or budget (`searches`: pass the same to `expand`, which then searches no
+    title again)."""
+    searches = searches or TitleSearches()
     out: list[str] = []
     problems: list[str] = []
     for candidate in candidates:
         for rule in rules:
             try:
-                decided = _known_match(rule, candidate, now)
+                decided = _known_match(rule, candidate, now, searches)
             except _Undecidable as exc:
                 problems.append(str(exc))
                 continue
@@ -256,14 +320,17 @@ def expand(
     candidates: Iterable[Candidate],
     explicit: Mapping[str, Mapping[str, Value]],
     now: float,
+    searches: TitleSearches | None = None,
 ) -> Expansion:
     """Desired fields for every candidate a rule matches (docs/rules.md, Precedence).
 
     Every candidate field a rule's match reads must be known (see `undecided`). Raises
     RuleError listing every problem: a rule over its max_matches (with the count), two
     rules setting one field of one incident to different values (both named), a field a
-    rule needs that the candidate lacks.
+    rule needs that the candidate lacks, a title pattern over its per-title limit (the
+    incident named) or its rule's budget (`searches`, TitleSearches).
     """
+    searches = searches or TitleSearches()
     ordered = sorted(rules, key=lambda r: r.name)
     pool = {c.counter_id: c for c in candidates}
     problems: list[str] = []
@@ -274,7 +341,10 @@ def expand(
         matched: list[str] = []
         for cid in sorted(pool):
             try:
-                decided = _known_match(rule, pool[cid], now)
+                decided = _known_match(rule, pool[cid], now, searches)
+            except _OverBudget as exc:
+                problems.append(str(exc))
+                break  # the rest of this rule's candidates would only add to it
             except _Undecidable as exc:
                 problems.append(str(exc))
                 continue

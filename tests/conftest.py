@@ -57,5 +57,17 @@ def namespace(admin: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_schema(admin: Any, server_url: str) -> Iterator[str]:
+    """A URL whose tables live in a new, empty PostgreSQL schema: a database on first use,
+    whose tables a test may lock without stopping any other session's tests."""
+    schema = f"test_{uuid.uuid4().hex}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_params(server_url, options=f"-csearch_path%3D{schema}", namespace="ns")
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
 def url(server_url: str, namespace: str) -> str:
     return with_params(server_url, namespace=namespace)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.cli import main
-from reconciler.planfile import write_plan_text
+from reconciler.planfile import Bound, write_plan_text
 from reconciler.planner import Plan
 from reconciler.sandbox import SandboxServer
 
@@ -90,10 +90,14 @@ def with_params(url: str, **params: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
-def plan_json(plan: Plan, created_at: str) -> str:
+#: Where the plans of plan_json are for: no team id, the journal "journal.jsonl", one plan id.
+BOUND = Bound(None, "journal.jsonl", "00000000-0000-4000-8000-000000000000")
+
+
+def plan_json(plan: Plan, created_at: str, bound: Bound = BOUND) -> str:
     """The plan file's text, as `reconcile plan --format json` writes it (unsigned)."""
     parts: list[str] = []
-    write_plan_text(plan, created_at, parts.append)
+    write_plan_text(plan, created_at, parts.append, bound=bound)
     return "".join(parts)
 
 

@@ -13,16 +13,37 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LockHeldError
+from ..errors import JournalError, LockHeldError, printable
 from ..model import Operation, Value
 from .records import (
     FORMAT,
     STATE_KINDS,
     Recorded,
-    check_record,
-    fold,
     now,
 )
+
+#: The kind of the one record a journal holds while `journal migrate` copies into it: written
+#: (and made durable) before the copy, replaced by the whole copy at once. A journal holding
+#: it is refused by every command (docs/journal.md, reconcile journal migrate); a version of
+#: reconcile that does not know the kind refuses it too, as corrupt.
+UNFINISHED_MIGRATION = "migration-unfinished"
+
+
+def unfinished_migration(location: str, source: str, started: str) -> dict[str, Any]:
+    """The marker record of a migration from `source` into the journal at `location`."""
+    return {"kind": UNFINISHED_MIGRATION, "from": source, "at": started}
+
+
+def refuse_unfinished(location: str, records: Sequence[tuple[str, Any]]) -> None:
+    """Refuse a journal that a migration began and did not finish (its marker record)."""
+    first = records[0][1] if records else None
+    if isinstance(first, dict) and first.get("kind") == UNFINISHED_MIGRATION:
+        raise JournalError(
+            f"{location}: a `reconcile journal migrate` into this journal from "
+            f"{printable(str(first.get('from')))} (started {printable(str(first.get('at')))}) "
+            "did not finish, so it holds no usable record: run that migration again (it "
+            "replaces an unfinished copy), or keep using the source journal"
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,26 @@ class Journal(ABC):
             finally:
                 self._clear_holder(held)
 
+    def copy_in(self, records: Sequence[dict[str, Any]], source: str, timeout: float) -> None:
+        """Make this empty journal a copy of `records` (`journal migrate` from `source`), all
+        at once: under the lock, a marker record is stored first, then the whole copy
+        replaces it in one step (one transaction, one rename). A copy cut short leaves the
+        journal as it was or holding the marker, which every command refuses and a new
+        migration replaces. Raises JournalError, saying what the destination holds, when
+        it fails; refuses a journal with records (nothing copied)."""
+        with self._locked(timeout) as held:
+            try:
+                self._write_holder(held, LockInfo.mine("journal migrate (destination)"))
+                self._copy_in(held, records, unfinished_migration(self.location, source, now()))
+            finally:
+                self._clear_holder(held)
+
+    def _not_empty(self) -> JournalError:
+        return JournalError(
+            f"{self.location}: the destination journal is not empty; "
+            "migrate only into a new journal (nothing was copied)"
+        )
+
     def _lock_held(self, timeout: float, holder: str) -> LockHeldError:
         """The refusal when another apply holds the lock (`holder` says who)."""
         return LockHeldError(
@@ -107,6 +148,13 @@ class Journal(ABC):
     def _clear_holder(self, held: Any) -> None:
         """Remove the holder record (best effort: releasing the lock is what counts)."""
 
+    @abstractmethod
+    def _copy_in(
+        self, held: Any, records: Sequence[dict[str, Any]], marker: dict[str, Any]
+    ) -> None:
+        """Under the lock: refuse a journal with records other than an unfinished
+        migration's `marker`; store `marker` durably; replace it with `records` at once."""
+
 
 class JournalWriter(ABC):
     """Appends records durably: each append returns only once the record is stored."""
@@ -117,6 +165,8 @@ class JournalWriter(ABC):
         #: Incidents a rule's expansion asked for -> the rule: named in the `rules` of the
         #: op and set records about them (docs/rules.md).
         self.rule_owners: Mapping[str, str] = {}
+        #: The id of the plan applied, named in the apply-start record (docs/journal.md).
+        self.plan_id: str | None = None
 
     def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
         owners = self.rule_owners
@@ -166,16 +216,6 @@ class JournalWriter(ABC):
             self._store({"kind": "lineage", "lineage": lineage, "format": FORMAT, "at": now()})
             self.state.lineage = lineage
 
-    def copy_record(self, record: dict[str, Any], where: str) -> None:
-        """Store a record from another journal verbatim (`journal migrate`).
-
-        It is checked exactly as replay would check it, so a migration can only produce a
-        journal that reads back; `where` names the record in the source for that error.
-        """
-        check_record(record, where, self.state)  # before storing: never write what replay refuses
-        self._store(record)
-        fold(self.state, where, record)
-
     def applied(self, op: Operation, plan: str | None, intent: int | None = None) -> None:
         """Record one successful API call (an escalate one with the serial of its intent)."""
         extra = {} if intent is None else {"intent": intent}
@@ -214,7 +254,8 @@ class JournalWriter(ABC):
             )
 
     def start(self, plan: str | None, operations: int) -> None:
-        self._append("apply-start", plan=plan, operations=operations)
+        extra = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        self._append("apply-start", plan=plan, operations=operations, **extra)
 
     def end(self, plan: str | None, outcome: str, **counts: Any) -> None:
         self._append("apply-end", plan=plan, outcome=outcome, **counts)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from ..errors import JournalError, printable
 from ..jsontext import JsonTooDeepError, loads
-from .base import Journal, JournalWriter, LockInfo
+from .base import UNFINISHED_MIGRATION, Journal, JournalWriter, LockInfo, refuse_unfinished
 from .records import Recorded, encode_record, parse_record, replay
 
 
@@ -48,16 +49,25 @@ def _lock_file_itself(path: Path, deadline: float) -> int | None:
         import fcntl
     except ImportError:  # pragma: no cover - not on the systems CI runs
         return -1
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(_LOCK_POLL)
+        # A migration renames its copy over the journal: a lock taken on the file it
+        # replaced while this waited locks nothing any more, so lock the new one.
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(_LOCK_POLL)
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
 
 
 class FileJournal(Journal):
@@ -79,9 +89,12 @@ class FileJournal(Journal):
         real = self.path.resolve()
         return real.with_name(real.name + ".lock.holder")
 
-    def _lines(self) -> tuple[list[tuple[str, Any]], int, list[str], bool]:
+    def _lines(
+        self, unfinished: bool = False
+    ) -> tuple[list[tuple[str, Any]], int, list[str], bool]:
         """((where, record) pairs, the byte length of the good part, warnings, and whether
-        the last record lacks its newline)."""
+        the last record lacks its newline). An unfinished migration is refused, unless
+        `unfinished` (a migration replacing it)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -117,6 +130,8 @@ class FileJournal(Journal):
         for number, raw in enumerate(lines[:-1], start=1):
             where = f"{self.location}:{number}"
             records.append((where, parse_record(where, raw, "journal line")))
+        if not unfinished:
+            refuse_unfinished(self.location, records)
         return records, good, warnings, unterminated
 
     def _replayed(self) -> tuple[Recorded, int, bool]:
@@ -206,6 +221,42 @@ class FileJournal(Journal):
     def _clear_holder(self, held: _Held) -> None:
         held.holder_path.unlink(missing_ok=True)
 
+    def _copy_in(
+        self, held: _Held, records: Sequence[dict[str, Any]], marker: dict[str, Any]
+    ) -> None:
+        found = self._lines(unfinished=True)[0]
+        if found and found[0][1].get("kind") != UNFINISHED_MIGRATION:
+            raise self._not_empty()
+        real = self.path.resolve()  # through a symlink: replace the file, not the link
+        # The marker first, in place (the file is locked), then the whole copy, written
+        # beside it and renamed over it: the file holds the marker or the copy, never a part.
+        try:
+            _write_durably(real, encode_record(marker) + "\n")
+        except OSError as exc:
+            raise JournalError(
+                f"{self.location}: cannot migrate into the journal: {exc.strerror}; "
+                "nothing was copied"
+            ) from None
+        fd, temporary = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            _write_durably(Path(temporary), "".join(encode_record(r) + "\n" for r in records))
+            os.replace(temporary, real)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(temporary)
+            raise JournalError(
+                f"{self.location}: cannot migrate into the journal: {exc.strerror}; nothing "
+                "was copied: the file holds the marker of an unfinished migration, which "
+                "every command refuses; run the migration again (it replaces it)"
+            ) from None
+        with suppress(OSError):  # the rename is done; this only makes it durable sooner
+            folder = os.open(real.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+
     def _holder(self, path: Path) -> str:
         try:
             fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
@@ -214,6 +265,15 @@ class FileJournal(Journal):
             return printable(str(info))
         except (OSError, ValueError, TypeError):
             return "holder unknown"
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replace `path`'s content with `text`, fsynced."""
+    with open(path, "r+b" if path.exists() else "wb") as handle:
+        handle.truncate(0)
+        handle.write(text.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 class _FileWriter(JournalWriter):

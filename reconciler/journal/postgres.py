@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import ModuleType
@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import redact
 from ..errors import JournalError
-from .base import Journal, JournalWriter, LockInfo
+from .base import Journal, JournalWriter, LockInfo, refuse_unfinished
 from .records import Recorded, encode_record, parse_record, replay
 
 if TYPE_CHECKING:
@@ -69,8 +69,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 # Added only when the URL does not set them: a dead host should fail in seconds, not hang a
-# CI job, and DBAs should see who is connected in pg_stat_activity.
-_CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "reconcile"}
+# CI job, and DBAs should see who is connected in pg_stat_activity. The TCP keepalives make
+# this end notice a vanished server; the same values are set on the server's end of the
+# session (tcp_keepalives_*), so the server notices a vanished client (docs/journal.md).
+_CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "application_name": "reconcile",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+#: reconcile's own URL parameters (taken out of the query, never passed to libpq) and their
+#: defaults: the bound of every journal statement and lock wait, and how often the server
+#: checks, during a statement, that the client is still there (PostgreSQL 14 and later).
+DEFAULT_STATEMENT_TIMEOUT = "30s"
+DEFAULT_CHECK_INTERVAL = "5s"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min)")
+_UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000}
 _MAX_LOCK_TIMEOUT_MS = 2**31 - 1  # lock_timeout is a 32-bit count of milliseconds
 
 
@@ -96,6 +112,20 @@ def _psycopg() -> ModuleType:
             "a postgresql:// journal needs psycopg 3: pip install 'spike-reconcile[postgres]'"
         ) from None
     return psycopg
+
+
+def _duration_ms(name: str, text: str) -> int:
+    """A URL parameter's duration (`500ms`, `5s`, `1min`; `0` for none) in milliseconds."""
+    if text == "0":
+        return 0
+    match = _DURATION.fullmatch(text)
+    ms = math.ceil(float(match[1]) * _UNIT_MS[match[2]]) if match else -1
+    if not 0 < ms <= _MAX_LOCK_TIMEOUT_MS:
+        raise JournalError(
+            f"invalid PostgreSQL journal URL: {name}={text!r}: use a duration such as 30s, "
+            "500ms or 2min (0 for no bound), at most 24 days"
+        )
+    return ms
 
 
 def _scalar(conn: Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
@@ -144,11 +174,15 @@ class PostgresJournal(Journal):
         # but `namespace` reaches libpq exactly as written ("+" and "%20" differ to libpq).
         kept: list[str] = []
         namespaces: list[str] = []
+        own: dict[str, str] = {}
         secrets = [password]
         for item in parts.query.split("&") if parts.query else []:
             key, _, value = item.partition("=")
             if unquote(key) == "namespace":
                 namespaces.append(unquote(value))
+                continue
+            if unquote(key) in ("statement_timeout", "client_connection_check_interval"):
+                own[unquote(key)] = unquote(value)
                 continue
             if unquote(key) == "password":
                 secrets.append(value)
@@ -163,6 +197,15 @@ class PostgresJournal(Journal):
             )
 
         self.namespace = namespace
+        #: The bound of every statement and lock wait (ms, 0: none), and the interval of the
+        #: server's client-connection check (ms, 0: none).
+        self.statement_timeout = _duration_ms(
+            "statement_timeout", own.get("statement_timeout", DEFAULT_STATEMENT_TIMEOUT)
+        )
+        self.check_interval = _duration_ms(
+            "client_connection_check_interval",
+            own.get("client_connection_check_interval", DEFAULT_CHECK_INTERVAL),
+        )
         self._conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
         # Scrubbed from every message: libpq can quote parts of the URL back, e.g. a
         # malformed percent-escape in the password.
@@ -207,6 +250,7 @@ class PostgresJournal(Journal):
             where = f"{self.location}: record {position}"
             # The json column only holds valid JSON, but it may nest deeper than any record.
             records.append((where, parse_record(where, text, "record")))
+        refuse_unfinished(self.location, records)
         return records
 
     # -- writing ---------------------------------------------------------------------------
@@ -276,6 +320,66 @@ class PostgresJournal(Journal):
                 (self.namespace,),
             )
 
+    #: Records inserted per statement by a migration (all in its one transaction).
+    copy_chunk = 200
+
+    def _copy_in(
+        self, held: _Session, records: Sequence[dict[str, Any]], marker: dict[str, Any]
+    ) -> None:
+        conn = held.conn
+        with self._failures("cannot migrate into the journal (nothing was copied)"):
+            first = conn.execute(
+                "SELECT record::text FROM reconcile_journal WHERE namespace = %s"
+                " ORDER BY position LIMIT 1",
+                (self.namespace,),
+            ).fetchone()
+            if first is not None and _kind(first[0]) != marker["kind"]:
+                raise self._not_empty()
+            # The marker first, in its own transaction (replacing an unfinished copy): from
+            # here on, whatever happens, every command refuses this namespace until the
+            # copy below has replaced the marker.
+            with conn.transaction():
+                self._clear(conn)
+                conn.execute(
+                    "INSERT INTO reconcile_journal (namespace, position, record)"
+                    " VALUES (%s, 1, %s)",
+                    (self.namespace, encode_record(marker)),
+                )
+        committing = False
+        try:
+            with conn.transaction():
+                self._clear(conn)
+                rows = [
+                    (self.namespace, position, encode_record(record))
+                    for position, record in enumerate(records, start=1)
+                ]
+                for start in range(0, len(rows), self.copy_chunk):
+                    self._insert_rows(conn, rows[start : start + self.copy_chunk])
+                committing = True
+        except _psycopg().Error as exc:
+            holds = (
+                "either the whole copy or the marker of an unfinished migration (the commit's "
+                "outcome is unknown)"
+                if committing
+                else "the marker of an unfinished migration, which every command refuses"
+            )
+            raise JournalError(
+                f"{self.location}: cannot migrate into the journal: {self._reason(exc)}; "
+                f"no record was copied for sure: the destination holds {holds}; "
+                "run the migration again (it replaces an unfinished copy)"
+            ) from None
+
+    def _clear(self, conn: Connection) -> None:
+        conn.execute("DELETE FROM reconcile_journal WHERE namespace = %s", (self.namespace,))
+
+    def _insert_rows(self, conn: Connection, rows: list[tuple[str, int, str]]) -> None:
+        """Insert a migration's rows (a hook the fault tests cut)."""
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO reconcile_journal (namespace, position, record) VALUES (%s, %s, %s)",
+                rows,
+            )
+
     def _acquire(self, conn: Connection, timeout: float) -> None:
         """Take the apply lock, waiting up to `timeout` seconds, or raise LockHeldError."""
         psycopg = _psycopg()
@@ -285,14 +389,17 @@ class PostgresJournal(Journal):
             else:
                 # The server does the waiting, so the lock is taken the moment it is freed,
                 # with no polling interval to lose.
+                # --lock-timeout bounds this wait instead of statement_timeout, which
+                # still ends it a bound later if the wait itself hangs.
                 ms = min(max(1, math.ceil(timeout * 1000)), _MAX_LOCK_TIMEOUT_MS)
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{ms}ms",))
+                bound = min(ms + self.statement_timeout, _MAX_LOCK_TIMEOUT_MS)
+                self._bound(conn, lock=ms, statement=bound if self.statement_timeout else 0)
                 try:
                     conn.execute("SELECT pg_advisory_lock(%s)", (self._lock_key,))
                     got = True
                 except psycopg.errors.LockNotAvailable:
                     got = False
-                conn.execute("RESET lock_timeout")
+                self._bound(conn)
         if not got:
             raise self._lock_held(timeout, self._holder(conn))
 
@@ -342,11 +449,41 @@ class PostgresJournal(Journal):
                 f"database {params.get('dbname') or 'default'}): {self._reason(exc)}"
             ) from None
         try:
+            with self._failures("cannot prepare the journal's session"):
+                self._bound(conn, params={**defaults, **params})
             with self._failures("cannot prepare the journal's tables"):
                 _ensure_schema(conn)
             yield conn
         finally:
             conn.close()
+
+    def _bound(
+        self,
+        conn: Connection,
+        lock: int | None = None,
+        statement: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the session's statement and lock bounds (the URL's statement_timeout unless
+        given, ms), and once per session (`params`: its connection parameters) the server's
+        checks that the client is still there, so a killed client's session, and the
+        advisory lock it holds, ends within a bound even in the middle of a statement."""
+        settings = {
+            "statement_timeout": self.statement_timeout if statement is None else statement,
+            "lock_timeout": self.statement_timeout if lock is None else lock,
+        }
+        if params is not None:
+            for name in ("idle", "interval", "count"):
+                value = str(params.get(f"keepalives_{name}", ""))
+                if value.isdigit() and params.get("keepalives") != "0":
+                    settings[f"tcp_keepalives_{name}"] = int(value)
+            if conn.info.server_version >= 140000:  # the setting is new in PostgreSQL 14
+                settings["client_connection_check_interval"] = self.check_interval
+        names = list(settings)
+        conn.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names),
+            tuple(x for name in names for x in (name, str(settings[name]))),
+        )
 
     @contextmanager
     def _failures(self, doing: str) -> Iterator[None]:
@@ -354,6 +491,13 @@ class PostgresJournal(Journal):
         psycopg = _psycopg()
         try:
             yield
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            raise JournalError(
+                f"{self.location}: {doing}: {self._reason(exc)} (every journal statement is "
+                f"bounded by statement_timeout={self.statement_timeout}ms: another session "
+                "holds a lock on the journal's tables for longer, see pg_locks; the bound is "
+                "the URL's ?statement_timeout=)"
+            ) from None
         except psycopg.Error as exc:
             raise JournalError(f"{self.location}: {doing}: {self._reason(exc)}") from None
 
@@ -363,6 +507,17 @@ class PostgresJournal(Journal):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _kind(text: str) -> object:
+    """The `kind` of a stored record's text (None when it is not an object)."""
+    from ..jsontext import loads
+
+    try:
+        value = loads(text)
+    except ValueError:
+        return None
+    return value.get("kind") if isinstance(value, dict) else None
 
 
 def _ensure_schema(conn: Connection) -> None:

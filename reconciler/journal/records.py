@@ -38,16 +38,21 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   refresh, import or accept) or, for `escalations`, recorded by the operator from Spike's
   activity log (`source` "activity-log", `reconcile refresh --id ID --escalations N`). A `set` of
   `escalations` clears that incident's uncertainty; for an incident that is not journaled, it
-  sets the kept count.
+  sets the kept count. A `set` with `source` "reopened" (`reconcile refresh --id ID
+  --reopened`) holds live values the operator adopted for incidents this journal recorded as
+  resolved while Spike reports them open: their kept resolved status is dropped. Any other
+  `set` that says open for a resolved incident keeps the resolved status as a fact.
 - `op` and `set` records may carry `rules` {id: rule name}: the incidents among their ids
   (or incidents) that a rule's expansion asked for, with the rule (docs/rules.md). The
   journal keeps the last rule named for each incident until it is forgotten; journals
   written before rules existed have none.
-- `apply-start` {plan, operations} / `apply-end` {plan, outcome, applied, failed, skipped,
-  uncertain[, error]}: history only. `outcome` is `applied`, `failed` (some calls failed or
+- `apply-start` {plan, operations[, plan_id]} / `apply-end` {plan, outcome, applied, failed,
+  skipped, uncertain[, error]}: history only. `outcome` is `applied`, `failed` (some calls failed or
   are uncertain), `interrupted` (a signal) or `aborted` (the apply died on an error, named
   in `error`). An `apply-start` with no `apply-end` after it (the last one in the journal)
   means the apply was killed or is still running: reading the journal warns about it.
+  `plan_id` is the random id of the plan applied (journals written before plan ids have
+  none): a saved plan whose id the journal holds was applied already, and is refused.
 
 Every record that changes the last-applied state (`op`, `intent`, `uncertain`, `not-sent`,
 `forget`, `unmanage`, `set`) carries the next `serial`, so a plan saved before any of them is
@@ -64,6 +69,8 @@ and cut before the next append; a complete last record without its newline is ke
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -79,8 +86,22 @@ FORMAT = 1
 OUTCOME_KINDS = frozenset({"uncertain", "not-sent"})
 STATE_KINDS = frozenset({"op", "forget", "unmanage", "set", "intent", *OUTCOME_KINDS})
 HISTORY_KINDS = frozenset({"lineage", "apply-start", "apply-end"})
+_PLAN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The `source` of a `set` record holding an escalation count the operator read in Spike.
 ACTIVITY_LOG = "activity-log"
+#: The `source` of a `set` record of live open statuses the operator adopted for incidents
+#: recorded as resolved (Spike's data was reset): the only record that undoes a resolved.
+REOPENED = "reopened"
+
+
+def new_plan_id() -> str:
+    """A random id for a plan: its apply-start record names it, so it is applied once."""
+    return str(uuid.uuid4())
+
+
+def is_plan_id(value: object) -> bool:
+    """A plan id as new_plan_id makes them (a plan file is untrusted: nothing else)."""
+    return isinstance(value, str) and _PLAN_ID.fullmatch(value) is not None
 
 
 def now() -> str:
@@ -111,6 +132,8 @@ class Recorded:
     #: Incidents a rule put in the journal -> the rule last named for them (`rules` of op
     #: and set records); dropped when the incident is forgotten.
     rules: dict[str, str] = field(default_factory=dict)
+    #: The plan ids of the apply-start records: the plans applied to this journal.
+    applied_plans: set[str] = field(default_factory=set)
     #: The last apply-start record with no apply-end after it, with where it is.
     unfinished: tuple[str, Mapping[str, Any]] | None = None
 
@@ -191,7 +214,9 @@ class Recorded:
                     else:
                         self._unkeep(cid, "escalations")
                 known = incidents.get(cid, {})
-                if known.get("status") == "resolved" and values.get("status") != "resolved":
+                if record.get("source") == REOPENED and "status" in values:
+                    self._unkeep(cid, "status")
+                elif known.get("status") == "resolved" and values.get("status") != "resolved":
                     # A live read that says otherwise does not undo what Spike cannot undo.
                     self._keep(cid, {"status": "resolved"})
                 incidents[cid] = {**known, **values}
@@ -297,7 +322,9 @@ def _history_well_formed(kind: str, record: dict[str, Any]) -> bool:
     if not isinstance(record.get("plan"), str | type(None)):
         return False
     if kind == "apply-start":
-        return _is_int(record.get("operations"))
+        return _is_int(record.get("operations")) and (
+            "plan_id" not in record or is_plan_id(record["plan_id"])
+        )
     if kind == "apply-end":
         counts = ("applied", "failed", "skipped", "uncertain")
         return isinstance(record.get("outcome"), str) and all(
@@ -334,6 +361,8 @@ def fold(state: Recorded, where: str, record: Any) -> None:
         state.lineage = record["lineage"]
     elif kind == "apply-start":
         state.unfinished = (where, record)
+        if "plan_id" in record:
+            state.applied_plans.add(record["plan_id"])
     elif kind == "apply-end":
         state.unfinished = None
     elif kind in STATE_KINDS:

@@ -19,6 +19,12 @@ picks the stricter reading, so a tool that works here does not lean on a guess:
   resolving a resolved one are 200s that change nothing;
 - `PATCH /incidents/{counterId}/public-sharing` and `GET /incidents/{counterId}` answer 404 for
   an unknown id (the id is a path resource there, not a member of a batch);
+- `GET /incidents/{counterId}/activity-log` answers what happened to the incident, oldest
+  first, as `{"incident": {"counterId", "status", "message"}, "activities": [{"action", "at",
+  "by"}, ...]}` (with `"value"` for priority, severity and public sharing): its trigger, then
+  every change since the sandbox started (by "api", "sandbox" for a control request, or
+  "acknowledge timeout"). Spike's shape is undocumented: this is the sandbox's reading
+  (docs/api-calls.md); 404 for an unknown id;
 - `GET /incidents/triggered` and `GET /incidents/acknowledged` list the incidents in that
   status, oldest trigger first, paginated (`page` from 1, `perPage` 1 to 100, default 20;
   anything else is a 400) as `{"incidents": [...], "pagination": {"page", "perPage", "total",
@@ -114,6 +120,38 @@ class _Incident:
     #: When it was triggered and (while acknowledged) when it was acknowledged, as epoch seconds.
     nack_at: float = 0.0
     ack_at: float | None = None
+    #: What happened since the trigger, oldest first: `{"action", "at", "by"[, "value"]}`.
+    activities: list[dict[str, Any]] = field(default_factory=list)
+
+    def state(self) -> tuple[Any, ...]:
+        """What an activity is logged for: status, priority, severity, sharing, escalations."""
+        return (self.status, self.priority, self.severity, self.public_sharing, self.escalations)
+
+    def log_changes(self, before: tuple[Any, ...], now: float, by: str) -> None:
+        """Log one activity per field that differs from `before` (a `state()`); escalations
+        one per level."""
+        status, priority, severity, sharing, escalations = before
+        at = _iso(now)
+        if self.status != status:
+            moved = {"NACK": "unacknowledged", "ACK": "acknowledged", "RES": "resolved"}
+            self.activities.append({"action": moved[self.status], "at": at, "by": by})
+        for action, old, new in (
+            ("priority changed", priority, self.priority),
+            ("severity changed", severity, self.severity),
+            ("public sharing changed", sharing, self.public_sharing),
+        ):
+            if old != new:
+                self.activities.append({"action": action, "at": at, "by": by, "value": new})
+        for _ in range(self.escalations - escalations):
+            self.activities.append({"action": "escalated", "at": at, "by": by})
+
+    def activity_log(self, counter_id: str) -> dict[str, Any]:
+        """The answer of `GET /incidents/{counterId}/activity-log`."""
+        trigger = {"action": "triggered", "at": _iso(self.nack_at), "by": "alert"}
+        return {
+            "incident": {"counterId": counter_id, "status": self.status, "message": self.message},
+            "activities": [trigger, *(dict(a) for a in self.activities)],
+        }
 
     def snapshot(self, counter_id: str) -> dict[str, Any]:
         """The shape of `GET /incidents/{id}`'s "incident", plus public_sharing and escalations
@@ -215,8 +253,12 @@ def _check_changes(
             if current is not None
             else _Incident(message=_default_message(cid), nack_at=now)
         )
+        incident.activities = list(incident.activities)
+        before = incident.state()
         for key, value in fields.items():
             _set_field(cid, incident, key, value, now)
+        if current is not None:
+            incident.log_changes(before, now, "sandbox")
         out[cid] = incident
     return out
 
@@ -398,6 +440,7 @@ _METHODS = ("DELETE", "GET", "PATCH", "POST")
 _CONTROL_METHODS = {"/_sandbox/calls": ("DELETE", "GET"), "/_sandbox/incidents": ("GET", "POST")}
 _PUBLIC_SHARING = re.compile(r"/incidents/([^/]+)/public-sharing")
 _INCIDENT = re.compile(r"/incidents/([^/]+)")
+_ACTIVITY_LOG = re.compile(r"/incidents/([^/]+)/activity-log")
 _NO_BODY = object()
 #: The open-incident lists, by path: the status each lists. Matched before `_INCIDENT`.
 _TEAMS = "/teams/get-all-teams"
@@ -485,7 +528,7 @@ def _api_methods(path: str) -> tuple[str, ...]:
         return ("GET",)
     if _PUBLIC_SHARING.fullmatch(path):
         return ("PATCH",)
-    if _INCIDENT.fullmatch(path):
+    if _INCIDENT.fullmatch(path) or _ACTIVITY_LOG.fullmatch(path):
         return ("GET",)
     return ()
 
@@ -716,8 +759,10 @@ class SandboxCore:
                 due = ack_at is not None and now - ack_at >= self.ack_timeout
                 if incident.status == "ACK" and due:
                     self._generation += 1
+                    before = incident.state()
                     incident.status = "NACK"
                     incident.moved("ACK", now)
+                    incident.log_changes(before, now, "acknowledge timeout")
 
     def _fault(self) -> _Response | None:
         """An injected failure, or None. Caller holds the lock (the draws must be in order)."""
@@ -778,6 +823,12 @@ class SandboxCore:
             match = _INCIDENT.fullmatch(path)
             if match is not None and method == "GET":
                 return self._get(store, match.group(1))
+            match = _ACTIVITY_LOG.fullmatch(path)
+            if match is not None and method == "GET":
+                incident = store.get(match.group(1))
+                if incident is None:
+                    return _error(404, f"unknown incident id: {match.group(1)}")
+                return _Response(200, incident.activity_log(match.group(1)))
         except _BadRequest as exc:
             return _error(400, str(exc))
         return _error(404, f"no such endpoint: {method} {path}")
@@ -812,9 +863,10 @@ class SandboxCore:
         now = self.clock()
         for cid in ids:
             incident = store[cid]
-            previous = incident.status
+            previous, before = incident.status, incident.state()
             action.change(incident, value)
             incident.moved(previous, now)
+            incident.log_changes(before, now, "api")
         response: dict[str, Any] = {"success": True, "ids": ids}
         if action.value_key:
             response[action.value_key] = value
@@ -828,7 +880,9 @@ class SandboxCore:
         enabled = body["publicSharing"]
         if not isinstance(enabled, bool):
             raise _BadRequest("publicSharing must be true or false")
+        before = incident.state()
         incident.public_sharing = enabled
+        incident.log_changes(before, self.clock(), "api")
         response: dict[str, Any] = {"success": True, "counterId": cid, "publicSharing": enabled}
         if enabled:
             # Spike's field name is unknown; `.invalid` is a name that can never resolve.

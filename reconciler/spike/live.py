@@ -31,8 +31,17 @@ def _shown(value: object) -> str:
     return clip(printable(text), 57, "...")
 
 
-def parse_incident(counter_id: str, body: Any) -> Fields:
-    """The status, priority and severity of one incident from Spike's response."""
+def _said(readings: list[str] | None, reading: str) -> None:
+    """Note which reading of a shape was used (`reconcile doctor` reports them)."""
+    if readings is not None:
+        readings.append(reading)
+
+
+def parse_incident(counter_id: str, body: Any, readings: list[str] | None = None) -> Fields:
+    """The status, priority and severity of one incident from Spike's response.
+
+    With `readings`, each reading used is appended to it ("status from incident.status",
+    "priority from groupedIncident.priority", ...): words about the shape, never a value."""
     where = f"incident {counter_id}"
     if not isinstance(body, Mapping) or not isinstance(body.get("incident"), Mapping):
         raise LiveStateError(f"{where}: the response has no 'incident' object")
@@ -47,10 +56,15 @@ def parse_incident(counter_id: str, body: Any) -> Fields:
             f"{where}: unrecognised incident.status {_shown(code)} (expected NACK, ACK or RES)"
         )
     fields: Fields = {"status": STATUS_CODES[code]}
+    _said(readings, "status from incident.status")
     for name, allowed in (("priority", PRIORITIES), ("severity", SEVERITIES)):
         source = grouped if name in grouped else incident
         if name not in source:
+            _said(readings, f"{name} not reported (the journaled value is kept)")
             continue  # not reported: keep what the journal knows
+        _said(
+            readings, f"{name} from {'groupedIncident' if source is grouped else 'incident'}.{name}"
+        )
         value: Value = source[name]
         if value in ("", None):
             value = None
@@ -114,12 +128,14 @@ ITEM_KEYS = ("incidents", "data")
 MAX_PAGES = 10_000
 
 
-def _items(where: str, body: Any) -> list[Any]:
+def _items(where: str, body: Any, readings: list[str] | None = None) -> list[Any]:
     if isinstance(body, list):
+        _said(readings, "items: the answer itself (a list)")
         return body
     if isinstance(body, Mapping):
         for key in ITEM_KEYS:
             if isinstance(body.get(key), list):
+                _said(readings, f"items under '{key}'")
                 return list(body[key])
     raise LiveStateError(
         f"{where}: the response has no list of incidents (looked for the answer itself, "
@@ -127,11 +143,14 @@ def _items(where: str, body: Any) -> list[Any]:
     )
 
 
-def _paging(where: str, body: Any, page: int, per_page: int) -> tuple[int, int | None] | None:
+def _paging(
+    where: str, body: Any, page: int, per_page: int, readings: list[str] | None = None
+) -> tuple[int, int | None] | None:
     """The list's page count and, when it says so, its item count (`total`), from its
     `pagination` object; None when the answer carries none (the list is then walked page by
     page)."""
     if not isinstance(body, Mapping) or "pagination" not in body:
+        _said(readings, "no pagination: the list is read page by page until an empty page")
         return None
     paging = body["pagination"]
     if not isinstance(paging, Mapping):
@@ -146,8 +165,14 @@ def _paging(where: str, body: Any, page: int, per_page: int) -> tuple[int, int |
         raise LiveStateError(f"{where}: pagination.total {_shown(total)} is not a whole number")
     pages = paging.get("totalPages")
     if type(pages) is int and pages >= 0:
+        _said(readings, "page count from pagination.totalPages")
         return pages, total
     if total is not None and type(size) is int and size > 0:
+        _said(
+            readings,
+            "page count from pagination.total / "
+            + ("pagination.perPage" if "perPage" in paging else "the perPage asked for"),
+        )
         return -(-total // size), total
     raise LiveStateError(
         f"{where}: 'pagination' has neither totalPages nor total (a whole number): "
@@ -155,11 +180,15 @@ def _paging(where: str, body: Any, page: int, per_page: int) -> tuple[int, int |
     )
 
 
-def _optional(where: str, name: str, item: Mapping[str, Any]) -> Value | Unknown:
+def _optional(
+    where: str, name: str, item: Mapping[str, Any], readings: list[str] | None = None
+) -> Value | Unknown:
     grouped = item.get("groupedIncident")
     source = grouped if isinstance(grouped, Mapping) and name in grouped else item
     if name not in source:
+        _said(readings, f"{name}: not in the item (read from the incident when a rule needs it)")
         return UNKNOWN
+    _said(readings, f"{name} from {'groupedIncident.' if source is grouped else ''}{name}")
     value = source[name]
     allowed = PRIORITIES if name == "priority" else SEVERITIES
     if value in ("", None):
@@ -181,7 +210,29 @@ def parse_list_item(where: str, status: str, item: Any) -> Candidate | None:
     return _parse_item(where, status, item)[1]
 
 
-def _parse_item(where: str, status: str, item: Any) -> tuple[str, Candidate | None]:
+def parse_list_page(
+    path: str, page: int, per_page: int, body: Any, readings: list[str] | None = None
+) -> tuple[list[str], tuple[int, int | None] | None]:
+    """One page of an open-incident list (`OPEN_LISTS`), read as `list_open` reads it: the
+    counter ids of its items as answered (resolved ones too), and its page count and total
+    (`_paging`; None: no pagination).
+
+    Raises LiveStateError naming what was missing. With `readings`, the readings used are
+    appended (each item's, once per item: callers keep the distinct ones)."""
+    where = f"GET {path} page {page}"
+    ids = [
+        cid
+        for cid, _ in (
+            _parse_item(where, OPEN_LISTS[path], item, readings)
+            for item in _items(where, body, readings)
+        )
+    ]
+    return ids, _paging(where, body, page, per_page, readings)
+
+
+def _parse_item(
+    where: str, status: str, item: Any, readings: list[str] | None = None
+) -> tuple[str, Candidate | None]:
     """parse_list_item, with the item's counter id even when it is resolved (the reader
     compares the ids of the pages as the list answered them)."""
     if not isinstance(item, Mapping):
@@ -192,20 +243,28 @@ def _parse_item(where: str, status: str, item: Any) -> tuple[str, Candidate | No
         raise LiveStateError(f"{where}: an item has no valid counterId ({_shown(raw_id)})")
     assert isinstance(counter_id, str)
     where = f"{where}: incident {counter_id}"
+    _said(readings, "counter id from counterId" + (" (a number)" if type(raw_id) is int else ""))
     code = item.get("status")
     if code is not None:
         if code not in STATUS_CODES:
             raise LiveStateError(
                 f"{where}: unrecognised status {_shown(code)} (expected NACK, ACK or RES)"
             )
+        _said(readings, "status from status")
         status = STATUS_CODES[code]
         if status == "resolved":
             return counter_id, None
+    else:
+        _said(readings, "status: not in the item (the list's own status)")
     title, message = item.get("title"), item.get("message")
     if not (isinstance(title, str) and title.strip()) and isinstance(message, str):
         title = message  # no title (absent, empty or blank): the message stands for it
+        _said(readings, "title from message")
     elif not isinstance(title, str):
         title = None
+        _said(readings, "title: none (neither title nor message)")
+    else:
+        _said(readings, "title from title")
     created = item.get("NACK_at")
     when: float | None = None
     if created is not None:
@@ -220,13 +279,14 @@ def _parse_item(where: str, status: str, item: Any) -> tuple[str, Candidate | No
             raise LiveStateError(
                 f"{where}: NACK_at {_shown(created)} is not an ISO 8601 time with a zone"
             ) from None
+    _said(readings, "creation time from NACK_at" if created is not None else "creation time: none")
     return counter_id, Candidate(
         counter_id,
         status,
         title,
         when,
-        _optional(where, "priority", item),
-        _optional(where, "severity", item),
+        _optional(where, "priority", item, readings),
+        _optional(where, "severity", item, readings),
     )
 
 
@@ -352,3 +412,38 @@ async def complete(
             )
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The activity log (docs/api-calls.md, Checking the readings): only `reconcile doctor` reads it
+
+#: Where the entries of an activity log may be, in the order looked at.
+ACTIVITY_KEYS = ("activities", "data")
+
+
+def parse_activity_log(counter_id: str, body: Any, readings: list[str] | None = None) -> int:
+    """How many entries `GET /incidents/{counterId}/activity-log` answered: the answer itself
+    when it is a list, else the list under `activities`, else under `data`; each entry an
+    object (its fields are undocumented and not read).
+
+    Raises LiveStateError naming what was missing."""
+    where = f"incident {counter_id}: the activity log"
+    if isinstance(body, list):
+        entries: list[Any] = body
+        _said(readings, "entries: the answer itself (a list)")
+    else:
+        found = None
+        if isinstance(body, Mapping):
+            found = next((k for k in ACTIVITY_KEYS if isinstance(body.get(k), list)), None)
+        if found is None:
+            raise LiveStateError(
+                f"{where} has no list of entries (looked for the answer itself, "
+                f"{' and '.join(repr(k) for k in ACTIVITY_KEYS)})"
+            )
+        entries = body[found]
+        _said(readings, f"entries under '{found}'")
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, Mapping):
+            raise LiveStateError(f"{where}: entry {number} is not an object")
+    _said(readings, f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, each an object")
+    return len(entries)

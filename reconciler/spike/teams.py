@@ -36,40 +36,53 @@ class SpikeTeam:
     name: str | None
 
 
-def _team_list(body: Any) -> Sequence[Any] | None:
+def _said(readings: list[str] | None, reading: str) -> None:
+    """Note which reading of the shape was used (`reconcile doctor` reports them)."""
+    if readings is not None:
+        readings.append(reading)
+
+
+def _team_list(body: Any, readings: list[str] | None = None) -> Sequence[Any] | None:
     """The list of teams in the answer, or None when there is none where one is looked for."""
     if isinstance(body, list):
+        _said(readings, "the list of teams: the answer itself")
         return body
     if not isinstance(body, Mapping):
         return None
     for outer in LIST_KEYS:
         value = body.get(outer)
         if isinstance(value, list):
+            _said(readings, f"the list of teams under '{outer}'")
             return value
     for outer in LIST_KEYS:
         value = body.get(outer)
         if isinstance(value, Mapping):
             for inner in LIST_KEYS:
                 if isinstance(value.get(inner), list):
+                    _said(readings, f"the list of teams under '{outer}.{inner}'")
                     return value[inner]  # type: ignore[no-any-return]
     return None
 
 
-def _team_id(item: Mapping[str, Any]) -> str | None:
+def _team_id(item: Mapping[str, Any], readings: list[str] | None = None) -> str | None:
     for key in ID_KEYS:
         value = item.get(key)
         if isinstance(value, str) and value:
+            _said(readings, f"id from '{key}'")
             return value
         if isinstance(value, int) and not isinstance(value, bool):
+            _said(readings, f"id from '{key}' (a number)")
             return str(value)
     return None
 
 
-def _team_name(item: Mapping[str, Any]) -> str | None:
+def _team_name(item: Mapping[str, Any], readings: list[str] | None = None) -> str | None:
     for key in NAME_KEYS:
         value = item.get(key)
         if isinstance(value, str) and value:
+            _said(readings, f"name from '{key}'")
             return value
+    _said(readings, "name: none")
     return None
 
 
@@ -86,14 +99,15 @@ def _json_kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else type(value).__name__
 
 
-def parse_teams(body: Any) -> list[SpikeTeam]:
+def parse_teams(body: Any, readings: list[str] | None = None) -> list[SpikeTeam]:
     """The teams in Spike's answer to GET /teams/get-all-teams, in the answer's order.
 
     Raises LiveStateError naming what was missing: no list of teams, an item that is not an
-    object, or an item with no id.
+    object, or an item with no id. With `readings`, the readings used are appended (each
+    team's, once per team: callers keep the distinct ones); words, never a value.
     """
     where = f"GET {TEAMS_PATH}"
-    items = _team_list(body)
+    items = _team_list(body, readings)
     if items is None:
         raise LiveStateError(
             f"{where}: no list of teams in the answer (looked for a list, or one under "
@@ -105,8 +119,8 @@ def parse_teams(body: Any) -> list[SpikeTeam]:
             raise LiveStateError(
                 f"{where}: item {number} of the list of teams is not an object ({_json_kind(item)})"
             )
-        team_id = _team_id(item)
-        name = _team_name(item)
+        team_id = _team_id(item, readings)
+        name = _team_name(item, readings)
         if team_id is None:
             named = f" ({clip(printable(repr(name)), 60, '...')})" if name else ""
             raise LiveStateError(

@@ -23,7 +23,7 @@ from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
 from ..journal.records import Recorded, now
 from ..model import Fields, Operation, Unsafe
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, calls_are_unsafe
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE
 from ..redact import redact
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
-from ..planfile import check_signature, plan_content, read_saved_plan
+from ..planfile import check_made_for, check_signature, plan_content, read_saved_plan
 from .plan import (
     MadePlan,
     TeamPlan,
@@ -128,6 +128,8 @@ def run_apply(
     read_before = None if saved is not None else load(request.paths or DEFAULT_PATHS)
     check_targets(request.targets)
     journal = open_journal(request.journal_location)
+    if saved is not None:
+        check_made_for(saved, _team_id(request), journal.location)
     shown = request.plan_file or " ".join(map(str, request.paths or DEFAULT_PATHS))
     purpose = f"reconcile apply {printable(shown)}"
     with journal.open_for_apply(request.lock_timeout, purpose) as writer:
@@ -329,6 +331,15 @@ class _TeamJob:
         return TeamApplied(self.name, outcome)
 
 
+def _team_id(request: ApplyRequest) -> str | None:
+    """The team id apply calls Spike as: the team's of reconcile.yaml, else SPIKE_TEAM_ID."""
+    import os
+
+    if request.team is not None:
+        return request.team.team_id
+    return os.environ.get("SPIKE_TEAM_ID") or None
+
+
 def _name(request: ApplyRequest) -> str:
     assert request.team is not None
     return request.team.name
@@ -338,7 +349,12 @@ def _saved_sections(
     saved: SavedTeamsPlan, requests: Mapping[str, ApplyRequest]
 ) -> dict[str, SavedPlan]:
     """The saved plan's sections, each checked to be a configured team: the same team id and
-    the same journal as reconcile.yaml says now."""
+    the same journal as reconcile.yaml says now (a file journal as it spells it, a database
+    by what it is: journal.same_journal)."""
+    import os
+
+    from ..journal import is_database_url, same_journal
+
     sections: dict[str, SavedPlan] = {}
     for name, team in saved.teams.items():
         request = requests.get(name)
@@ -349,14 +365,19 @@ def _saved_sections(
             )
         if team.team_id != request.team.team_id:
             raise InvalidPlanError(
-                f"{saved.path}: team {name}: the plan is for team id {printable(team.team_id)}, "
-                f"reconcile.yaml says {request.team.team_id}; plan again"
+                f"{saved.path}: team {name}: the plan was made for another team: team id "
+                f"{printable(team.team_id)}, reconcile.yaml says {request.team.team_id}; "
+                "plan again"
             )
         location = journal_shown(request.team, request.journal_location)
-        if team.journal != location:
-            raise StalePlanError(
-                f"{saved.path} is stale: team {name}'s journal was {printable(team.journal)}, "
-                f"reconcile.yaml now says {location}. Plan again."
+        if not (
+            same_journal(team.journal, location)
+            if is_database_url(location)
+            else os.path.normpath(team.journal) == os.path.normpath(location)
+        ):
+            raise InvalidPlanError(
+                f"{saved.path}: team {name}: the plan was made for another journal: "
+                f"{printable(team.journal)}, reconcile.yaml now says {location}; plan again"
             )
         sections[name] = team.plan
     return sections
@@ -365,7 +386,8 @@ def _saved_sections(
 def _unsafe_message(unsafe: Unsafe) -> str:
     return (
         "the plan is marked unsafe (it changes or forgets recorded values on more than "
-        f"{unsafe.max_share:.0%} of the journaled incidents); review it, then apply with --force"
+        f"{unsafe.max_share:.0%} of the incidents it counts: journaled, or changed by a rule); "
+        "review it, then apply with --force"
     )
 
 
@@ -378,19 +400,20 @@ def _prepare(
 ) -> _Prepared:
     """Decide, under the journal's lock, what applying means for one journal: the saved
     plan checked against the journal, or a fresh plan of the state files."""
-    from ..planfile import verify
+    from ..planfile import check_journal, verify
     from ..states.loader import load, reload
 
     state = writer.state
     notes = [*notes, *state.warnings]
     if saved is not None:
-        # The specific refusal first: verify would only say the calls differ.
+        # A plan for another journal, or applied already, says so whatever it asks; then
+        # the specific refusal: verify would only say the calls differ.
+        check_journal(saved, state)
         _refuse_uncertain_escalations(saved.path, saved.operations, state)
+        # The file's own flag is untrusted: verify works the unsafe rule out again, forgets
+        # included, as a fresh plan does.
         unsafe = verify(saved, state, request.unsafe).unsafe or saved.unsafe
-        # The file's own flag is untrusted; forgets count as in a fresh plan.
-        unsafe = unsafe or calls_are_unsafe(
-            saved.operations, state.incidents, saved.forget, request.unsafe
-        )
+        writer.plan_id = saved.plan_id
         # The journal names the rule behind each rule-expanded incident it records.
         writer.rule_owners = owners_of_changes(rules_of_changes(saved.changes))
         return _Prepared(
@@ -410,7 +433,7 @@ def _prepare(
     desired = load(paths) if read_before is None else reload(read_before, paths)
     made = make_plan(
         request.paths,
-        None,
+        request.journal_location,
         request.batch_size,
         request.targets,
         journal_state=state,
@@ -425,6 +448,7 @@ def _prepare(
     )
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
+    writer.plan_id = made.bound.plan_id if made.bound is not None else None
     if not fresh.has_changes:
         # The plan is not shown, but its warnings (uncertain escalations) still are.
         return _Prepared(writer, made=made, notes=[*notes, *fresh.warnings])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..config import ALL_REVERT, Policy
 from ..errors import ReconcileError, StateFileError
 from ..journal import open_journal
-from ..journal.records import Recorded, now
+from ..journal.records import Recorded, new_plan_id, now
 from ..model import Fields, Unsafe, is_counter_id
 from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan
 from ..spike import DEFAULT_PARALLELISM
@@ -18,7 +18,7 @@ from .rules import RulesInPlan
 
 if TYPE_CHECKING:
     from ..config import TeamConfig
-    from ..planfile import SavedTeamsPlan
+    from ..planfile import Bound, SavedTeamsPlan
     from ..spike.client import SpikeConfig
     from ..states.loader import DesiredState
 
@@ -31,6 +31,8 @@ class MadePlan:
     journal_warnings: list[str] = field(default_factory=list)
     #: The batch size the operations were made with (written into the plan file).
     batch_size: int | None = None
+    #: Where the plan is for: team id, journal location, plan id (written into the plan file).
+    bound: Bound | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class TeamsPlan:
 
     created_at: str
     teams: list[TeamPlan]
+    #: The plan's random id (each team's journal records it when the plan is applied).
+    plan_id: str = field(default_factory=new_plan_id)
 
     def summary(self) -> dict[str, int]:
         """The teams' summaries added up."""
@@ -103,7 +107,7 @@ def teams_plan_from_saved(saved: SavedTeamsPlan) -> TeamsPlan:
         )
         for name, team in saved.teams.items()
     ]
-    return TeamsPlan(created if isinstance(created, str) else "", teams)
+    return TeamsPlan(created if isinstance(created, str) else "", teams, saved.plan_id)
 
 
 def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
@@ -242,10 +246,34 @@ def make_plan(
         unsafe=unsafe,
         drift_policy=drift_policy,
         warnings=rules.notes,
+        owners=state.rules,
         **rules.planner_arguments(),
     )
     rules.settle(result, desired, state)
-    return MadePlan(result, now(), rules.sources(desired), list(state.warnings), batch_size)
+    return MadePlan(
+        result,
+        now(),
+        rules.sources(desired),
+        list(state.warnings),
+        batch_size,
+        bound_to(team, journal_location),
+    )
+
+
+def bound_to(team: TeamConfig | None, journal_location: str | None) -> Bound:
+    """Where a plan made now is for (docs/trust.md): the team it would apply to (`team`, else
+    SPIKE_TEAM_ID), its journal as given or configured, and a new plan id."""
+    import os
+
+    from ..planfile import Bound
+
+    if team is not None:
+        team_id: str | None = team.team_id
+        location = journal_shown(team, journal_location)
+    else:
+        team_id = os.environ.get("SPIKE_TEAM_ID") or None
+        location = open_journal(journal_location).location
+    return Bound(team_id, location, new_plan_id())
 
 
 def _incidents_of(

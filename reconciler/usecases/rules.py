@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 from ..journal.records import Recorded
 from ..model import Change, Fields, IncidentMap, Value
 from ..planner import Plan
-from ..rules import Candidate, Expansion, Rule, expand, not_evaluated, undecided
+from ..rules import (
+    TITLE_BUDGET,
+    Candidate,
+    Expansion,
+    Rule,
+    TitleSearches,
+    expand,
+    not_evaluated,
+    undecided,
+)
 
 if TYPE_CHECKING:
     from ..spike.client import SpikeConfig
@@ -52,11 +61,13 @@ def evaluate_rules(
     *,
     config: SpikeConfig | None = None,
     now: float | None = None,
+    title_budget: float = TITLE_BUDGET,
 ) -> Evaluation:
     """List the open incidents (spike.live.list_open), complete the undecided ones
-    (spike.live.complete), expand. Raises RuleError (guards, conflicts), LiveStateError (a
-    list answer not understood) or ApiError, always before any call that changes anything.
-    `config` defaults to the environment's (SPIKE_API_KEY, SPIKE_TEAM_ID)."""
+    (spike.live.complete), expand. Raises RuleError (guards, conflicts, a title pattern over
+    its limit or its rule's `title_budget` of CPU seconds), LiveStateError (a list answer not
+    understood) or ApiError, always before any call that changes anything. `config`
+    defaults to the environment's (SPIKE_API_KEY, SPIKE_TEAM_ID)."""
     import asyncio
 
     from ..spike.client import SpikeClient, SpikeConfig
@@ -64,15 +75,17 @@ def evaluate_rules(
 
     spike = config or SpikeConfig.from_env()
     moment = time.time() if now is None else now
+    # One meter for both passes: a rule's budget covers all its searches, each title once.
+    searches = TitleSearches(title_budget)
 
     async def read() -> tuple[list[Candidate], int]:
         async with SpikeClient(spike, parallelism=parallelism) as client:
             listed = await list_open(client)
-            ids = undecided(rules, listed, moment)
+            ids = undecided(rules, listed, moment, searches)
             return await complete(client, listed, ids), len(ids)
 
     candidates, reads = asyncio.run(read())
-    expansion = expand(rules, candidates, explicit, moment)
+    expansion = expand(rules, candidates, explicit, moment, searches)
     return Evaluation(expansion, {c.counter_id: c for c in candidates}, reads)
 
 

@@ -106,7 +106,7 @@ def test_plan_json_is_the_plan_file_format(tmp_path: Path) -> None:
     body = json.loads(result.stdout)
     assert list(body)[:2] == ["format_version", "created_at"]
     assert body["format_version"] == 1
-    assert body["journal"] == {"lineage": None, "serial": 0}
+    assert body["journal"] == {"location": str(tmp_path / "j.jsonl"), "lineage": None, "serial": 0}
     assert body["inputs_digest"] == load([STATES]).inputs_digest
     assert body["summary"] == {
         "incidents": 40,
@@ -130,13 +130,19 @@ def test_plan_json_is_the_plan_file_format(tmp_path: Path) -> None:
     assert (body["unsafe"], body["warnings"], body["forget"]) == (False, [], [])
 
 
-def test_plan_json_is_byte_identical_but_for_created_at(tmp_path: Path) -> None:
+def test_plan_json_is_byte_identical_but_for_created_at_and_plan_id(tmp_path: Path) -> None:
+    from reconciler.planfile import digest
+
     journal = tmp_path / "j.jsonl"
     first = plan_cli(str(STATES), "--format", "json", journal=journal).stdout
     second = plan_cli(str(STATES), "--format", "json", journal=journal).stdout
-    strip = re.compile(r'^  "created_at": ".*",\n', re.MULTILINE)
+    # The plan id is random, and the digest covers it (docs/plan-format.md, Determinism).
+    strip = re.compile(r'^  "(created_at|plan_id|plan_digest)": ".*",?\n', re.MULTILINE)
     assert strip.sub("", first) == strip.sub("", second)
-    assert len(strip.findall(first)) == 1
+    assert len(strip.findall(first)) == 3
+    one, two = json.loads(first), json.loads(second)
+    assert one["plan_id"] != two["plan_id"]
+    assert digest({**two, "plan_id": one["plan_id"]}) == one["plan_digest"]
 
 
 def test_plan_markdown(tmp_path: Path) -> None:
@@ -196,7 +202,8 @@ def test_out_saves_the_json_plan(tmp_path: Path) -> None:
     text = plan_cli(str(STATES), "--out", str(out), "-v", journal=tmp_path / "j")
     assert text.code == 0
     assert text.stdout.endswith(
-        f"\nSaved the plan to {out}. Apply exactly it with: reconcile apply {out}\n"
+        f"\nSaved the plan to {out}. Apply exactly it with: reconcile apply {out} "
+        f"--journal {tmp_path / 'j'}\n"
     )
     assert f"saved the plan to {out}" in text.stderr
     saved = json.loads(out.read_text())

@@ -192,16 +192,22 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-def test_saved_plan_applies_exactly_then_is_stale(tmp_path: Path, sandbox: SandboxServer) -> None:
+def test_saved_plan_applies_exactly_once_and_another_then_is_stale(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     desired = {
         "116": {"status": "acknowledged", "priority": "p2"},
         "prim-122": {"status": "resolved"},
     }
-    write_states(tmp_path / "states", desired)
     journal = str(tmp_path / "j.jsonl")
+    write_states(tmp_path / "states", {"116": {"severity": "sev2"}})
+    assert cli("apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal)[0] == 0
+    write_states(tmp_path / "states", {**desired, "116": {**desired["116"], "severity": "sev2"}})
     plan_file = str(tmp_path / "plan.json")
-    code, _, _ = cli("plan", str(tmp_path / "states"), "--out", plan_file, "--journal", journal)
-    assert code == 0
+    other_file = str(tmp_path / "other.json")
+    for out_file in (plan_file, other_file):
+        code, _, _ = cli("plan", str(tmp_path / "states"), "--out", out_file, "--journal", journal)
+        assert code == 0
     code, out, err = cli("apply", plan_file, "--journal", journal, "--format", "json")
     assert code == 0, err
     result = json.loads(out)
@@ -215,7 +221,11 @@ def test_saved_plan_applies_exactly_then_is_stale(tmp_path: Path, sandbox: Sandb
     calls = len(sandbox.calls)
     code, _, err = cli("apply", plan_file, "--journal", journal)
     assert code == 1
-    assert "stale" in err and "serial 0" in err and "serial 3" in err
+    assert "was already applied to this journal" in err
+    # A plan made at the same time, never applied: the journal moved on since.
+    code, _, err = cli("apply", other_file, "--journal", journal)
+    assert code == 1
+    assert "stale" in err and "serial 1" in err and "serial 4" in err
     assert len(sandbox.calls) == calls
     assert KEY not in Path(plan_file).read_text() + Path(journal).read_text()
 

@@ -280,8 +280,10 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
     assert "| `a-1` | severity | (unknown) | sev2 |" in comment["body"]
     assert "commit `c0ffeec0ffee`" in comment["body"]
     assert TOKEN not in done.stdout + done.stderr
-    # The second run asks whose the marked comment is (GET /user: 403 for the Actions token).
+    # The first run lists again right before it creates; the second asks whose the marked
+    # comment is (GET /user: 403 for the Actions token).
     assert [(m, p.split("?")[0]) for m, p, _ in github.requests] == [
+        ("GET", "/repos/octo/states/issues/7/comments"),
         ("GET", "/repos/octo/states/issues/7/comments"),
         ("POST", "/repos/octo/states/issues/7/comments"),
         ("GET", "/repos/octo/states/issues/7/comments"),
@@ -292,7 +294,9 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
 
 def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> None:
     write_states(runner.workspace / "states", {"a-1": {"status": "resolved"}})
-    assert runner.run("Plan", {"command": "plan"}).returncode == 0
+    # A plan is for the team it is planned as (docs/trust.md): the plan step gets the team id.
+    planned = runner.run("Plan", {"command": "plan"}, {"SPIKE_TEAM_ID": TEAM})
+    assert planned.returncode == 0
     plan_file = runner.outputs()["plan-file"]
     with SandboxServer({"a-1": {}}, api_key=KEY, team_id=TEAM) as server:
         spike = {"SPIKE_API_URL": server.url, "SPIKE_API_KEY": KEY, "SPIKE_TEAM_ID": TEAM}
@@ -306,10 +310,10 @@ def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> N
     assert "Apply complete: 1 API calls applied.\n```\n" in summary
     journal = runner.workspace / ".reconcile" / "journal.jsonl"
     assert '"path": "/incidents/resolve"' in journal.read_text().replace('":"', '": "')
-    # The journal moved on: the same plan is now stale; the step fails and the summary says why.
+    # The journal recorded the plan: it is applied once; the step fails and the summary says why.
     assert again.returncode == 1
-    assert "is stale" in again.stdout
-    assert f"error: {plan_file} is stale" in runner.summary.read_text()
+    assert "was already applied to this journal" in again.stdout
+    assert f"error: {plan_file}: plan " in runner.summary.read_text()
     assert KEY not in done.stdout + done.stderr + runner.summary.read_text()
 
 

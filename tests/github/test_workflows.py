@@ -75,6 +75,8 @@ def test_applies_never_overlap_and_apply_the_plan_they_show(name: str) -> None:
     [plan] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "plan"]
     # The action's default: states/, or every team of a reconcile.yaml (docs/teams.md).
     assert "paths" not in plan["with"]
+    # The plan names the team it is for; apply refuses it for another (docs/trust.md).
+    assert plan["env"] == {"SPIKE_TEAM_ID": "${{ secrets.SPIKE_TEAM_ID }}"}
     [apply] = [s for s in steps(workflow) if s.get("with", {}).get("command") == "apply"]
     assert apply["with"]["plan-file"] == "${{ steps.plan.outputs.plan-file }}"
     assert apply["env"] == {
@@ -420,3 +422,21 @@ def test_accept_continues_the_open_pull_requests_branch(
     assert "sev3" in git(remote, "show", "reconcile/accept-drift:states/a.yaml")
     assert "p4" in git(remote, "show", "reconcile/accept-drift:states/b.yaml")
     assert git(remote, "rev-list", "--count", "main..reconcile/accept-drift") == "2\n"
+
+
+def test_only_the_publish_job_gets_an_oidc_token_and_only_after_the_checks() -> None:
+    release = load(ROOT / ".github" / "workflows" / "release.yml")
+    assert release["on"] == {"push": {"tags": ["v*"]}}
+    jobs = release["jobs"]
+    assert {name: job["permissions"] for name, job in jobs.items()} == {
+        "build": {"contents": "read"},
+        "publish": {"id-token": "write"},
+    }
+    assert jobs["publish"]["needs"] == "build"
+    assert jobs["publish"]["environment"]["name"] == "pypi"
+    publish = [s["uses"].split("@")[0] for s in jobs["publish"]["steps"]]
+    assert publish == ["actions/download-artifact", "pypa/gh-action-pypi-publish"]
+    assert "with" not in jobs["publish"]["steps"][-1], "trusted publishing: no password, no token"
+    build = "\n".join(s.get("run", "") for s in jobs["build"]["steps"])
+    for check in ("python -m build", "twine check --strict", '"$GITHUB_REF_NAME" = "v$version"'):
+        assert check in build

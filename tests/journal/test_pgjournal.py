@@ -367,17 +367,6 @@ def test_each_record_is_committed_durably_even_if_the_server_default_is_not(url:
 # Schema versions
 
 
-@pytest.fixture
-def fresh_schema(admin: Any, server_url: str) -> Iterator[str]:
-    """A URL whose tables live in a new, empty PostgreSQL schema: a database on first use."""
-    schema = f"test_{uuid.uuid4().hex}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield with_params(server_url, options=f"-csearch_path%3D{schema}", namespace="ns")
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def test_concurrent_first_uses_create_the_schema_once(fresh_schema: str, admin: Any) -> None:
     journals = [PostgresJournal(fresh_schema) for _ in range(6)]
     barrier = threading.Barrier(len(journals))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, write_states
+from helpers import cli, plan_json, write_states
 
 from reconciler.errors import PlanError
 from reconciler.journal import migrate
@@ -17,8 +17,8 @@ from reconciler.journal.base import Journal
 from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.model import Operation
-from reconciler.planfile import digest
-from reconciler.planner import calls_are_unsafe, plan
+from reconciler.planfile import digest, read_saved_plan, verify
+from reconciler.planner import plan
 
 PLAN = "sha256:test"
 RESOLVE = Operation("POST", "/incidents/resolve", {"ids": ["r"]})
@@ -172,10 +172,17 @@ def test_a_plan_of_a_subset_of_the_journaled_incidents_is_unsafe(tmp_path: Path)
 def test_a_saved_plan_that_forgets_too_much_is_unsafe_whatever_its_flag(tmp_path: Path) -> None:
     journal, _ = twenty(tmp_path)
     state = journal.read()
-    forget = [f"i{n:02}" for n in range(7)]
-    assert calls_are_unsafe([], state.incidents, forget)
-    assert not calls_are_unsafe([], state.incidents, forget[:6])
-    assert not calls_are_unsafe([], state.incidents, ["not-journaled"] * 7)
+    for forgotten, unsafe in ((7, True), (6, False)):
+        kept = {f"i{n:02}": {"status": "acknowledged"} for n in range(forgotten, 20)}
+        made = plan(kept, state.incidents, lineage=state.lineage, serial=state.serial)
+        assert (len(made.forget), made.unsafe) == (forgotten, unsafe)
+        body = json.loads(plan_json(made, "2026-01-01T00:00:00.000Z"))
+        body["unsafe"], body["warnings"] = False, []
+        body["plan_digest"] = digest(body)
+        saved_file = tmp_path / "plan.json"
+        saved_file.write_text(json.dumps(body))
+        saved = read_saved_plan(str(saved_file))
+        assert verify(saved, state).unsafe is unsafe
 
 
 def test_apply_recomputes_the_forgets_of_an_edited_saved_plan(tmp_path: Path) -> None:

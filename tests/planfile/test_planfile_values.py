@@ -17,7 +17,9 @@ def write(tmp_path: Path, drift: list[dict[str, Any]]) -> str:
     body: dict[str, Any] = {
         "format_version": 1,
         "created_at": "2026-01-01T00:00:00.000Z",
-        "journal": {"lineage": None, "serial": 0},
+        "plan_id": "00000000-0000-4000-8000-000000000000",
+        "team_id": None,
+        "journal": {"location": "journal.jsonl", "lineage": None, "serial": 0},
         "inputs_digest": "sha256:x",
         "changes": [],
         "forget": [],

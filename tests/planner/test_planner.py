@@ -416,7 +416,13 @@ def test_plan_digest_covers_the_content_and_nothing_else() -> None:
         "changes": 5,
         "operations": 5,
     }
-    assert body["journal"] == {"lineage": "L", "serial": 3}
+    assert body["journal"] == {"location": "journal.jsonl", "lineage": "L", "serial": 3}
+    # Where the plan is for is content too (docs/trust.md): another team, journal or plan id
+    # is another digest, so a signature covers them.
+    for key, value in (("team_id", "t"), ("plan_id", "p")):
+        assert digest({**body, key: value}) != body["plan_digest"]
+    moved = {**body["journal"], "location": "other.jsonl"}
+    assert digest({**body, "journal": moved}) != body["plan_digest"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from helpers import cli
 
 from reconciler.errors import RuleError
-from reconciler.rules import Candidate, Rule, expand
+from reconciler.rules import Candidate, Rule, TitleSearches, expand, undecided
 
 NOW = 1_800_000_000.0
 
@@ -30,6 +30,66 @@ def test_a_title_pattern_that_backtracks_for_ever_is_stopped_and_named() -> None
     assert time.monotonic() - started < 5
     [message] = caught.value.messages
     assert message.startswith("incident a-1: rule noisy: its title pattern took more than")
+
+
+def backtracking(**match: object) -> Rule:
+    return Rule(
+        name="noisy",
+        source="states/r.yaml",
+        statuses=frozenset({"triggered"}),
+        set={"priority": "p5"},
+        title="^(a|aa)+$",
+        max_matches=1000,
+        **match,
+    )
+
+
+class Meter:
+    """A CPU meter for TitleSearches that moves 0.25 s on each reading: a search costs 0.25."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.readings * 0.25
+
+
+def storm(n: int, title: str = "a" * 22 + "!") -> list[Candidate]:
+    return [Candidate(f"a-{i:03}", "triggered", title, NOW - 10) for i in range(n)]
+
+
+def test_a_rules_title_searches_share_a_budget_and_stop_when_it_is_spent() -> None:
+    meter = Meter()
+    with pytest.raises(RuleError) as caught:
+        expand([backtracking()], storm(200), {}, NOW, TitleSearches(meter=meter))
+    # Each search stays under its own limit; the fifth takes the rule over the default 1 s,
+    # and the other 195 titles are not searched.
+    assert meter.readings == 10
+    assert caught.value.messages == [
+        "states/r.yaml: rule noisy: its title pattern took more than 1 s of CPU over the "
+        "open incidents' titles; simplify it (nested repetition such as (a+)+ can take "
+        "exponential time); nothing was planned"
+    ]
+
+
+def test_the_budget_is_cpu_time_over_many_titles_that_each_pass_their_limit() -> None:
+    started = time.process_time()
+    with pytest.raises(RuleError, match=r"rule noisy: its title pattern took more than 0\.05 s"):
+        expand([backtracking()], storm(200), {}, NOW, TitleSearches(budget=0.05))
+    assert time.process_time() - started < 0.5  # the 200 searches would take over 1 s
+
+
+def test_both_passes_over_the_candidates_search_each_title_once() -> None:
+    meter = Meter()
+    searches = TitleSearches(budget=10, meter=meter)
+    rule = backtracking(priority=frozenset({None}))
+    candidates = storm(5, title="aaaa")
+    assert undecided([rule], candidates, NOW, searches) == [c.counter_id for c in candidates]
+    done = [Candidate(c.counter_id, c.status, c.title, c.created, None) for c in candidates]
+    expanded = expand([rule], done, {}, NOW, searches)
+    assert expanded.incidents == {c.counter_id: {"priority": "p5"} for c in candidates}
+    assert meter.readings == 10
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,313 @@
+"""The PostgreSQL journal when the database misbehaves, against the real server: a migration
+cut at any record, a statement blocked behind another session's lock, a signal during it, a
+client killed in the middle of a statement. Each test has its own namespace, or its own
+schema where it locks a table, so no other session's tests are touched."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli, command, with_params, write_states
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.errors import JournalError
+from reconciler.journal import migrate
+from reconciler.journal.file import FileJournal
+from reconciler.journal.postgres import PostgresJournal
+from reconciler.model import Operation
+
+PLAN = "sha256:" + "cd" * 32
+REFUSED = "did not finish, so it holds no usable record"
+
+
+def source_journal(path: Path) -> FileJournal:
+    """A file journal of 7 records: an apply escalating two incidents, one more escalation."""
+    journal = FileJournal(path)
+    escalate = Operation("POST", "/incidents/escalate", {"ids": ["i-1", "i-2"]})
+    with journal.open_for_apply(0, "apply") as writer:
+        writer.start(PLAN, 1)
+        serial = writer.intent(escalate, PLAN)
+        writer.applied(escalate, PLAN, serial)
+        writer.end(PLAN, "applied", applied=1, failed=0, skipped=0)
+    with journal.open_for_apply(0, "apply") as writer:
+        writer.applied(Operation("POST", "/incidents/acknowledge", {"ids": ["i-1"]}), PLAN)
+        writer.set_values({"i-2": {"severity": "sev1"}}, "refresh")
+    return journal
+
+
+class CutDestination(PostgresJournal):
+    """A destination whose connection is terminated (by the server, from another session)
+    just before the copy inserts record `cut`; `cut` = records + 1: just before the commit."""
+
+    copy_chunk = 1
+
+    def __init__(self, url: str, admin: Any, cut: int | None) -> None:
+        super().__init__(url)
+        self.admin, self.cut = admin, cut
+
+    def _insert_rows(self, conn: Any, rows: list[tuple[str, int, str]]) -> None:
+        if rows[0][1] == self.cut:
+            self._terminate(conn)
+        super()._insert_rows(conn, rows)
+        if self.cut is not None and rows[-1][1] + 1 == self.cut:
+            self._terminate(conn)
+
+    def _terminate(self, conn: Any) -> None:
+        self.admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+
+def refused_by_every_command(url: str, work: Path) -> None:
+    write_states(work / "states", {"i-1": {"status": "acknowledged"}})
+    spike = {"SPIKE_API_URL": "http://127.0.0.1:1", "SPIKE_API_KEY": "k", "SPIKE_TEAM_ID": "t"}
+    states = str(work / "states")
+    for args in (
+        ["show"],
+        ["log"],
+        ["plan", states],
+        ["apply", states, "--auto-approve"],
+    ):
+        code, out, err = cli(*args, "--journal", url, env=spike)
+        assert (code, out) == (1, ""), (args, out, err)
+        assert REFUSED in err and "run that migration again" in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_a_migration_cut_at_any_record_leaves_a_copy_every_command_refuses(
+    tmp_path: Path, url: str, admin: Any
+) -> None:
+    source = source_journal(tmp_path / "source.jsonl")
+    records = source.records()
+    assert len(records) == 7
+    for cut in range(1, len(records) + 2):
+        with pytest.raises(JournalError) as caught:
+            migrate(source, CutDestination(url, admin, cut))
+        message = str(caught.value)
+        assert "no record was copied for sure" in message, message
+        if cut <= len(records):
+            assert "holds the marker of an unfinished migration" in message
+        else:
+            assert "the commit's outcome is unknown" in message
+        refused_by_every_command(url, tmp_path)
+    # A retry replaces the unfinished copy with the whole one.
+    assert migrate(source, PostgresJournal(url)) == len(records)
+    assert PostgresJournal(url).records() == records
+    assert PostgresJournal(url).read() == source.read()
+
+
+def test_a_whole_copy_is_not_replaced(tmp_path: Path, url: str) -> None:
+    source = source_journal(tmp_path / "source.jsonl")
+    migrate(source, PostgresJournal(url))
+    with pytest.raises(JournalError, match=r"not empty; .*\(nothing was copied\)"):
+        migrate(source, PostgresJournal(url))
+    assert PostgresJournal(url).records() == source.records()
+
+
+PROPERTY = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@PROPERTY
+@given(schedule=st.lists(st.one_of(st.none(), st.integers(1, 8)), min_size=1, max_size=4))
+def test_whatever_the_faults_the_destination_is_the_source_or_refused(
+    tmp_path_factory: pytest.TempPathFactory,
+    server_url: str,
+    admin: Any,
+    schedule: list[int | None],
+) -> None:
+    source = source_journal(tmp_path_factory.mktemp("source") / "journal.jsonl")
+    url = with_params(server_url, namespace=f"test-{uuid.uuid4()}")
+    try:
+        whole = False
+        for cut in schedule:
+            try:
+                migrate(source, CutDestination(url, admin, cut))
+                whole = True
+            except JournalError as exc:
+                # Refused as not empty only once a whole copy is there.
+                assert whole == ("not empty" in str(exc)), str(exc)
+            dest = PostgresJournal(url)
+            if whole:
+                assert dest.records() == source.records()
+            else:
+                with pytest.raises(JournalError, match=REFUSED):
+                    dest.read()
+    finally:
+        admin.execute("DELETE FROM reconcile_journal WHERE namespace = %s", (url.split("=")[-1],))
+
+
+def test_an_unfinished_file_copy_is_refused_then_replaced(tmp_path: Path) -> None:
+    source = source_journal(tmp_path / "source.jsonl")
+    dest = FileJournal(tmp_path / "dest.jsonl")
+    marker = '{"kind":"migration-unfinished","from":"old.jsonl","at":"2026-11-30T14:00:00.000Z"}\n'
+    dest.path.write_text(marker)  # what a migration cut short leaves
+    refused_by_every_command(str(dest.path), tmp_path)
+    assert migrate(source, dest) == 7
+    assert dest.path.read_bytes() == source.path.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A statement blocked behind another session's lock
+
+
+@contextmanager
+def table_locked(admin: Any, schema_url: str) -> Iterator[str]:
+    """The journal table of `schema_url`'s schema locked ACCESS EXCLUSIVE by `admin`."""
+    schema = schema_url.split("search_path%3D")[1].split("&")[0]
+    with admin.transaction():
+        admin.execute(f'LOCK TABLE "{schema}".reconcile_journal IN ACCESS EXCLUSIVE MODE')
+        yield schema
+
+
+def test_a_blocked_statement_ends_within_its_bound(fresh_schema: str, admin: Any) -> None:
+    journal = PostgresJournal(with_params(fresh_schema, statement_timeout="1s"))
+    journal.read()  # the tables exist
+    for attempt in (journal.read, lambda: journal.open_for_apply(0, "apply").__enter__()):
+        with table_locked(admin, fresh_schema):
+            started = time.monotonic()
+            with pytest.raises(JournalError) as caught:
+                attempt()
+            assert 0.9 <= time.monotonic() - started < 2.5
+        message = str(caught.value)
+        assert re.search("canceling statement due to (lock|statement) timeout", message)
+        assert "statement_timeout=1000ms" in message and "?statement_timeout=" in message
+
+
+def test_the_bounds_are_set_on_the_session(url: str) -> None:
+    default = PostgresJournal(url)
+    with default._session() as conn:
+        shown = conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
+            " current_setting('client_connection_check_interval'),"
+            " current_setting('tcp_keepalives_idle')"
+        ).fetchone()
+    assert shown == ("30s", "30s", "5s", "10")
+    tight = PostgresJournal(
+        with_params(url, statement_timeout="250ms", client_connection_check_interval="1s")
+    )
+    assert tight.location == default.location  # the same journal, other bounds
+    with tight._session() as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("250ms",)
+        assert conn.execute("SHOW client_connection_check_interval").fetchone() == ("1s",)
+
+
+@pytest.mark.parametrize("value", ["5", "-1s", "1h", "s", "99999999999ms"])
+def test_a_bad_bound_is_refused_up_front(url: str, value: str) -> None:
+    with pytest.raises(JournalError, match=rf"statement_timeout={value!r}: use a duration"):
+        PostgresJournal(with_params(url, statement_timeout=value))
+
+
+def blocked_backends(admin: Any) -> list[int]:
+    """The backends waiting for a lock `admin` holds (read afresh: inside a transaction the
+    activity view is otherwise a snapshot)."""
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    rows = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def alive(admin: Any) -> list[int]:
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    return [pid for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity").fetchall()]
+
+
+def wait_for(condition: Any, within: float = 10) -> Any:
+    deadline = time.monotonic() + within
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
+
+
+def test_sigterm_ends_a_plan_blocked_on_the_journal_within_the_grace(
+    fresh_schema: str, admin: Any, tmp_path: Path
+) -> None:
+    journal = with_params(fresh_schema, statement_timeout="60s")
+    PostgresJournal(journal).read()
+    write_states(tmp_path / "states", {"i-1": {"status": "acknowledged"}})
+    with table_locked(admin, fresh_schema):
+        proc = subprocess.Popen(
+            command("plan", str(tmp_path / "states"), "--journal", journal),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: blocked_backends(admin))
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+            assert time.monotonic() - started < 3
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert (proc.returncode, out) == (143, "")
+    assert err.endswith("Terminated.\n") and "Traceback" not in err
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from reconciler.journal.postgres import PostgresJournal
+
+    with PostgresJournal(sys.argv[1]).open_for_apply(0, "holder-test") as writer:
+        print("locked", flush=True)
+        sys.stdin.readline()
+        writer.start(None, 0)  # blocked behind the parent's table lock
+    """
+)
+
+
+def test_a_killed_holder_in_a_blocked_statement_frees_the_lock_within_a_bound(
+    fresh_schema: str, admin: Any
+) -> None:
+    journal = with_params(
+        fresh_schema, statement_timeout="60s", client_connection_check_interval="200ms"
+    )
+    PostgresJournal(journal).read()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, journal],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == "locked\n"
+        with table_locked(admin, fresh_schema):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            (backend,) = wait_for(lambda: blocked_backends(admin))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            started = time.monotonic()
+            # Its backend ends (and frees the advisory lock) while the table is still
+            # locked: the server noticed the client is gone.
+            wait_for(lambda: backend not in alive(admin), within=3)
+            assert time.monotonic() - started < 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+    with PostgresJournal(journal).open_for_apply(0, "after the kill") as writer:
+        writer.start(None, 0)
