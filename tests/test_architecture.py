@@ -161,13 +161,37 @@ def test_only_the_cli_imports_click() -> None:
     assert users == ["reconciler.cli"], users
 
 
-def test_mypy_checks_every_test_file() -> None:
-    # pyproject's override for the tests names each module: mypy's patterns match only name.*
+def test_every_test_folder_is_a_package() -> None:
+    # `mypy tests` names a module by its packages: a folder without __init__.py would turn
+    # its files into top-level modules that pyproject's `tests.*` override does not cover
+    # (and two test files of one name in two such folders would clash).
+    tests = Path(__file__).resolve().parent
+    folders = {p.parent for p in tests.rglob("*.py")}
+    bare = sorted(
+        str(f.relative_to(tests.parent)) for f in folders if not (f / "__init__.py").exists()
+    )
+    assert folders and not bare, f"add an __init__.py to: {bare}"
+
+
+def test_the_shared_helpers_are_excluded_from_the_crawl_and_relaxed() -> None:
+    # The modules beside conftest.py are imported by bare name (`from helpers import ...`,
+    # pytest's `pythonpath`): mypy must find them only as such, through mypy_path, and check
+    # them with the tests' relaxed settings.
     tests = Path(__file__).resolve().parent
     text = (tests.parent / "pyproject.toml").read_text(encoding="utf-8")
-    listed = set(re.findall(r'^    "([A-Za-z0-9_]+)",$', text, flags=re.M))
-    missing = sorted({p.stem for p in tests.rglob("*.py")} - listed)
-    assert not missing, f"add to [[tool.mypy.overrides]] in pyproject.toml: {missing}"
+    helpers = sorted(
+        p.stem
+        for p in tests.glob("*.py")
+        if p.stem not in {"__init__", "conftest"} and not p.stem.startswith("test_")
+    )
+    exclude = re.search(r"^exclude = \['(.+)'\]$", text, flags=re.M)
+    relaxed = re.search(r"^module = \[(.+)\]$", text, flags=re.M)
+    assert helpers and exclude and relaxed, "pyproject.toml's [tool.mypy] changed shape"
+    assert '"tests.*"' in relaxed.group(1)
+    missing = [h for h in helpers if not re.match(exclude.group(1), f"tests/{h}.py")]
+    assert not missing, f"add to [tool.mypy] exclude in pyproject.toml: {missing}"
+    unrelaxed = [h for h in helpers if f'"{h}"' not in relaxed.group(1)]
+    assert not unrelaxed, f"add to [[tool.mypy.overrides]] in pyproject.toml: {unrelaxed}"
 
 
 def test_the_planner_is_pure() -> None:
