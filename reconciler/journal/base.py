@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -165,6 +166,8 @@ class JournalWriter(ABC):
         #: Incidents a rule's expansion asked for -> the rule: named in the `rules` of the
         #: op and set records about them (docs/rules.md).
         self.rule_owners: Mapping[str, str] = {}
+        #: Set by cancel(): the apply gave up on the journal; every later store fails at once.
+        self.cancelled = threading.Event()
 
     def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
         owners = self.rule_owners
@@ -185,6 +188,20 @@ class JournalWriter(ABC):
         """Release what the writer holds (the journal's lock is released by the journal)."""
         return
 
+    def cancel(self) -> None:
+        """Give up on the journal, from any thread (a stop signal's grace has passed): a
+        backend whose writes can wait on another session (PostgreSQL) cancels the statement
+        in progress and sets `cancelled`, so every later append raises JournalError at once
+        instead of waiting. What was stored stays stored. A file's writes wait on no one:
+        nothing to give up, so the apply still writes its end record."""
+        return
+
+    def _given_up(self) -> JournalError:
+        return JournalError(
+            "the journal was given up on: its write did not complete within the grace after "
+            "the stop signal"
+        )
+
     @contextmanager
     def group(self) -> Iterator[None]:
         """Records appended inside share one sync (group commit): each is durable only when
@@ -198,6 +215,8 @@ class JournalWriter(ABC):
         self._sync()
 
     def _append(self, kind: str, **fields: Any) -> None:
+        if self.cancelled.is_set():
+            raise self._given_up()
         self._ensure_lineage()
         record: dict[str, Any] = {"kind": kind}
         if kind in STATE_KINDS:
