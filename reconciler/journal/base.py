@@ -63,6 +63,21 @@ class LockInfo:
     def mine(cls, purpose: str) -> LockInfo:
         return cls(os.getpid(), socket.gethostname(), now(), purpose)
 
+    def alive_here(self) -> bool | None:
+        """Whether the holder's process is running, when it ran on this host (None: another
+        host, or no way to tell)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return None
+        try:
+            os.kill(self.pid, 0)  # signal 0: only checks that the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists, under another user
+        except OSError:
+            return None
+        return True
+
 
 class Journal(ABC):
     """One journal, wherever it is stored. Planner and applier see only this interface."""

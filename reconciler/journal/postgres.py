@@ -425,7 +425,20 @@ class PostgresJournal(Journal):
         backend, pid, host, since, purpose = row
         if pid is None:
             return f"holder unknown (PostgreSQL backend pid {backend})"
-        return f"{LockInfo(pid, host, since, purpose)} (PostgreSQL backend pid {backend})"
+        info = LockInfo(pid, host, since, purpose)
+        alive = info.alive_here()
+        if alive is None:
+            whether = ""
+        elif alive:
+            whether = f"; pid {pid} is running on this host"
+        else:
+            # Killed in the middle of a statement: the server has not noticed yet.
+            whether = (
+                f"; pid {pid} is not running on this host any more: its session ends, and "
+                "frees the lock, within client_connection_check_interval (PostgreSQL 14 and "
+                "later) or statement_timeout"
+            )
+        return f"{info} (PostgreSQL backend pid {backend}){whether}"
 
     # -- sessions, schema, errors --------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.applier import Applier
-from reconciler.errors import JournalError
+from reconciler.errors import JournalError, LockHeldError
 from reconciler.journal import migrate
 from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
@@ -421,3 +422,49 @@ def test_a_journal_write_never_blocks_the_apply_loop(fresh_schema: str, admin: A
     assert took < 1
     assert result.outcome == "aborted" and "so it was cancelled" in result.error
     assert journal.records() == []  # nothing was stored, not even apply-start
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_stale_holder_row_never_blocks_and_a_dead_holder_is_named_so(
+    url: str, namespace: str, admin: Any
+) -> None:
+    journal = PostgresJournal(url)
+    journal.read()
+    dead, here = dead_pid(), socket.gethostname()
+    holder = (
+        "INSERT INTO reconcile_lock_holder (namespace, backend_pid, pid, host, since, purpose)"
+        " VALUES (%s, %s, %s, %s, '2026-11-30T14:00:00.000Z', 'reconcile apply states')"
+        " ON CONFLICT (namespace) DO UPDATE SET backend_pid = excluded.backend_pid,"
+        " pid = excluded.pid, host = excluded.host"
+    )
+    # A row left by a holder that died, the lock free: replaced, never in the way.
+    admin.execute(holder, (namespace, 2**31 - 1, dead, here))
+    with journal.open_for_apply(0, "after a crash") as writer:
+        writer.start(None, 0)
+        row = admin.execute(
+            "SELECT pid, purpose FROM reconcile_lock_holder WHERE namespace = %s", (namespace,)
+        ).fetchone()
+        assert row == (os.getpid(), "after a crash")
+    # The lock held by a session whose row names a process: alive here, gone, elsewhere.
+    admin.execute("SELECT pg_advisory_lock(%s)", (journal._lock_key,))
+    try:
+        for pid, host, says in (
+            (dead, here, f"; pid {dead} is not running on this host any more: its session "),
+            (os.getpid(), here, f"; pid {os.getpid()} is running on this host; use "),
+            (dead, "ci-elsewhere-7", " (PostgreSQL backend pid "),
+        ):
+            admin.execute(holder, (namespace, admin.info.backend_pid, pid, host))
+            with pytest.raises(LockHeldError) as caught, journal.open_for_apply(0, "second"):
+                pass
+            message = str(caught.value)
+            assert f"locked by another apply: pid {pid} on {host} since " in message
+            assert says in message, message
+            assert ("this host" in message) == (host == here)
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(%s)", (journal._lock_key,))
