@@ -472,11 +472,14 @@ def apply(
     if plan_file is None and not auto_approve and not interactive:
         raise click.UsageError("not a terminal: pass --auto-approve to apply without asking")
     paths = () if plan_file else args
-    selection = _select(ctx, teams, paths, journal_location)
-    if refresh:
-        _credentials_first(selection)
-    batch_size = _configured("batch_size", batch_size) or DEFAULT_BATCH_SIZE
-    parallelism = _configured("parallelism", parallelism)
+    unstarted = _ApplyNotStarted(fmt == "json")
+    with unstarted:
+        selection = _select(ctx, teams, paths, journal_location)
+        if refresh:
+            _credentials_first(selection)
+        batch_size = _configured("batch_size", batch_size) or DEFAULT_BATCH_SIZE
+        parallelism = _configured("parallelism", parallelism)
+    unstarted.teams = selection.teams
 
     def ask() -> bool:
         if auto_approve:
@@ -532,9 +535,14 @@ def apply(
     ]
     observe = ctx.info if verbose else None
     if selection.teams:
-        outcomes = run_apply_teams(
-            requests, plan_file=plan_file, confirm=confirm_teams, observe=observe, progress=progress
-        )
+        with unstarted:
+            outcomes = run_apply_teams(
+                requests,
+                plan_file=plan_file,
+                confirm=confirm_teams,
+                observe=observe,
+                progress=progress,
+            )
         for warning in outcomes.warnings:
             ctx.warn(warning)
         if fmt == "json":
@@ -546,10 +554,13 @@ def apply(
         if outcomes.failed:
             raise click.exceptions.Exit(1)
         return
-    outcome = run_apply(requests[0], confirm=confirm, observe=observe, progress=progress)
+    with unstarted:
+        outcome = run_apply(requests[0], confirm=confirm, observe=observe, progress=progress)
     for warning in outcome.warnings:
         ctx.warn(warning)
     made = outcome.made
+    result = outcome.result
+    aborted = result is not None and result.error is not None
     # Self-heal with nothing to revert still shows the drift it left alone (warn, accept).
     held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
     if held and made is not None:
@@ -557,13 +568,42 @@ def apply(
         text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
         click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
-        click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)
-    elif not held:
-        click.echo(render.apply_text(outcome.result, color=ctx.color(sys.stdout)), nl=False)
+        click.echo(render.apply_json(result, outcome.lineage, outcome.serial), nl=False)
+    elif not held and not aborted:
+        click.echo(render.apply_text(result, color=ctx.color(sys.stdout)), nl=False)
+    if aborted and result is not None:  # the error line, as the one boundary prints it
+        click.echo(f"error: {render.apply_stopped(result)}", err=True)
     if outcome.signal is not None:
         raise click.exceptions.Exit(128 + outcome.signal)
-    if outcome.result is not None and outcome.result.outcome != "applied":
+    if result is not None and result.outcome != "applied":
         raise click.exceptions.Exit(1)
+
+
+class _ApplyNotStarted:
+    """With `apply --format json`, an apply that stops before its result is printed (a
+    refusal, a lock held, bad input, a signal before the calls) still prints a result on
+    stdout, saying so (docs/cli.md); the error itself goes on to the boundary (stderr)."""
+
+    def __init__(self, json: bool) -> None:
+        self.json = json
+        self.teams = False
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        from . import render
+        from .errors import ReconcileError
+
+        if not self.json or exc is None:
+            return
+        if isinstance(exc, ReconcileError):
+            # A state file's problems: one per line, as on stderr.
+            click.echo(render.apply_refused_json(str(exc), teams=self.teams), nl=False)
+        elif isinstance(exc, KeyboardInterrupt):
+            text = "interrupted by a signal before the calls began"
+            shown = render.apply_refused_json(text, teams=self.teams, interrupted=True)
+            click.echo(shown, nl=False)
 
 
 @cli.command()

@@ -586,6 +586,42 @@ def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> 
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
+def apply_refused_json(error: str, *, teams: bool = False, interrupted: bool = False) -> str:
+    """The JSON result of an apply that stopped before it began (a refused plan, a lock held,
+    a journal that cannot be read, bad input: `refused`), or that a signal stopped before it
+    (`interrupted`): nothing was done."""
+    body: dict[str, Any] = {"outcome": "interrupted" if interrupted else "refused", "error": error}
+    if teams:
+        body["teams"] = {}
+    else:
+        body.update(applied=[], failed=[], skipped=[], journal=None)
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def apply_stopped(result: ApplyResult) -> str:
+    """Why an aborted apply stopped, and what of it may not be journaled (the error line)."""
+    from .endpoints import ESCALATE
+
+    assert result.error is not None
+    parts = [result.error]
+    calls = [op for op in result.unjournaled if op.path != ESCALATE]
+    if calls:
+        shown = ", ".join(f"{op.method} {op.path} ({', '.join(op.ids)})" for op in calls[:10])
+        more = f" and {len(calls) - 10} more" if len(calls) > 10 else ""
+        parts.append(
+            f"{len(calls)} call{'s' * (len(calls) != 1)} Spike confirmed may not be journaled: "
+            f"{shown}{more}; the next plan makes them again"
+        )
+    escalated = sorted({cid for op in result.unjournaled if op.path == ESCALATE for cid in op.ids})
+    if escalated:
+        parts.append(
+            f"the escalation of {', '.join(escalated)} was sent but may not be journaled: its "
+            "intent is, so it is uncertain and never repeated; read the count in Spike's "
+            "activity log, then record it: reconcile refresh --id ID --escalations N"
+        )
+    return printable("; ".join(parts))
+
+
 def _apply_body(result: ApplyResult | None, lineage: str | None, serial: int) -> dict[str, Any]:
     if result is None:
         return {
@@ -625,7 +661,8 @@ def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
 
 def teams_apply_json(outcome: TeamsApplyOutcome) -> str:
     """{"outcome": "applied" | "failed" | "interrupted", "teams": {NAME: apply JSON}}; a team
-    stopped by an error has outcome "aborted" and its error."""
+    stopped by an error has outcome "aborted", its error and what it did before (a team
+    stopped by a bug: its error alone)."""
     teams: dict[str, Any] = {}
     for team in outcome.teams:
         if team.error is not None or team.outcome is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -510,20 +511,32 @@ async def _apply_all(
     retry: RetryPolicy | None,
 ) -> tuple[list[ApplyResult | BaseException], int | None]:
     """Run each journal's apply concurrently, all under one limit of calls in flight (one
-    key, one rate limit: a 429 slows every team). A job that raises (its journal cannot be
-    written) is that job's result; the others go on."""
+    key, one rate limit: a 429 slows every team). A job that dies on an error (its journal
+    cannot be written) has its partial result, outcome `aborted`; one that raises anything
+    else (a bug) has the exception; the others go on. A stop signal stops starting calls;
+    a grace later, the journal writes still waiting are cancelled (JournalWriter.cancel)."""
     from ..applier import Applier
-    from ..spike.client import AdaptiveLimiter, SpikeClient
+    from ..spike.client import AdaptiveLimiter, RetryPolicy, SpikeClient
 
     stop = asyncio.Event()
     received: list[int] = []
     loop = asyncio.get_running_loop()
 
+    def cancel_writes() -> None:
+        for _, job in jobs:
+            job.writer.cancel()
+
+    give_up = threading.Timer((retry or RetryPolicy()).grace, cancel_writes)
+    give_up.daemon = True
+
     def on_signal(number: int) -> None:
-        # Stop starting calls; the ones in flight finish and are journaled. A second signal
-        # gets the default behaviour: the operator insists, the process ends at once.
+        # Stop starting calls; the ones in flight finish and are journaled, within the grace
+        # (a statement blocked behind another session's lock would otherwise hold the exit
+        # for its whole statement_timeout). A second signal gets the default behaviour: the
+        # operator insists, the process ends at once.
         received.append(number)
         stop.set()
+        give_up.start()
         for installed_number in installed:
             loop.remove_signal_handler(installed_number)
         installed.clear()
@@ -535,10 +548,15 @@ async def _apply_all(
             installed.append(number)
     limiter = AdaptiveLimiter(parallelism)
 
+    async def applied(applier: Applier, job: _Prepared) -> ApplyResult:
+        try:
+            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+        except ReconcileError:
+            return applier.result  # aborted: its error, and what was done before it
+
     async def run(config: SpikeConfig | None, job: _Prepared) -> ApplyResult:
         if config is None:  # journal-only changes: no client, no network
-            applier = Applier(None, job.writer, plan_digest=job.digest, stop=stop)
-            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+            return await applied(Applier(None, job.writer, plan_digest=job.digest, stop=stop), job)
         client = SpikeClient(
             config,
             parallelism=parallelism,
@@ -551,13 +569,14 @@ async def _apply_all(
             applier = Applier(
                 client, job.writer, plan_digest=job.digest, stop=stop, progress=progress
             )
-            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+            return await applied(applier, job)
 
     try:
         results = await asyncio.gather(
             *(run(config, job) for config, job in jobs), return_exceptions=True
         )
     finally:
+        give_up.cancel()
         for handled in installed:
             loop.remove_signal_handler(handled)
     return list(results), (received[0] if received else None)
