@@ -27,7 +27,7 @@ Words
 
 Layers (bottom to top)
 ----------------------
-0 errors, jsontext, redact . 1 model . 2 endpoints . 3 planner, rules, states/, journal/,
+0 errors, jsontext, redact . 1 model . 2 endpoints, httpcall . 3 planner, rules, states/, journal/,
 spike/, github, config . 4 planfile, applier, sandbox/ . 5 usecases/ . 6 render . 7 cli .
 8 this package file, which imports nothing.
 
