@@ -182,7 +182,7 @@ def test_control_endpoints_pick_a_team_with_a_query() -> None:
             server.incidents("team-c")
     assert list(default) == ["shared-9", "a-1"]
     assert list(chosen) == ["shared-9", "b-1"]
-    assert changed.json() == {"success": True, "ids": ["b-2", "shared-9"]}
+    assert changed.json() == {"success": True, "ids": ["b-2", "shared-9"], "created": ["b-2"]}
     assert unchanged_default.json() == {"success": True, "ids": ["a-1"]}
     assert unknown.status_code == unknown_post.status_code == 404
     assert unknown.json() == {"message": "unknown team: team-c", "error": "Not Found"}
