@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "reconciler.endpoints": 2,
     "reconciler.planner": 3,
     "reconciler.rules": 3,
+    "reconciler.approvals": 3,
     "reconciler.states": 3,
     "reconciler.journal": 3,
     "reconciler.spike": 3,
