@@ -726,6 +726,12 @@ def _sandbox_teams(
     help="Record N, the incident's escalation count in Spike's activity log (one --id, no "
     "PATH, no network); clears an uncertain escalation.",
 )
+@click.option(
+    "--reopened",
+    is_flag=True,
+    help="With --id: adopt Spike's open status for incidents this journal recorded as "
+    "resolved (Spike's data was reset). Check the team and key first.",
+)
 @journal_option
 @parallelism_option
 @lock_timeout_option
@@ -736,6 +742,7 @@ def refresh(
     paths: tuple[str, ...],
     adopt: tuple[str, ...],
     escalations: int | None,
+    reopened: bool,
     journal_location: str | None,
     parallelism: int,
     lock_timeout: float,
@@ -751,6 +758,10 @@ def refresh(
 
     `--id ID --escalations N` reads nothing: it records N, counted in Spike's activity log,
     as the incident's escalation count, after an escalate call whose outcome is unknown.
+
+    `--id ID --reopened` records Spike's open status for an incident this journal recorded as
+    resolved, which Spike says cannot happen: only once the journal is known to be this
+    team's and Spike's data to have been reset.
     """
     from . import render
     from .usecases.plan import load_teams
@@ -761,11 +772,13 @@ def refresh(
             raise click.UsageError("--escalations needs exactly one --id")
         if paths:
             raise click.UsageError("--escalations takes no PATH: it records one incident's count")
+    if reopened and (not adopt or paths or escalations is not None):
+        raise click.UsageError("--reopened takes the incidents as --id, no PATH, no --escalations")
     selection = _select(Context(verbose, no_color), teams, paths, journal_location)
     parallelism = _configured("parallelism", parallelism)
     if selection.teams and adopt and len(selection.runs) != 1:
         raise click.UsageError("--id: an incident belongs to one team: pass exactly one --team")
-    if selection.teams and escalations is None:
+    if selection.teams and escalations is None and not reopened:
         load_teams([run.files for run in selection.runs])  # every team's files, before any call
         _credentials_first(selection)
     show = render.refresh_json if fmt == "json" else render.refresh_text
@@ -780,6 +793,7 @@ def refresh(
             escalations,
             team=run.team,
             drift_policy=run.drift,
+            reopened=reopened,
         )
         parts[run.name or ""] = show(run_refresh(request))
     _echo_parts(selection, parts, fmt)
@@ -803,15 +817,19 @@ def _echo_parts(selection: Selection, parts: dict[str, str], fmt: str) -> None:
 def teams(fmt: str, verbose: bool, no_color: bool) -> None:
     """List the Spike teams the API key can see: id, name, and whether configured.
 
-    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and SPIKE_TEAM_ID as x-team-id when
-    set). Configured means reconcile.yaml names the team (without teams: SPIKE_TEAM_ID).
+    Reads GET /teams/get-all-teams with SPIKE_API_KEY (and, without teams in reconcile.yaml,
+    SPIKE_TEAM_ID as x-team-id when set). Configured means reconcile.yaml names the team
+    (without teams: SPIKE_TEAM_ID).
     """
     from . import render
+    from .usecases.project import ignored_env
     from .usecases.teams import TeamsRequest, run_teams
 
     project = _project()
     request = TeamsRequest()
     if project is not None and project.teams:
+        for warning in ignored_env(project):
+            Context(verbose, no_color).warn(warning)
         keys = {team.api_key_env for team in project.teams.values()}
         configured = {team.team_id for team in project.teams.values()}
         request = TeamsRequest(configured, keys.pop() if len(keys) == 1 else "SPIKE_API_KEY")

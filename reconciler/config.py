@@ -116,7 +116,9 @@ TEAM_NAME_PATTERN = r"[a-z0-9]+(-[a-z0-9]+)*"
 TEAM_NAME_MAX = 32
 #: A team id is sent as the x-team-id header: printable ASCII, no spaces.
 TEAM_ID_PATTERN = r"[!-~]+"
-ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+#: The variable holding a team's API key: only a SPIKE_ one, so that a line of reconcile.yaml
+#: in a pull request can never send another secret (GITHUB_TOKEN, PGPASSWORD) to Spike's URL.
+ENV_NAME_PATTERN = r"SPIKE_[A-Za-z0-9_]+"
 
 _TOP_KEYS = ("version", "defaults", "teams", "approvals")
 _DEFAULTS_KEYS = ("batch_size", "parallelism", "unsafe", "drift")
@@ -514,8 +516,8 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     if name == "api_key_env":
         return at(
             loc,
-            f"{team}: api_key_env must be an environment variable name (letters, digits and "
-            "_, not starting with a digit)",
+            f"{team}: api_key_env must name an environment variable starting with SPIKE_ "
+            "(then letters, digits and _): the key variable is never another secret",
         )
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
 
@@ -745,19 +747,17 @@ def _journals_among_states(path: str, text: str, project: Project) -> list[Probl
     return problems
 
 
-def _clashes(path: str, text: str, project: Project) -> list[Problem]:
+def _clashes(
+    path: str, text: str, project: Project, whats: tuple[str, ...] = ("team_id", "journal")
+) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
     from .states.loader import position, rt_positions
 
     root = None
     problems: list[Problem] = []
-    for what in ("team_id", "journal"):
-        owners: dict[str, list[str]] = {}
-        for team in project.teams.values():
-            value = team.team_id if what == "team_id" else _journal_identity(team.journal)
-            owners.setdefault(value, []).append(team.name)
-        for names in owners.values():
+    for what in whats:
+        for names in _sharing(project, what):
             if len(names) < 2:
                 continue
             if root is None:
@@ -794,25 +794,38 @@ def _namespaced(url: str, name: str) -> str:
     return url + ("&" if "?" in url else "?") + f"namespace={name}"
 
 
-def _journal_identity(location: str) -> str:
-    """What makes two journal locations one journal: a file's resolved path; a database
-    URL's host, database and namespace (users and parameters aside, the default namespace
-    made explicit)."""
-    from .errors import JournalError
-    from .journal import is_database_url
+def _sharing(project: Project, what: str) -> list[list[str]]:
+    """The groups of two or more teams with one team id (`what` "team_id") or one journal
+    (`journal.same_journal`: compared by what it is, not by how it is spelled)."""
+    from .journal import same_journal
 
-    if not is_database_url(location):
-        return os.path.realpath(location)
-    from .journal.postgres import PostgresJournal
+    groups: list[list[TeamConfig]] = []
+    for team in project.teams.values():
+        for group in groups:
+            first = group[0]
+            if (
+                team.team_id == first.team_id
+                if what == "team_id"
+                else same_journal(team.journal, first.journal)
+            ):
+                group.append(team)
+                break
+        else:
+            groups.append([team])
+    return [[team.name for team in group] for group in groups if len(group) > 1]
 
+
+def check_journals(project: Project) -> None:
+    """Raise ProjectFileError when two teams of `project` share one journal: what
+    `load_project` checks, again when the journals are about to be opened (a file created,
+    a link or a host's addresses changed since)."""
     try:
-        shown = urlsplit(PostgresJournal(location).location)
-        port = shown.port or 5432
-    except (JournalError, ValueError):
-        return location  # opening the journal will say what is wrong with it
-    # postgres:// and postgresql://, LOCALHOST and localhost:5432 are one server.
-    host = (shown.hostname or "").lower()
-    return f"postgresql://{host}:{port}{shown.path}?{shown.query}"
+        text = Path(project.path).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeError):
+        text = ""  # positions unknown: each problem at line 1
+    problems = _clashes(project.path, text, project, ("journal",))
+    if problems:
+        raise ProjectFileError(problems)
 
 
 def _written(root: Any, name: str) -> Any:

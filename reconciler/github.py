@@ -3,10 +3,18 @@ in usecases/comment.py and usecases/issue.py).
 
 A small client for the GitHub REST API (list an issue's comments and a repository's open
 issues, following the `Link` pagination; create and edit a comment; create, edit and close an
-issue; read the token's login). It imports httpx
-lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
+issue; read the token's login), all async. It imports
+httpx lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
 the only module that speaks to Spike" is about the Spike API: GitHub is another service with
 another credential, and it stays out of the Spike client on purpose.
+
+Bounds and retries are the Spike client's mechanism (httpcall.py) with GitHub's numbers
+(DEFAULT_RETRY; docs/github.md, "GitHub's bounds and retries"): `RetryPolicy.total` bounds the
+whole client, from `__aenter__`, not each call; one request lasts at most `deadline`; an answer
+is read as a stream and refused past `max_body`. GET and PATCH are retried after 429, 5xx, a
+rate-limited 403 (Retry-After, or `x-ratelimit-remaining: 0` until `x-ratelimit-reset`) and
+network errors; a POST only when GitHub surely did not act (429, 503, a rate-limited 403, a
+connection that never opened), else the error says the outcome is unknown.
 
 The token goes only into the `Authorization` header: it is in no message, repr or output.
 Pagination links are followed only to the origin of the configured API URL, so the token is
@@ -15,8 +23,11 @@ never sent anywhere else.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,12 +35,27 @@ from urllib.parse import urlsplit
 
 from . import jsontext, redact
 from .errors import GitHubError, ReconcileError, printable
+from .httpcall import (
+    NOT_ACTED_STATUS,
+    RETRY_STATUS,
+    Answer,
+    Clock,
+    Cut,
+    Failed,
+    NotRetried,
+    RetryPolicy,
+    Sleep,
+    exchange,
+    not_sent,
+    retry_after,
+    retrying,
+)
 
 if TYPE_CHECKING:
     import httpx
 
     #: An httpx transport (tests pass a MockTransport or one bound to a fake server).
-    Transport = httpx.BaseTransport
+    Transport = httpx.AsyncBaseTransport
 
 DEFAULT_API_URL = "https://api.github.com"
 #: GitHub refuses longer comment bodies.
@@ -39,6 +65,12 @@ COMMENT_LIMIT = 65_536
 MAX_PAGES = 200
 PER_PAGE = 100
 USER_AGENT = "spike-reconcile"
+#: The bounds of the whole client (one `reconcile comment` or `reconcile issue`): `total` is
+#: every call, retry and wait of it together; a request lasts at most `deadline` (each network
+#: step `timeout`); an answer over `max_body` is refused unread past it. A page of 100
+#: comments of GitHub's longest (65,536 characters, up to 4 bytes each in UTF-8) is about
+#: 26 MB. `outage` and `grace` are Spike's (its outage stop, its apply's stop signal).
+DEFAULT_RETRY = RetryPolicy(total=120.0, deadline=30.0, timeout=10.0, max_body=32 << 20)
 #: The login of the Actions token's comments; the token itself cannot read `GET /user`.
 ACTIONS_LOGIN = "github-actions[bot]"
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -136,41 +168,71 @@ _ISSUE_HINTS = (
 
 
 class GitHubClient:
-    """The three REST calls this tool needs, over one httpx.Client."""
+    """The REST calls this tool needs, over one httpx.AsyncClient, within `retry`'s bounds.
 
-    def __init__(self, config: GitHubConfig, transport: httpx.BaseTransport | None = None) -> None:
-        import httpx
+    Use as `async with GitHubClient(config) as client:`. Every request goes through `_call`,
+    which applies the bounds and the retry rule of the module's docstring; a new endpoint is a
+    method that names its path, what it does (for messages) and its hints, and reads the JSON.
+    """
 
+    def __init__(
+        self,
+        config: GitHubConfig,
+        transport: Transport | None = None,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._config = config
         self._origin = _origin(config.api_url)
-        self._http = httpx.Client(
-            base_url=config.api_url,
-            transport=transport,
-            timeout=30.0,
-            headers={
-                "Accept": "application/vnd.github+json",
-                "Authorization": f"Bearer {config.token}",
-                "User-Agent": USER_AGENT,
-                "X-GitHub-Api-Version": "2022-11-28",
-            },
-        )
+        self._transport = transport
+        self.retry = retry
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._http: httpx.AsyncClient | None = None
+        #: When the budget of the whole client (RetryPolicy.total) ends, from __aenter__.
+        self._end = 0.0
 
     def __repr__(self) -> str:
         return f"GitHubClient({self._config.api_url!r}, {self._config.repo!r})"
 
-    def __enter__(self) -> GitHubClient:
+    async def __aenter__(self) -> GitHubClient:
+        import httpx
+
+        self._http = httpx.AsyncClient(
+            base_url=self._config.api_url,
+            transport=self._transport,
+            timeout=self.retry.timeout,
+            follow_redirects=False,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self._config.token}",
+                "User-Agent": USER_AGENT,
+                "X-GitHub-Api-Version": "2022-11-28",
+            },
+        )
+        self._end = self._clock() + self.retry.total
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
-    def list_comments(self, pr: int) -> list[Comment]:
+    # -- the calls ----------------------------------------------------------------------------
+
+    async def list_comments(self, pr: int) -> list[Comment]:
         """Every comment of the pull request, oldest first, following `Link: rel="next"`."""
         url = f"/repos/{self._config.repo}/issues/{pr}/comments?per_page={PER_PAGE}"
-        items = self._pages(url, f"the comments of #{pr}", f"#{pr} has more than {{n}} comments")
+        items = await self._pages(
+            url, f"the comments of #{pr}", f"#{pr} has more than {{n}} comments"
+        )
         return [_comment(item) for item in items]
 
-    def list_open_issues(self) -> list[Issue]:
+    async def list_open_issues(self) -> list[Issue]:
         """The repository's open issues, oldest first, following `Link: rel="next"`.
 
         GitHub lists pull requests among issues (an item with a `pull_request` key); they are
@@ -182,25 +244,72 @@ class GitHubClient:
         )
         what = f"the open issues of {self._config.repo}"
         too_many = f"{self._config.repo} has more than {{n}} open issues and pull requests"
-        items = self._pages(url, what, too_many, _ISSUE_HINTS)
+        items = await self._pages(url, what, too_many, _ISSUE_HINTS)
         return [_issue(item) for item in items if not _is_pull_request(item)]
 
-    def _pages(
+    async def login(self, fallback: str) -> str:
+        """The login of the token's account (`GET /user`), or `fallback` when GitHub answers
+        403, as it does for the Actions token (an installation, not a user)."""
+        answer = await self._call("GET", "/user", None, "read the token's login", allow=(403,))
+        if answer.status == 403:
+            return fallback
+        data = _json(answer, "GET /user", self.retry.max_body)
+        if not isinstance(data, dict) or not isinstance(data.get("login"), str):
+            raise GitHubError("GET /user: GitHub answered without a login")
+        return str(data["login"])
+
+    async def create_comment(self, pr: int, body: str) -> Comment:
+        return await self._add_comment(pr, body, f"comment on #{pr}", _PULL_REQUEST_HINTS)
+
+    async def update_comment(self, comment_id: int, body: str) -> Comment:
+        path = f"/repos/{self._config.repo}/issues/comments/{comment_id}"
+        what = f"edit comment {comment_id}"
+        answer = await self._call("PATCH", path, {"body": body}, what)
+        return _comment(_json(answer, f"editing comment {comment_id}", self.retry.max_body))
+
+    async def create_issue(self, title: str, body: str) -> Issue:
+        path = f"/repos/{self._config.repo}/issues"
+        answer = await self._call(
+            "POST", path, {"title": title, "body": body}, "open an issue", hints=_ISSUE_HINTS
+        )
+        return _issue(_json(answer, "opening an issue", self.retry.max_body))
+
+    async def update_issue(self, number: int, **fields: str) -> Issue:
+        """Edit the issue's `title`, `body`, `state` or `state_reason`."""
+        path = f"/repos/{self._config.repo}/issues/{number}"
+        what = f"edit issue #{number}"
+        answer = await self._call("PATCH", path, fields, what, hints=_ISSUE_HINTS)
+        return _issue(_json(answer, f"editing issue #{number}", self.retry.max_body))
+
+    async def comment_on_issue(self, number: int, body: str) -> Comment:
+        return await self._add_comment(number, body, f"comment on issue #{number}", _ISSUE_HINTS)
+
+    async def _add_comment(
+        self, number: int, body: str, what: str, hints: tuple[str, str]
+    ) -> Comment:
+        path = f"/repos/{self._config.repo}/issues/{number}/comments"
+        answer = await self._call("POST", path, {"body": body}, what, hints=hints)
+        return _comment(_json(answer, what, self.retry.max_body))
+
+    async def _pages(
         self, url: str, what: str, too_many: str, hints: tuple[str, str] = _PULL_REQUEST_HINTS
     ) -> list[Any]:
         """The items of every page of a listing, from `url` on, following `Link: rel="next"`
         only to the configured API's origin and at most MAX_PAGES times."""
+        import httpx
+
         next_url: str | None = url
         items: list[Any] = []
         for _page in range(MAX_PAGES):
             if next_url is None:
                 return items
-            response = self._send("GET", next_url, None, f"list {what}", hints=hints)
-            page = _json(response, f"listing {what}")
+            answer = await self._call("GET", next_url, None, f"list {what}", hints=hints)
+            page = _json(answer, f"listing {what}", self.retry.max_body)
             if not isinstance(page, list):
                 raise GitHubError(f"listing {what}: expected a JSON list")
             items.extend(page)
-            next_url = response.links.get("next", {}).get("url")
+            links = httpx.Response(answer.status, headers=answer.headers).links
+            next_url = links.get("next", {}).get("url")
             if next_url is not None and _origin(next_url) != self._origin:
                 raise GitHubError(
                     f"listing {what}: the next page is on another host "
@@ -210,47 +319,9 @@ class GitHubClient:
             raise GitHubError(too_many.format(n=MAX_PAGES * PER_PAGE))
         return items
 
-    def login(self, fallback: str) -> str:
-        """The login of the token's account (`GET /user`), or `fallback` when GitHub answers
-        403, as it does for the Actions token (an installation, not a user)."""
-        response = self._send("GET", "/user", None, "read the token's login", allow=(403,))
-        if response.status_code == 403:
-            return fallback
-        data = _json(response, "GET /user")
-        if not isinstance(data, dict) or not isinstance(data.get("login"), str):
-            raise GitHubError("GET /user: GitHub answered without a login")
-        return str(data["login"])
+    # -- one call: bounds and retries (httpcall.py) -------------------------------------------
 
-    def create_comment(self, pr: int, body: str) -> Comment:
-        return self._add_comment(pr, body, f"comment on #{pr}", _PULL_REQUEST_HINTS)
-
-    def update_comment(self, comment_id: int, body: str) -> Comment:
-        path = f"/repos/{self._config.repo}/issues/comments/{comment_id}"
-        response = self._send("PATCH", path, {"body": body}, f"edit comment {comment_id}")
-        return _comment(_json(response, f"editing comment {comment_id}"))
-
-    def create_issue(self, title: str, body: str) -> Issue:
-        path = f"/repos/{self._config.repo}/issues"
-        response = self._send(
-            "POST", path, {"title": title, "body": body}, "open an issue", hints=_ISSUE_HINTS
-        )
-        return _issue(_json(response, "opening an issue"))
-
-    def update_issue(self, number: int, **fields: str) -> Issue:
-        """Edit the issue's `title`, `body`, `state` or `state_reason`."""
-        path = f"/repos/{self._config.repo}/issues/{number}"
-        response = self._send("PATCH", path, fields, f"edit issue #{number}", hints=_ISSUE_HINTS)
-        return _issue(_json(response, f"editing issue #{number}"))
-
-    def comment_on_issue(self, number: int, body: str) -> Comment:
-        return self._add_comment(number, body, f"comment on issue #{number}", _ISSUE_HINTS)
-
-    def _add_comment(self, number: int, body: str, what: str, hints: tuple[str, str]) -> Comment:
-        path = f"/repos/{self._config.repo}/issues/{number}/comments"
-        response = self._send("POST", path, {"body": body}, what, hints=hints)
-        return _comment(_json(response, what))
-
-    def _send(
+    async def _call(
         self,
         method: str,
         url: str,
@@ -258,35 +329,103 @@ class GitHubClient:
         what: str,
         allow: tuple[int, ...] = (),
         hints: tuple[str, str] = _PULL_REQUEST_HINTS,
-    ) -> httpx.Response:
+    ) -> Answer:
+        """One call: a 2xx answer (or one of `allow`), retried by the module's rule; any other
+        outcome is a GitHubError saying what it could not do, and whether GitHub may have."""
+        # GET and PATCH (an edit sets the same values again) may be repeated; POST creates.
+        idempotent = method != "POST"
+        try:
+            return await retrying(
+                lambda: self._once(method, url, body, what, allow, hints),
+                policy=self.retry,
+                idempotent=idempotent,
+                until=self._end,
+                clock=self._clock,
+                rng=self._rng,
+                sleep=self._sleep,
+                stop=None,
+            )
+        except NotRetried as ended:
+            if ended.why == "acted":
+                raise GitHubError(f"cannot {what}: {ended.last}{_UNKNOWN}") from None
+            raise GitHubError(
+                f"cannot {what}: gave up after {ended.tried} attempts; last: {ended.last}"
+            ) from None
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        what: str,
+        allow: tuple[int, ...],
+        hints: tuple[str, str],
+    ) -> Answer | Failed:
+        """One request: its answer, a Failed to retry or not, or a GitHubError."""
         import httpx
 
-        try:
-            response = self._http.request(method, url, json=body)
-        except httpx.HTTPError as exc:
-            # The type only: some of httpx's messages quote request headers (the token).
-            reason = f"cannot {what}: {type(exc).__name__}"
-            sent = not isinstance(
-                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+        assert self._http is not None, "use GitHubClient as an async context manager"
+        left = self._end - self._clock()
+        if left <= 0:
+            raise GitHubError(
+                f"cannot {what}: not sent, the {self.retry.total:g} s allowed for GitHub "
+                "are used up"
             )
-            if method != "GET" and sent:
-                # It may have reached GitHub: say so rather than "it failed".
-                reason += (
-                    "; the request was sent, so whether GitHub did it is unknown: look at the "
-                    "repository before running again"
-                )
-            raise GitHubError(reason) from None
-        if response.is_success or response.status_code in allow:
-            return response
-        message = _api_message(response)
+        try:
+            answer = await exchange(
+                self._http, method, url, body, self.retry, None, min(self.retry.deadline, left)
+            )
+        except Cut as cut:
+            return Failed(str(cut), maybe_acted=True)
+        except httpx.RequestError as exc:
+            # The type only: some of httpx's messages quote request headers (the token).
+            return Failed(type(exc).__name__, maybe_acted=not not_sent(exc))
+        status = answer.status
+        throttled, wait = _rate_limited(answer)  # a rate-limited 403 is no allowed 403
+        if 200 <= status < 300 or (status in allow and not throttled):
+            return answer
+        message = _api_message(answer)
+        if throttled or status in RETRY_STATUS:
+            return Failed(
+                f"GitHub answered {status}: {message}",
+                maybe_acted=not throttled and status not in NOT_ACTED_STATUS,
+                throttled=throttled,
+                wait=wait,
+            )
         hint = ""
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             hint = hints[0]
-        elif response.status_code == 404:
+        elif status == 404:
             hint = hints[1]
-        elif response.status_code == 410:
+        elif status == 410:
             hint = " (issues are turned off in this repository)"
-        raise GitHubError(f"cannot {what}: GitHub answered {response.status_code}: {message}{hint}")
+        raise GitHubError(f"cannot {what}: GitHub answered {status}: {message}{hint}")
+
+
+#: Said of a create whose request may have reached GitHub.
+_UNKNOWN = (
+    "; the request was sent, so whether GitHub did it is unknown: look at the repository "
+    "before running again"
+)
+_RESET_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def _rate_limited(answer: Answer, now: float | None = None) -> tuple[bool, float | None]:
+    """Whether GitHub said "slow down", and for how long it asked to wait (None: it did not
+    say). A 429, or a 403 that carries `Retry-After` (the secondary rate limits) or
+    `x-ratelimit-remaining: 0` (the primary one), whose `x-ratelimit-reset` is the epoch second
+    the window opens again. GitHub acted on none of them."""
+    headers = answer.headers
+    exhausted = headers.get("x-ratelimit-remaining") == "0"
+    wait = retry_after(headers.get("retry-after"))
+    if wait is None and exhausted:
+        reset = headers.get("x-ratelimit-reset", "").strip()
+        if _RESET_SECONDS.fullmatch(reset):
+            wait = max(0.0, float(reset) - (time.time() if now is None else now))
+    throttled = answer.status == 429 or (
+        answer.status == 403 and (exhausted or "retry-after" in headers)
+    )
+    return throttled, wait if throttled else None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -314,10 +453,12 @@ def _comment(item: Any) -> Comment:
     )
 
 
-def _json(response: httpx.Response, what: str) -> Any:
-    """The response's JSON; an answer that is not JSON is a GitHubError, not a traceback."""
+def _json(answer: Answer, what: str, limit: int) -> Any:
+    """The answer's JSON; one that is cut or not JSON is a GitHubError, not a traceback."""
+    if answer.too_large:
+        raise GitHubError(f"{what}: GitHub's answer is larger than {limit} bytes; not read further")
     try:
-        return jsontext.loads(response.content)
+        return jsontext.loads(answer.body)
     except ValueError:
         raise GitHubError(f"{what}: GitHub answered something that is not JSON") from None
 
@@ -345,14 +486,17 @@ def _issue(item: Any) -> Issue:
     )
 
 
-def _api_message(response: httpx.Response) -> str:
+def _api_message(answer: Answer) -> str:
+    import httpx
+
+    reason = httpx.codes.get_reason_phrase(answer.status) or "no message"
     try:
-        data = response.json()
+        data = jsontext.loads(answer.body)
     except ValueError:
-        return response.reason_phrase or "no message"
+        return reason
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return redact.clip(printable(data["message"]), 300)
-    return response.reason_phrase or "no message"
+    return reason
 
 
 # ---------------------------------------------------------------------------------------------

@@ -474,10 +474,18 @@ def read_plan_file(path: str) -> SavedPlan | SavedTeamsPlan:
         raise InvalidPlanError(f"{path}: teams must map team names to their plans")
     if not isinstance(body.get("unsafe"), bool):
         raise InvalidPlanError(f"{path}: unsafe must be true or false")
+    import re
+
+    from .config import TEAM_NAME_MAX, TEAM_NAME_PATTERN
+
     sections: dict[str, SavedTeam] = {}
     for name in sorted(teams):
         section = teams[name]
         where = f"{path} (team {printable(str(name))})"
+        # Shown in the plan comment as written (its table, a <details> summary): a name of
+        # reconcile.yaml's syntax holds no markup.
+        if len(name) > TEAM_NAME_MAX or not re.fullmatch(TEAM_NAME_PATTERN, name):
+            raise InvalidPlanError(f"{where}: not a team name")
         if not isinstance(section, dict):
             raise InvalidPlanError(f"{where}: not a team's plan")
         team_id, journal = section.get("team_id"), section.get("journal")
@@ -641,6 +649,8 @@ def check_made_for(saved: SavedPlan, team_id: str | None, location: str) -> None
             f"{saved.path} was made for another team: team id {_team(saved.team_id)}, not "
             f"{_team(team_id)}; plan again as the team it is to be applied to"
         )
+    from .journal import same_journal
+
     if not same_journal(saved.location, location):
         raise InvalidPlanError(
             f"{saved.path} was made for another journal: {printable(saved.location)}, not "
@@ -657,26 +667,6 @@ def _shown(location: str) -> str:
     from .journal import open_journal
 
     return open_journal(location).location  # a database URL without its credentials
-
-
-def same_journal(planned: str, location: str) -> bool:
-    """Whether a plan's journal location and the journal at `location` are one journal (the
-    one comparison of locations; docs/trust.md): files by resolved path, or by device and
-    inode when both exist (a hard link, a bind mount); database URLs by what the project
-    file compares them by (server, database, namespace), never by their spelling."""
-    from .config import _journal_identity
-    from .journal import is_database_url
-
-    if is_database_url(planned) != is_database_url(location):
-        return False
-    if _journal_identity(planned) == _journal_identity(location):
-        return True
-    if is_database_url(planned):
-        return False
-    try:
-        return os.path.samefile(planned, location)
-    except OSError:  # one of them does not exist (yet): its resolved path said it all
-        return False
 
 
 def check_journal(saved: SavedPlan, state: Recorded) -> None:

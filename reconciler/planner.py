@@ -116,6 +116,31 @@ def pack_escalations(counts: Mapping[str, int], size: int) -> list[Operation]:
     return calls
 
 
+@dataclass(frozen=True)
+class _Reopened:
+    """An incident this journal recorded as resolved that Spike now reports open (`live`)."""
+
+    incident: str
+    live: Value
+
+
+def reopened_error(reopened: Sequence[tuple[str, Value]]) -> str:
+    """The one message for every incident whose live status contradicts a resolved one
+    recorded in the journal: what it means and the deliberate way out (docs/drift.md)."""
+    ids = [cid for cid, _ in reopened]
+    statuses = ", ".join(f"{cid} {live}" for cid, live in reopened)
+    return (
+        f"{len(ids)} incident{'s' if len(ids) != 1 else ''} this journal recorded as resolved "
+        f"{'are' if len(ids) != 1 else 'is'} open in Spike ({statuses}), and resolved is "
+        "terminal in Spike: this journal may belong to another team or account (check "
+        "SPIKE_TEAM_ID, the team's team_id and api_key_env, SPIKE_API_URL and the journal), or "
+        "Spike's data was reset (a restarted sandbox). Nothing was planned. If Spike is right, "
+        "record its status deliberately with `reconcile refresh "
+        + " ".join(f"--id {cid}" for cid in ids)
+        + " --reopened` (with this command's --journal or --team)"
+    )
+
+
 def _diff(
     desired: IncidentMap,
     journal: IncidentMap,
@@ -124,8 +149,9 @@ def _diff(
     kept: Mapping[str, Fields] | None = None,
     uncertain: Mapping[str, str] | None = None,
     rules: Mapping[str, Mapping[str, str]] | None = None,
-) -> Iterator[Change | str | tuple[str, str]]:
-    """Every difference in plan order: a Change, a refusal (str), or an unmanaged field.
+) -> Iterator[Change | str | tuple[str, str] | _Reopened]:
+    """Every difference in plan order: a Change, a refusal (str), an unmanaged field, or
+    a live open status that contradicts a resolved one of the journal (_Reopened).
 
     The one place that compares desired with last-applied values; the planner walks it once
     to build the calls, and ChangeView walks it again to show the changes. `kept` holds the
@@ -173,6 +199,10 @@ def _diff(
             elif known and before == after:
                 continue
             elif name == "status" and resolved:
+                if have.get("status") not in (None, "resolved"):
+                    # Live values laid over a journal that says resolved (--refresh).
+                    yield _Reopened(cid, have["status"])
+                    continue
                 yield (
                     f"{where}incident {cid}: status: resolved incidents are terminal "
                     f"in Spike; it cannot become {after}"
@@ -358,9 +388,13 @@ def plan(
     uncertain = dict(uncertain or {})
     notes.extend(uncertain_warning(cid, uncertain[cid]) for cid in sorted(uncertain))
     attribution = {cid: dict(by_field) for cid, by_field in (rules or {}).items() if cid in desired}
+    reopened: list[tuple[str, Value]] = []
     for item in _diff(desired, journal, scope, sources, kept, uncertain, attribution):
         if isinstance(item, str):
             errors.append(item)
+            continue
+        if isinstance(item, _Reopened):
+            reopened.append((item.incident, item.live))
             continue
         if isinstance(item, tuple):
             if item[0] not in keep:
@@ -390,6 +424,8 @@ def plan(
             severity.setdefault(after, []).append(cid)
         else:
             sharing.append(Operation("PATCH", ep.public_sharing_path(cid), _SHARING[after]))
+    if reopened:
+        errors.insert(0, reopened_error(reopened))
     if errors:
         raise PlanError(errors)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,38 @@ def styler(color: bool) -> Styler:
     if not color:
         return lambda text, _color: text
     return lambda text, fg: f"\x1b[{_ANSI[fg]}m{text}\x1b[0m"  # as click.style(text, fg=fg)
+
+
+#: The ASCII punctuation that can open markup inside a line: emphasis, code, links, images,
+#: HTML and entities, table cells, strikethrough, math, escapes. (A backslash before any ASCII
+#: punctuation shows it as itself, CommonMark says; `- . : ' , / = ? ; % "` open nothing
+#: within a line and are left as they are, so commands and paths stay readable.)
+_MARKUP = re.compile(r"""([!#$&()*+<>@\[\\\]^_`{|}~])""")
+#: What can open a block at the start of a line (a list, a heading, a quote, a rule, a
+#: setext underline): the first character, or the `.` / `)` after leading digits (an
+#: ordered list). Leading spaces (an indented block) get a zero-width space before them.
+_BLOCK_START = re.compile(r"""^(?:\d+(?=[.)])|(?=[!-/:-@\[-`{-~]))""")
+#: What GitHub links after rendering, in text itself (a backslash escape does not stop it):
+#: @mentions, #references, URLs and www. links; a zero-width space after each breaks them.
+_GITHUB_LINKS = re.compile(r"@|#|:(?=//)|(?i:www)(?=\.)")
+
+
+def markdown_text(text: str) -> str:
+    """`text` (a file or folder name, a warning naming one, a rule name, an incident title,
+    anything Spike or a plan file says) for markdown outside code spans and HTML: shown as
+    the same characters, never as markup. No @mention, link, image, HTML tag, table cell
+    break, heading, list, code span or fence can be formed from it; control characters are
+    escaped as `printable` does, so it stays on one line. The one escaping function of the
+    markdown views."""
+    shown = _GITHUB_LINKS.sub(lambda m: m.group() + "\u200b", printable(text))
+    shown = _MARKUP.sub(r"\\\1", shown)
+    if shown.startswith(" "):  # indented: a list or a code block; not after a character
+        return "\u200b" + shown
+    start = _BLOCK_START.match(shown)
+    if start is not None and not shown.startswith("\\", start.end()):
+        at = start.end()
+        shown = shown[:at] + "\\" + shown[at:]
+    return shown
 
 
 def show_value(value: Value) -> str:
@@ -173,6 +206,9 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     room = budget // 4
     for n, warning in enumerate(plan.warnings):
         text = clip(printable(warning), WARNING_CHARS, " ...")
+        # Escaped after the cut (never half an escape), the ellipsis after that.
+        cut = len(text) > WARNING_CHARS
+        text = markdown_text(text[:-4]) + " ..." if cut else markdown_text(text)
         room -= len(text) + 16
         if room < 0:
             more = len(plan.warnings) - n

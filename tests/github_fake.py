@@ -2,7 +2,12 @@
 issue's comments (list, with Link pagination the way GitHub pages them, and create), one
 comment (edit), the repository's issues (list open ones with pull requests among them, paged
 the same way; create), one issue (edit, close) and the token's user (`GET /user`). A real HTTP
-server on 127.0.0.1 that records every request it gets."""
+server on 127.0.0.1 that records every request it gets.
+
+It misbehaves on request, as GitHub and the networks before it do: `faults` answer matching
+requests with an error status (and headers such as Retry-After), drip the answer a byte at a
+time, or send a body of any size; `on_page` runs before each page of a listing is answered,
+so a test can change the listing between pages (delete a comment, close an issue)."""
 
 from __future__ import annotations
 
@@ -10,16 +15,37 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from reconciler.httpcall import RetryPolicy
+
 TOKEN = "ghs_s3cretTokenValue0123456789"
 REPO = "octo/states"
 MARK = "<!-- spike-reconcile:plan:default -->"
 DRIFT_MARK = "<!-- spike-reconcile:drift:default -->"
+#: Bounds small enough for tests: three attempts, waits of milliseconds, seconds in all.
+FAST = RetryPolicy(attempts=3, base=0.001, cap=0.01, total=5.0, deadline=2.0, timeout=1.0)
+
+
+@dataclass
+class Fault:
+    """A misbehaviour for the requests it matches (`method`, and `path` without the query, a
+    regular expression): answer `status` with `headers` instead of handling the request; or,
+    with `drip`, a 200 whose body comes one byte every `drip` seconds; or, with `huge`, a 200
+    whose body is that many bytes. `times`: how many requests it answers (None: all)."""
+
+    method: str
+    path: str = ".*"
+    status: int = 502
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int | None = 1
+    drip: float = 0.0
+    huge: int = 0
 
 
 @dataclass
@@ -38,6 +64,14 @@ class FakeGitHub:
     login: str | None = None
     #: When set, every request is answered with this (status, JSON body).
     failure: tuple[int, Any] | None = None
+    #: Misbehaviours, the first matching one answers (see Fault).
+    faults: list[Fault] = field(default_factory=list)
+    #: Called with the page number before each page of a listing is answered.
+    on_page: Callable[[int], None] | None = None
+    #: Bytes of bodies sent by drips and huge answers (a client that stops reading stops it).
+    sent: int = 0
+    #: Set when the server stops: drips end.
+    closing: threading.Event = field(default_factory=threading.Event)
 
     @property
     def author(self) -> str:
@@ -88,6 +122,14 @@ class FakeGitHub:
     def calls(self, method: str) -> list[tuple[str, str, Any]]:
         return [r for r in self.requests if r[0] == method]
 
+    def fault_for(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.method == method and re.fullmatch(fault.path, path) and fault.times != 0:
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
 
 def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -115,6 +157,10 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 self._answer(*fake.failure)
                 return
             parts = urlsplit(self.path)
+            fault = fake.fault_for(method, parts.path)
+            if fault is not None:
+                self._misbehave(fault)
+                return
             # GitHub's next links use /repositories/{id}/...; both forms name the same repo.
             listed = re.fullmatch(
                 r"/(?:repos/octo/states|repositories/42)/issues/(\d+)/comments", parts.path
@@ -152,9 +198,31 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             else:
                 self._answer(404, {"message": "Not Found"})
 
+        def _misbehave(self, fault: Fault) -> None:
+            if not (fault.drip or fault.huge):
+                self._answer(fault.status, {"message": "misbehaving"}, fault.headers)
+                return
+            size = fault.huge or 200
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            step = 1 if fault.drip else 1 << 16
+            try:
+                while fake.sent < size and not fake.closing.is_set():
+                    self.wfile.write(b" " * step)
+                    self.wfile.flush()
+                    fake.sent += step
+                    if fault.drip:
+                        time.sleep(fault.drip)
+            except OSError:  # the client stopped reading and closed the connection
+                pass
+
         def _list(self, pr: int, query: dict[str, list[str]]) -> None:
             per_page = min(int(query.get("per_page", ["30"])[0]), fake.per_page_max)
             page = int(query.get("page", ["1"])[0])
+            if fake.on_page is not None:
+                fake.on_page(page)
             items = fake.comments.get(pr, [])
             chunk = items[(page - 1) * per_page : page * per_page]
             headers = {}
@@ -167,6 +235,8 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             assert query["state"] == ["open"], query
             per_page = min(int(query.get("per_page", ["30"])[0]), fake.per_page_max)
             page = int(query.get("page", ["1"])[0])
+            if fake.on_page is not None:
+                fake.on_page(page)
             items = [i for _, i in sorted(fake.issues.items()) if i["state"] == "open"]
             if query.get("direction") != ["asc"]:
                 items.reverse()
@@ -201,6 +271,7 @@ def serve_fake_github() -> Iterator[FakeGitHub]:
     try:
         yield fake
     finally:
+        fake.closing.set()
         server.shutdown()
         server.server_close()
         thread.join()

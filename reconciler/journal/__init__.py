@@ -28,6 +28,7 @@ __all__ = [
     "is_database_url",
     "migrate",
     "open_journal",
+    "same_journal",
 ]
 
 
@@ -61,7 +62,7 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
     """
     from .records import replay
 
-    if _identity(source) == _identity(dest):
+    if same_journal(source.location, dest.location):
         raise JournalError(
             f"{source.location}: the source and the destination are one journal; nothing to migrate"
         )
@@ -78,7 +79,65 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
     return len(records)
 
 
-def _identity(journal: Journal) -> str:
-    """What makes two journals one: a file's resolved path, a database's shown location."""
-    path = getattr(journal, "path", None)
-    return os.path.realpath(path) if path is not None else journal.location
+def same_journal(one: str, other: str) -> bool:
+    """Whether two journal locations are one journal, however they are spelled.
+
+    Files: one file (device and inode) once both exist, one resolved path before. PostgreSQL:
+    the same database and namespace on the same server: the port (5432 by default) and the
+    addresses the host names resolve to (any loopback address, `localhost` included, is one
+    server); users, passwords and other parameters aside. Host names are resolved only when
+    everything else is the same and they are spelled differently; a name that does not
+    resolve is compared as written. A location that does not parse is compared as written
+    (opening it says what is wrong).
+    """
+    if is_database_url(one) != is_database_url(other):
+        return False
+    if not is_database_url(one):
+        try:
+            first, second = os.stat(one), os.stat(other)
+        except OSError:
+            return os.path.realpath(one) == os.path.realpath(other)
+        return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+    first_db, second_db = _database(one), _database(other)
+    if first_db is None or second_db is None:
+        return one == other
+    (host, rest), (other_host, other_rest) = first_db, second_db
+    if rest != other_rest:
+        return False
+    return host == other_host or bool(_addresses(host, rest[0]) & _addresses(other_host, rest[0]))
+
+
+def _database(location: str) -> tuple[str, tuple[int, str, str]] | None:
+    """A PostgreSQL journal's (host, (port, database, namespace)); None if it does not parse."""
+    from urllib.parse import unquote, urlsplit
+
+    from .postgres import PostgresJournal
+
+    try:
+        journal = PostgresJournal(location)
+        parts = urlsplit(location)
+        port = parts.port or 5432
+    except (JournalError, ValueError):
+        return None
+    # libpq's default database is the user's name.
+    database = unquote(parts.path.lstrip("/")) or unquote(parts.username or "")
+    return (parts.hostname or "").lower(), (port, database, journal.namespace)
+
+
+def _addresses(host: str, port: int) -> frozenset[str]:
+    """The addresses `host` reaches, every loopback address as one; the name itself when it
+    does not resolve (or is empty: libpq's local socket)."""
+    import ipaddress
+    import socket
+
+    if not host:
+        return frozenset({host})
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return frozenset({host})
+    addresses = set()
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).partition("%")[0])
+        addresses.add("loopback" if ip.is_loopback else ip.compressed)
+    return frozenset(addresses)

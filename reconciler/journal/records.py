@@ -38,7 +38,10 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   refresh, import or accept) or, for `escalations`, recorded by the operator from Spike's
   activity log (`source` "activity-log", `reconcile refresh --id ID --escalations N`). A `set` of
   `escalations` clears that incident's uncertainty; for an incident that is not journaled, it
-  sets the kept count.
+  sets the kept count. A `set` with `source` "reopened" (`reconcile refresh --id ID
+  --reopened`) holds live values the operator adopted for incidents this journal recorded as
+  resolved while Spike reports them open: their kept resolved status is dropped. Any other
+  `set` that says open for a resolved incident keeps the resolved status as a fact.
 - `op` and `set` records may carry `rules` {id: rule name}: the incidents among their ids
   (or incidents) that a rule's expansion asked for, with the rule (docs/rules.md). The
   journal keeps the last rule named for each incident until it is forgotten; journals
@@ -86,6 +89,9 @@ HISTORY_KINDS = frozenset({"lineage", "apply-start", "apply-end"})
 _PLAN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The `source` of a `set` record holding an escalation count the operator read in Spike.
 ACTIVITY_LOG = "activity-log"
+#: The `source` of a `set` record of live open statuses the operator adopted for incidents
+#: recorded as resolved (Spike's data was reset): the only record that undoes a resolved.
+REOPENED = "reopened"
 
 
 def new_plan_id() -> str:
@@ -208,7 +214,9 @@ class Recorded:
                     else:
                         self._unkeep(cid, "escalations")
                 known = incidents.get(cid, {})
-                if known.get("status") == "resolved" and values.get("status") != "resolved":
+                if record.get("source") == REOPENED and "status" in values:
+                    self._unkeep(cid, "status")
+                elif known.get("status") == "resolved" and values.get("status") != "resolved":
                     # A live read that says otherwise does not undo what Spike cannot undo.
                     self._keep(cid, {"status": "resolved"})
                 incidents[cid] = {**known, **values}

@@ -1,7 +1,8 @@
 """The Spike API client: the only module that talks to Spike over HTTP (github.py is the other
 httpx user, for GitHub).
 
-One async client for every call this tool makes. The API key goes only into the `x-api-key`
+One async client for every call this tool makes; the request bounds and the retry loop are
+httpcall.py's, shared with the GitHub client. The API key goes only into the `x-api-key`
 header and is registered with `redact`: it is in no message, log line or repr, even when a
 server echoes request headers back in an error body.
 
@@ -57,10 +58,8 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,23 +74,29 @@ from ..errors import (
     UncertainOutcomeError,
     printable,
 )
+from ..httpcall import (
+    NOT_ACTED_STATUS,
+    RETRY_STATUS,
+    Answer,
+    Clock,
+    Cut,
+    Failed,
+    NotRetried,
+    Sleep,
+    exchange,
+    not_sent,
+    retrying,
+)
+
+# Shared with the GitHub client (httpcall.py); callers of the Spike client name them here.
+from ..httpcall import RetryPolicy as RetryPolicy
+from ..httpcall import retry_after as retry_after
 from ..jsontext import JsonTooDeepError, loads
 from ..model import Operation, check_header_secret, is_loopback
 from ..redact import clip, redact, register
 from . import DEFAULT_PARALLELISM
 
 DEFAULT_URL = "https://api.spike.sh"
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-#: Answers after which Spike surely did not act: even escalate may be sent again.
-NOT_ACTED_STATUS = frozenset({429, 503})
-#: The only httpx errors raised before any byte of the request was written. Everything else
-#: (ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError, which is also what a
-#: reused keep-alive connection closed by the server gives, ...) may come after Spike got it.
-NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
 USER_AGENT = "spike-reconcile"
 #: The organisation's team list: the only call that needs no x-team-id.
 TEAMS_PATH = "/teams/get-all-teams"
@@ -190,55 +195,6 @@ def check_url(url: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try one call, and the bounds of each request (seconds, bytes).
-
-    `attempts`: failed requests per call (429s not counted); `base`, `cap`: the backoff;
-    `total`: one call, all its requests and waits; `timeout`: one network step (connect, a
-    read, a write, a wait for a pooled connection); `deadline`: one request from connecting
-    to the last byte of its answer; `max_body`: the largest answer read; `outage`: failed
-    requests in a row, across calls, after which the client stops; `grace`: how long requests
-    in flight may still finish once the stop event is set.
-    """
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 20.0
-    total: float = 120.0
-    timeout: float = 30.0
-    deadline: float = 60.0
-    max_body: int = 1 << 20
-    outage: int = 8
-    grace: float = 3.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-        return rng.uniform(0.0, min(self.cap, self.base * 2 ** min(attempt - 1, 64)))
-
-
-# ASCII digits only: str.isdigit() also accepts "²", which float() then refuses.
-_DELTA_SECONDS = re.compile(r"[0-9]+")
-
-
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None for an
-    absent or unreadable value."""
-    if not value:
-        return None
-    value = value.strip()
-    if _DELTA_SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-        if when.tzinfo is None:  # "-0000": UTC, with no claim about the sender's zone
-            when = when.replace(tzinfo=timezone.utc)
-        stamp = when.timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, stamp - (time.time() if now is None else now))
-
-
 class AdaptiveLimiter:
     """At most `limit` calls in flight; 429 halves the limit, a window of successes adds one.
 
@@ -291,37 +247,7 @@ class AdaptiveLimiter:
                 waiter.set_result(None)
 
 
-Sleep = Callable[[float], Awaitable[None]]
 Observer = Callable[[str], None]
-Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """An HTTP answer read within the bounds: at most max_body bytes of its body."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    too_large: bool
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """A request that failed in a way a retry may cure."""
-
-    last: str  # what happened, for messages: "503 busy", "ReadTimeout"
-    maybe_acted: bool  # Spike may have acted on it: never resend a non-idempotent call
-    throttled: bool = False
-    wait: float | None = None  # from Retry-After
-
-
-class _Cut(ReconcileError):
-    """A request stopped by this client: its deadline passed, or the apply was interrupted."""
-
-    def __init__(self, reason: str, *, interrupted: bool) -> None:
-        super().__init__(reason)
-        self.interrupted = interrupted
 
 
 class _NotSuccess(ReconcileError):
@@ -332,7 +258,7 @@ class _NotSuccess(ReconcileError):
         self.outage = outage  # no answer from a working Spike API: counts toward an outage
 
 
-def _api_message(answer: _Answer) -> str:
+def _api_message(answer: Answer) -> str:
     """The API's message from an error answer, short, printable and redacted."""
     text = ""
     try:
@@ -350,7 +276,7 @@ def _api_message(answer: _Answer) -> str:
     return text
 
 
-def _success_value(answer: _Answer, max_body: int) -> Any:
+def _success_value(answer: Answer, max_body: int) -> Any:
     """The parsed body of a 2xx answer; _NotSuccess unless it says the call succeeded."""
     if answer.too_large:
         raise _NotSuccess(f"the answer is larger than {max_body} bytes", outage=True)
@@ -489,43 +415,32 @@ class SpikeClient:
     async def _request(
         self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
     ) -> Any:
-        assert self._client is not None, "use SpikeClient as an async context manager"
         where = f"{method} {path}"
-        deadline = self._clock() + self.retry.total
-        failures = throttles = 0
-        while True:
-            self._check_available(where)
-            outcome = await self._once(where, method, path, body, idempotent=idempotent)
-            if not isinstance(outcome, _Failed):
-                return outcome
-            if outcome.maybe_acted and not idempotent:
+        try:
+            return await retrying(
+                lambda: self._once(where, method, path, body, idempotent=idempotent),
+                policy=self.retry,
+                idempotent=idempotent,
+                until=self._clock() + self.retry.total,
+                clock=self._clock,
+                rng=self._rng,
+                sleep=self._sleep,
+                stop=self._stop,
+                check=lambda: self._check_available(where),
+            )
+        except NotRetried as ended:
+            if ended.why == "acted":
                 raise UncertainOutcomeError(
-                    f"{where}: {outcome.last}: Spike may or may not have acted on it, so it is "
+                    f"{where}: {ended.last}: Spike may or may not have acted on it, so it is "
                     "not sent again",
                     method=method,
                     path=path,
-                )
-            self._check_available(where)
-            if outcome.throttled:
-                throttles += 1
+                ) from None
+            if ended.why == "exhausted":
+                message = f"{where}: gave up after {ended.tried} attempts; last: {ended.last}"
             else:
-                failures += 1
-            tried = failures + throttles
-            wait = outcome.wait
-            if wait is None:
-                wait = self.retry.backoff(tried, self._rng)
-            if failures >= self.retry.attempts or self._clock() + wait > deadline:
-                raise ApiError(
-                    f"{where}: gave up after {tried} attempts; last: {outcome.last}",
-                    method=method,
-                    path=path,
-                )
-            if await self._stopped_during(wait):
-                raise ApiError(
-                    f"{where}: not retried, apply was interrupted; last: {outcome.last}",
-                    method=method,
-                    path=path,
-                )
+                message = f"{where}: not retried, apply was interrupted; last: {ended.last}"
+            raise ApiError(message, method=method, path=path) from None
 
     async def _once(
         self,
@@ -536,7 +451,7 @@ class SpikeClient:
         *,
         idempotent: bool,
     ) -> Any:
-        """One request: its value, a _Failed to retry or not, or an ApiError to raise."""
+        """One request: its value, a Failed to retry or not, or an ApiError to raise."""
         await self.limiter.acquire()
         throttled = succeeded = False
         try:
@@ -545,21 +460,22 @@ class SpikeClient:
                 raise ApiError(
                     f"{where}: not sent, apply was interrupted", method=method, path=path
                 )
+            assert self._client is not None, "use SpikeClient as an async context manager"
             self.requests += 1
             started = self._clock()
             try:
-                answer = await self._send(method, path, body)
-            except _Cut as cut:
+                answer = await exchange(self._client, method, path, body, self.retry, self._stopped)
+            except Cut as cut:
                 if cut.interrupted:
                     error = ApiError if idempotent else UncertainOutcomeError
                     raise error(f"{where}: {cut}", method=method, path=path) from None
                 self._failed(where, str(cut))
-                return _Failed(str(cut), maybe_acted=True)
+                return Failed(str(cut), maybe_acted=True)
             except httpx.RequestError as exc:
                 # The type only: some of httpx's messages quote request headers.
                 last = type(exc).__name__
                 self._failed(where, last)
-                return _Failed(last, maybe_acted=not isinstance(exc, NOT_SENT_ERRORS))
+                return Failed(last, maybe_acted=not not_sent(exc))
             status = self.last_status = answer.status
             elapsed = (self._clock() - started) * 1000
             self._note(f"{where} -> {status} in {elapsed:.0f} ms")
@@ -588,7 +504,7 @@ class SpikeClient:
                 throttled = status == 429
                 if not throttled:
                     self._failed(where, f"{status} {message}")
-                return _Failed(
+                return Failed(
                     f"{status} {message}",
                     maybe_acted=status not in NOT_ACTED_STATUS,
                     throttled=throttled,
@@ -614,55 +530,6 @@ class SpikeClient:
         finally:
             await self.limiter.release(throttled=throttled, succeeded=succeeded)
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> _Answer:
-        """One request within RetryPolicy.deadline, cut a grace after the stop event is set.
-
-        Raises _Cut when this client stopped it, httpx.RequestError when the network did.
-        """
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.retry.deadline
-        task = asyncio.ensure_future(self._exchange(method, path, body))
-        stopper = self._stopped
-        try:
-            waiting = {task} if stopper is None else {task, stopper}
-            await asyncio.wait(
-                waiting, timeout=self.retry.deadline, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not task.done() and stopper is not None and stopper.done():
-                grace = max(0.0, min(self.retry.grace, end - loop.time()))
-                await asyncio.wait({task}, timeout=grace)
-                if not task.done():
-                    raise _Cut(
-                        f"interrupted: no answer within {self.retry.grace:g} s of the stop signal",
-                        interrupted=True,
-                    )
-            if not task.done():
-                raise _Cut(
-                    f"no complete answer within {self.retry.deadline:g} s", interrupted=False
-                )
-            return task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-
-    async def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> _Answer:
-        """Send and read the answer as a stream, stopping past RetryPolicy.max_body bytes."""
-        assert self._client is not None
-        limit = self.retry.max_body
-        async with self._client.stream(method, path, json=body) as response:
-            chunks: list[bytes] = []
-            size = 0
-            too_large = False
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    too_large = True
-                    chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
-                    break
-                chunks.append(chunk)
-            return _Answer(response.status_code, response.headers, b"".join(chunks), too_large)
-
     def _failed(self, where: str, last: str) -> None:
         """Count one failed request toward an outage; past RetryPolicy.outage, stop sending."""
         self._note(f"{where}: {last}")
@@ -679,22 +546,6 @@ class SpikeClient:
             raise ApiUnavailableError(
                 f"{where}: not sent: {self._unavailable}", method=method, path=path
             )
-
-    async def _stopped_during(self, seconds: float) -> bool:
-        """Wait `seconds` before a retry; True at once if the apply is stopped meanwhile."""
-        if self._stop is None:
-            await self._sleep(seconds)
-            return False
-        if self._stop.is_set():
-            return True
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        waiter = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waiter.cancel()
-        return self._stop.is_set()
 
     def _note(self, message: str) -> None:
         if self._observe is not None:

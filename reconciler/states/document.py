@@ -1,7 +1,9 @@
 """State files -> one canonical text, every comment kept beside what it was written next to.
 
 The canonical form: the top-level keys `version` then `incidents` (each only if the file has
-it); incidents sorted by id, by code point (the order of plans); fields in the order status,
+it), a `rules:` block copied line for line as written, in its place among them (this module
+owns the incidents, never the rules: `rewrite` reads the result back to prove it); incidents
+sorted by id, by code point (the order of plans); fields in the order status,
 priority, severity, public_sharing, escalations; two-space block style; an id that a YAML 1.1
 or 1.2 reader would not read as a string ("116", "2024-01-01", "yes") in double quotes;
 `null`, `true` and `false` spelled so; an incident or `incidents` without entries as `{}`;
@@ -38,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import StateFileError
+from ..errors import Problem, StateFileError
 from ..model import FIELDS, Fields, Value
 
 #: YAML's line breaks (libyaml counts lines, so node marks, by the same ones).
@@ -82,6 +84,9 @@ class Document:
     incidents: dict[str, Entry] = field(default_factory=dict)
     header: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
+    #: The `rules:` block exactly as written, from its key's line to its last line (every
+    #: comment inside it included): this module owns the incidents, never the rules.
+    rules: list[str] = field(default_factory=list)
 
     @classmethod
     def new(cls) -> Document:
@@ -105,20 +110,47 @@ class Document:
         if version is not None:
             _block(out, version.before, "")
             out.append(_line("version: 1", version.eol))
-        incidents = self.top.get("incidents")
-        if incidents is not None:
-            _block(out, incidents.before, "")
-            bare = self.incidents or incidents.after
-            out.append(_line("incidents:" if bare else "incidents: {}", incidents.eol))
-            for n, counter_id in enumerate(sorted(self.incidents)):
-                if n:
-                    out.append("")
-                _render_entry(out, counter_id, self.incidents[counter_id])
-            if self.incidents and incidents.after:
-                out.append("")
-            _block(out, incidents.after, "  ")
+        for key, comments in self.top.items():
+            if key == "rules":
+                _block(out, comments.before, "")
+                out.extend(self.rules)
+            elif key == "incidents":
+                self._render_incidents(out, comments)
         _block(out, self.after, "")
         return "\n".join(out) + "\n" if out else ""
+
+    def _render_incidents(self, out: list[str], incidents: Comments) -> None:
+        _block(out, incidents.before, "")
+        bare = self.incidents or incidents.after
+        out.append(_line("incidents:" if bare else "incidents: {}", incidents.eol))
+        for n, counter_id in enumerate(sorted(self.incidents)):
+            if n:
+                out.append("")
+            _render_entry(out, counter_id, self.incidents[counter_id])
+        if self.incidents and incidents.after:
+            out.append("")
+        _block(out, incidents.after, "  ")
+
+
+def rewrite(path: str, doc: Document, before: str | None = None) -> str:
+    """`doc` rendered, checked to mean what it should before anything is written: the
+    incidents of `doc` and, of `before` (the file's text when it exists), exactly its rules.
+
+    A rewrite owns the incidents alone; a text that would drop or change a rule (or hold an
+    incident other than asked) raises StateFileError instead of being written.
+    """
+    from .loader import file_meaning
+
+    text = doc.render()
+    rules = file_meaning(path, before)[1] if before is not None else {}
+    incidents, written = file_meaning(path, text)
+    asked = {cid: entry.fields for cid, entry in doc.incidents.items()}
+    if written != rules or incidents != asked:
+        what = "its rules" if written != rules else "its incidents"
+        raise StateFileError(
+            [Problem(path, 0, 0, f"not rewritten: the new text would change {what}")]
+        )
+    return text
 
 
 def format_text(text: str, incidents: Mapping[str, Fields]) -> str:
@@ -127,17 +159,21 @@ def format_text(text: str, incidents: Mapping[str, Fields]) -> str:
     return parse(text, incidents).render()
 
 
-def parse(text: str, incidents: Mapping[str, Fields]) -> Document:
+def parse(text: str, incidents: Mapping[str, Fields], path: str = "<state file>") -> Document:
     """Read a valid state file's structure and comments; values come from `incidents`.
 
     `text` must be a file `states.loader.load` accepted, decoded, and `incidents` what it read from
-    it: this reads positions and comments, never meaning.
+    it: this reads positions and comments, never meaning. Its `rules:` block is kept as
+    written (`path` names the file in the one problem that can stop that).
     """
     doc = Document(incidents={cid: Entry(dict(f)) for cid, f in incidents.items()})
     keys = _keys(text, doc)
     starts = [(key.line, key.column) for key in keys]
     lines = _LINE_BREAK.split(text)
+    kept = _rules_block(path, lines, keys, doc)
     for number, column, comment in _comments(lines):
+        if number in kept:
+            continue
         head = lines[number][:column].strip(" \t")
         if head:
             at = bisect_left(starts, (number, -1))
@@ -257,6 +293,45 @@ def _incident_keys(
             comments = entry.field_comments.setdefault(name, Comments())
             mark = name_node.start_mark
             keys.append(_Key(mark.line, mark.column, comments, child, None))
+
+
+def _rules_block(path: str, lines: list[str], keys: list[_Key], doc: Document) -> range:
+    """Copy the `rules:` block into `doc.rules`, as written, and return its lines.
+
+    It runs from the `rules:` line to the line before the next top-level key (or the end),
+    less what ends it and belongs elsewhere by the rules of the module docstring: blank lines,
+    comments at column 0 (the next key's, or the file's end) and a document end marker.
+    """
+    comments = doc.top.get("rules")
+    if comments is None:
+        return range(0)
+    at = next(n for n, key in enumerate(keys) if key.comments is comments)
+    start = keys[at].line
+    stop = keys[at + 1].line if at + 1 < len(keys) else len(lines)
+    if keys[at].column != 0 or stop == start:
+        # A flow or indented top level: no line of its own to copy it by.
+        line, column = start + 1, keys[at].column + 1
+        raise StateFileError(
+            [
+                Problem(
+                    path,
+                    line,
+                    column,
+                    "rules: must be a top-level key at the start of its own line for this "
+                    "file to be rewritten (its rules are copied as written)",
+                )
+            ]
+        )
+    while stop > start + 1:
+        last = lines[stop - 1]
+        bare = last.strip(" \t")
+        if bare and last[0] in " \t":
+            break
+        if bare and not bare.startswith("#") and not bare.startswith("..."):
+            break
+        stop -= 1
+    doc.rules = lines[start:stop]
+    return range(start, stop)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1078,6 +1078,16 @@ def _label(loc: tuple[Any, ...]) -> str:
 # Loading everything
 
 
+def file_meaning(path: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the text of the state file at `path` says: its incidents (each its fields) and
+    its rules (validated specs, by name). Raises StateFileError with its problems."""
+    loaded = _load_file(path, text.encode())
+    if loaded.data is None:
+        raise StateFileError(loaded.problems)
+    incidents = {cid: spec or {} for cid, spec in loaded.data.items()}
+    return incidents, loaded.rules
+
+
 def _duplicate_problems(
     path: str,
     other: str,

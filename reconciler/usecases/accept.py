@@ -226,7 +226,8 @@ def _choose(
         if entry.field == "status" and entry.live != "resolved" and _resolved(state, entry):
             warnings.append(
                 f"incident {entry.incident}: status: not accepted: this tool recorded it as "
-                f"resolved, which is terminal, and Spike now says {entry.live}"
+                f"resolved, which is terminal, and Spike now says {entry.live} (if Spike's data "
+                f"was reset: reconcile refresh --id {entry.incident} --reopened)"
             )
             continue
         chosen.append(entry)
@@ -245,8 +246,8 @@ def _accepted_texts(
     desired: DesiredState, by_file: Mapping[str, Sequence[DriftEntry]]
 ) -> dict[str, str]:
     """The new text of each state file holding an accepted field: the file as it is, comments
-    and all, with the live values put in, in canonical form."""
-    from ..states.document import parse
+    and rules and all, with the live values put in, in canonical form."""
+    from ..states.document import parse, rewrite
 
     texts: dict[str, str] = {}
     for path, entries in by_file.items():
@@ -255,9 +256,9 @@ def _accepted_texts(
             text = Path(path).read_bytes().decode("utf-8-sig")
         except OSError as exc:
             raise ReconcileError(f"{printable(path)}: cannot read: {exc.strerror}") from None
-        doc = parse(text, mine)
+        doc = parse(text, mine, path)
         for entry in entries:
             assert entry.field is not None
             doc.put(entry.incident, {entry.field: entry.live})
-        texts[path] = doc.render()
+        texts[path] = rewrite(path, doc, text)
     return texts

@@ -350,11 +350,10 @@ def _saved_sections(
 ) -> dict[str, SavedPlan]:
     """The saved plan's sections, each checked to be a configured team: the same team id and
     the same journal as reconcile.yaml says now (a file journal as it spells it, a database
-    by what it is: planfile.same_journal)."""
+    by what it is: journal.same_journal)."""
     import os
 
-    from ..journal import is_database_url
-    from ..planfile import same_journal
+    from ..journal import is_database_url, same_journal
 
     sections: dict[str, SavedPlan] = {}
     for name, team in saved.teams.items():

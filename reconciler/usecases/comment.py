@@ -6,13 +6,19 @@ in place. A plan with no changes posts nothing when no comment exists yet (a qui
 stays quiet), and turns an existing comment into "No changes" (so it never shows a stale plan).
 
 Only a comment the token's own account wrote is edited: anyone can paste the marker into a
-comment (find_comment).
+comment (find_marked).
+
+One comment even when the listing shifts: the comments are listed page by page while others
+change the pull request, and a comment deleted above the page being read moves ours onto a
+page already read. So a comment is created only when a second listing, made right before the
+create, finds none either.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -20,11 +26,13 @@ from ..errors import ReconcileError
 
 if TYPE_CHECKING:
     from ..github import Transport
+    from ..httpcall import RetryPolicy
     from ..planner import Plan
 
 from ..github import (
     ACTIONS_LOGIN,
     COMMENT_LIMIT,
+    DEFAULT_RETRY,
     Comment,
     GitHubClient,
     GitHubConfig,
@@ -61,18 +69,34 @@ def decide(existing: Comment | None, body: str, has_changes: bool) -> Action:
     return "unchanged" if existing.body == body else "updated"
 
 
-def find_comment(comments: Sequence[Marked], mark: str, author: Callable[[], str]) -> Marked | None:
-    """The first comment (or issue) whose first line is the marker (quotes of it start with
-    '>') and that the token's own account wrote: anyone can paste the marker into a comment of
-    their own, and editing theirs would put our plan under their name (or fail).
+async def find_marked(
+    listing: Callable[[], Awaitable[Sequence[Marked]]],
+    mark: str,
+    author: Callable[[], Awaitable[str]],
+) -> Marked | None:
+    """The first comment (or issue) `listing` gives whose first line is the marker (quotes of
+    it start with '>') and that the token's own account wrote: anyone can paste the marker into
+    a comment of their own, and editing theirs would put our plan under their name (or fail).
 
     `author` gives that account's login; it is asked only when a comment carries the marker.
     """
-    marked = [c for c in comments if c.body.startswith(mark)]
+    marked = [c for c in await listing() if c.body.startswith(mark)]
     if not marked:
         return None
-    login = author()
+    login = await author()
     return next((c for c in marked if c.author == login), None)
+
+
+def login_once(client: GitHubClient, fallback: str) -> Callable[[], Awaitable[str]]:
+    """The token's login (GitHubClient.login), asked of GitHub at most once."""
+    known: list[str] = []
+
+    async def author() -> str:
+        if not known:
+            known.append(await client.login(fallback))
+        return known[0]
+
+    return author
 
 
 def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | None) -> str:
@@ -109,6 +133,8 @@ class CommentRequest:
     env: Mapping[str, str] | None = field(default=None, kw_only=True)
     #: For tests: an httpx transport instead of the network.
     transport: Transport | None = field(default=None, kw_only=True)
+    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
+    retry: RetryPolicy | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -119,7 +145,7 @@ class CommentResult:
 
 def post_plan_comment(request: CommentRequest) -> CommentResult:
     """Create, update or leave alone the pull request's one plan comment (see `decide`)."""
-    env, transport = request.env, request.transport
+    env = request.env
     if request.commit and not _SHA.fullmatch(request.commit):
         raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
     saved = read_plan_file(request.plan_file)
@@ -134,13 +160,27 @@ def post_plan_comment(request: CommentRequest) -> CommentResult:
     mark = marker(request.marker_name)
     run_url = request.run_url or run_url_from_env(env)
     body = comment_body(markdown, mark, request.commit or None, run_url)
-    with GitHubClient(config, transport) as client:
-        existing = find_comment(
-            client.list_comments(request.pr), mark, lambda: client.login(request.author)
-        )
+    return asyncio.run(_post(request, config, mark, body, has_changes))
+
+
+async def _post(
+    request: CommentRequest, config: GitHubConfig, mark: str, body: str, has_changes: bool
+) -> CommentResult:
+    retry = request.retry or DEFAULT_RETRY
+    async with GitHubClient(config, request.transport, retry=retry) as client:
+        author = login_once(client, request.author)
+
+        async def listing() -> list[Comment]:
+            return await client.list_comments(request.pr)
+
+        existing = await find_marked(listing, mark, author)
         action = decide(existing, body, has_changes)
         if action == "created":
-            return CommentResult(action, client.create_comment(request.pr, body))
+            # Right before the create: the first listing may have shifted under it.
+            existing = await find_marked(listing, mark, author)
+            action = decide(existing, body, has_changes)
+        if action == "created":
+            return CommentResult(action, await client.create_comment(request.pr, body))
         if action == "updated" and existing is not None:
-            return CommentResult(action, client.update_comment(existing.id, body))
+            return CommentResult(action, await client.update_comment(existing.id, body))
         return CommentResult(action, existing)

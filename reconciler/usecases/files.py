@@ -226,24 +226,20 @@ def _import_targets(
 def _imported_texts(
     placed: Mapping[str, Sequence[str]], desired: DesiredState, live: Mapping[str, Fields]
 ) -> dict[str, str]:
-    """The new text of each file that receives ids: the file as it is (comments and all) or a
-    new one, with each id's live fields put in, in canonical form."""
-    from ..states.document import Document, parse
+    """The new text of each file that receives ids: the file as it is (comments and rules
+    and all) or a new one, with each id's live fields put in, in canonical form."""
+    from ..states.document import Document, parse, rewrite
 
     texts: dict[str, str] = {}
-    with_rules = {rule.source for rule in desired.rules}
     for path, ids in placed.items():
-        if path in with_rules:
-            raise ReconcileError(
-                f"{printable(path)} holds rules; import writes only into files without rules "
-                "(choose another --to)"
-            )
+        before = None
         if path in desired.files:
             mine = {cid: f for cid, f in desired.incidents.items() if desired.sources[cid] == path}
-            doc = parse(Path(path).read_bytes().decode("utf-8-sig"), mine)
+            before = Path(path).read_bytes().decode("utf-8-sig")
+            doc = parse(before, mine, path)
         else:
             doc = Document.new()
         for cid in ids:
             doc.put(cid, live[cid])
-        texts[path] = doc.render()
+        texts[path] = rewrite(path, doc, before)
     return texts

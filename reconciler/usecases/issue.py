@@ -14,6 +14,7 @@ what it says.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..errors import ReconcileError, printable
 from ..github import (
     ACTIONS_LOGIN,
     COMMENT_LIMIT,
+    DEFAULT_RETRY,
     Comment,
     GitHubClient,
     GitHubConfig,
@@ -33,11 +35,12 @@ from ..github import (
     run_url_from_env,
 )
 from ..model import FIELDS, is_counter_id, is_field_value
-from .comment import find_comment, marker
+from .comment import find_marked, login_once, marker
 from .drift import DriftEntry, DriftReport
 
 if TYPE_CHECKING:
     from ..github import Transport
+    from ..httpcall import RetryPolicy
 
 IssueAction = Literal["created", "updated", "unchanged", "closed", "nothing"]
 
@@ -309,6 +312,8 @@ class IssueRequest:
     env: Mapping[str, str] | None = field(default=None, kw_only=True)
     #: For tests: an httpx transport instead of the network.
     transport: Transport | None = field(default=None, kw_only=True)
+    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
+    retry: RetryPolicy | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -334,20 +339,38 @@ def run_issue(request: IssueRequest) -> IssueOutcome:
         request.repo, request.env, purpose="to keep the drift issue (a token with issues: write)"
     )
     run_url = request.run_url or run_url_from_env(request.env)
-    with GitHubClient(config, request.transport) as client:
-        existing = find_comment(
-            client.list_open_issues(), mark, lambda: client.login(request.author)
-        )
+    return asyncio.run(_keep_issue(request, config, mark, report, run_url))
+
+
+async def _keep_issue(
+    request: IssueRequest, config: GitHubConfig, mark: str, report: DriftReport, run_url: str | None
+) -> IssueOutcome:
+    retry = request.retry or DEFAULT_RETRY
+    async with GitHubClient(config, request.transport, retry=retry) as client:
+        author = login_once(client, request.author)
+        existing = await find_marked(client.list_open_issues, mark, author)
         change = plan_issue(existing, report, request.marker_name, request.markdown, run_url)
         if change.action == "created":
-            return IssueOutcome("created", client.create_issue(change.title, change.body), report)
+            # Right before the create: the first listing may have shifted under it.
+            existing = await find_marked(client.list_open_issues, mark, author)
+            change = plan_issue(existing, report, request.marker_name, request.markdown, run_url)
+        if change.action == "created":
+            created = await client.create_issue(change.title, change.body)
+            return IssueOutcome("created", created, report)
         if existing is None:
             return IssueOutcome(change.action, None, report)
         if change.action == "updated":
-            updated = client.update_issue(existing.number, title=change.title, body=change.body)
+            updated = await client.update_issue(
+                existing.number, title=change.title, body=change.body
+            )
             return IssueOutcome("updated", updated, report)
         if change.action == "closed":
-            said = client.comment_on_issue(existing.number, change.comment)
-            closed = client.update_issue(existing.number, state="closed", state_reason="completed")
+            # Closed first: a close that fails leaves the issue open and nothing said, so the
+            # next run says it once; the comment is posted only on an issue this run closed,
+            # which no later run finds open again.
+            closed = await client.update_issue(
+                existing.number, state="closed", state_reason="completed"
+            )
+            said = await client.comment_on_issue(existing.number, change.comment)
             return IssueOutcome("closed", closed, report, said)
         return IssueOutcome(change.action, existing, report)

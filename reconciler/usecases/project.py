@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..config import ALL_REVERT, Policy, Project, TeamConfig
+from ..config import ALL_REVERT, Policy, Project, TeamConfig, check_journals
 from ..errors import Problem, ReconcileError, StateFileError, printable
 from ..model import Unsafe
 from ..states import DEFAULT_PATHS
@@ -64,8 +64,8 @@ def select(
     which narrow the run to those files and to the teams owning them).
 
     Raises ReconcileError for a --team reconcile.yaml does not name, --team without teams,
-    --journal with teams, and (StateFileError) a state file under two teams' paths or
-    under none.
+    --journal with teams, (ProjectFileError) two teams sharing one journal, and
+    (StateFileError) a state file under two teams' paths or under none.
     """
     env = os.environ if env is None else env
     defaults = project.defaults if project is not None else None
@@ -82,9 +82,10 @@ def select(
             "--journal (or RECONCILE_JOURNAL) cannot be used with the teams of "
             f"{printable(project.path)}: each team's journal is set there"
         )
-    warnings = []
-    if env.get("SPIKE_TEAM_ID"):
-        warnings.append(f"SPIKE_TEAM_ID is ignored: {printable(project.path)} configures the teams")
+    # Again here, not only when reconcile.yaml was read: a journal file created or linked,
+    # or a host name's addresses, may have made two teams' journals one since.
+    check_journals(project)
+    warnings = ignored_env(project, env)
     chosen = _chosen(project, teams)
     owners = _owners(project, paths)
     runs = []
@@ -104,6 +105,15 @@ def select(
                 f"{printable(files[0])} belongs to team {strays[0]}, which --team does not select"
             )
     return Selection(runs, teams=True, warnings=warnings)
+
+
+def ignored_env(project: Project | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The warning for SPIKE_TEAM_ID set while `project` configures teams (it is then never
+    sent: each team's id comes from reconcile.yaml), or none."""
+    env = os.environ if env is None else env
+    if project is None or not project.teams or not env.get("SPIKE_TEAM_ID"):
+        return []
+    return [f"SPIKE_TEAM_ID is ignored: {printable(project.path)} configures the teams"]
 
 
 def _chosen(project: Project, teams: Sequence[str]) -> list[str]:

@@ -19,7 +19,7 @@ from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..config import TeamConfig
-from ..journal.records import ACTIVITY_LOG
+from ..journal.records import ACTIVITY_LOG, REOPENED
 from .plan import check_targets, read_live
 
 
@@ -47,6 +47,9 @@ class RefreshRequest:
     drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml read (its id and key); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
+    #: --reopened: adopt Spike's open status for the incidents in `adopt`, which this journal
+    #: recorded as resolved (docs/drift.md, Resolved in the journal, open in Spike).
+    reopened: bool = False
 
 
 def run_refresh(request: RefreshRequest) -> RefreshOutcome:
@@ -69,6 +72,8 @@ def run_refresh(request: RefreshRequest) -> RefreshOutcome:
     check_targets(adopt)
     if escalations is not None:
         return _record_escalations(adopt, escalations, journal_location, lock_timeout)
+    if request.reopened:
+        return _record_reopened(request)
     desired = load(paths or DEFAULT_PATHS).incidents
     journal = open_journal(journal_location)
     with journal.open_for_apply(lock_timeout, "reconcile refresh") as writer:
@@ -105,3 +110,34 @@ def _record_escalations(
         record: dict[str, Fields] = {cid: {"escalations": count}}
         writer.set_values(record, ACTIVITY_LOG)
         return RefreshOutcome([], record, writer.state.lineage, writer.state.serial)
+
+
+def _record_reopened(request: RefreshRequest) -> RefreshOutcome:
+    """Record the live status of `request.adopt`, each recorded as resolved and open in Spike,
+    so that the journal no longer holds them resolved (their other fields are left as
+    recorded: plain refresh records those). Refuses, recording nothing, an id the
+    journal does not record as resolved or that Spike reports resolved too."""
+    ids = list(dict.fromkeys(request.adopt))
+    if not ids:
+        raise ReconcileError("--reopened needs the incidents: one --id for each")
+    journal = open_journal(request.journal_location)
+    with journal.open_for_apply(request.lock_timeout, "reconcile refresh --reopened") as writer:
+        state = writer.state
+        never = [cid for cid in ids if not state.resolved(cid)]
+        if never:
+            raise ReconcileError(
+                f"--reopened: {', '.join(never)}: this journal does not record "
+                f"{'them' if len(never) > 1 else 'it'} as resolved; `reconcile refresh` "
+                "records live values (nothing recorded)"
+            )
+        live = read_live(ids, request.parallelism, team=request.team)
+        closed = [cid for cid in ids if live[cid].get("status") == "resolved"]
+        if closed:
+            raise ReconcileError(
+                f"--reopened: {', '.join(closed)}: Spike reports resolved too; there is "
+                "nothing to adopt (nothing recorded)"
+            )
+        record: dict[str, Fields] = {cid: {"status": live[cid].get("status")} for cid in ids}
+        drift = [Drift(cid, "status", "resolved", live[cid].get("status")) for cid in ids]
+        writer.set_values(record, REOPENED)
+        return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)

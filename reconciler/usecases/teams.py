@@ -6,6 +6,7 @@ Until the project file (reconcile.yaml) exists, the one configured team is SPIKE
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +29,8 @@ class ListedTeam:
 class TeamsRequest:
     """What `reconcile teams` asks."""
 
-    #: The configured team ids (reconcile.yaml's); None: SPIKE_TEAM_ID's, or none when unset.
+    #: The configured team ids (reconcile.yaml's: SPIKE_TEAM_ID is then never sent); None:
+    #: SPIKE_TEAM_ID's, or none when unset.
     configured: Collection[str] | None = None
     #: The variable holding the API key.
     key_env: str = "SPIKE_API_KEY"
@@ -42,7 +44,8 @@ class TeamsOutcome:
 
 def run_teams(request: TeamsRequest) -> TeamsOutcome:
     """List the teams SPIKE_API_KEY can see (GET /teams/get-all-teams), sending SPIKE_TEAM_ID
-    as x-team-id only when it is set.
+    as x-team-id only when it is set and reconcile.yaml configures no teams (with teams it is
+    ignored, as by every command).
 
     Raises CredentialsError for a key Spike refuses, LiveStateError for an answer without a
     list of teams or with a team without an id, ApiError for any other failure.
@@ -52,8 +55,11 @@ def run_teams(request: TeamsRequest) -> TeamsOutcome:
     from ..spike.client import SpikeClient, SpikeConfig
     from ..spike.teams import read_teams
 
-    config = SpikeConfig.from_env(team_required=False, key_env=request.key_env)
     configured = request.configured
+    env = dict(os.environ)
+    if configured is not None:
+        env.pop("SPIKE_TEAM_ID", None)
+    config = SpikeConfig.from_env(env, team_required=False, key_env=request.key_env)
     if configured is None:
         configured = () if config.team_id is None else (config.team_id,)
 

@@ -148,19 +148,19 @@ def test_every_team_of_reconcile_yaml_with_its_id_and_key_variable(tmp_path: Pat
     config = tmp_path / "reconcile.yaml"
     config.write_text(
         "version: 1\nteams:\n"
-        "  payments: {team_id: team-pay, api_key_env: PAY_KEY}\n"
+        "  payments: {team_id: team-pay, api_key_env: SPIKE_PAY_KEY}\n"
         "  search: {team_id: team-search}\n"
     )
     teams = {"team-pay": {"pay-1": {}}, "team-search": {"s-1": {"status": "ACK"}}}
     with SandboxServer(teams=teams, api_key=KEY) as server:
-        env = {**environment(server.url, team=None), "PAY_KEY": KEY}
+        env = {**environment(server.url, team=None), "SPIKE_PAY_KEY": KEY}
         code, out, err = cli("doctor", "--config", str(config), env=env)
         first = [(c["path"], c["team"]) for c in server.calls]
         server.clear_calls()
         code_one, out_one, _ = cli("doctor", "--config", str(config), "--team", "search", env=env)
         second = {c["team"] for c in server.calls}
     assert (code, err) == (0, "")
-    assert out.startswith("team payments (key from PAY_KEY)\n")
+    assert out.startswith("team payments (key from SPIKE_PAY_KEY)\n")
     assert "\nteam search (key from SPIKE_API_KEY)\n" in out
     assert out.endswith("All 10 endpoints understood.\n")
     assert ("/incidents/pay-1", "team-pay") in first

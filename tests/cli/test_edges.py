@@ -329,4 +329,5 @@ def test_a_huge_warning_is_cut_and_a_newline_in_it_cannot_leave_the_quote() -> N
     markdown = plan_markdown(made)
     assert len(markdown) < 3_000
     assert f"> {'x' * 1000} ...\n" in markdown
-    assert "> line one\\n::error::two\n" in markdown
+    # As text: the backslash of \n escaped too, so it shows as written.
+    assert "> line one\\\\n::error::two\n" in markdown

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -68,6 +69,25 @@ def test_json_without_a_team_sends_none_and_configures_none() -> None:
         ]
     }
     # The sandbox logs the team a request was served for: none was sent.
+    assert [(c["path"], c["status"], c["team"]) for c in calls] == [
+        ("/teams/get-all-teams", 200, None)
+    ]
+
+
+def test_with_teams_in_reconcile_yaml_spike_team_id_is_ignored_and_not_sent(
+    tmp_path: Path,
+) -> None:
+    """As every other command: the README's exports (SPIKE_TEAM_ID among them) must not turn
+    the listing into a 401 for a team id reconcile.yaml has replaced."""
+    config = tmp_path / "reconcile.yaml"
+    config.write_text("version: 1\nteams:\n  bee: {team_id: team-b}\n")
+    with sandbox() as server:
+        env = environment(server.url, "retired-team")
+        code, out, err = cli("teams", "--config", str(config), env=env)
+        calls = server.calls
+    assert code == 0, err
+    assert err == f"warning: SPIKE_TEAM_ID is ignored: {config} configures the teams\n"
+    assert "team-b  team-b  yes" in out
     assert [(c["path"], c["status"], c["team"]) for c in calls] == [
         ("/teams/get-all-teams", 200, None)
     ]

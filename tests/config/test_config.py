@@ -32,6 +32,10 @@ NAME_RULE = (
     "names are lowercase letters and digits, groups joined by single hyphens, at most 32 characters"
 )
 TEAM_KEYS = "(valid: team_id, paths, journal, api_key_env, drift)"
+KEY_VARIABLE = (
+    "api_key_env must name an environment variable starting with SPIKE_ "
+    "(then letters, digits and _): the key variable is never another secret"
+)
 POLICIES = "one of revert, warn, accept"
 BOMB = """\
 a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]
@@ -272,15 +276,29 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
         [
             "5:12: team a: paths must be a list of one or more folders or files",
             "6:14: team a: journal must be a file name or a postgresql:// URL",
-            "7:18: team a: api_key_env must be an environment variable name "
-            "(letters, digits and _, not starting with a digit)",
+            f"7:18: team a: {KEY_VARIABLE}",
             f"8:5: unknown key 'path' in team a; did you mean 'paths'? {TEAM_KEYS}",
             "13:9: team b: paths[1] must be a folder or file name",
             "14:9: team b: paths[2] must be a folder or file name",
             "15:14: team b: journal must be a file name or a postgresql:// URL",
-            "16:18: team b: api_key_env must be an environment variable name "
-            "(letters, digits and _, not starting with a digit)",
+            f"16:18: team b: {KEY_VARIABLE}",
             "19:12: team c: paths must be a list of one or more folders or files",
+        ],
+    ),
+    # A line in a pull request must never send another secret to Spike's URL.
+    "key-variable": (
+        "version: 1\n"
+        "teams:\n"
+        "  a: {team_id: x, api_key_env: GITHUB_TOKEN}\n"
+        "  b: {team_id: y, api_key_env: RECONCILE_PLAN_KEY}\n"
+        "  c: {team_id: z, api_key_env: PGPASSWORD}\n"
+        "  d: {team_id: w, api_key_env: spike_api_key}\n"
+        "  e: {team_id: v, api_key_env: SPIKE_API_KEY_EU}\n",
+        [
+            f"3:32: team a: {KEY_VARIABLE}",
+            f"4:32: team b: {KEY_VARIABLE}",
+            f"5:32: team c: {KEY_VARIABLE}",
+            f"6:32: team d: {KEY_VARIABLE}",
         ],
     ),
     "same-team-id": (

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from github_fake import REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import KEY, cli, env, write_states
+from helpers import KEY, cli, env, with_params, write_states
 
 from reconciler.config import load_project
+from reconciler.errors import ProjectFileError
 from reconciler.model import Change, Operation
 from reconciler.planner import Plan
 from reconciler.render import teams_plan_markdown
 from reconciler.sandbox import SandboxServer
 from reconciler.usecases.plan import MadePlan, TeamPlan, TeamsPlan
+from reconciler.usecases.project import select
 
 PAY, PLAT = "64b7f0c2e1d3a4b5c6d7e8f9", "64b7f0c2e1d3a4b5c6d7e8fa"
 
@@ -68,6 +71,80 @@ def test_two_teams_never_share_a_postgresql_journal_however_it_is_spelled(
     project = load_project(config)
     assert project.teams["payments"].journal == "postgresql://u@db/r?namespace=payments"
     assert project.teams["platform"].journal == "postgresql://u@db/r?namespace=platform"
+
+
+def test_one_postgresql_journal_spelled_by_address_and_by_name_is_refused_before_any_call(
+    tmp_path: Path, server_url: str, namespace: str, admin: Any
+) -> None:
+    """127.0.0.1 and localhost reach one server: after payments applied, platform's plan
+    would read payments' journal as its own (and forget its incidents)."""
+    by_address = with_params(server_url, namespace=namespace)
+    assert "@127.0.0.1:" in by_address
+    by_name = by_address.replace("@127.0.0.1:", "@localhost:")
+    write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
+    write_states(tmp_path / "teams" / "platform", {"plat-1": {"priority": "p2"}})
+    config = tmp_path / "reconcile.yaml"
+    config.write_text(
+        f'version: 1\nteams:\n  payments: {{team_id: {PAY}, journal: "{by_address}"}}\n'
+    )
+    seed: dict[str, dict[str, dict[str, Any]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
+    with (
+        SandboxServer(teams=seed, api_key=KEY) as server,
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY),
+    ):
+        os.environ.pop("SPIKE_TEAM_ID", None)
+        code, out, err = cli("apply", "--config", str(config), "--auto-approve")
+        assert code == 0, out + err
+        records = admin.execute(
+            "SELECT count(*) FROM reconcile_journal WHERE namespace = %s", (namespace,)
+        ).fetchone()[0]
+        assert records > 0
+        config.write_text(
+            config.read_text() + f'  platform: {{team_id: {PLAT}, journal: "{by_name}"}}\n'
+        )
+        server.clear_calls()
+        column = len(f"  platform: {{team_id: {PLAT}, journal: ") + 1
+        expected = (
+            f"{config.name}:4:{column}: teams payments and platform have the same journal; "
+            "each team needs its own"
+        )
+        for command in (
+            ["validate"],
+            ["plan", "--team", "platform"],
+            ["apply", "--team", "platform", "--auto-approve"],
+        ):
+            code, out, err = cli(*command, "--config", str(config))
+            assert code == 1, command
+            assert expected in err, err
+            assert "Traceback" not in err and "Plan:" not in out
+        assert server.calls == []
+        assert server.incidents(PLAT)["plat-1"]["priority"] != "p2"
+        assert (
+            admin.execute(
+                "SELECT count(*) FROM reconcile_journal WHERE namespace = %s", (namespace,)
+            ).fetchone()[0]
+            == records
+        )
+
+
+def test_a_journal_file_that_became_another_teams_is_refused_when_journals_are_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compared by device and inode once they exist, and checked again at each command's
+    selection of teams: a hard link made after reconcile.yaml was read is one journal."""
+    monkeypatch.chdir(tmp_path)
+    config = two_teams(tmp_path, ', journal: "a.jsonl"', ', journal: "b.jsonl"')
+    project = load_project(config)
+    assert select(project).runs  # two journals, neither there yet
+    (tmp_path / "a.jsonl").write_text("")
+    os.link(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    column = len(f"  platform: {{team_id: {PLAT}, journal: ") + 1
+    with pytest.raises(ProjectFileError) as caught:
+        select(project)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{config}:4:{column}: teams payments and platform have the same journal; "
+        "each team needs its own"
+    ]
 
 
 def test_reconcile_comment_posts_a_plan_of_teams(tmp_path: Path) -> None:
@@ -155,16 +232,16 @@ def test_a_nul_byte_in_reconcile_yaml_is_a_problem_not_a_traceback(
 def test_a_teams_key_variable_is_named_in_its_errors(tmp_path: Path) -> None:
     write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "resolved"}})
     write_states(tmp_path / "teams" / "platform", {})
-    config = two_teams(tmp_path, ", api_key_env: PAY_KEY")
+    config = two_teams(tmp_path, ", api_key_env: SPIKE_PAY_KEY")
     code, _, err = cli(
         "apply",
         "--config",
         config,
         "--auto-approve",
-        env={"PAY_KEY": "bad\nkey", "SPIKE_API_URL": "http://127.0.0.1:9"},
+        env={"SPIKE_PAY_KEY": "bad\nkey", "SPIKE_API_URL": "http://127.0.0.1:9"},
     )
     assert code == 1
-    assert "PAY_KEY" in err and "SPIKE_API_KEY" not in err
+    assert "SPIKE_PAY_KEY" in err and "SPIKE_API_KEY" not in err
     assert json.dumps("bad\nkey") not in err
 
 
@@ -286,19 +363,19 @@ def test_out_never_replaces_a_journal_a_state_file_or_the_project_file(tmp_path:
 def test_refresh_of_teams_checks_every_key_before_writing_any_journal(tmp_path: Path) -> None:
     write_states(tmp_path / "teams" / "payments", {"pay-1": {"status": "acknowledged"}})
     write_states(tmp_path / "teams" / "platform", {"plat-1": {"status": "acknowledged"}})
-    config = two_teams(tmp_path, "", ", api_key_env: OTHER_KEY")
+    config = two_teams(tmp_path, "", ", api_key_env: SPIKE_OTHER_KEY")
     seed: dict[str, dict[str, dict[str, object]]] = {PAY: {"pay-1": {}}, PLAT: {"plat-1": {}}}
     with (
         SandboxServer(teams=seed, api_key=KEY) as server,
-        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, OTHER_KEY=KEY),
+        env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_OTHER_KEY=KEY),
     ):
         assert cli("apply", "--config", config, "--auto-approve").code == 0
         before = {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()}
         calls = len(server.calls)
         server.set_incidents({"pay-1": {"status": "NACK"}}, team=PAY)
         for command in (["refresh"], ["drift"], ["plan", "--refresh"], ["accept"]):
-            code, _, err = cli(*command, "--config", config, env={"OTHER_KEY": None})
-            assert code == 1 and "OTHER_KEY must be set" in err, command
+            code, _, err = cli(*command, "--config", config, env={"SPIKE_OTHER_KEY": None})
+            assert code == 1 and "SPIKE_OTHER_KEY must be set" in err, command
         assert {p: p.read_bytes() for p in (tmp_path / ".reconcile").iterdir()} == before
         assert len(server.calls) == calls
 
@@ -381,3 +458,23 @@ def test_problems_of_reconcile_yaml_are_summed_up_as_the_project_files(tmp_path:
     code, _, err = cli("validate", "--config", str(config))
     assert code == 1
     assert err.splitlines()[-1] == "error: 1 problem in the project file"
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("postgresql://u@127.0.0.1/r", "postgresql://v@localhost:5432/r", True),
+        ("postgresql://u@[::1]/r?namespace=x", "postgresql://u@127.0.0.1/r?namespace=x", True),
+        ("postgresql://u@127.0.0.1/r", "postgresql://u@localhost:5433/r", False),
+        ("postgresql://u@127.0.0.1/r", "postgresql://u@localhost/s", False),
+        ("postgresql://u@127.0.0.1/r?namespace=a", "postgresql://u@localhost/r", False),
+        # libpq's default database is the user's name.
+        ("postgresql://r@127.0.0.1", "postgresql://u@localhost/r", True),
+        ("postgresql://u@127.0.0.1/r", "a.jsonl", False),
+    ],
+)
+def test_journals_are_compared_by_what_they_are(one: str, other: str, same: bool) -> None:
+    from reconciler.journal import same_journal
+
+    assert same_journal(one, other) is same
+    assert same_journal(other, one) is same

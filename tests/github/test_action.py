@@ -280,8 +280,10 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
     assert "| `a-1` | severity | (unknown) | sev2 |" in comment["body"]
     assert "commit `c0ffeec0ffee`" in comment["body"]
     assert TOKEN not in done.stdout + done.stderr
-    # The second run asks whose the marked comment is (GET /user: 403 for the Actions token).
+    # The first run lists again right before it creates; the second asks whose the marked
+    # comment is (GET /user: 403 for the Actions token).
     assert [(m, p.split("?")[0]) for m, p, _ in github.requests] == [
+        ("GET", "/repos/octo/states/issues/7/comments"),
         ("GET", "/repos/octo/states/issues/7/comments"),
         ("POST", "/repos/octo/states/issues/7/comments"),
         ("GET", "/repos/octo/states/issues/7/comments"),

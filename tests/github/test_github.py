@@ -5,6 +5,7 @@ create) and one comment (edit). The fake is a real HTTP server on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -249,12 +250,13 @@ def test_a_next_page_on_another_host_is_not_followed_with_the_token() -> None:
         link = '<https://elsewhere.example/page2>; rel="next"'
         return httpx.Response(200, json=[], headers={"Link": link})
 
-    config = GitHubConfig("https://api.github.com", REPO, TOKEN)
-    with (
-        GitHubClient(config, httpx.MockTransport(handler)) as client,
-        pytest.raises(GitHubError, match="next page is on another host") as caught,
-    ):
-        client.list_comments(5)
+    async def main() -> None:
+        config = GitHubConfig("https://api.github.com", REPO, TOKEN)
+        async with GitHubClient(config, httpx.MockTransport(handler)) as client:
+            await client.list_comments(5)
+
+    with pytest.raises(GitHubError, match="next page is on another host") as caught:
+        asyncio.run(main())
     assert seen == ["https://api.github.com/repos/octo/states/issues/5/comments?per_page=100"]
     assert TOKEN not in str(caught.value)
 
@@ -265,12 +267,13 @@ def test_a_fork_pull_request_gets_a_clear_message() -> None:
             return httpx.Response(200, json=[])
         return httpx.Response(403, json={"message": "Resource not accessible by integration"})
 
-    config = GitHubConfig("https://api.github.com", REPO, TOKEN)
-    with (
-        GitHubClient(config, httpx.MockTransport(handler)) as client,
-        pytest.raises(GitHubError) as caught,
-    ):
-        client.create_comment(5, "x")
+    async def main() -> None:
+        config = GitHubConfig("https://api.github.com", REPO, TOKEN)
+        async with GitHubClient(config, httpx.MockTransport(handler)) as client:
+            await client.create_comment(5, "x")
+
+    with pytest.raises(GitHubError) as caught:
+        asyncio.run(main())
     assert str(caught.value) == (
         "cannot comment on #5: GitHub answered 403: Resource not accessible by integration "
         "(the token needs pull-requests: write; a pull request from a fork gets a read-only "

@@ -3,6 +3,7 @@ GITHUB_API_URL or masks an echoed token cleanly. Against the GitHub fake over re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -115,6 +116,7 @@ def test_no_marked_comment_means_no_login_lookup(github: FakeGitHub, plan_file: 
     assert comment(github, plan_file)[0] == 0
     assert [(m, p.split("?")[0]) for m, p, _ in github.requests] == [
         ("GET", "/repos/octo/states/issues/7/comments"),
+        ("GET", "/repos/octo/states/issues/7/comments"),
         ("POST", "/repos/octo/states/issues/7/comments"),
     ]
 
@@ -146,12 +148,13 @@ def test_a_next_link_with_a_bad_port_is_a_clean_error() -> None:
         link = '<https://api.github.com:99999/page2>; rel="next"'
         return httpx.Response(200, json=[], headers={"Link": link})
 
-    config = GitHubConfig("https://api.github.com", REPO, TOKEN)
-    with (
-        GitHubClient(config, httpx.MockTransport(handler)) as client,
-        pytest.raises(GitHubError, match="GitHub answered a link that is not a valid URL"),
-    ):
-        client.list_comments(5)
+    async def main() -> None:
+        config = GitHubConfig("https://api.github.com", REPO, TOKEN)
+        async with GitHubClient(config, httpx.MockTransport(handler)) as client:
+            await client.list_comments(5)
+
+    with pytest.raises(GitHubError, match="GitHub answered a link that is not a valid URL"):
+        asyncio.run(main())
 
 
 def test_a_token_echoed_by_github_is_masked_in_process(github: FakeGitHub, plan_file: str) -> None:
@@ -170,13 +173,14 @@ def test_a_token_echoed_by_github_is_masked_in_process(github: FakeGitHub, plan_
 def test_a_token_echoed_by_github_is_masked_by_the_installed_command(
     github: FakeGitHub, plan_file: str
 ) -> None:
-    github.failure = (500, {"message": f"upstream said: token={TOKEN}"})
+    # 400: not retried (a 500 would be, for seconds).
+    github.failure = (400, {"message": f"upstream said: token={TOKEN}"})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     env |= {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}
     args = [str(RECONCILE), "comment", "--plan", plan_file, "--repo", REPO, "--pr", "7"]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert done.stderr == (
-        "error: cannot list the comments of #7: GitHub answered 500: upstream said: token=***\n"
+        "error: cannot list the comments of #7: GitHub answered 400: upstream said: token=***\n"
     )
     assert TOKEN not in done.stdout

@@ -70,6 +70,11 @@ def test_a_github_error_padded_to_the_cut_shows_no_part_of_the_token() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(422, json={"message": message}))
     config = GitHubConfig("https://api.github.com", "o/r", TOKEN)
     register(TOKEN)
-    with GitHubClient(config, transport) as client, pytest.raises(ReconcileError) as info:
-        client.create_comment(1, "hello")
+
+    async def go() -> None:
+        async with GitHubClient(config, transport) as client:
+            await client.create_comment(1, "hello")
+
+    with pytest.raises(ReconcileError) as info:
+        asyncio.run(go())
     assert TOKEN[:8] not in str(info.value)

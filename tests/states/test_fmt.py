@@ -523,3 +523,73 @@ def test_the_bundled_example_states_are_canonical() -> None:
     states = Path(__file__).resolve().parents[2] / "states"
     code, out, err = cli("fmt", "--check", str(states))
     assert code == 0, out + err
+
+
+RULES_LAST = """\
+version: 1
+incidents:
+  b-2: {status: resolved}
+  a-1:
+    priority: p2  # why
+rules:
+  # first
+  close-low:  # eol
+    match:
+      status: [triggered]
+
+# a comment at column 0 between two rules stays inside
+      priority: [p5]
+    set:
+      status: resolved
+  # commented-out rule at the end of rules
+# the file's end
+...
+"""
+
+
+def rewritten(text: str, path: str = "f.yaml") -> str:
+    from reconciler.states.document import parse, rewrite
+    from reconciler.states.loader import file_meaning
+
+    return rewrite(path, parse(text, file_meaning(path, text)[0], path), text)
+
+
+def test_a_rewrite_copies_the_rules_block_as_written_where_it_was_written() -> None:
+    rules = RULES_LAST.split("rules:\n", 1)[1].split("# the file's end")[0]
+    assert rewritten(RULES_LAST) == (
+        "version: 1\n"
+        "incidents:\n"
+        "  a-1:\n"
+        "    priority: p2  # why\n"
+        "\n"
+        "  b-2:\n"
+        "    status: resolved\n"
+        "rules:\n" + rules + "# the file's end\n"
+    )
+    # A file whose rules come first keeps them first; the text is stable.
+    first = "version: 1\nrules:\n" + rules + "incidents:\n  a-1: {}\n"
+    assert rewritten(first) == first
+    assert rewritten(rewritten(RULES_LAST)) == rewritten(RULES_LAST)
+
+
+def test_a_rules_block_that_cannot_be_copied_by_lines_stops_the_rewrite() -> None:
+    flow = "{rules: {r-1: {match: {status: [triggered]}, set: {status: resolved}}}}\n"
+    with pytest.raises(ReconcileError, match=r"f\.yaml:1:2: rules: must be a top-level key"):
+        rewritten(flow)
+
+
+def test_a_rewrite_that_would_change_the_rules_is_refused() -> None:
+    from reconciler.states.document import parse, rewrite
+
+    text = "rules:\n  r-1:\n    match: {status: [triggered]}\n    set: {status: resolved}\n"
+    doc = parse(text, {}, "f.yaml")
+    doc.rules[-1] = "    set: {status: acknowledged}"
+    with pytest.raises(ReconcileError, match=r"f\.yaml: not rewritten: .* change its rules"):
+        rewrite("f.yaml", doc, text)
+
+
+def test_fmt_leaves_a_file_with_rules_as_written(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES_LAST)
+    assert cli("fmt", "--check", str(tmp_path))[:2] == (0, "")
+    assert cli("fmt", str(tmp_path))[:2] == (0, "")
+    assert (tmp_path / "rules.yaml").read_text() == RULES_LAST

@@ -178,7 +178,8 @@ def test_a_resolved_incident_is_never_reopened_by_accepting(repo: Repo) -> None:
     assert outcome.files == {}
     assert outcome.warnings == [
         "incident pay-1: status: not accepted: this tool recorded it as resolved, which is "
-        "terminal, and Spike now says triggered"
+        "terminal, and Spike now says triggered (if Spike's data was reset: reconcile "
+        "refresh --id pay-1 --reopened)"
     ]
 
 
@@ -214,3 +215,72 @@ def test_the_command_prints_the_files_it_changed(repo: Repo) -> None:
         "  pay-2 priority: p3 -> p1",
         "Accepted 1 live value into 1 file; recorded in the journal (serial 6).",
     ]
+
+
+RULES = """\
+# Payments: the rules first, then the incidents.
+version: 1
+rules:
+  # Disk alerts are noise until the new disks arrive.
+  quiet-disk:  # agreed with storage
+    match:
+      status: [triggered]
+      title: "^disk"   # every host
+    set: {priority: p5}
+    # max_matches: 10 (not needed yet)
+
+# The incidents reviewed by hand.
+incidents:
+  pay-1:
+    status: acknowledged
+    severity: sev1  # until the vendor fixes it
+    priority: p2
+  pay-2:
+    priority: p3
+"""
+
+
+def rule_changes(repo: Repo) -> list[tuple[str, str, Any, str]]:
+    code, out, err = cli(
+        "plan",
+        str(repo.states),
+        "--refresh",
+        "--journal",
+        str(repo.journal),
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+    return [
+        (c["incident"], c["field"], c["after"], c["rule"])
+        for c in json.loads(out)["changes"]
+        if c.get("rule")
+    ]
+
+
+def test_accepting_into_a_file_with_rules_keeps_them_as_written(repo: Repo) -> None:
+    """The rewrite owns the incidents only: the rules block, its comments and all, stays,
+    and the file plans the same rules afterwards."""
+    path = repo.states / "payments.yaml"
+    path.write_text(RULES)
+    repo.server.set_incidents({"disk-1": {"title": "disk full on db-1", "status": "NACK"}})
+    repo.server.set_incidents({"pay-1": {"severity": "sev2"}})
+    before = rule_changes(repo)
+    assert before == [("disk-1", "priority", "p5", "quiet-disk")]
+    outcome = repo.accept("pay-1", fields=("severity",))
+    assert list(outcome.files) == [str(path)]
+    rules_block = RULES.split("\n\n# The incidents")[0] + "\n"
+    text = path.read_text()
+    assert text.startswith(rules_block)
+    assert text[len(rules_block) :] == (
+        "# The incidents reviewed by hand.\n"
+        "incidents:\n"
+        "  pay-1:\n"
+        "    status: acknowledged\n"
+        "    priority: p2\n"
+        "    severity: sev2  # until the vendor fixes it\n"
+        "\n"
+        "  pay-2:\n"
+        "    priority: p3\n"
+    )
+    assert rule_changes(repo) == before

@@ -112,6 +112,44 @@ def test_a_file_with_hand_written_comments_keeps_them(
     )
 
 
+def test_importing_into_a_file_with_rules_keeps_them_as_written(
+    repo: tuple[SandboxServer, Path, str],
+) -> None:
+    """import owns the incidents it adds: the rules block stays byte for byte, and the file
+    plans the same rules afterwards."""
+    server, states, journal = repo
+    server.set_incidents({"db-9": {"title": "db-9 replica lag"}})
+    target = states / "rules.yaml"
+    rules = (
+        "rules:\n"
+        "  # Stale triggered incidents: nobody looks at them.\n"
+        "  quiet-db:  # agreed with storage\n"
+        "    match: {status: [triggered], title: '^db'}\n"
+        "    set: {priority: p5}\n"
+    )
+    target.write_text("version: 1\n" + rules)
+
+    def rule_changes() -> list[tuple[str, str, str]]:
+        code, out, err = cli(
+            "plan", str(states), "--refresh", "--journal", journal, "--format", "json"
+        )
+        assert code == 0, err
+        changes = json.loads(out)["changes"]
+        return [(c["incident"], c["field"], c["rule"]) for c in changes if c.get("rule")]
+
+    assert rule_changes() == [("db-9", "priority", "quiet-db")]
+    code, _, err = run_import(states, journal, "116", "--to", str(target))
+    assert code == 0, err
+    assert target.read_text() == (
+        "version: 1\n" + rules + "incidents:\n"
+        '  "116":\n'
+        "    status: acknowledged\n"
+        "    priority: p2\n"
+        "    severity: null\n"
+    )
+    assert rule_changes() == [("db-9", "priority", "quiet-db")]
+
+
 def test_a_failing_id_leaves_the_file_and_the_journal_byte_identical(
     repo: tuple[SandboxServer, Path, str],
 ) -> None:
