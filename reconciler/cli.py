@@ -31,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from .approvals import ApprovalRule
     from .config import Project
     from .usecases.project import Selection
 
@@ -133,6 +134,12 @@ def _project() -> Project | None:
         ctx.meta[key] = find_project(ctx.meta.get(_CONFIG))
     project: Project | None = ctx.meta[key]
     return project
+
+
+def _approval_rules() -> tuple[ApprovalRule, ...]:
+    """reconcile.yaml's approval rules (docs/approvals.md); none without the file."""
+    project = _project()
+    return project.approvals if project is not None else ()
 
 
 def _select(
@@ -362,6 +369,7 @@ def plan(
             unsafe=run.unsafe,
             drift_policy=run.drift,
             only=run.only,
+            approvals=_approval_rules(),
         )
         for run in selection.runs
     ]
@@ -527,6 +535,7 @@ def apply(
             refresh=refresh,
             drift_policy=run.drift,
             only=run.only,
+            approvals=_approval_rules(),
         )
         for run in selection.runs
     ]

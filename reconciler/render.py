@@ -15,6 +15,7 @@ from .redact import clip
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
+    from .approvals import Needed
     from .journal.records import Recorded
     from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
@@ -189,8 +190,53 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
         )
         lines.append("")
     lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
+    if plan.approvals:
+        lines.append("Needs approval (reconcile approvals checks the pull request's reviews):")
+        for need in plan.approvals:
+            lines.append(paint(f"  ! {printable(need.rule)}: {_needs(need)}", "yellow"))
+            lines.append("      " + ", ".join(_change_short(c) for c in need.changes[:10]))
+            if len(need.changes) > 10:
+                lines.append(f"      ... and {len(need.changes) - 10} more")
+        lines.append("")
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
+
+
+def _needs(need: Needed) -> str:
+    """`1 approval of @acme/comms, dana`."""
+    return f"{need.count} approval{'s' * (need.count != 1)} of " + ", ".join(
+        str(a) for a in need.approvers
+    )
+
+
+def _change_short(change: Change) -> str:
+    return f"{change.incident} {change.field} {show_before(change)} -> {show_value(change.after)}"
+
+
+#: Changes listed per rule in the markdown comment's "Needs approval" (the plan file has all).
+_NEEDS_SHOWN = 20
+
+
+def approvals_markdown(needs: Sequence[Needed]) -> str:
+    """The "Needs approval" section at the top of a plan comment: each rule, who may approve
+    it and the changes it covers; every text through markdown_text (an approver is shown,
+    never @mentioned)."""
+    if not needs:
+        return ""
+    lines = [
+        "> [!IMPORTANT]",
+        "> **Needs approval** (a review of this pull request's head commit):",
+    ]
+    for need in needs:
+        lines.append(f"> - **{markdown_text(need.rule)}**: {markdown_text(_needs(need))}")
+        shown = [
+            f"`{c.incident}` {markdown_text(_change_short(c).split(' ', 1)[1])}"
+            for c in need.changes[:_NEEDS_SHOWN]
+        ]
+        lines.append(">   " + "; ".join(shown))
+        if len(need.changes) > _NEEDS_SHOWN:
+            lines.append(f">   ... and {len(need.changes) - _NEEDS_SHOWN} more (see the plan file)")
+    return "\n".join(lines) + "\n\n"
 
 
 def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
@@ -200,6 +246,8 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     `heading`, no title (a team's section of a plan of teams has its own).
     """
     head: list[str] = ["### spike-reconcile plan", ""] if heading else []
+    if heading and plan.approvals:  # a team's section: the comment's top has them all
+        head += [*approvals_markdown(plan.approvals).rstrip("\n").split("\n"), ""]
     head += [f"**{plan_summary(plan)}**", ""]
     # Warnings can be many (one per unknown --target) and, from a plan file, of any length:
     # together they get at most a quarter of the budget, each at most WARNING_CHARS.
@@ -315,7 +363,11 @@ def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
     budget are counted in a closing note.
     """
     note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
-    out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
+    from .approvals import merge_needed
+
+    out = "### spike-reconcile plan\n\n"
+    out += approvals_markdown(merge_needed(team.made.plan.approvals for team in plan.teams))
+    out += f"**{teams_total(plan)}**\n\n"
     rows = []
     for team in plan.teams:
         numbers = team.made.plan.summary()

@@ -30,6 +30,7 @@ from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
+    from ..approvals import ApprovalRule
     from ..config import TeamConfig
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
@@ -67,6 +68,8 @@ class ApplyRequest:
     unsafe: Unsafe = DEFAULT_UNSAFE
     #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
     only: Sequence[str] = ()
+    #: reconcile.yaml's approval rules (docs/approvals.md).
+    approvals: Sequence[ApprovalRule] = ()
 
 
 @dataclass
@@ -445,6 +448,7 @@ def _prepare(
         drift_policy=request.drift_policy,
         only=request.only,
         evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
+        approvals=request.approvals,
     )
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
