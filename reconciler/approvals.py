@@ -223,6 +223,19 @@ class RuleStatus:
     def missing(self) -> int:
         return max(0, self.need.count - len(self.approved_by))
 
+    def line(self, author: str) -> str:
+        """`public-pages: met, approved by cy (2030-...)`, or what is missing and from whom."""
+        need = self.need
+        if self.met:
+            by = ", ".join(f"{a.login} ({a.at})" for a in self.approved_by)
+            return f"{need.rule}: met, approved by {by}"
+        who = ", ".join(self.could) or "no one: every approver is the author"
+        return (
+            f"{need.rule}: not met: {len(self.approved_by)} of {need.count} "
+            f"approval{'s' * (need.count != 1)} on the head commit; {self.missing} more "
+            f"from: {who} (not {author}, the author)"
+        )
+
 
 #: (org, team slug, login) -> whether login is an active member of the team.
 Members = Callable[[str, str, str], bool]

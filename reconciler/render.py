@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .journal.records import Recorded
     from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
+    from .usecases.approvals import ApprovalsOutcome
     from .usecases.comment import CommentResult
     from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
@@ -483,6 +484,8 @@ def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "operations": [],
                 "outcome": "interrupted",
             }
+            if isinstance(record.get("audit"), dict):
+                current["audit"] = record["audit"]
             entries.append(current)
         elif kind == "apply-end" and current is not None:
             current["outcome"] = record.get("outcome")
@@ -536,6 +539,7 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
                 f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
                 f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
             )
+            lines.extend(f"    {line}" for line in _audit_lines(entry.get("audit")))
             for item in ops:
                 lines.append("    " + _item_text(item))
         elif kind == "created":
@@ -543,6 +547,40 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
         else:
             lines.append(f"{entry['at']}  {_item_text(entry)}")
     return "\n".join(lines) + "\n"
+
+
+def _audit_lines(audit: Any) -> list[str]:
+    """Who and why of one apply (docs/approvals.md), as `reconcile log` shows it."""
+    if not isinstance(audit, dict):
+        return []
+    lines = []
+    source = " ".join(
+        part
+        for part in (
+            f"commit {audit['commit']}" if "commit" in audit else "",
+            f"of {audit['repository']}" if "repository" in audit else "",
+            f"pull request #{audit['pull_request']}" if "pull_request" in audit else "",
+            f"by {audit['author']}" if "author" in audit else "",
+        )
+        if part
+    )
+    if source:
+        lines.append(source)
+    approvals = audit.get("approvals")
+    if isinstance(approvals, list) and approvals:
+        lines.append(
+            "approved by "
+            + ", ".join(
+                f"{a.get('login')} ({a.get('at')})" for a in approvals if isinstance(a, dict)
+            )
+        )
+    if "run_url" in audit:
+        lines.append(f"run {audit['run_url']}")
+    if "user" in audit:
+        lines.append(f"by local user {audit['user']}")
+    if "force_approvals" in audit:
+        lines.append(f"approvals forced: {audit['force_approvals']}")
+    return [printable(str(line)) for line in lines]
 
 
 def _item_text(item: Mapping[str, Any]) -> str:
@@ -1084,4 +1122,44 @@ def init_text(outcome: InitOutcome) -> str:
         )
     else:
         lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_text(outcome: ApprovalsOutcome) -> str:
+    """`reconcile approvals`: one line per rule, and what GitHub would not say."""
+    if outcome.pull is None:
+        return "The plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [f"Pull request #{pull.number} by {printable(pull.author)}, head {pull.head_sha[:12]}:"]
+    lines += [f"  {printable(s.line(pull.author))}" for s in outcome.statuses]
+    if outcome.unseen and not outcome.met:
+        lines.append(
+            f"Note: GitHub answered 404 for the membership of {', '.join(outcome.unseen)}: not "
+            "a member, or a team the token cannot see (the Actions GITHUB_TOKEN cannot read "
+            "team membership; a token with read:org or Members: read can)"
+        )
+    met = len(outcome.statuses) - len(outcome.unmet)
+    lines.append(f"Approvals: {met} of {len(outcome.statuses)} rules met.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_markdown_summary(outcome: ApprovalsOutcome) -> str:
+    """The step summary of `reconcile approvals` (GITHUB_STEP_SUMMARY)."""
+    if outcome.pull is None:
+        return "### spike-reconcile approvals\n\nThe plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [
+        "### spike-reconcile approvals",
+        "",
+        f"Pull request #{pull.number}, head commit `{pull.head_sha[:12]}`",
+        "",
+        "| rule | | approvals |",
+        "| --- | --- | --- |",
+    ]
+    for status in outcome.statuses:
+        mark = "met" if status.met else "**not met**"
+        lines.append(
+            f"| {markdown_text(status.need.rule)} | {mark} | "
+            f"{markdown_text(status.line(pull.author).split(': ', 1)[1])} |"
+        )
     return "\n".join(lines) + "\n"
