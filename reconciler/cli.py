@@ -31,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from .approvals import ApprovalRule
     from .config import Project
     from .usecases.project import Selection
 
@@ -133,6 +134,12 @@ def _project() -> Project | None:
         ctx.meta[key] = find_project(ctx.meta.get(_CONFIG))
     project: Project | None = ctx.meta[key]
     return project
+
+
+def _approval_rules() -> tuple[ApprovalRule, ...]:
+    """reconcile.yaml's approval rules (docs/approvals.md); none without the file."""
+    project = _project()
+    return project.approvals if project is not None else ()
 
 
 def _select(
@@ -362,6 +369,7 @@ def plan(
             unsafe=run.unsafe,
             drift_policy=run.drift,
             only=run.only,
+            approvals=_approval_rules(),
         )
         for run in selection.runs
     ]
@@ -429,6 +437,22 @@ def plan(
     is_flag=True,
     help="Self-heal: read live state first and revert drift (revert-policy fields only).",
 )
+@click.option(
+    "--pr",
+    type=click.IntRange(min=1),
+    help="The pull request whose approvals are checked [default: the one merged as GITHUB_SHA].",
+)
+@click.option(
+    "--repo",
+    envvar="GITHUB_REPOSITORY",
+    metavar="OWNER/NAME",
+    help="The repository of --pr [default: GITHUB_REPOSITORY].",
+)
+@click.option(
+    "--force-approvals",
+    metavar="REASON",
+    help="Apply a plan whose approvals are not met; the journal records REASON.",
+)
 @format_option("text", "json")
 @team_option
 @common
@@ -442,6 +466,9 @@ def apply(
     force: bool,
     targets: tuple[str, ...],
     refresh: bool,
+    pr: int | None,
+    repo: str | None,
+    force_approvals: str | None,
     fmt: str,
     teams: tuple[str, ...],
     verbose: bool,
@@ -453,10 +480,17 @@ def apply(
     `plan --out`); it is applied without prompting, and refused when the journal moved on.
     With teams in reconcile.yaml, every team (or each --team) is applied, concurrently.
     With --refresh (self-heal), the plan is made against live state: drifted fields whose
-    policy is revert are reverted, and the unsafe rule counts the reverts.
+    policy is revert are reverted, and the unsafe rule counts the reverts. A plan whose
+    changes need approvals (reconcile.yaml's approvals:) is refused before any call unless
+    the pull request's reviews meet them (docs/approvals.md).
     """
     from . import render
     from .usecases.apply import ApplyRequest, run_apply, run_apply_teams
+    from .usecases.approvals import ApprovalGate, GitHubAccess
+
+    if force_approvals is not None and not force_approvals.strip():
+        raise click.UsageError("--force-approvals needs a reason")
+    gate = ApprovalGate(GitHubAccess(repo) if repo else None, pr, force_approvals)
 
     ctx = Context(verbose, no_color)
     plan_file = None
@@ -530,6 +564,8 @@ def apply(
             refresh=refresh,
             drift_policy=run.drift,
             only=run.only,
+            approvals=_approval_rules(),
+            gate=gate,
         )
         for run in selection.runs
     ]
@@ -1157,6 +1193,48 @@ def comment(
         teams_markdown=render.teams_plan_markdown,
     )
     click.echo(render.comment_text(post_plan_comment(request), pr))
+
+
+@cli.command()
+@click.option(
+    "--plan",
+    "plan_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A plan file from `reconcile plan --out`.",
+)
+@click.option("--repo", envvar="GITHUB_REPOSITORY", required=True, metavar="OWNER/NAME")
+@click.option("--pr", type=click.IntRange(min=1), required=True, help="Pull request number.")
+@common
+def approvals(plan_file: str, repo: str, pr: int, verbose: bool, no_color: bool) -> None:
+    """Check the plan's approvals against the pull request's reviews (needs GITHUB_TOKEN).
+
+    Exit 0 when every approval rule the plan names is met by an approval of the pull
+    request's head commit, 1 naming each unmet rule and who could meet it (docs/approvals.md).
+    Writes a step summary when GITHUB_STEP_SUMMARY is set.
+    """
+    from . import render
+    from .usecases.approvals import GitHubAccess, check_plan_file
+
+    outcome = check_plan_file(plan_file, pr, GitHubAccess(repo))
+    click.echo(render.approvals_text(outcome), nl=False)
+    _step_summary(render.approvals_markdown_summary(outcome))
+    if not outcome.met:
+        raise click.exceptions.Exit(1)
+
+
+def _step_summary(markdown: str) -> None:
+    """Append to the job's summary page ($GITHUB_STEP_SUMMARY), when there is one."""
+    from .errors import ReconcileError
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown + "\n")
+    except OSError as exc:
+        raise ReconcileError(f"GITHUB_STEP_SUMMARY: cannot write: {exc.strerror}") from None
 
 
 @cli.command()

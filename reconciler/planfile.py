@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import jsontext, redact
+from .approvals import Approver, Needed
 from .errors import InvalidPlanError, PlanError, ReconcileError, StalePlanError, printable
 from .journal.records import is_plan_id
 from .model import (
@@ -315,6 +316,8 @@ def plan_content(
         "refresh": {cid: dict(fields) for cid, fields in sorted(plan.live_values.items())},
         "unsafe": plan.unsafe,
         "warnings": list(plan.warnings),
+        # Only with approval rules: every other plan file stays as it was.
+        **({"approvals": [n.to_json() for n in plan.approvals]} if plan.approvals else {}),
     }
     if with_digest:
         body["plan_digest"] = digest(body)
@@ -382,6 +385,8 @@ class SavedPlan:
     team_id: str | None = None
     location: str = ""
     plan_id: str = ""
+    #: The approvals its changes need (docs/approvals.md); none without approval rules.
+    approvals: list[Needed] = field(default_factory=list)
 
 
 @dataclass
@@ -571,7 +576,35 @@ def _section(
         team_id=team_id,
         location=journal["location"],
         plan_id=plan_id,
+        approvals=_approvals(path, body.get("approvals", [])),
     )
+
+
+def _approvals(path: str, raw: Any) -> list[Needed]:
+    """The plan's `approvals`: rule names, approvers, counts and changes, all well formed."""
+    if not isinstance(raw, list):
+        raise InvalidPlanError(f"{path}: approvals must be a list")
+    out = []
+    for n, item in enumerate(raw):
+        where = f"{path}: approvals[{n}] is malformed"
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"rule", "approvers", "count", "changes"}
+            and is_rule_name(item["rule"])
+            and type(item["count"]) is int
+            and item["count"] >= 1
+            and isinstance(item["approvers"], list)
+            and item["approvers"]
+            and all(isinstance(a, str) for a in item["approvers"])
+        ):
+            raise InvalidPlanError(f"{where}: not {{rule, approvers, count, changes}}")
+        try:
+            approvers = tuple(Approver.parse(a) for a in item["approvers"])
+        except ValueError:
+            raise InvalidPlanError(f"{where}: an approver is not a login or a team") from None
+        changes = tuple(_changes(f"{path}: approvals[{n}]", item["changes"]))
+        out.append(Needed(item["rule"], approvers, item["count"], changes))
+    return out
 
 
 def _changes(path: str, raw: Any) -> list[Change]:
@@ -1029,6 +1062,7 @@ def plan_from_saved(saved: SavedPlan) -> Plan:
             for d in drift
         ],
         live_values=saved.refresh,
+        approvals=saved.approvals,
     )
 
 

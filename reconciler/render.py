@@ -15,9 +15,11 @@ from .redact import clip
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
+    from .approvals import Needed
     from .journal.records import Recorded
     from .usecases.accept import AcceptOutcome
     from .usecases.apply import TeamsApplyOutcome
+    from .usecases.approvals import ApprovalsOutcome
     from .usecases.comment import CommentResult
     from .usecases.doctor import DoctorOutcome, TeamChecks
     from .usecases.drift import DriftEntry, DriftReport
@@ -189,8 +191,53 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
         )
         lines.append("")
     lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
+    if plan.approvals:
+        lines.append("Needs approval (reconcile approvals checks the pull request's reviews):")
+        for need in plan.approvals:
+            lines.append(paint(f"  ! {printable(need.rule)}: {_needs(need)}", "yellow"))
+            lines.append("      " + ", ".join(_change_short(c) for c in need.changes[:10]))
+            if len(need.changes) > 10:
+                lines.append(f"      ... and {len(need.changes) - 10} more")
+        lines.append("")
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
+
+
+def _needs(need: Needed) -> str:
+    """`1 approval of @acme/comms, dana`."""
+    return f"{need.count} approval{'s' * (need.count != 1)} of " + ", ".join(
+        str(a) for a in need.approvers
+    )
+
+
+def _change_short(change: Change) -> str:
+    return f"{change.incident} {change.field} {show_before(change)} -> {show_value(change.after)}"
+
+
+#: Changes listed per rule in the markdown comment's "Needs approval" (the plan file has all).
+_NEEDS_SHOWN = 20
+
+
+def approvals_markdown(needs: Sequence[Needed]) -> str:
+    """The "Needs approval" section at the top of a plan comment: each rule, who may approve
+    it and the changes it covers; every text through markdown_text (an approver is shown,
+    never @mentioned)."""
+    if not needs:
+        return ""
+    lines = [
+        "> [!IMPORTANT]",
+        "> **Needs approval** (a review of this pull request's head commit):",
+    ]
+    for need in needs:
+        lines.append(f"> - **{markdown_text(need.rule)}**: {markdown_text(_needs(need))}")
+        shown = [
+            f"`{c.incident}` {markdown_text(_change_short(c).split(' ', 1)[1])}"
+            for c in need.changes[:_NEEDS_SHOWN]
+        ]
+        lines.append(">   " + "; ".join(shown))
+        if len(need.changes) > _NEEDS_SHOWN:
+            lines.append(f">   ... and {len(need.changes) - _NEEDS_SHOWN} more (see the plan file)")
+    return "\n".join(lines) + "\n\n"
 
 
 def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
@@ -200,6 +247,8 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     `heading`, no title (a team's section of a plan of teams has its own).
     """
     head: list[str] = ["### spike-reconcile plan", ""] if heading else []
+    if heading and plan.approvals:  # a team's section: the comment's top has them all
+        head += [*approvals_markdown(plan.approvals).rstrip("\n").split("\n"), ""]
     head += [f"**{plan_summary(plan)}**", ""]
     # Warnings can be many (one per unknown --target) and, from a plan file, of any length:
     # together they get at most a quarter of the budget, each at most WARNING_CHARS.
@@ -315,7 +364,11 @@ def teams_plan_markdown(plan: TeamsPlan, budget: int = MARKDOWN_BUDGET) -> str:
     budget are counted in a closing note.
     """
     note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
-    out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
+    from .approvals import merge_needed
+
+    out = "### spike-reconcile plan\n\n"
+    out += approvals_markdown(merge_needed(team.made.plan.approvals for team in plan.teams))
+    out += f"**{teams_total(plan)}**\n\n"
     rows = []
     for team in plan.teams:
         numbers = team.made.plan.summary()
@@ -431,6 +484,8 @@ def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "operations": [],
                 "outcome": "interrupted",
             }
+            if isinstance(record.get("audit"), dict):
+                current["audit"] = record["audit"]
             entries.append(current)
         elif kind == "apply-end" and current is not None:
             current["outcome"] = record.get("outcome")
@@ -484,6 +539,7 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
                 f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
                 f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
             )
+            lines.extend(f"    {line}" for line in _audit_lines(entry.get("audit")))
             for item in ops:
                 lines.append("    " + _item_text(item))
         elif kind == "created":
@@ -491,6 +547,40 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
         else:
             lines.append(f"{entry['at']}  {_item_text(entry)}")
     return "\n".join(lines) + "\n"
+
+
+def _audit_lines(audit: Any) -> list[str]:
+    """Who and why of one apply (docs/approvals.md), as `reconcile log` shows it."""
+    if not isinstance(audit, dict):
+        return []
+    lines = []
+    source = " ".join(
+        part
+        for part in (
+            f"commit {audit['commit']}" if "commit" in audit else "",
+            f"of {audit['repository']}" if "repository" in audit else "",
+            f"pull request #{audit['pull_request']}" if "pull_request" in audit else "",
+            f"by {audit['author']}" if "author" in audit else "",
+        )
+        if part
+    )
+    if source:
+        lines.append(source)
+    approvals = audit.get("approvals")
+    if isinstance(approvals, list) and approvals:
+        lines.append(
+            "approved by "
+            + ", ".join(
+                f"{a.get('login')} ({a.get('at')})" for a in approvals if isinstance(a, dict)
+            )
+        )
+    if "run_url" in audit:
+        lines.append(f"run {audit['run_url']}")
+    if "user" in audit:
+        lines.append(f"by local user {audit['user']}")
+    if "force_approvals" in audit:
+        lines.append(f"approvals forced: {audit['force_approvals']}")
+    return [printable(str(line)) for line in lines]
 
 
 def _item_text(item: Mapping[str, Any]) -> str:
@@ -1069,4 +1159,44 @@ def init_text(outcome: InitOutcome) -> str:
         )
     else:
         lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_text(outcome: ApprovalsOutcome) -> str:
+    """`reconcile approvals`: one line per rule, and what GitHub would not say."""
+    if outcome.pull is None:
+        return "The plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [f"Pull request #{pull.number} by {printable(pull.author)}, head {pull.head_sha[:12]}:"]
+    lines += [f"  {printable(s.line(pull.author))}" for s in outcome.statuses]
+    if outcome.unseen and not outcome.met:
+        lines.append(
+            f"Note: GitHub answered 404 for the membership of {', '.join(outcome.unseen)}: not "
+            "a member, or a team the token cannot see (the Actions GITHUB_TOKEN cannot read "
+            "team membership; a token with read:org or Members: read can)"
+        )
+    met = len(outcome.statuses) - len(outcome.unmet)
+    lines.append(f"Approvals: {met} of {len(outcome.statuses)} rules met.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_markdown_summary(outcome: ApprovalsOutcome) -> str:
+    """The step summary of `reconcile approvals` (GITHUB_STEP_SUMMARY)."""
+    if outcome.pull is None:
+        return "### spike-reconcile approvals\n\nThe plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [
+        "### spike-reconcile approvals",
+        "",
+        f"Pull request #{pull.number}, head commit `{pull.head_sha[:12]}`",
+        "",
+        "| rule | | approvals |",
+        "| --- | --- | --- |",
+    ]
+    for status in outcome.statuses:
+        mark = "met" if status.met else "**not met**"
+        lines.append(
+            f"| {markdown_text(status.need.rule)} | {mark} | "
+            f"{markdown_text(status.line(pull.author).split(': ', 1)[1])} |"
+        )
     return "\n".join(lines) + "\n"

@@ -185,6 +185,9 @@ class JournalWriter(ABC):
         self.plan_id: str | None = None
         #: Set by cancel(): the apply gave up on the journal; every later store fails at once.
         self.cancelled = threading.Event()
+        #: Who and why (commit, pull request, approvals...), the apply-start record's
+        #: `audit` (docs/journal.md, docs/approvals.md); empty: none.
+        self.audit: Mapping[str, Any] = {}
 
     def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
         owners = self.rule_owners
@@ -288,7 +291,9 @@ class JournalWriter(ABC):
             )
 
     def start(self, plan: str | None, operations: int) -> None:
-        extra = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        extra: dict[str, Any] = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        if self.audit:
+            extra["audit"] = dict(self.audit)
         self._append("apply-start", plan=plan, operations=operations, **extra)
 
     def end(self, plan: str | None, outcome: str, **counts: Any) -> None:

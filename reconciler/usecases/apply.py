@@ -12,6 +12,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..approvals import Needed
 from ..config import ALL_REVERT, Policy
 from ..errors import (
     InvalidPlanError,
@@ -31,10 +32,12 @@ from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
+    from ..approvals import ApprovalRule
     from ..config import TeamConfig
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
+    from .approvals import ApprovalGate
 from ..planfile import check_made_for, check_signature, plan_content, read_saved_plan
 from .plan import (
     MadePlan,
@@ -68,6 +71,11 @@ class ApplyRequest:
     unsafe: Unsafe = DEFAULT_UNSAFE
     #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
     only: Sequence[str] = ()
+    #: reconcile.yaml's approval rules (docs/approvals.md).
+    approvals: Sequence[ApprovalRule] = ()
+    #: Checks the plan's approvals before any call and says who and why for the journal;
+    #: None: no check, no audit record.
+    gate: ApprovalGate | None = None
 
 
 @dataclass
@@ -96,6 +104,8 @@ class _Prepared:
     unsafe: bool = False
     made: MadePlan | None = None
     notes: list[str] = field(default_factory=list)
+    #: The approvals its changes need (docs/approvals.md).
+    needs: Sequence[Needed] = ()
 
     @property
     def idle(self) -> bool:
@@ -145,6 +155,8 @@ def run_apply(
             )
         if prepared.unsafe and not request.force:
             raise UnsafePlanError(_unsafe_message(request.unsafe))
+        if request.gate is not None:
+            writer.audit = request.gate.check(prepared.needs)
         if saved is not None:
             _check_live_again(saved, prepared, request)
         config = spike_config(request.team) if prepared.operations else None
@@ -261,6 +273,12 @@ def run_apply_teams(
                 + _unsafe_message(first.unsafe).removeprefix("the plan is marked unsafe ")
             )
         busy = [job for job in jobs if not job.ready.idle]
+        if busy and first.gate is not None:
+            from ..approvals import merge_needed
+
+            record = first.gate.check(merge_needed(job.ready.needs for job in busy))
+            for job in busy:
+                job.ready.writer.audit = record
         for job in busy:
             if job.saved is not None:
                 _check_live_again(job.saved, job.ready, job.request)
@@ -427,6 +445,7 @@ def _prepare(
             unsafe,
             None,
             notes,
+            saved.approvals,
         )
     # Read again under the lock (an import may have written meanwhile); parsed again only
     # if the files changed.
@@ -446,6 +465,7 @@ def _prepare(
         drift_policy=request.drift_policy,
         only=request.only,
         evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
+        approvals=request.approvals,
     )
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
@@ -463,6 +483,7 @@ def _prepare(
         fresh.unsafe,
         made,
         notes,
+        fresh.approvals,
     )
 
 

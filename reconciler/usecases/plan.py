@@ -17,6 +17,7 @@ from ..states import DEFAULT_PATHS
 from .rules import RulesInPlan
 
 if TYPE_CHECKING:
+    from ..approvals import ApprovalRule
     from ..config import TeamConfig
     from ..planfile import Bound, SavedTeamsPlan
     from ..spike.client import SpikeConfig
@@ -54,6 +55,8 @@ class PlanRequest:
     unsafe: Unsafe = DEFAULT_UNSAFE
     #: Plan only the incidents of these state files (docs/teams.md: PATH arguments).
     only: Sequence[str] = ()
+    #: reconcile.yaml's approval rules: the plan names the approvals its changes need.
+    approvals: Sequence[ApprovalRule] = ()
 
 
 @dataclass
@@ -129,6 +132,7 @@ def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
             unsafe=request.unsafe,
             drift_policy=request.drift_policy,
             only=request.only,
+            approvals=request.approvals,
         )
         location = journal_shown(request.team, request.journal_location)
         teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
@@ -174,6 +178,7 @@ def run_plan(request: PlanRequest) -> MadePlan:
         unsafe=request.unsafe,
         drift_policy=request.drift_policy,
         only=request.only,
+        approvals=request.approvals,
     )
 
 
@@ -197,6 +202,7 @@ def make_plan(
     drift_policy: Mapping[str, Policy] = ALL_REVERT,
     only: Sequence[str] = (),
     evaluate_rules: bool | None = None,
+    approvals: Sequence[ApprovalRule] = (),
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
     `refresh` asks to read the managed incidents' live values from Spike first.
@@ -205,8 +211,10 @@ def make_plan(
     loaded, so that nothing is read twice. With `only` (state files among `paths`: PATH
     arguments with teams), only their incidents are planned, as targets: nothing else is
     changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
-    `evaluate_rules`, by default when refreshing (usecases.rules).
+    `evaluate_rules`, by default when refreshing (usecases.rules). The plan names the
+    approvals its changes need under `approvals` (docs/approvals.md).
     """
+    from ..approvals import needed
     from ..states.loader import load
 
     check_targets(targets)
@@ -231,8 +239,9 @@ def make_plan(
     live = rules.live(desired, live)
     if only:  # the incidents the rules of those files expanded to as well
         targets = _incidents_of(rules.sources(desired), only, asked)
+    wanted = rules.desired(desired)
     result = plan(
-        rules.desired(desired),
+        wanted,
         state.incidents,
         lineage=state.lineage,
         serial=state.serial,
@@ -250,6 +259,9 @@ def make_plan(
         **rules.planner_arguments(),
     )
     rules.settle(result, desired, state)
+    if approvals:
+        name = team.name if team is not None else None
+        result.approvals = needed(approvals, result.changes, wanted, name)
     return MadePlan(
         result,
         now(),

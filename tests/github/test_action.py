@@ -202,7 +202,7 @@ def test_a_project_file_with_a_postgresql_journal_installs_the_postgres_extra(
 def test_an_unknown_command_stops_the_action(runner: Runner) -> None:
     done = runner.run("Check the inputs", {"command": "destroy"})
     assert done.returncode == 1
-    assert done.stdout == "::error::command must be plan, apply or comment\n"
+    assert done.stdout == "::error::command must be plan, apply, comment or approvals\n"
     done = runner.run("Check the inputs", {"command": "comment"})
     assert done.returncode == 1
     assert done.stdout == "::error::command: comment needs plan-file\n"
@@ -290,6 +290,29 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
         ("GET", "/user"),
         ("PATCH", f"/repos/octo/states/issues/comments/{comment['id']}"),
     ]
+
+
+def test_the_approvals_command_checks_the_plan_on_the_pull_request(
+    runner: Runner, github: FakeGitHub
+) -> None:
+    (runner.workspace / "reconcile.yaml").write_text(
+        "version: 1\napprovals:\n  public:\n"
+        "    when: {field: public_sharing, after: true}\n    approvers: [dana]\n"
+    )
+    write_states(runner.workspace / "states", {"a-1": {"public_sharing": True}})
+    env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": REPO}
+    inputs = {"command": "approvals", "github-token": TOKEN, "plan-file": "p.json"}
+    planned = runner.run("Plan", {"command": "plan", "paths": "states", "plan-file": "p.json"})
+    assert planned.returncode == 0, planned.stderr
+    github.add_pull(7, "erin")
+    done = runner.run("Check the approvals", inputs, env)
+    assert done.returncode == 1
+    assert "  public: not met: 0 of 1 approval on the head commit; 1 more from: dana" in done.stdout
+    github.review(7, "dana", "APPROVED")
+    done = runner.run("Check the approvals", inputs, env)
+    assert done.returncode == 0, done.stderr
+    assert "  public: met, approved by dana" in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
 
 
 def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> None:
