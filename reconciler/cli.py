@@ -278,14 +278,15 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default: states, or every team's paths). Exit 0 valid, 1
     invalid."""
     from .usecases.plan import load_teams
+    from .wording import counted
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     rules = sum(len(desired.rules) for desired in loaded)
-    counted = f", {rules} rule{'s' * (rules != 1)}" if rules else ""
-    click.echo(f"{files} files, {incidents} incidents{counted}: valid.")
+    ruled = f", {counted(rules, 'rule')}" if rules else ""
+    click.echo(f"{counted(files, 'file')}, {counted(incidents, 'incident')}{ruled}: valid.")
 
 
 @cli.command()
@@ -636,6 +637,7 @@ def sandbox(
     from .model import is_loopback
     from .sandbox.core import seed_from_json, seed_from_paths
     from .sandbox.server import SandboxServer
+    from .wording import counted
 
     if not is_loopback(host):
         raise ReconcileError(
@@ -670,12 +672,14 @@ def sandbox(
             raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
         raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     if teams is None:
-        click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+        click.echo(
+            f"Spike sandbox on {server.url} with {counted(len(incidents), 'incident')}", err=True
+        )
     else:
         count = sum(len(seed) for seed in teams.values())
         click.echo(
-            f"Spike sandbox on {server.url} with {count} incidents in {len(teams)} teams: "
-            + ", ".join(teams),
+            f"Spike sandbox on {server.url} with {counted(count, 'incident')} in "
+            f"{counted(len(teams), 'team')}: " + ", ".join(teams),
             err=True,
         )
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
@@ -1179,6 +1183,7 @@ def fmt_command(
     """
     from .errors import ReconcileError, StateFileError, printable
     from .usecases.files import FmtRequest, run_fmt
+    from .wording import counted
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     if selection.teams:
@@ -1187,10 +1192,11 @@ def fmt_command(
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
-    Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
+    Context(verbose, no_color).info(f"{counted(outcome.unchanged, 'file')} already formatted")
     if check and outcome.changed:
-        count = len(outcome.changed)
-        message = f"{count} file{'s' * (count != 1)} not formatted; run `reconcile fmt` to fix"
+        message = (
+            f"{counted(len(outcome.changed), 'file')} not formatted; run `reconcile fmt` to fix"
+        )
         if not outcome.problems:
             raise ReconcileError(message)
         click.echo(f"error: {message}", err=True)
@@ -1487,6 +1493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     from .errors import ProjectFileError, ReconcileError, StateFileError
+    from .wording import counted
 
     try:
         try:
@@ -1505,9 +1512,8 @@ def _run(argv: Sequence[str] | None) -> int:
         except StateFileError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
-            count = len(exc.problems)
             where = "the project file" if isinstance(exc, ProjectFileError) else "the state files"
-            click.echo(f"error: {count} problem{'s' * (count != 1)} in {where}", err=True)
+            click.echo(f"error: {counted(len(exc.problems), 'problem')} in {where}", err=True)
             return 1
         except ReconcileError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -12,6 +12,7 @@ from .github import COMMENT_LIMIT
 from .model import FIELDS, Change, Drift, Operation, Value
 from .planner import Plan
 from .redact import clip
+from .wording import counted, natural_sorted
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -100,18 +101,18 @@ def describe_operation(op: Operation) -> str:
 
 def plan_summary(plan: Plan) -> str:
     parts = [
-        f"{len(plan.changes)} change{'s' * (len(plan.changes) != 1)} "
-        f"on {plan.changed_incidents} of {plan.incidents} incidents",
-        f"{len(plan.operations)} API call{'s' * (len(plan.operations) != 1)}",
+        f"{counted(len(plan.changes), 'change')} "
+        f"on {plan.changed_incidents} of {counted(plan.incidents, 'incident')}",
+        counted(len(plan.operations), "API call"),
     ]
     if plan.forget:
         parts.append(f"{len(plan.forget)} to forget")
     if plan.unmanaged:
-        parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
+        parts.append(f"{counted(len(plan.unmanaged), 'field')} unmanaged")
     if plan.drift:
         parts.append(f"{len(plan.drift)} changed outside reconcile")
     if plan.live_values:
-        parts.append(f"live values of {len(plan.live_values)} incidents to record")
+        parts.append(f"live values of {counted(len(plan.live_values), 'incident')} to record")
     if not plan.has_changes:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."
@@ -156,7 +157,9 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
     if plan.changes:
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
-        for cid, changes in _grouped(plan.changes).items():
+        grouped = _grouped(plan.changes)
+        for cid in natural_sorted(grouped):
+            changes = grouped[cid]
             where = f"  ({printable(sources[cid])})" if cid in sources else ""
             lines.append(paint(f"  ~ incident {cid}", "yellow") + where)
             for c in changes:
@@ -173,7 +176,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
         lines.append("Journal only (no API call):")
         lines.extend(
             paint(f"  - forget {cid}", "red") + f"  ({forget_reason(plan, cid)})"
-            for cid in plan.forget
+            for cid in natural_sorted(plan.forget)
         )
         lines.extend(
             paint(f"  - stop managing {cid} {name}", "red") + "  (removed from the state file)"
@@ -188,7 +191,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for n, op in enumerate(plan.operations, start=1)
         )
         lines.append("")
-    lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
+    lines.extend(paint(f"warning: {printable(w)}", "yellow") for w in plan.warnings)
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
 
@@ -216,7 +219,10 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
             break
         head += ["> [!WARNING]", f"> {text}", ""]
     if plan.drift:
-        head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
+        head += [
+            "> [!WARNING]",
+            f"> {counted(len(plan.drift), 'field')} changed outside reconcile:",
+        ]
         head += [
             f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
             f" ({drift_policy_note(d)})"
@@ -243,7 +249,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     ]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
-    folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
+    folded_open = f"\n<details><summary>{counted(len(calls), 'API call')}, in order</summary>\n\n"
     folded_close = "\n</details>\n"
     # Room for the header row, the folded block's tags and two truncation notes.
     room = budget - len(out) - 2 * (len(tail_note) + 100) - len(folded_open) - 100
@@ -269,14 +275,13 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
 def teams_total(plan: TeamsPlan) -> str:
     """The last line of a plan of teams: every team's changes added up."""
     total, teams = plan.summary(), len(plan.teams)
-    noun = f"{teams} team{'s' * (teams != 1)}"
+    noun = counted(teams, "team")
     if not plan.has_changes:
-        return f"Total: no changes in {noun} ({total.get('incidents', 0)} incidents)."
-    calls = total.get("operations", 0)
+        return f"Total: no changes in {noun} ({counted(total.get('incidents', 0), 'incident')})."
     return (
-        f"Total: {total.get('changes', 0)} change{'s' * (total.get('changes', 0) != 1)} on "
-        f"{total.get('changed_incidents', 0)} of {total.get('incidents', 0)} incidents in "
-        f"{noun}, {calls} API call{'s' * (calls != 1)}."
+        f"Total: {counted(total.get('changes', 0), 'change')} on "
+        f"{total.get('changed_incidents', 0)} of {counted(total.get('incidents', 0), 'incident')}"
+        f" in {noun}, {counted(total.get('operations', 0), 'API call')}."
     )
 
 
@@ -374,16 +379,17 @@ def state_text(state: Recorded) -> str:
         return "The journal is empty: nothing has been applied yet.\n"
     incidents = state.incidents
     lines = [
-        f"journal lineage {state.lineage}, serial {state.serial}, {len(incidents)} incidents",
+        f"journal lineage {state.lineage}, serial {state.serial}, "
+        f"{counted(len(incidents), 'incident')}",
         "",
     ]
-    for cid in sorted(incidents):
+    for cid in natural_sorted(incidents):
         fields = incidents[cid]
         shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
         lines.append(f"{cid}  {shown}" if shown else cid)
     if state.kept:
         lines += ["", "Kept after forgetting or unmanaging (Spike cannot undo these):"]
-        for cid in sorted(state.kept):
+        for cid in natural_sorted(state.kept):
             facts = state.kept[cid]
             lines.append(
                 f"{cid}  " + "  ".join(f"{f}={show_value(facts[f])}" for f in FIELDS if f in facts)
@@ -393,7 +399,7 @@ def state_text(state: Recorded) -> str:
             "",
             "Escalation outcome uncertain (record Spike's count with refresh --escalations):",
         ]
-        lines += [f"{cid}  {state.uncertain[cid]}" for cid in sorted(state.uncertain)]
+        lines += [f"{cid}  {state.uncertain[cid]}" for cid in natural_sorted(state.uncertain)]
     return "\n".join(lines) + "\n"
 
 
@@ -482,7 +488,7 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
             applied = sum("call" in o for o in ops)
             lines.append(
                 f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
-                f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
+                f"{entry['outcome']}: {applied} of {counted(entry['planned'], 'call')} applied"
             )
             for item in ops:
                 lines.append("    " + _item_text(item))
@@ -535,11 +541,13 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
             + f": {failure.operation.method} {failure.operation.path} failed{status}: "
             + failure.reason
         )
-    skipped = sorted({f.incident for f in result.skipped})
+    failed = {f.incident for f in result.failed}
+    # An incident counts once: one whose call failed is not counted again as skipped.
+    skipped = natural_sorted({f.incident for f in result.skipped} - failed)
     if skipped:
         lines.append(
             paint("  - skipped", "yellow")
-            + f" {len(skipped)} incidents: {', '.join(skipped[:20])}"
+            + f" {counted(len(skipped), 'incident')}: {', '.join(skipped[:20])}"
             + (" ..." if len(skipped) > 20 else "")
             + f" ({result.skipped[0].reason})"
         )
@@ -556,17 +564,18 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
         lines.append(paint("Spike API unavailable: ", "red") + result.unavailable_error)
     if result.error:
         lines.append(paint("Apply stopped: ", "red") + result.error)
-    parts = [f"{len(result.applied)} API calls applied"]
+    parts = [f"{counted(len(result.applied), 'API call')} applied"]
     if result.failed:
-        parts.append(f"{len({f.incident for f in result.failed})} incidents failed")
+        parts.append(f"{counted(len(failed), 'incident')} failed")
     if result.uncertain:
-        parts.append(f"{len({f.incident for f in result.uncertain})} escalations uncertain")
+        uncertain = len({f.incident for f in result.uncertain})
+        parts.append(f"{counted(uncertain, 'escalation')} uncertain")
     if skipped:
         parts.append(f"{len(skipped)} skipped")
     if result.forgotten:
         parts.append(f"{len(result.forgotten)} forgotten")
     if result.unmanaged:
-        parts.append(f"{len(result.unmanaged)} fields unmanaged")
+        parts.append(f"{counted(len(result.unmanaged), 'field')} unmanaged")
     word = {
         "applied": "Apply complete",
         "failed": "Apply failed",
@@ -615,11 +624,14 @@ def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
     count = len(outcome.teams)
     if failed:
         lines.append(
-            paint(f"Apply failed in {len(failed)} of {count} teams: {', '.join(failed)}.", "red")
+            paint(
+                f"Apply failed in {len(failed)} of {counted(count, 'team')}: {', '.join(failed)}.",
+                "red",
+            )
             + " Run apply again to do the rest."
         )
     else:
-        lines.append(paint(f"Apply complete in {count} team{'s' * (count != 1)}.", "green"))
+        lines.append(paint(f"Apply complete in {counted(count, 'team')}.", "green"))
     return "\n".join(lines) + "\n"
 
 
@@ -672,7 +684,7 @@ def refresh_text(outcome: RefreshOutcome) -> str:
     ]
     count = len(outcome.recorded)
     lines.append(
-        f"Recorded live values of {count} incident{'s' * (count != 1)} "
+        f"Recorded live values of {counted(count, 'incident')} "
         f"(journal serial {outcome.serial}); nothing was changed in Spike."
         if count
         else "The journal already matches Spike; nothing recorded."
@@ -735,8 +747,7 @@ def teams_json(outcome: TeamsOutcome) -> str:
 def import_text(outcome: ImportOutcome) -> str:
     """What `reconcile import` prints: which file got which ids, the journal's serial."""
     lines = [
-        f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
-        + ", ".join(ids)
+        f"Imported {counted(len(ids), 'incident')} into {printable(path)}: " + ", ".join(ids)
         for path, ids in outcome.files.items()
     ]
     lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
@@ -757,8 +768,8 @@ def accept_text(outcome: AcceptOutcome) -> str:
     count = sum(len(entries) for entries in outcome.files.values())
     files = len(outcome.files)
     lines.append(
-        f"Accepted {count} live value{'s' * (count != 1)} into {files} "
-        f"file{'s' * (files != 1)}; recorded in the journal (serial {outcome.serial})."
+        f"Accepted {counted(count, 'live value')} into {counted(files, 'file')}"
+        f"; recorded in the journal (serial {outcome.serial})."
     )
     return "\n".join(lines) + "\n"
 
@@ -824,16 +835,16 @@ def drift_json(report: DriftReport) -> str:
 
 
 def drift_summary(report: DriftReport) -> str:
-    checked = f"{report.incidents} incident{'s' * (report.incidents != 1)} checked"
+    checked = f"{counted(report.incidents, 'incident')} checked"
     if not report.has_drift:
         return f"No drift: {checked}, all match the state files."
     parts = []
     if report.fields:
-        parts.append(f"{report.fields} field{'s' * (report.fields != 1)} drifted")
+        parts.append(f"{counted(report.fields, 'field')} drifted")
     if report.missing:
-        parts.append(f"{report.missing} incident{'s' * (report.missing != 1)} missing")
+        parts.append(f"{counted(report.missing, 'incident')} missing")
     drifted = report.drifted_incidents
-    return f"Drift: {' and '.join(parts)} in {drifted} incident{'s' * (drifted != 1)} ({checked})."
+    return f"Drift: {' and '.join(parts)} in {counted(drifted, 'incident')} ({checked})."
 
 
 def _drift_line(entry: DriftEntry) -> str:
