@@ -461,7 +461,13 @@ def apply(
 
     ctx = Context(verbose, no_color)
     plan_file = None
-    if len(args) == 1 and os.path.isfile(args[0]) and not args[0].endswith((".yaml", ".yml")):
+    named_like_a_plan = len(args) == 1 and not args[0].endswith((".yaml", ".yml"))
+    if named_like_a_plan and not os.path.exists(args[0]):
+        from .errors import ReconcileError, printable
+
+        # A typo of a plan file's name: not a state folder to plan, and no prompt to refuse.
+        raise ReconcileError(f"no such plan file: {printable(args[0])}")
+    if named_like_a_plan and os.path.isfile(args[0]):
         plan_file = args[0]
         if batch_size is not None:
             raise click.UsageError("--batch-size cannot change a saved plan; plan again")

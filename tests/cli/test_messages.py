@@ -57,3 +57,11 @@ def test_plan_text_lists_incidents_as_a_person_sorts_them() -> None:
     _, out, _ = cli("plan")
     blocks = [line.split()[2] for line in out.splitlines() if line.startswith("  ~ incident")]
     assert blocks == ["b-0", "b-1", "b-2", "b-10", "b-100"]
+
+
+@pytest.mark.parametrize("flags", [(), ("--auto-approve",)])
+def test_apply_of_a_missing_plan_file_says_so(flags: tuple[str, ...]) -> None:
+    write_states({"b-1": {"status": "acknowledged"}})
+    result = cli("apply", "nope.json", *flags)
+    assert result == (1, "", "error: no such plan file: nope.json\n")
+    assert not Path(".reconcile").exists()
