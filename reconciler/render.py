@@ -683,6 +683,14 @@ def refresh_text(outcome: RefreshOutcome) -> str:
         for d in outcome.drift
     ]
     count = len(outcome.recorded)
+    if not count and not outcome.read:
+        lines.append(
+            "Nothing to refresh: the journal records none of the incidents of the state files. "
+            "Adopt incidents with `reconcile apply`, `reconcile refresh --id ID...` (their live "
+            "values, into the journal) or `reconcile import ID... --to FILE` (into a state file "
+            "too)."
+        )
+        return "\n".join(lines) + "\n"
     lines.append(
         f"Recorded live values of {counted(count, 'incident')} "
         f"(journal serial {outcome.serial}); nothing was changed in Spike."

@@ -65,3 +65,19 @@ def test_apply_of_a_missing_plan_file_says_so(flags: tuple[str, ...]) -> None:
     result = cli("apply", "nope.json", *flags)
     assert result == (1, "", "error: no such plan file: nope.json\n")
     assert not Path(".reconcile").exists()
+
+
+#: Credentials for a Spike that is not there: a command that sends nothing needs no server.
+NOWHERE = {"SPIKE_API_URL": "http://127.0.0.1:9/", "SPIKE_API_KEY": "k", "SPIKE_TEAM_ID": "t"}
+
+
+def test_refresh_with_nothing_journaled_says_how_to_adopt_incidents() -> None:
+    write_states({"b-1": {"status": "acknowledged"}})
+    assert cli("refresh", env=NOWHERE) == (
+        0,
+        "Nothing to refresh: the journal records none of the incidents of the state files. "
+        "Adopt incidents with `reconcile apply`, `reconcile refresh --id ID...` (their live "
+        "values, into the journal) or `reconcile import ID... --to FILE` (into a state file "
+        "too).\n",
+        "",
+    )
