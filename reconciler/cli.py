@@ -537,7 +537,7 @@ def apply(
         )
         for run in selection.runs
     ]
-    observe = ctx.info if verbose else None
+    observe = ctx.info if verbose else _retry_notes
     if selection.teams:
         outcomes = run_apply_teams(
             requests, plan_file=plan_file, confirm=confirm_teams, observe=observe, progress=progress
@@ -571,6 +571,14 @@ def apply(
         raise click.exceptions.Exit(128 + outcome.signal)
     if outcome.result is not None and outcome.result.outcome != "applied":
         raise click.exceptions.Exit(1)
+
+
+def _retry_notes(message: str) -> None:
+    """Without -v, apply still says on stderr that a call is being retried (and why)."""
+    from .spike.client import RETRY_NOTE
+
+    if message.startswith(RETRY_NOTE):
+        click.echo(f"  {message}", err=True)
 
 
 @cli.command()

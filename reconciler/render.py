@@ -583,11 +583,33 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
         "aborted": "Apply aborted",
     }
     summary = f"{word[result.outcome]}: {', '.join(parts)}."
-    if result.outcome != "applied":
+    if result.outcome != "applied" and not _only_refused(result, skipped):
         summary += " Run apply again to do the rest."
+    elif result.outcome != "applied":
+        summary += (
+            " Spike refused these calls, and would again: fix or remove those incidents in "
+            "the state files, then plan again."
+        )
     tone = "green" if result.outcome == "applied" else "red"
     lines.append(paint(summary, tone))
     return "\n".join(lines) + "\n"
+
+
+def _only_refused(result: ApplyResult, skipped: Sequence[str]) -> bool:
+    """Whether every failure is Spike refusing the call (a 4xx such as an id it does not
+    know), with nothing else left undone: running apply again would only repeat them."""
+    return (
+        bool(result.failed)
+        and all(
+            f.status_code is not None
+            and 400 <= f.status_code < 500
+            and f.status_code not in (408, 429)
+            for f in result.failed
+        )
+        and not (skipped or result.uncertain or result.error)
+        and not (result.credentials_error or result.unavailable_error)
+        and result.outcome == "failed"
+    )
 
 
 def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:

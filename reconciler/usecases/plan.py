@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import ALL_REVERT, Policy
-from ..errors import ReconcileError, StateFileError
+from ..errors import LiveStateError, ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, new_plan_id, now
 from ..model import Fields, Unsafe, is_counter_id
@@ -227,7 +227,10 @@ def make_plan(
     live = None
     if refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
-        live = read_live(scope, parallelism, team=team)
+        missing: list[str] = []
+        live = read_live(scope, parallelism, missing, team=team)
+        if missing:
+            raise LiveStateError(_not_found(missing, desired.sources, spike_config(team)))
     live = rules.live(desired, live)
     if only:  # the incidents the rules of those files expanded to as well
         targets = _incidents_of(rules.sources(desired), only, asked)
@@ -309,6 +312,24 @@ def read_live(
             return await read_incidents(client, ids, missing)
 
     return asyncio.run(read())
+
+
+def _not_found(missing: Sequence[str], sources: Mapping[str, str], config: SpikeConfig) -> str:
+    """Incidents of the state files that Spike does not find, and what to do about them."""
+    from ..errors import printable
+    from ..wording import natural_sorted
+
+    ids = natural_sorted(missing)
+    files = ", ".join(sorted({printable(sources[cid]) for cid in ids if cid in sources}))
+    them = "it" if len(ids) == 1 else "them"
+    lines = [f"incident {cid}: not found in Spike (deleted, or another team)" for cid in ids]
+    lines.append(
+        f"nothing was planned: if Spike deleted {them}, remove {them} from the state files "
+        f"({files}) and plan again (the journal then forgets {them}); if "
+        f"{'it belongs' if len(ids) == 1 else 'they belong'} to another team, check "
+        f"{config.team_source}"
+    )
+    return "\n".join(lines)
 
 
 def spike_config(team: TeamConfig | None) -> SpikeConfig:

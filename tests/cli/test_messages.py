@@ -6,13 +6,19 @@ In-process through reconciler.cli.main; apply and refresh against the sandbox ov
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli
+from helpers import KEY, TEAM, cli
 
+from reconciler.errors import ApiError
+from reconciler.model import Operation
+from reconciler.sandbox import SandboxServer
+from reconciler.spike.client import RETRY_NOTE, RetryPolicy, SpikeClient, SpikeConfig
 from reconciler.wording import counted, natural_sorted
 
 
@@ -80,4 +86,70 @@ def test_refresh_with_nothing_journaled_says_how_to_adopt_incidents() -> None:
         "values, into the journal) or `reconcile import ID... --to FILE` (into a state file "
         "too).\n",
         "",
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_nothing_listening_names_the_url_and_what_was_tried_and_notes_each_retry() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/"
+    notes: list[str] = []
+    policy = RetryPolicy(attempts=3, base=0.0, cap=0.0, total=5.0)
+
+    async def go() -> None:
+        config = SpikeConfig(url, "sk-never-shown-42", "t")
+        async with SpikeClient(config, retry=policy, observe=notes.append) as client:
+            await client.call(Operation("POST", "/incidents/acknowledge", {"ids": ["b-1"]}))
+
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(go())
+    assert str(raised.value) == (
+        f"POST /incidents/acknowledge: could not connect to {url} "
+        "(3 attempts over 0 s: connection refused)"
+    )
+    retries = [note for note in notes if note.startswith(RETRY_NOTE)]
+    assert retries == [
+        f"retrying POST /incidents/acknowledge in 0.0 s (attempt {n}, at most 3): "
+        f"could not connect to {url}: connection refused"
+        for n in (2, 3)
+    ]
+    assert not any("sk-never-shown-42" in note for note in notes)
+
+
+def sandbox_env(server: SandboxServer) -> dict[str, str | None]:
+    return {"SPIKE_API_URL": server.url, "SPIKE_API_KEY": KEY, "SPIKE_TEAM_ID": TEAM}
+
+
+def test_an_id_spike_does_not_know_is_not_followed_by_run_apply_again() -> None:
+    write_states({"b-1": {"status": "acknowledged"}, "zz-9": {"status": "resolved"}})
+    with SandboxServer({"b-1": {}}, api_key=KEY, team_id=TEAM) as server:
+        code, out, err = cli("apply", "--auto-approve", env=sandbox_env(server))
+    assert (code, err) == (1, "")
+    assert out.endswith(
+        "Apply failed: 1 API call applied, 1 incident failed. Spike refused these calls, and "
+        "would again: fix or remove those incidents in the state files, then plan again.\n"
+    )
+    assert "Run apply again" not in out
+
+
+def test_self_heal_of_a_deleted_incident_says_what_to_do() -> None:
+    write_states({"b-1": {"status": "acknowledged"}, "zz-9": {"status": "resolved"}})
+    with SandboxServer({"b-1": {}}, api_key=KEY, team_id=TEAM) as server:
+        result = cli("apply", "--auto-approve", "--refresh", env=sandbox_env(server))
+        assert sorted(call["path"] for call in server.calls) == [
+            "/incidents/b-1",
+            "/incidents/zz-9",
+        ]
+    assert result == (
+        1,
+        "",
+        "error: incident zz-9: not found in Spike (deleted, or another team)\n"
+        "nothing was planned: if Spike deleted it, remove it from the state files "
+        "(states/s.yaml) and plan again (the journal then forgets it); if it belongs to "
+        "another team, check SPIKE_TEAM_ID\n",
     )
