@@ -92,15 +92,22 @@ def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | N
     ctx.meta[_CONFIG] = value
 
 
-def team_option(func: F) -> F:
+def team_option(func: F, *, one: bool = False) -> F:
+    """--team NAME: repeatable, or (`one`) the one team a command writes into."""
     return click.option(
         "--team",
         "teams",
         multiple=True,
         metavar="NAME",
-        help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        help="The team of reconcile.yaml to write into (exactly one when teams are configured)."
+        if one
+        else "Only this team of reconcile.yaml (repeatable) [default: every team].",
         shell_complete=_complete_teams,
     )(func)
+
+
+def one_team_option(func: F) -> F:
+    return team_option(func, one=True)
 
 
 def _complete_teams(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -1241,7 +1248,7 @@ def fmt_command(
 @journal_option
 @parallelism_option
 @lock_timeout_option
-@team_option
+@one_team_option
 @common
 def import_command(
     ids: tuple[str, ...],
@@ -1362,6 +1369,32 @@ def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) ->
 
     names = tuple(n.strip() for n in team_names.split(",")) if team_names is not None else ()
     click.echo(render.init_text(run_init(InitRequest(".", names, github))), nl=False)
+
+
+#: Each command's line in `reconcile --help`: whole sentences that fit, where click would cut
+#: the docstring's first sentence mid-way.
+SHORT_HELP = {
+    "accept": "Write drifted live values into the state files and the journal.",
+    "apply": "Make the API calls: a saved plan, or plan the files and confirm.",
+    "comment": "Create or update the pull request's plan comment.",
+    "doctor": "Check that reconcile reads this account's answers (GETs only).",
+    "drift": "Report live values that differ from the state files.",
+    "fmt": "Rewrite state files in canonical form, keeping comments.",
+    "import": "Write incidents' live state into a state file and the journal.",
+    "init": "Scaffold a states repository here; never overwrite a file.",
+    "issue": "Keep one GitHub issue for a drift report.",
+    "journal": "Manage the journal itself.",
+    "log": "Show the journal's history: runs, plans, calls, outcomes.",
+    "plan": "Show the API calls that would make Spike match the state files.",
+    "refresh": "Record live values from Spike in the journal.",
+    "sandbox": "Run a local Spike-compatible API for trying apply.",
+    "schema": "Print the JSON Schema of a state file or of reconcile.yaml.",
+    "show": "Print the journaled last-applied state.",
+    "teams": "List the Spike teams the API key can see.",
+    "validate": "Check state files only; exit 0 valid, 1 invalid.",
+}
+for _name, _line in SHORT_HELP.items():
+    cli.commands[_name].short_help = _line
 
 
 # ---------------------------------------------------------------------------------------------

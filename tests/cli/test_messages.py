@@ -153,3 +153,30 @@ def test_self_heal_of_a_deleted_incident_says_what_to_do() -> None:
         "(states/s.yaml) and plan again (the journal then forgets it); if it belongs to "
         "another team, check SPIKE_TEAM_ID\n",
     )
+
+
+def test_help_lists_each_command_with_a_whole_line() -> None:
+    _, out, _ = cli("--help")
+    listed = out.split("Commands:\n", 1)[1].splitlines()
+    assert "  plan      Show the API calls that would make Spike match the state files." in listed
+    assert "  apply     Make the API calls: a saved plan, or plan the files and confirm." in listed
+    assert not [line for line in listed if line.endswith("...")]
+
+
+def test_import_help_says_one_team() -> None:
+    _, out, _ = cli("import", "--help")
+    team = out.split("--team NAME", 1)[1].split("--", 1)[0]
+    assert "repeatable" not in team
+    assert " ".join(team.split()) == (
+        "The team of reconcile.yaml to write into (exactly one when teams are configured)."
+    )
+
+
+def test_team_without_a_project_file_says_there_is_none() -> None:
+    write_states({"b-1": {"status": "acknowledged"}})
+    assert cli("plan", "--team", "payments") == (
+        1,
+        "",
+        "error: --team: there is no reconcile.yaml here (nor --config or RECONCILE_CONFIG): "
+        "--team picks a team of a project file's `teams` (docs/teams.md)\n",
+    )
