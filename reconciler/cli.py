@@ -41,8 +41,11 @@ class Context:
     """Output settings shared by every command."""
 
     def __init__(self, verbose: bool, no_color: bool) -> None:
-        self.verbose = verbose
-        self.no_color = no_color
+        # Given before the subcommand (`reconcile -v drift`) or after it: either counts.
+        meta = click.get_current_context(silent=True)
+        shared = meta.meta.get(_SHARED, {}) if meta is not None else {}
+        self.verbose = verbose or bool(shared.get("verbose"))
+        self.no_color = no_color or bool(shared.get("no_color"))
 
     def color(self, stream: Any) -> bool:
         if self.no_color or os.environ.get("NO_COLOR"):
@@ -72,7 +75,7 @@ def output_options(func: F) -> F:
 
 def common(func: F) -> F:
     """-v/--verbose, --no-color and --config on every subcommand, after its name (but
-    `schema`, whose --config asks for the project file's schema)."""
+    `schema`, whose --config asks for the project file's schema), and on the group, before it."""
     func = output_options(func)
     func = click.option(
         "--config",
@@ -86,10 +89,15 @@ def common(func: F) -> F:
 
 
 _CONFIG = "reconcile.config"
+#: -v and --no-color as given before the subcommand.
+_SHARED = "reconcile.shared"
 
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    ctx.meta[_CONFIG] = value
+    # ctx.meta is shared by the group's context and the subcommand's: a --config given
+    # before the subcommand is kept when none is given after it.
+    if value is not None or _CONFIG not in ctx.meta:
+        ctx.meta[_CONFIG] = value
 
 
 def team_option(func: F, *, one: bool = False) -> F:
@@ -267,12 +275,15 @@ def journal_option(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spike-reconcile", prog_name="reconcile")
-def cli() -> None:
+@common
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, no_color: bool) -> None:
     """Desired state for Spike.sh incidents: plan in review, apply after merge.
 
     State files (YAML) say how incidents should be; `plan` diffs them against the journal of
     what was last applied (no network needed) and `apply` makes the batched API calls.
     """
+    ctx.meta[_SHARED] = {"verbose": verbose, "no_color": no_color}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,7 +555,7 @@ def apply(
         )
         for run in selection.runs
     ]
-    observe = ctx.info if verbose else _retry_notes
+    observe = ctx.info if ctx.verbose else _retry_notes
     if selection.teams:
         outcomes = run_apply_teams(
             requests, plan_file=plan_file, confirm=confirm_teams, observe=observe, progress=progress
@@ -912,6 +923,7 @@ def drift(
             parallelism,
             team=run.team,
             drift_policy=run.drift,
+            observe=ctx.info if ctx.verbose else None,
         )
         for run in selection.runs
     ]
@@ -1329,7 +1341,7 @@ def doctor(
     if shapes:
         _refuse_inputs_as_out(shapes, selection)
     request = DoctorRequest(
-        [run.team for run in selection.runs], counter_id, ctx.info if verbose else None
+        [run.team for run in selection.runs], counter_id, ctx.info if ctx.verbose else None
     )
     outcome = run_doctor(request)
     if shapes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -296,10 +296,12 @@ def read_live(
     parallelism: int,
     missing: list[str] | None = None,
     team: TeamConfig | None = None,
+    observe: Callable[[str], None] | None = None,
 ) -> dict[str, Fields]:
     """Read incidents from Spike (GET /incidents/{counterId}), concurrently; with a `missing`
     list, the ids that answer 404 go there instead of failing the read (spike.live). `team`
-    says which team's id and key to use (None: SPIKE_TEAM_ID and SPIKE_API_KEY)."""
+    says which team's id and key to use (None: SPIKE_TEAM_ID and SPIKE_API_KEY); `observe` is
+    told of each request (-v)."""
     import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
 
     from ..spike.client import SpikeClient
@@ -308,7 +310,7 @@ def read_live(
     config = spike_config(team)
 
     async def read() -> dict[str, Fields]:
-        async with SpikeClient(config, parallelism=parallelism) as client:
+        async with SpikeClient(config, parallelism=parallelism, observe=observe) as client:
             return await read_incidents(client, ids, missing)
 
     return asyncio.run(read())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,26 @@ def test_team_without_a_project_file_says_there_is_none() -> None:
         "error: --team: there is no reconcile.yaml here (nor --config or RECONCILE_CONFIG): "
         "--team picks a team of a project file's `teams` (docs/teams.md)\n",
     )
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_drift_verbose_prints_each_request_with_v_before_or_after_the_command(where: str) -> None:
+    write_states({"b-1": {"status": "triggered"}, "zz-9": {"status": "resolved"}})
+    args = ["-v", "drift"] if where == "before" else ["drift", "-v"]
+    with SandboxServer({"b-1": {}}, api_key=KEY, team_id=TEAM) as server:
+        code, out, err = cli(*args, env=sandbox_env(server))
+    assert code == 0
+    assert out.endswith("Drift: 1 incident missing in 1 incident (2 incidents checked).\n")
+    assert sorted(re.sub(r"in \d+ ms", "in N ms", line) for line in err.splitlines()) == [
+        "GET /incidents/b-1 -> 200 in N ms",
+        "GET /incidents/zz-9 -> 404 in N ms",
+    ]
+
+
+def test_config_before_the_command_is_the_project_file() -> None:
+    assert cli("--config", "nope.yaml", "validate") == (
+        1,
+        "",
+        "error: --config: nope.yaml: no such file\n",
+    )
+    assert cli("--no-color", "-v", "validate", "states") == (1, "", cli("validate", "states")[2])
