@@ -480,7 +480,8 @@ def apply(
     ctx = Context(verbose, no_color)
     plan_file = None
     named_like_a_plan = len(args) == 1 and not args[0].endswith((".yaml", ".yml"))
-    if named_like_a_plan and not os.path.exists(args[0]):
+    suffix = os.path.splitext(os.path.basename(args[0]))[1] if len(args) == 1 else ""
+    if named_like_a_plan and suffix and not os.path.exists(args[0]):
         from .errors import ReconcileError, printable
 
         # A typo of a plan file's name: not a state folder to plan, and no prompt to refuse.
@@ -1560,7 +1561,7 @@ def _run(argv: Sequence[str] | None) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         except click.ClickException as exc:
-            exc.show()
+            _show_click_error(exc)
             return 1
         except click.Abort as exc:
             # click turns Ctrl-C (and so SIGTERM) into Abort; EOF on a prompt too.
@@ -1583,6 +1584,18 @@ def _run(argv: Sequence[str] | None) -> int:
     except ReconcileError:  # stderr itself refused the message: nothing more can be said
         return 1
     return code if isinstance(code, int) else 0
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    """A usage error as click shows it (the usage line, where to find help), but its last
+    line is `error: ...` like every other error of this tool, not click's `Error: ...`."""
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is not None:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"
+        click.echo(f"{ctx.get_usage()}\n{hint}", err=True, color=ctx.color)
+    click.echo(f"error: {exc.format_message()}", err=True)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:

@@ -204,3 +204,16 @@ def test_config_before_the_command_is_the_project_file() -> None:
         "error: --config: nope.yaml: no such file\n",
     )
     assert cli("--no-color", "-v", "validate", "states") == (1, "", cli("validate", "states")[2])
+
+
+def test_a_usage_error_ends_in_lower_case_error() -> None:
+    assert cli("validate", "--bogus") == (
+        1,
+        "",
+        "Usage: reconcile validate [OPTIONS] [PATHS]...\n"
+        "Try 'reconcile validate -h' for help.\n\n"
+        "error: No such option '--bogus'. Did you mean '--verbose'?\n",
+    )
+    write_states({"b-1": {"status": "acknowledged"}})
+    _, _, err = cli("apply", "states")
+    assert err.endswith("\nerror: not a terminal: pass --auto-approve to apply without asking\n")
