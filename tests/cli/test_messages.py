@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from helpers import KEY, TEAM, cli
 
+from reconciler.applier import ApplyResult, Failure
 from reconciler.errors import ApiError
 from reconciler.model import Operation
+from reconciler.render import apply_text
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import RETRY_NOTE, RetryPolicy, SpikeClient, SpikeConfig
 from reconciler.wording import counted, natural_sorted
@@ -217,3 +219,15 @@ def test_a_usage_error_ends_in_lower_case_error() -> None:
     write_states({"b-1": {"status": "acknowledged"}})
     _, _, err = cli("apply", "states")
     assert err.endswith("\nerror: not a terminal: pass --auto-approve to apply without asking\n")
+
+
+def test_an_incident_whose_call_failed_is_not_counted_again_as_skipped() -> None:
+    ack = Operation("POST", "/incidents/acknowledge", {"ids": ["b-1", "b-2"]})
+    resolve = Operation("POST", "/incidents/resolve", {"ids": ["b-1", "b-2"]})
+    result = ApplyResult(
+        failed=[Failure(cid, ack, "503 down") for cid in ("b-1", "b-2")],
+        skipped=[Failure(cid, resolve, "an earlier call failed") for cid in ("b-1", "b-2")],
+    )
+    assert apply_text(result).splitlines()[-1] == (
+        "Apply failed: 0 API calls applied, 2 incidents failed. Run apply again to do the rest."
+    )
