@@ -531,10 +531,13 @@ def apply(
         if not sys.stderr.isatty() or fmt == "json" or total < 5:
             return lambda _n: None
         done = [0]
+        started = time.monotonic()
 
         def step(n: int) -> None:
             done[0] += n
-            click.echo(f"\r  applied {done[0]}/{total} calls", err=True, nl=done[0] >= total)
+            line = render.progress_line(done[0], total, time.monotonic() - started)
+            # Padded: a shorter line than the last must not leave its tail on the terminal.
+            click.echo(f"\r{line:<60}", err=True, nl=done[0] >= total)
 
         return step
 

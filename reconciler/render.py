@@ -612,6 +612,17 @@ def _only_refused(result: ApplyResult, skipped: Sequence[str]) -> bool:
     )
 
 
+def progress_line(done: int, total: int, seconds: float) -> str:
+    """apply's progress on a terminal: calls done of all, the rate so far and the time left
+    at that rate (none before a rate can be measured)."""
+    line = f"  applied {done}/{counted(total, 'call')}"
+    if done and seconds > 0:
+        rate = done / seconds
+        left = (total - done) / rate
+        line += f" ({rate:.0f}/s, about {left:.0f} s left)" if done < total else f" ({rate:.0f}/s)"
+    return line
+
+
 def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:
     body = _apply_body(result, lineage, serial)
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"

@@ -19,7 +19,7 @@ from helpers import KEY, TEAM, cli
 from reconciler.applier import ApplyResult, Failure
 from reconciler.errors import ApiError
 from reconciler.model import Operation
-from reconciler.render import apply_text
+from reconciler.render import apply_text, progress_line
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import RETRY_NOTE, RetryPolicy, SpikeClient, SpikeConfig
 from reconciler.wording import counted, natural_sorted
@@ -231,3 +231,9 @@ def test_an_incident_whose_call_failed_is_not_counted_again_as_skipped() -> None
     assert apply_text(result).splitlines()[-1] == (
         "Apply failed: 0 API calls applied, 2 incidents failed. Run apply again to do the rest."
     )
+
+
+def test_the_apply_progress_line_shows_the_rate_and_the_time_left() -> None:
+    assert progress_line(0, 3000, 0.0) == "  applied 0/3000 calls"
+    assert progress_line(120, 3000, 3.0) == "  applied 120/3000 calls (40/s, about 72 s left)"
+    assert progress_line(3000, 3000, 75.0) == "  applied 3000/3000 calls (40/s)"
