@@ -333,6 +333,11 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="List every changed incident and call in text, however big the plan.",
+)
 @parallelism_option
 @team_option
 @common
@@ -345,6 +350,7 @@ def plan(
     journal_location: str | None,
     batch_size: int,
     refresh: bool,
+    full: bool,
     parallelism: int,
     teams: tuple[str, ...],
     verbose: bool,
@@ -398,7 +404,9 @@ def plan(
         elif fmt == "markdown":
             click.echo(render.teams_plan_markdown(made_teams), nl=False)
         else:
-            click.echo(render.teams_plan_text(made_teams, color=ctx.color(sys.stdout)), nl=False)
+            click.echo(
+                render.teams_plan_text(made_teams, color=ctx.color(sys.stdout), full=full), nl=False
+            )
         has_changes = made_teams.has_changes
     else:
         made = run_plan(requests[0])
@@ -412,7 +420,9 @@ def plan(
         elif fmt == "markdown":
             click.echo(render.plan_markdown(made.plan), nl=False)
         else:
-            shown = render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout))
+            shown = render.plan_text(
+                made.plan, made.sources, color=ctx.color(sys.stdout), full=full
+            )
             click.echo(shown, nl=False)
         has_changes = made.plan.has_changes
     if out and fmt == "text":
@@ -448,6 +458,11 @@ def plan(
     is_flag=True,
     help="Self-heal: read live state first and revert drift (revert-policy fields only).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="List every changed incident and call in text, however big the plan.",
+)
 @format_option("text", "json")
 @team_option
 @common
@@ -461,6 +476,7 @@ def apply(
     force: bool,
     targets: tuple[str, ...],
     refresh: bool,
+    full: bool,
     fmt: str,
     teams: tuple[str, ...],
     verbose: bool,
@@ -519,12 +535,15 @@ def apply(
 
     def confirm(made: Any) -> bool:
         click.echo(
-            render.plan_text(made.plan, made.sources, color=ctx.color(shown)), err=fmt == "json"
+            render.plan_text(made.plan, made.sources, color=ctx.color(shown), full=full),
+            err=fmt == "json",
         )
         return ask()
 
     def confirm_teams(made: Any) -> bool:
-        click.echo(render.teams_plan_text(made, color=ctx.color(shown)), err=fmt == "json")
+        click.echo(
+            render.teams_plan_text(made, color=ctx.color(shown), full=full), err=fmt == "json"
+        )
         return ask()
 
     def progress(total: int) -> Callable[[int], None]:
@@ -583,7 +602,7 @@ def apply(
     held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
     if held and made is not None:
         shown = sys.stderr if fmt == "json" else sys.stdout
-        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
+        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown), full=full)
         click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
         click.echo(render.apply_json(outcome.result, outcome.lineage, outcome.serial), nl=False)

@@ -140,11 +140,57 @@ def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return out
 
 
-def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
-    """Terraform-style: a block per incident, the calls in order, a summary line."""
+#: Past this many changed incidents, a text plan summarizes its changes and calls (one line
+#: per field transition and per endpoint) unless asked for in full (`--full`).
+SUMMARY_PAST = 200
+
+
+def summarized_changes(plan: Plan) -> list[str]:
+    """A big plan's changes and calls in a few lines: each field transition with the number
+    of incidents making it, each endpoint with its calls and ids."""
+    transitions: dict[tuple[str, str, str], int] = {}
+    for c in plan.changes:
+        key = (c.field, show_before(c), show_value(c.after))
+        transitions[key] = transitions.get(key, 0) + 1
+    lines = [
+        f"Changes to incidents, summarized ({counted(plan.changed_incidents, 'incident')}; "
+        "--full lists each):",
+        "",
+    ]
+    shown = {key: f"{key[0]}: {key[1]} -> {key[2]}" for key in transitions}
+    width = max(len(text) for text in shown.values())
+    lines += [
+        f"  {shown[key].ljust(width)}  {counted(n, 'incident')}"
+        for key, n in sorted(transitions.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    endpoints: dict[str, list[int]] = {}
+    for op in plan.operations:
+        ids = op.body.get("ids")
+        tally = endpoints.setdefault(f"{op.method} {op.path}", [0, 0])
+        tally[0] += 1
+        tally[1] += len(ids) if isinstance(ids, list) else 0
+    if endpoints:
+        width = max(len(name) for name in endpoints)
+        lines += ["", "API calls, by endpoint:"]
+        lines += [
+            f"  {name.ljust(width)}  {counted(calls, 'call')}, {counted(ids, 'id')}"
+            for name, (calls, ids) in endpoints.items()
+        ]
+    return [*lines, ""]
+
+
+def plan_text(
+    plan: Plan,
+    sources: Mapping[str, str] | None = None,
+    color: bool = False,
+    full: bool = False,
+) -> str:
+    """Terraform-style: a block per incident, the calls in order, a summary line. Past
+    SUMMARY_PAST changed incidents, unless `full`, the blocks and calls are summarized."""
     paint = styler(color)
     sources = sources or {}
     lines: list[str] = []
+    summarize = plan.changed_incidents > SUMMARY_PAST and not full
     width = max(len(f) for f in FIELDS) + 1
     if plan.drift:
         lines.append("Changed outside reconcile (journal -> live):")
@@ -154,7 +200,9 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for d in plan.drift
         )
         lines.append("")
-    if plan.changes:
+    if summarize:
+        lines += summarized_changes(plan)
+    elif plan.changes:
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
         grouped = _grouped(plan.changes)
@@ -183,7 +231,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for cid, name in plan.unmanaged
         )
         lines.append("")
-    if plan.operations:
+    if plan.operations and not summarize:
         lines.append("API calls, in order:")
         digits = len(str(len(plan.operations)))
         lines.extend(
@@ -285,14 +333,14 @@ def teams_total(plan: TeamsPlan) -> str:
     )
 
 
-def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
+def teams_plan_text(plan: TeamsPlan, color: bool = False, full: bool = False) -> str:
     """A section per team headed `Team NAME:` (the team's plan, indented), then one summary
     line per team and the total."""
     paint = styler(color)
     out: list[str] = []
     for team in plan.teams:
         out.append(paint(f"Team {team.name}:", "cyan"))
-        body = plan_text(team.made.plan, team.made.sources, color)
+        body = plan_text(team.made.plan, team.made.sources, color, full)
         out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
         out.append("")
     width = max((len(team.name) for team in plan.teams), default=0) + 1

@@ -237,3 +237,24 @@ def test_the_apply_progress_line_shows_the_rate_and_the_time_left() -> None:
     assert progress_line(0, 3000, 0.0) == "  applied 0/3000 calls"
     assert progress_line(120, 3000, 3.0) == "  applied 120/3000 calls (40/s, about 72 s left)"
     assert progress_line(3000, 3000, 75.0) == "  applied 3000/3000 calls (40/s)"
+
+
+def test_a_big_plan_is_summarized_in_text_and_listed_with_full_and_in_json() -> None:
+    write_states({f"b-{n}": {"status": "resolved"} for n in range(201)})
+    code, out, err = cli("plan")
+    assert (code, err) == (0, "")
+    assert out == (
+        "Changes to incidents, summarized (201 incidents; --full lists each):\n"
+        "\n"
+        "  status: (unknown) -> resolved  201 incidents\n"
+        "\n"
+        "API calls, by endpoint:\n"
+        "  POST /incidents/resolve  3 calls, 201 ids\n"
+        "\n"
+        "Plan: 201 changes on 201 of 201 incidents, 3 API calls.\n"
+    )
+    full = cli("plan", "--full").stdout
+    assert full.count("  ~ incident b-") == 201 and "API calls, in order:" in full
+    assert len(json.loads(cli("plan", "--format", "json").stdout)["changes"]) == 201
+    write_states({f"b-{n}": {"status": "resolved"} for n in range(200)})
+    assert cli("plan").stdout.count("  ~ incident b-") == 200
