@@ -42,8 +42,11 @@ class Context:
     """Output settings shared by every command."""
 
     def __init__(self, verbose: bool, no_color: bool) -> None:
-        self.verbose = verbose
-        self.no_color = no_color
+        # Given before the subcommand (`reconcile -v drift`) or after it: either counts.
+        meta = click.get_current_context(silent=True)
+        shared = meta.meta.get(_SHARED, {}) if meta is not None else {}
+        self.verbose = verbose or bool(shared.get("verbose"))
+        self.no_color = no_color or bool(shared.get("no_color"))
 
     def color(self, stream: Any) -> bool:
         if self.no_color or os.environ.get("NO_COLOR"):
@@ -73,7 +76,7 @@ def output_options(func: F) -> F:
 
 def common(func: F) -> F:
     """-v/--verbose, --no-color and --config on every subcommand, after its name (but
-    `schema`, whose --config asks for the project file's schema)."""
+    `schema`, whose --config asks for the project file's schema), and on the group, before it."""
     func = output_options(func)
     func = click.option(
         "--config",
@@ -87,21 +90,33 @@ def common(func: F) -> F:
 
 
 _CONFIG = "reconcile.config"
+#: -v and --no-color as given before the subcommand.
+_SHARED = "reconcile.shared"
 
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    ctx.meta[_CONFIG] = value
+    # ctx.meta is shared by the group's context and the subcommand's: a --config given
+    # before the subcommand is kept when none is given after it.
+    if value is not None or _CONFIG not in ctx.meta:
+        ctx.meta[_CONFIG] = value
 
 
-def team_option(func: F) -> F:
+def team_option(func: F, *, one: bool = False) -> F:
+    """--team NAME: repeatable, or (`one`) the one team a command writes into."""
     return click.option(
         "--team",
         "teams",
         multiple=True,
         metavar="NAME",
-        help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        help="The team of reconcile.yaml to write into (exactly one when teams are configured)."
+        if one
+        else "Only this team of reconcile.yaml (repeatable) [default: every team].",
         shell_complete=_complete_teams,
     )(func)
+
+
+def one_team_option(func: F) -> F:
+    return team_option(func, one=True)
 
 
 def _complete_teams(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -267,12 +282,15 @@ def journal_option(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="spike-reconcile", prog_name="reconcile")
-def cli() -> None:
+@common
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, no_color: bool) -> None:
     """Desired state for Spike.sh incidents: plan in review, apply after merge.
 
     State files (YAML) say how incidents should be; `plan` diffs them against the journal of
     what was last applied (no network needed) and `apply` makes the batched API calls.
     """
+    ctx.meta[_SHARED] = {"verbose": verbose, "no_color": no_color}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,14 +303,15 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default: states, or every team's paths). Exit 0 valid, 1
     invalid."""
     from .usecases.plan import load_teams
+    from .wording import counted
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     loaded = load_teams([run.files if selection.teams else paths for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     rules = sum(len(desired.rules) for desired in loaded)
-    counted = f", {rules} rule{'s' * (rules != 1)}" if rules else ""
-    click.echo(f"{files} files, {incidents} incidents{counted}: valid.")
+    ruled = f", {counted(rules, 'rule')}" if rules else ""
+    click.echo(f"{counted(files, 'file')}, {counted(incidents, 'incident')}{ruled}: valid.")
 
 
 @cli.command()
@@ -321,6 +340,11 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="List every changed incident and call in text, however big the plan.",
+)
 @parallelism_option
 @team_option
 @common
@@ -333,6 +357,7 @@ def plan(
     journal_location: str | None,
     batch_size: int,
     refresh: bool,
+    full: bool,
     parallelism: int,
     teams: tuple[str, ...],
     verbose: bool,
@@ -387,7 +412,9 @@ def plan(
         elif fmt == "markdown":
             click.echo(render.teams_plan_markdown(made_teams), nl=False)
         else:
-            click.echo(render.teams_plan_text(made_teams, color=ctx.color(sys.stdout)), nl=False)
+            click.echo(
+                render.teams_plan_text(made_teams, color=ctx.color(sys.stdout), full=full), nl=False
+            )
         has_changes = made_teams.has_changes
     else:
         made = run_plan(requests[0])
@@ -401,7 +428,9 @@ def plan(
         elif fmt == "markdown":
             click.echo(render.plan_markdown(made.plan), nl=False)
         else:
-            shown = render.plan_text(made.plan, made.sources, color=ctx.color(sys.stdout))
+            shown = render.plan_text(
+                made.plan, made.sources, color=ctx.color(sys.stdout), full=full
+            )
             click.echo(shown, nl=False)
         has_changes = made.plan.has_changes
     if out and fmt == "text":
@@ -453,6 +482,11 @@ def plan(
     metavar="REASON",
     help="Apply a plan whose approvals are not met; the journal records REASON.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="List every changed incident and call in text, however big the plan.",
+)
 @format_option("text", "json")
 @team_option
 @common
@@ -469,6 +503,7 @@ def apply(
     pr: int | None,
     repo: str | None,
     force_approvals: str | None,
+    full: bool,
     fmt: str,
     teams: tuple[str, ...],
     verbose: bool,
@@ -494,7 +529,14 @@ def apply(
 
     ctx = Context(verbose, no_color)
     plan_file = None
-    if len(args) == 1 and os.path.isfile(args[0]) and not args[0].endswith((".yaml", ".yml")):
+    named_like_a_plan = len(args) == 1 and not args[0].endswith((".yaml", ".yml"))
+    suffix = os.path.splitext(os.path.basename(args[0]))[1] if len(args) == 1 else ""
+    if named_like_a_plan and suffix and not os.path.exists(args[0]):
+        from .errors import ReconcileError, printable
+
+        # A typo of a plan file's name: not a state folder to plan, and no prompt to refuse.
+        raise ReconcileError(f"no such plan file: {printable(args[0])}")
+    if named_like_a_plan and os.path.isfile(args[0]):
         plan_file = args[0]
         if batch_size is not None:
             raise click.UsageError("--batch-size cannot change a saved plan; plan again")
@@ -530,22 +572,28 @@ def apply(
 
     def confirm(made: Any) -> bool:
         click.echo(
-            render.plan_text(made.plan, made.sources, color=ctx.color(shown)), err=fmt == "json"
+            render.plan_text(made.plan, made.sources, color=ctx.color(shown), full=full),
+            err=fmt == "json",
         )
         return ask()
 
     def confirm_teams(made: Any) -> bool:
-        click.echo(render.teams_plan_text(made, color=ctx.color(shown)), err=fmt == "json")
+        click.echo(
+            render.teams_plan_text(made, color=ctx.color(shown), full=full), err=fmt == "json"
+        )
         return ask()
 
     def progress(total: int) -> Callable[[int], None]:
         if not sys.stderr.isatty() or fmt == "json" or total < 5:
             return lambda _n: None
         done = [0]
+        started = time.monotonic()
 
         def step(n: int) -> None:
             done[0] += n
-            click.echo(f"\r  applied {done[0]}/{total} calls", err=True, nl=done[0] >= total)
+            line = render.progress_line(done[0], total, time.monotonic() - started)
+            # Padded: a shorter line than the last must not leave its tail on the terminal.
+            click.echo(f"\r{line:<60}", err=True, nl=done[0] >= total)
 
         return step
 
@@ -569,7 +617,7 @@ def apply(
         )
         for run in selection.runs
     ]
-    observe = ctx.info if verbose else None
+    observe = ctx.info if ctx.verbose else _retry_notes
     if selection.teams:
         with unstarted:
             outcomes = run_apply_teams(
@@ -601,7 +649,7 @@ def apply(
     held = made is not None and refresh and outcome.result is None and bool(made.plan.drift)
     if held and made is not None:
         shown = sys.stderr if fmt == "json" else sys.stdout
-        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown))
+        text = render.plan_text(made.plan, made.sources, color=ctx.color(shown), full=full)
         click.echo(text, err=fmt == "json", nl=False)
     if fmt == "json":
         click.echo(render.apply_json(result, outcome.lineage, outcome.serial), nl=False)
@@ -640,6 +688,14 @@ class _ApplyNotStarted:
             text = "interrupted by a signal before the calls began"
             shown = render.apply_refused_json(text, teams=self.teams, interrupted=True)
             click.echo(shown, nl=False)
+
+
+def _retry_notes(message: str) -> None:
+    """Without -v, apply still says on stderr that a call is being retried (and why)."""
+    from .spike.client import RETRY_NOTE
+
+    if message.startswith(RETRY_NOTE):
+        click.echo(f"  {message}", err=True)
 
 
 @cli.command()
@@ -712,6 +768,7 @@ def sandbox(
     from .model import is_loopback
     from .sandbox.core import seed_from_json, seed_from_paths
     from .sandbox.server import SandboxServer
+    from .wording import counted
 
     if not is_loopback(host):
         raise ReconcileError(
@@ -746,12 +803,14 @@ def sandbox(
             raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
         raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     if teams is None:
-        click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+        click.echo(
+            f"Spike sandbox on {server.url} with {counted(len(incidents), 'incident')}", err=True
+        )
     else:
         count = sum(len(seed) for seed in teams.values())
         click.echo(
-            f"Spike sandbox on {server.url} with {count} incidents in {len(teams)} teams: "
-            + ", ".join(teams),
+            f"Spike sandbox on {server.url} with {counted(count, 'incident')} in "
+            f"{counted(len(teams), 'team')}: " + ", ".join(teams),
             err=True,
         )
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)
@@ -963,6 +1022,7 @@ def drift(
             parallelism,
             team=run.team,
             drift_policy=run.drift,
+            observe=ctx.info if ctx.verbose else None,
         )
         for run in selection.runs
     ]
@@ -1297,6 +1357,7 @@ def fmt_command(
     """
     from .errors import ReconcileError, StateFileError, printable
     from .usecases.files import FmtRequest, run_fmt
+    from .wording import counted
 
     selection = _select(Context(verbose, no_color), (), paths, None)
     if selection.teams:
@@ -1305,10 +1366,11 @@ def fmt_command(
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
-    Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
+    Context(verbose, no_color).info(f"{counted(outcome.unchanged, 'file')} already formatted")
     if check and outcome.changed:
-        count = len(outcome.changed)
-        message = f"{count} file{'s' * (count != 1)} not formatted; run `reconcile fmt` to fix"
+        message = (
+            f"{counted(len(outcome.changed), 'file')} not formatted; run `reconcile fmt` to fix"
+        )
         if not outcome.problems:
             raise ReconcileError(message)
         click.echo(f"error: {message}", err=True)
@@ -1339,7 +1401,7 @@ def fmt_command(
 @journal_option
 @parallelism_option
 @lock_timeout_option
-@team_option
+@one_team_option
 @common
 def import_command(
     ids: tuple[str, ...],
@@ -1420,7 +1482,7 @@ def doctor(
     if shapes:
         _refuse_inputs_as_out(shapes, selection)
     request = DoctorRequest(
-        [run.team for run in selection.runs], counter_id, ctx.info if verbose else None
+        [run.team for run in selection.runs], counter_id, ctx.info if ctx.verbose else None
     )
     outcome = run_doctor(request)
     if shapes:
@@ -1460,6 +1522,32 @@ def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) ->
 
     names = tuple(n.strip() for n in team_names.split(",")) if team_names is not None else ()
     click.echo(render.init_text(run_init(InitRequest(".", names, github))), nl=False)
+
+
+#: Each command's line in `reconcile --help`: whole sentences that fit, where click would cut
+#: the docstring's first sentence mid-way.
+SHORT_HELP = {
+    "accept": "Write drifted live values into the state files and the journal.",
+    "apply": "Make the API calls: a saved plan, or plan the files and confirm.",
+    "comment": "Create or update the pull request's plan comment.",
+    "doctor": "Check that reconcile reads this account's answers (GETs only).",
+    "drift": "Report live values that differ from the state files.",
+    "fmt": "Rewrite state files in canonical form, keeping comments.",
+    "import": "Write incidents' live state into a state file and the journal.",
+    "init": "Scaffold a states repository here; never overwrite a file.",
+    "issue": "Keep one GitHub issue for a drift report.",
+    "journal": "Manage the journal itself.",
+    "log": "Show the journal's history: runs, plans, calls, outcomes.",
+    "plan": "Show the API calls that would make Spike match the state files.",
+    "refresh": "Record live values from Spike in the journal.",
+    "sandbox": "Run a local Spike-compatible API for trying apply.",
+    "schema": "Print the JSON Schema of a state file or of reconcile.yaml.",
+    "show": "Print the journaled last-applied state.",
+    "teams": "List the Spike teams the API key can see.",
+    "validate": "Check state files only; exit 0 valid, 1 invalid.",
+}
+for _name, _line in SHORT_HELP.items():
+    cli.commands[_name].short_help = _line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1605,6 +1693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     from .errors import ProjectFileError, ReconcileError, StateFileError
+    from .wording import counted
 
     try:
         try:
@@ -1612,7 +1701,7 @@ def _run(argv: Sequence[str] | None) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         except click.ClickException as exc:
-            exc.show()
+            _show_click_error(exc)
             return 1
         except click.Abort as exc:
             # click turns Ctrl-C (and so SIGTERM) into Abort; EOF on a prompt too.
@@ -1623,9 +1712,8 @@ def _run(argv: Sequence[str] | None) -> int:
         except StateFileError as exc:
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
-            count = len(exc.problems)
             where = "the project file" if isinstance(exc, ProjectFileError) else "the state files"
-            click.echo(f"error: {count} problem{'s' * (count != 1)} in {where}", err=True)
+            click.echo(f"error: {counted(len(exc.problems), 'problem')} in {where}", err=True)
             return 1
         except ReconcileError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -1636,6 +1724,18 @@ def _run(argv: Sequence[str] | None) -> int:
     except ReconcileError:  # stderr itself refused the message: nothing more can be said
         return 1
     return code if isinstance(code, int) else 0
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    """A usage error as click shows it (the usage line, where to find help), but its last
+    line is `error: ...` like every other error of this tool, not click's `Error: ...`."""
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is not None:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"
+        click.echo(f"{ctx.get_usage()}\n{hint}", err=True, color=ctx.color)
+    click.echo(f"error: {exc.format_message()}", err=True)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:

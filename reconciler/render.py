@@ -12,6 +12,7 @@ from .github import COMMENT_LIMIT
 from .model import FIELDS, Change, Drift, Operation, Value
 from .planner import Plan
 from .redact import clip
+from .wording import counted, natural_sorted
 
 if TYPE_CHECKING:
     from .applier import ApplyResult
@@ -102,18 +103,18 @@ def describe_operation(op: Operation) -> str:
 
 def plan_summary(plan: Plan) -> str:
     parts = [
-        f"{len(plan.changes)} change{'s' * (len(plan.changes) != 1)} "
-        f"on {plan.changed_incidents} of {plan.incidents} incidents",
-        f"{len(plan.operations)} API call{'s' * (len(plan.operations) != 1)}",
+        f"{counted(len(plan.changes), 'change')} "
+        f"on {plan.changed_incidents} of {counted(plan.incidents, 'incident')}",
+        counted(len(plan.operations), "API call"),
     ]
     if plan.forget:
         parts.append(f"{len(plan.forget)} to forget")
     if plan.unmanaged:
-        parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
+        parts.append(f"{counted(len(plan.unmanaged), 'field')} unmanaged")
     if plan.drift:
         parts.append(f"{len(plan.drift)} changed outside reconcile")
     if plan.live_values:
-        parts.append(f"live values of {len(plan.live_values)} incidents to record")
+        parts.append(f"live values of {counted(len(plan.live_values), 'incident')} to record")
     if not plan.has_changes:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."
@@ -141,11 +142,57 @@ def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return out
 
 
-def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
-    """Terraform-style: a block per incident, the calls in order, a summary line."""
+#: Past this many changed incidents, a text plan summarizes its changes and calls (one line
+#: per field transition and per endpoint) unless asked for in full (`--full`).
+SUMMARY_PAST = 200
+
+
+def summarized_changes(plan: Plan) -> list[str]:
+    """A big plan's changes and calls in a few lines: each field transition with the number
+    of incidents making it, each endpoint with its calls and ids."""
+    transitions: dict[tuple[str, str, str], int] = {}
+    for c in plan.changes:
+        key = (c.field, show_before(c), show_value(c.after))
+        transitions[key] = transitions.get(key, 0) + 1
+    lines = [
+        f"Changes to incidents, summarized ({counted(plan.changed_incidents, 'incident')}; "
+        "--full lists each):",
+        "",
+    ]
+    shown = {key: f"{key[0]}: {key[1]} -> {key[2]}" for key in transitions}
+    width = max(len(text) for text in shown.values())
+    lines += [
+        f"  {shown[key].ljust(width)}  {counted(n, 'incident')}"
+        for key, n in sorted(transitions.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    endpoints: dict[str, list[int]] = {}
+    for op in plan.operations:
+        ids = op.body.get("ids")
+        tally = endpoints.setdefault(f"{op.method} {op.path}", [0, 0])
+        tally[0] += 1
+        tally[1] += len(ids) if isinstance(ids, list) else 0
+    if endpoints:
+        width = max(len(name) for name in endpoints)
+        lines += ["", "API calls, by endpoint:"]
+        lines += [
+            f"  {name.ljust(width)}  {counted(calls, 'call')}, {counted(ids, 'id')}"
+            for name, (calls, ids) in endpoints.items()
+        ]
+    return [*lines, ""]
+
+
+def plan_text(
+    plan: Plan,
+    sources: Mapping[str, str] | None = None,
+    color: bool = False,
+    full: bool = False,
+) -> str:
+    """Terraform-style: a block per incident, the calls in order, a summary line. Past
+    SUMMARY_PAST changed incidents, unless `full`, the blocks and calls are summarized."""
     paint = styler(color)
     sources = sources or {}
     lines: list[str] = []
+    summarize = plan.changed_incidents > SUMMARY_PAST and not full
     width = max(len(f) for f in FIELDS) + 1
     if plan.drift:
         lines.append("Changed outside reconcile (journal -> live):")
@@ -155,10 +202,14 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for d in plan.drift
         )
         lines.append("")
-    if plan.changes:
+    if summarize:
+        lines += summarized_changes(plan)
+    elif plan.changes:
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
-        for cid, changes in _grouped(plan.changes).items():
+        grouped = _grouped(plan.changes)
+        for cid in natural_sorted(grouped):
+            changes = grouped[cid]
             where = f"  ({printable(sources[cid])})" if cid in sources else ""
             lines.append(paint(f"  ~ incident {cid}", "yellow") + where)
             for c in changes:
@@ -175,14 +226,14 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
         lines.append("Journal only (no API call):")
         lines.extend(
             paint(f"  - forget {cid}", "red") + f"  ({forget_reason(plan, cid)})"
-            for cid in plan.forget
+            for cid in natural_sorted(plan.forget)
         )
         lines.extend(
             paint(f"  - stop managing {cid} {name}", "red") + "  (removed from the state file)"
             for cid, name in plan.unmanaged
         )
         lines.append("")
-    if plan.operations:
+    if plan.operations and not summarize:
         lines.append("API calls, in order:")
         digits = len(str(len(plan.operations)))
         lines.extend(
@@ -190,7 +241,7 @@ def plan_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool 
             for n, op in enumerate(plan.operations, start=1)
         )
         lines.append("")
-    lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
+    lines.extend(paint(f"warning: {printable(w)}", "yellow") for w in plan.warnings)
     if plan.approvals:
         lines.append("Needs approval (reconcile approvals checks the pull request's reviews):")
         for need in plan.approvals:
@@ -265,7 +316,10 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
             break
         head += ["> [!WARNING]", f"> {text}", ""]
     if plan.drift:
-        head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
+        head += [
+            "> [!WARNING]",
+            f"> {counted(len(plan.drift), 'field')} changed outside reconcile:",
+        ]
         head += [
             f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
             f" ({drift_policy_note(d)})"
@@ -292,7 +346,7 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
     ]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
-    folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
+    folded_open = f"\n<details><summary>{counted(len(calls), 'API call')}, in order</summary>\n\n"
     folded_close = "\n</details>\n"
     # Room for the header row, the folded block's tags and two truncation notes.
     room = budget - len(out) - 2 * (len(tail_note) + 100) - len(folded_open) - 100
@@ -318,25 +372,24 @@ def plan_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = Tru
 def teams_total(plan: TeamsPlan) -> str:
     """The last line of a plan of teams: every team's changes added up."""
     total, teams = plan.summary(), len(plan.teams)
-    noun = f"{teams} team{'s' * (teams != 1)}"
+    noun = counted(teams, "team")
     if not plan.has_changes:
-        return f"Total: no changes in {noun} ({total.get('incidents', 0)} incidents)."
-    calls = total.get("operations", 0)
+        return f"Total: no changes in {noun} ({counted(total.get('incidents', 0), 'incident')})."
     return (
-        f"Total: {total.get('changes', 0)} change{'s' * (total.get('changes', 0) != 1)} on "
-        f"{total.get('changed_incidents', 0)} of {total.get('incidents', 0)} incidents in "
-        f"{noun}, {calls} API call{'s' * (calls != 1)}."
+        f"Total: {counted(total.get('changes', 0), 'change')} on "
+        f"{total.get('changed_incidents', 0)} of {counted(total.get('incidents', 0), 'incident')}"
+        f" in {noun}, {counted(total.get('operations', 0), 'API call')}."
     )
 
 
-def teams_plan_text(plan: TeamsPlan, color: bool = False) -> str:
+def teams_plan_text(plan: TeamsPlan, color: bool = False, full: bool = False) -> str:
     """A section per team headed `Team NAME:` (the team's plan, indented), then one summary
     line per team and the total."""
     paint = styler(color)
     out: list[str] = []
     for team in plan.teams:
         out.append(paint(f"Team {team.name}:", "cyan"))
-        body = plan_text(team.made.plan, team.made.sources, color)
+        body = plan_text(team.made.plan, team.made.sources, color, full)
         out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
         out.append("")
     width = max((len(team.name) for team in plan.teams), default=0) + 1
@@ -427,16 +480,17 @@ def state_text(state: Recorded) -> str:
         return "The journal is empty: nothing has been applied yet.\n"
     incidents = state.incidents
     lines = [
-        f"journal lineage {state.lineage}, serial {state.serial}, {len(incidents)} incidents",
+        f"journal lineage {state.lineage}, serial {state.serial}, "
+        f"{counted(len(incidents), 'incident')}",
         "",
     ]
-    for cid in sorted(incidents):
+    for cid in natural_sorted(incidents):
         fields = incidents[cid]
         shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
         lines.append(f"{cid}  {shown}" if shown else cid)
     if state.kept:
         lines += ["", "Kept after forgetting or unmanaging (Spike cannot undo these):"]
-        for cid in sorted(state.kept):
+        for cid in natural_sorted(state.kept):
             facts = state.kept[cid]
             lines.append(
                 f"{cid}  " + "  ".join(f"{f}={show_value(facts[f])}" for f in FIELDS if f in facts)
@@ -446,7 +500,7 @@ def state_text(state: Recorded) -> str:
             "",
             "Escalation outcome uncertain (record Spike's count with refresh --escalations):",
         ]
-        lines += [f"{cid}  {state.uncertain[cid]}" for cid in sorted(state.uncertain)]
+        lines += [f"{cid}  {state.uncertain[cid]}" for cid in natural_sorted(state.uncertain)]
     return "\n".join(lines) + "\n"
 
 
@@ -537,7 +591,7 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
             applied = sum("call" in o for o in ops)
             lines.append(
                 f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
-                f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
+                f"{entry['outcome']}: {applied} of {counted(entry['planned'], 'call')} applied"
             )
             lines.extend(f"    {line}" for line in _audit_lines(entry.get("audit")))
             for item in ops:
@@ -625,11 +679,13 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
             + f": {failure.operation.method} {failure.operation.path} failed{status}: "
             + failure.reason
         )
-    skipped = sorted({f.incident for f in result.skipped})
+    failed = {f.incident for f in result.failed}
+    # An incident counts once: one whose call failed is not counted again as skipped.
+    skipped = natural_sorted({f.incident for f in result.skipped} - failed)
     if skipped:
         lines.append(
             paint("  - skipped", "yellow")
-            + f" {len(skipped)} incidents: {', '.join(skipped[:20])}"
+            + f" {counted(len(skipped), 'incident')}: {', '.join(skipped[:20])}"
             + (" ..." if len(skipped) > 20 else "")
             + f" ({result.skipped[0].reason})"
         )
@@ -646,17 +702,18 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
         lines.append(paint("Spike API unavailable: ", "red") + result.unavailable_error)
     if result.error:
         lines.append(paint("Apply stopped: ", "red") + result.error)
-    parts = [f"{len(result.applied)} API calls applied"]
+    parts = [f"{counted(len(result.applied), 'API call')} applied"]
     if result.failed:
-        parts.append(f"{len({f.incident for f in result.failed})} incidents failed")
+        parts.append(f"{counted(len(failed), 'incident')} failed")
     if result.uncertain:
-        parts.append(f"{len({f.incident for f in result.uncertain})} escalations uncertain")
+        uncertain = len({f.incident for f in result.uncertain})
+        parts.append(f"{counted(uncertain, 'escalation')} uncertain")
     if skipped:
         parts.append(f"{len(skipped)} skipped")
     if result.forgotten:
         parts.append(f"{len(result.forgotten)} forgotten")
     if result.unmanaged:
-        parts.append(f"{len(result.unmanaged)} fields unmanaged")
+        parts.append(f"{counted(len(result.unmanaged), 'field')} unmanaged")
     word = {
         "applied": "Apply complete",
         "failed": "Apply failed",
@@ -664,11 +721,44 @@ def apply_text(result: ApplyResult | None, color: bool = False) -> str:
         "aborted": "Apply aborted",
     }
     summary = f"{word[result.outcome]}: {', '.join(parts)}."
-    if result.outcome != "applied":
+    if result.outcome != "applied" and not _only_refused(result, skipped):
         summary += " Run apply again to do the rest."
+    elif result.outcome != "applied":
+        summary += (
+            " Spike refused these calls, and would again: fix or remove those incidents in "
+            "the state files, then plan again."
+        )
     tone = "green" if result.outcome == "applied" else "red"
     lines.append(paint(summary, tone))
     return "\n".join(lines) + "\n"
+
+
+def _only_refused(result: ApplyResult, skipped: Sequence[str]) -> bool:
+    """Whether every failure is Spike refusing the call (a 4xx such as an id it does not
+    know), with nothing else left undone: running apply again would only repeat them."""
+    return (
+        bool(result.failed)
+        and all(
+            f.status_code is not None
+            and 400 <= f.status_code < 500
+            and f.status_code not in (408, 429)
+            for f in result.failed
+        )
+        and not (skipped or result.uncertain or result.error)
+        and not (result.credentials_error or result.unavailable_error)
+        and result.outcome == "failed"
+    )
+
+
+def progress_line(done: int, total: int, seconds: float) -> str:
+    """apply's progress on a terminal: calls done of all, the rate so far and the time left
+    at that rate (none before a rate can be measured)."""
+    line = f"  applied {done}/{counted(total, 'call')}"
+    if done and seconds > 0:
+        rate = done / seconds
+        left = (total - done) / rate
+        line += f" ({rate:.0f}/s, about {left:.0f} s left)" if done < total else f" ({rate:.0f}/s)"
+    return line
 
 
 def apply_json(result: ApplyResult | None, lineage: str | None, serial: int) -> str:
@@ -741,11 +831,14 @@ def teams_apply_text(outcome: TeamsApplyOutcome, color: bool = False) -> str:
     count = len(outcome.teams)
     if failed:
         lines.append(
-            paint(f"Apply failed in {len(failed)} of {count} teams: {', '.join(failed)}.", "red")
+            paint(
+                f"Apply failed in {len(failed)} of {counted(count, 'team')}: {', '.join(failed)}.",
+                "red",
+            )
             + " Run apply again to do the rest."
         )
     else:
-        lines.append(paint(f"Apply complete in {count} team{'s' * (count != 1)}.", "green"))
+        lines.append(paint(f"Apply complete in {counted(count, 'team')}.", "green"))
     return "\n".join(lines) + "\n"
 
 
@@ -798,8 +891,16 @@ def refresh_text(outcome: RefreshOutcome) -> str:
         for d in outcome.drift
     ]
     count = len(outcome.recorded)
+    if not count and not outcome.read:
+        lines.append(
+            "Nothing to refresh: the journal records none of the incidents of the state files. "
+            "Adopt incidents with `reconcile apply`, `reconcile refresh --id ID...` (their live "
+            "values, into the journal) or `reconcile import ID... --to FILE` (into a state file "
+            "too)."
+        )
+        return "\n".join(lines) + "\n"
     lines.append(
-        f"Recorded live values of {count} incident{'s' * (count != 1)} "
+        f"Recorded live values of {counted(count, 'incident')} "
         f"(journal serial {outcome.serial}); nothing was changed in Spike."
         if count
         else "The journal already matches Spike; nothing recorded."
@@ -862,8 +963,7 @@ def teams_json(outcome: TeamsOutcome) -> str:
 def import_text(outcome: ImportOutcome) -> str:
     """What `reconcile import` prints: which file got which ids, the journal's serial."""
     lines = [
-        f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
-        + ", ".join(ids)
+        f"Imported {counted(len(ids), 'incident')} into {printable(path)}: " + ", ".join(ids)
         for path, ids in outcome.files.items()
     ]
     lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
@@ -884,8 +984,8 @@ def accept_text(outcome: AcceptOutcome) -> str:
     count = sum(len(entries) for entries in outcome.files.values())
     files = len(outcome.files)
     lines.append(
-        f"Accepted {count} live value{'s' * (count != 1)} into {files} "
-        f"file{'s' * (files != 1)}; recorded in the journal (serial {outcome.serial})."
+        f"Accepted {counted(count, 'live value')} into {counted(files, 'file')}"
+        f"; recorded in the journal (serial {outcome.serial})."
     )
     return "\n".join(lines) + "\n"
 
@@ -951,16 +1051,16 @@ def drift_json(report: DriftReport) -> str:
 
 
 def drift_summary(report: DriftReport) -> str:
-    checked = f"{report.incidents} incident{'s' * (report.incidents != 1)} checked"
+    checked = f"{counted(report.incidents, 'incident')} checked"
     if not report.has_drift:
         return f"No drift: {checked}, all match the state files."
     parts = []
     if report.fields:
-        parts.append(f"{report.fields} field{'s' * (report.fields != 1)} drifted")
+        parts.append(f"{counted(report.fields, 'field')} drifted")
     if report.missing:
-        parts.append(f"{report.missing} incident{'s' * (report.missing != 1)} missing")
+        parts.append(f"{counted(report.missing, 'incident')} missing")
     drifted = report.drifted_incidents
-    return f"Drift: {' and '.join(parts)} in {drifted} incident{'s' * (drifted != 1)} ({checked})."
+    return f"Drift: {' and '.join(parts)} in {counted(drifted, 'incident')} ({checked})."
 
 
 def _drift_line(entry: DriftEntry) -> str:

@@ -327,10 +327,10 @@ def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> N
         assert done.returncode == 0, done.stderr
         assert server.incidents()["a-1"]["status"] == "RES"
         again = runner.run("Apply", {"command": "apply", "plan-file": plan_file}, spike)
-    assert "Apply complete: 1 API calls applied." in done.stdout
+    assert "Apply complete: 1 API call applied." in done.stdout
     summary = runner.summary.read_text()
     assert "### spike-reconcile apply\n\n```\n" in summary
-    assert "Apply complete: 1 API calls applied.\n```\n" in summary
+    assert "Apply complete: 1 API call applied.\n```\n" in summary
     journal = runner.workspace / ".reconcile" / "journal.jsonl"
     assert '"path": "/incidents/resolve"' in journal.read_text().replace('":"', '": "')
     # The journal recorded the plan: it is applied once; the step fails and the summary says why.
