@@ -74,6 +74,9 @@ class ApplyResult:
     unmanaged: list[tuple[str, str]] = field(default_factory=list)
     #: Escalations whose outcome is unknown (the call may or may not have reached Spike).
     uncertain: list[Failure] = field(default_factory=list)
+    #: Calls Spike confirmed whose record could not be stored (the apply stopped on the
+    #: journal): the next plan makes them again; an escalation among them stays uncertain.
+    unjournaled: list[Operation] = field(default_factory=list)
     interrupted: bool = False
     credentials_error: str | None = None
     #: The client gave up on the API (too many consecutive failures): the apply stopped.
@@ -113,6 +116,7 @@ class ApplyResult:
             "failed": [f.to_json() for f in self.failed],
             "skipped": [f.to_json() for f in self.skipped],
             "uncertain": [f.to_json() for f in self.uncertain],
+            "unjournaled": [op.to_json() for op in self.unjournaled],
             "forgotten": list(self.forgotten),
             "unmanaged": [{"incident": i, "field": f} for i, f in self.unmanaged],
             "requests": self.requests,
@@ -171,17 +175,27 @@ class Applier:
         `refresh` holds live values the plan was made against (plan --refresh): they are
         recorded first, so the journal agrees with what the operations were planned from.
         Raises JournalError when the journal cannot be written (after the calls in flight
-        end); the apply-end record then says `aborted`, if it can still be written.
+        end); the apply-end record then says `aborted`, if it can still be written, and
+        `result` says what was done before.
+
+        Every journal write runs in a worker thread, never in the loop: the loop stays free
+        to take a stop signal, whose handler may then cancel a write that cannot complete
+        (JournalWriter.cancel).
         """
-        self.writer.start(self.plan_digest, len(operations))
-        self.writer.set_values(refresh or {}, "refresh")
-        # Journal-only changes first: they need no call and cannot fail halfway.
-        self.writer.forget(forget, self.plan_digest)
-        self.writer.unmanage(unmanaged, self.plan_digest)
-        self.result.forgotten = list(forget)
-        self.result.unmanaged = list(unmanaged)
+        writer = self.writer
+        try:
+            await asyncio.to_thread(writer.start, self.plan_digest, len(operations))
+        except BaseException as exc:
+            self._died(exc)  # no run began: no end record to write
+            raise
         started = time.monotonic()
         try:
+            await asyncio.to_thread(writer.set_values, refresh or {}, "refresh")
+            # Journal-only changes first: they need no call and cannot fail halfway.
+            await asyncio.to_thread(writer.forget, forget, self.plan_digest)
+            await asyncio.to_thread(writer.unmanage, unmanaged, self.plan_digest)
+            self.result.forgotten = list(forget)
+            self.result.unmanaged = list(unmanaged)
             for wave in WAVES:
                 ops = [op for op in operations if wave_of(op) == wave]
                 if wave == 3:  # escalations, one call at a time
@@ -194,8 +208,7 @@ class Applier:
         except BaseException as exc:
             # Whatever stopped the waves (a journal write, a bug, a cancellation), the
             # end record must not claim the plan was applied.
-            self.result.error = redact(str(exc) if isinstance(exc, ReconcileError) else "")
-            self.result.error = self.result.error or type(exc).__name__
+            self._died(exc)
             raise
         finally:
             if self._flusher is not None and not self._flusher.done():
@@ -205,8 +218,12 @@ class Applier:
             self.result.seconds = time.monotonic() - started
             self.result.interrupted = self.stop.is_set()
             self.result.requests = self.client.requests if self.client else 0
-            self._end()
+            await asyncio.to_thread(self._end)
         return self.result
+
+    def _died(self, exc: BaseException) -> None:
+        self.result.error = redact(str(exc) if isinstance(exc, ReconcileError) else "")
+        self.result.error = self.result.error or type(exc).__name__
 
     def _end(self) -> None:
         """Write the apply-end record, saying what happened."""
@@ -221,8 +238,9 @@ class Applier:
             counts["error"] = result.error
         try:
             self.writer.end(self.plan_digest, result.outcome, **counts)
-        except JournalError:
+        except JournalError as exc:
             if result.error is None:
+                self._died(exc)
                 raise
             # The apply is already failing with an error (most likely this same journal
             # failure); that error is the one to report.
@@ -332,11 +350,17 @@ class Applier:
                 return
             await self._refused(op, exc)
             return
-        with suppress(JournalError):  # raised from run() once the calls in flight end
+        try:
             await self._journal(self.writer.applied, op, self.plan_digest)
-            self.result.applied.append(op)
-            if self.progress is not None:
-                self.progress(1)
+        except JournalError:  # raised from run() once the calls in flight end
+            self.result.unjournaled.append(op)
+            return
+        self._done(op)
+
+    def _done(self, op: Operation) -> None:
+        self.result.applied.append(op)
+        if self.progress is not None:
+            self.progress(1)
 
     async def _refused(self, op: Operation, exc: ApiError) -> None:
         status = exc.status_code
@@ -395,8 +419,9 @@ class Applier:
             with suppress(JournalError):  # the intent stays: uncertain on the next read
                 await self._journal(outcome, intent, redact(reason), self.plan_digest)
             return
-        with suppress(JournalError):  # the intent stays: uncertain on the next read
+        try:
             await self._journal(self.writer.applied, op, self.plan_digest, intent)
-            self.result.applied.append(op)
-            if self.progress is not None:
-                self.progress(1)
+        except JournalError:  # the intent stays: uncertain on the next read
+            self.result.unjournaled.append(op)
+            return
+        self._done(op)

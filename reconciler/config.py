@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from .approvals import ApprovalRule, Approver, When
 from .errors import Problem, ProjectFileError, ReconcileError, StateFileError
 from .model import Unsafe as Unsafe  # re-exported: defaults.unsafe is one
 
@@ -75,6 +76,8 @@ class Project:
     defaults: Defaults = field(default_factory=Defaults)
     #: By name, in sorted order; empty when the file has no `teams:`.
     teams: Mapping[str, TeamConfig] = field(default_factory=dict)
+    #: `approvals:` (docs/approvals.md), by name; empty: no change needs an approval.
+    approvals: tuple[ApprovalRule, ...] = ()
 
 
 def locate(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
@@ -117,10 +120,16 @@ TEAM_ID_PATTERN = r"[!-~]+"
 #: in a pull request can never send another secret (GITHUB_TOKEN, PGPASSWORD) to Spike's URL.
 ENV_NAME_PATTERN = r"SPIKE_[A-Za-z0-9_]+"
 
-_TOP_KEYS = ("version", "defaults", "teams")
+_TOP_KEYS = ("version", "defaults", "teams", "approvals")
 _DEFAULTS_KEYS = ("batch_size", "parallelism", "unsafe", "drift")
 _UNSAFE_KEYS = ("min_incidents", "max_share")
 _TEAM_KEYS = ("team_id", "paths", "journal", "api_key_env", "drift")
+_APPROVAL_KEYS = ("when", "approvers", "count")
+_WHEN_KEYS = ("field", "before", "after", "priority", "severity", "team")
+#: An approver as the schema checks it (config.py checks a login's length too).
+_APPROVER_SCHEMA = (
+    "^@?[A-Za-z0-9]+(-[A-Za-z0-9]+)*$|^@[A-Za-z0-9]+(-[A-Za-z0-9]+)*/[A-Za-z0-9][A-Za-z0-9_-]*$"
+)
 #: What the nesting refusal says this file needs.
 _NEEDS = "reconcile.yaml needs 4"
 
@@ -223,8 +232,64 @@ def _models() -> tuple[Any, Any]:
             DriftPolicies | None, described("Overrides of defaults.drift for this team.")
         ]
 
+    from pydantic import StrictBool, StrictInt, StrictStr
+
+    from .model import FIELDS, PRIORITIES, SEVERITIES
+    from .rules import RULE_NAME_MAX, RULE_NAME_PATTERN
+
+    field_value = StrictStr | StrictBool | StrictInt | None
+    rule_name = Annotated[
+        str,
+        StringConstraints(strict=True, pattern=f"^{RULE_NAME_PATTERN}$", max_length=RULE_NAME_MAX),
+    ]
+    approver = Annotated[str, StringConstraints(strict=True, pattern=_APPROVER_SCHEMA)]
+
+    class ApprovalWhen(TypedDict, total=False):
+        """The changes a rule covers: one field, optionally its value before and after (as
+        in plan JSON), the incident's desired priority or severity, the team."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        field: Required[Literal[FIELDS]]  # type: ignore[valid-type]
+        before: Annotated[field_value, described("The recorded value; any when left out.")]
+        after: Annotated[field_value, described("The desired value; any when left out.")]
+        priority: Annotated[
+            list[Literal[PRIORITIES]],  # type: ignore[valid-type]
+            PydanticField(min_length=1, description="The incident's desired priority."),
+        ]
+        severity: Annotated[
+            list[Literal[SEVERITIES]],  # type: ignore[valid-type]
+            PydanticField(min_length=1, description="The incident's desired severity."),
+        ]
+        team: Annotated[
+            team_name | list[team_name], described("Teams of reconcile.yaml; any when left out.")
+        ]
+
+    class Approval(TypedDict, total=False):
+        """A change the rule covers needs `count` approvals of `approvers` on the pull
+        request (docs/approvals.md)."""
+
+        __pydantic_config__ = forbid  # type: ignore[misc]
+
+        when: Required[ApprovalWhen]
+        approvers: Required[
+            Annotated[
+                list[approver],
+                PydanticField(
+                    min_length=1, description="GitHub logins (login or @login), teams as @org/team."
+                ),
+            ]
+        ]
+        count: Annotated[
+            one_or_more,
+            PydanticField(
+                description="Distinct approvers needed.", json_schema_extra={"default": 1}
+            ),
+        ]
+
     class ProjectFile(BaseModel):
-        """reconcile.yaml: `version` (1), optional `defaults` and `teams` by name."""
+        """reconcile.yaml: `version` (1), optional `defaults`, `teams` and `approvals` by
+        name."""
 
         model_config = ConfigDict(
             extra="forbid",
@@ -241,6 +306,10 @@ def _models() -> tuple[Any, Any]:
             dict[team_name, Team] | None,
             PydanticField(description="Teams by name; none: one team, from SPIKE_TEAM_ID."),
         ] = None
+        approvals: Annotated[
+            dict[rule_name, Approval] | None,
+            PydanticField(description="Approval rules by name (docs/approvals.md)."),
+        ] = None
 
     return ProjectFile, TypeAdapter(ProjectFile)
 
@@ -254,6 +323,10 @@ def json_schema() -> dict[str, Any]:
     ((pattern, team),) = teams.pop("patternProperties").items()
     teams["propertyNames"]["pattern"] = pattern
     teams["additionalProperties"] = team
+    approvals = schema["properties"]["approvals"]["anyOf"][0]
+    ((pattern, rule),) = approvals.pop("patternProperties").items()
+    approvals["propertyNames"]["pattern"] = pattern
+    approvals["additionalProperties"] = rule
     return schema
 
 
@@ -302,7 +375,11 @@ def load_project(path: str) -> Project:
     if problems:
         raise ProjectFileError(problems)
     project = _project(path, model)
-    problems = _clashes(path, text, project) + _journals_among_states(path, text, project)
+    problems = (
+        _clashes(path, text, project)
+        + _journals_among_states(path, text, project)
+        + _approval_problems(path, text, model, project)
+    )
     if problems:
         raise ProjectFileError(problems)
     return project
@@ -354,7 +431,9 @@ def _locate(path: str, text: str, exc: Any) -> list[Problem]:
         if kind == "invalid_key" or (kind == "extra_forbidden" and type(loc[-1]) is not str):
             continue  # the same
         seen.add(loc)
-        problems.append(_describe(path, root, loc, kind, msg))
+        problem = _describe(path, root, loc, kind, msg)
+        if problem not in problems:  # a union's members each say the one thing
+            problems.append(problem)
     return problems
 
 
@@ -367,6 +446,8 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
 
     policies = ", ".join(POLICIES)
     head, name = loc[:-1], loc[-1] if loc else ""
+    if loc and loc[0] == "approvals":
+        return _describe_approval(at, loc, kind)
     if kind == "extra_forbidden":
         if not head:
             return at(loc, unknown_key(name, _TOP_KEYS, "at the top level"), at_key=True)
@@ -435,6 +516,109 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
 
 
+def _describe_approval(at: Callable[..., Problem], loc: tuple[Any, ...], kind: str) -> Problem:
+    """A problem of `approvals:` worded for reconcile.yaml."""
+    from .model import FIELDS, PRIORITIES, SEVERITIES
+    from .rules import RULE_NAME_MAX
+    from .states.problems import unknown_key
+
+    if len(loc) == 1:
+        return at(loc, "approvals must be a mapping of rule name -> rule")
+    rule = f"approval rule {loc[1]}"
+    if len(loc) == 3 and loc[2] == "[key]":
+        return at(
+            loc[:2],
+            f"invalid approval rule name {loc[1]!r}: names are lowercase letters and digits, "
+            f"groups joined by single hyphens, at most {RULE_NAME_MAX} characters",
+            at_key=True,
+        )
+    if len(loc) == 2:
+        return at(loc, f"{rule} must be a mapping with when and approvers")
+    part = loc[2]
+    if kind == "extra_forbidden" and len(loc) == 3:
+        return at(loc, unknown_key(part, _APPROVAL_KEYS, f"in {rule}"), at_key=True)
+    if kind == "extra_forbidden" and len(loc) == 4 and part == "when":
+        return at(loc, unknown_key(loc[3], _WHEN_KEYS, f"in the when of {rule}"), at_key=True)
+    if kind == "missing" and len(loc) == 3:
+        what = "when (which changes it covers)" if part == "when" else "approvers (who approves)"
+        return at(loc[:2], f"{rule}: {what} is required", at_key=True)
+    if part == "count":
+        return at(loc, f"{rule}: count must be a whole number, 1 or more")
+    if part == "approvers" and len(loc) == 3:
+        return at(loc, f"{rule}: approvers must be a list of one or more logins or teams")
+    if part == "approvers":
+        return at(
+            loc,
+            f"{rule}: approvers[{loc[3]}] must be a GitHub login (login or @login) or a team "
+            "(@org/team)",
+        )
+    if len(loc) == 3:  # when
+        return at(loc, f"{rule}: when must be a mapping with at least field")
+    key = loc[3]
+    if key == "field" and kind == "missing":
+        return at(loc[:3], f"{rule}: when.field is required", at_key=True)
+    if key == "field":
+        return at(loc, f"{rule}: when.field must be one of {', '.join(FIELDS)}")
+    if key in ("before", "after"):
+        return at(
+            loc[:4],
+            f"{rule}: when.{key} must be a field's value (a string, true, false, a number or null)",
+        )
+    if key == "priority":
+        return at(loc[:4], f"{rule}: when.priority must be a list of {', '.join(PRIORITIES)}")
+    if key == "severity":
+        return at(loc[:4], f"{rule}: when.severity must be a list of {', '.join(SEVERITIES)}")
+    return at(loc[:4], f"{rule}: when.team must be a team name or a list of team names")
+
+
+def _approval_problems(path: str, text: str, model: Any, project: Project) -> list[Problem]:
+    """What the schema cannot say about `approvals:`: a value the field cannot have, a team
+    that is not in `teams:`, a login too long, and a count more than its approvers (when
+    they are all users; a team's size is known only to GitHub)."""
+    from .model import is_desired_value, is_field_value
+    from .states.problems import position, rt_positions
+
+    problems: list[Problem] = []
+    root = None
+
+    def at(loc: tuple[Any, ...], message: str) -> None:
+        nonlocal root
+        if root is None:
+            root = rt_positions(text)
+        problems.append(Problem(path, *position(root, loc, at_key=False), message))
+
+    for name, given in (model.approvals or {}).items():
+        rule, when = f"approval rule {name}", given["when"]
+        base = ("approvals", name)
+        for key, valid in (("before", is_field_value), ("after", is_desired_value)):
+            if key in when and not valid(when["field"], when[key]):
+                at((*base, "when", key), f"{rule}: {when[key]!r} is not a value of {when['field']}")
+        teams = [when["team"]] if isinstance(when.get("team"), str) else when.get("team", [])
+        for n, team in enumerate(teams):
+            if team not in project.teams:
+                where = (*base, "when", "team") + ((n,) if isinstance(when["team"], list) else ())
+                known = ", ".join(project.teams) or "none: reconcile.yaml has no teams"
+                at(where, f"{rule}: team {team} is not a team of reconcile.yaml ({known})")
+        approvers = []
+        for n, text_ in enumerate(given["approvers"]):
+            try:
+                approvers.append(Approver.parse(text_))
+            except ValueError:
+                at(
+                    (*base, "approvers", n),
+                    f"{rule}: approvers[{n}]: a login is at most 39 characters",
+                )
+        count = given.get("count", 1)
+        users = {a.login_or_slug.lower() for a in approvers if not a.is_team}
+        if approvers and all(not a.is_team for a in approvers) and count > len(users):
+            at(
+                (*base, "count"),
+                f"{rule}: count {count} is more than the {len(users)} distinct users among its "
+                "approvers",
+            )
+    return problems
+
+
 def _is_drift(loc: tuple[Any, ...]) -> bool:
     """Whether `loc` is a drift map's (not, say, a team named drift)."""
     return loc == ("defaults", "drift") or (
@@ -482,7 +666,41 @@ def _project(path: str, model: Any) -> Project:
             drift=_overlay(defaults.drift, team.get("drift")),
             journal_written=journal,
         )
-    return Project(path=path, version=model.version, defaults=defaults, teams=teams)
+    return Project(
+        path=path,
+        version=model.version,
+        defaults=defaults,
+        teams=teams,
+        approvals=tuple(
+            _approval_rule(name, rule) for name, rule in sorted((model.approvals or {}).items())
+        ),
+    )
+
+
+def _approval_rule(name: str, given: Mapping[str, Any]) -> ApprovalRule:
+    """A validated rule of `approvals:` as its value (an approver `_approval_problems`
+    refuses is left out here: that problem stops the load)."""
+    when = given["when"]
+    team = when.get("team", ())
+    approvers = []
+    for text in given["approvers"]:
+        try:
+            approvers.append(Approver.parse(text))
+        except ValueError:
+            continue
+    return ApprovalRule(
+        name,
+        When(
+            field=when["field"],
+            before=(when["before"],) if "before" in when else None,
+            after=(when["after"],) if "after" in when else None,
+            priority=tuple(when.get("priority", ())),
+            severity=tuple(when.get("severity", ())),
+            team=(team,) if isinstance(team, str) else tuple(team),
+        ),
+        tuple(dict.fromkeys(approvers)),
+        given.get("count", 1),
+    )
 
 
 def _overlay(

@@ -1,9 +1,11 @@
-"""The GitHub REST client behind `reconcile comment` and `reconcile issue` (their policies are
-in usecases/comment.py and usecases/issue.py).
+"""The GitHub REST client behind `reconcile comment`, `reconcile issue` and `reconcile
+approvals` (their policies are in usecases/comment.py, usecases/issue.py and
+usecases/approvals.py).
 
 A small client for the GitHub REST API (list an issue's comments and a repository's open
 issues, following the `Link` pagination; create and edit a comment; create, edit and close an
-issue; read the token's login), all async. It imports
+issue; read the token's login; read a pull request, its reviews, a team membership and the
+pull requests of a commit), all async. It imports
 httpx lazily, like the CLI does, so that importing it costs nothing. The rule "spike/client.py is
 the only module that speaks to Spike" is about the Spike API: GitHub is another service with
 another credential, and it stays out of the Spike client on purpose.
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import jsontext, redact
+from .approvals import Review
 from .errors import GitHubError, ReconcileError, printable
 from .httpcall import (
     NOT_ACTED_STATUS,
@@ -165,6 +168,27 @@ _ISSUE_HINTS = (
     " (the token needs issues: write)",
     " (no such repository or issue, or the token cannot see it)",
 )
+_READ_PULL_HINTS = (
+    " (the token needs pull-requests: read)",
+    " (no such repository or pull request, or the token cannot see it)",
+)
+#: What a 403 on a team membership means, and what to do (docs/approvals.md, The token).
+TEAMS_TOKEN_HINT = (
+    "the token cannot read the organisation's team membership. The Actions GITHUB_TOKEN "
+    "never can: give this step a fine-grained token with the organisation permission "
+    '"Members: read" (or a classic token with read:org) as GITHUB_TOKEN, or name users '
+    "instead of teams in approvers"
+)
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """What the approvals check needs of a pull request."""
+
+    number: int
+    head_sha: str
+    author: str
+    url: str = ""
 
 
 class GitHubClient:
@@ -257,6 +281,50 @@ class GitHubClient:
         if not isinstance(data, dict) or not isinstance(data.get("login"), str):
             raise GitHubError("GET /user: GitHub answered without a login")
         return str(data["login"])
+
+    async def pull_request(self, number: int) -> PullRequest:
+        """`GET /repos/{o}/{r}/pulls/{n}`: its head commit and its author."""
+        path = f"/repos/{self._config.repo}/pulls/{number}"
+        what = f"read pull request #{number}"
+        answer = await self._call("GET", path, None, what, hints=_READ_PULL_HINTS)
+        return _pull(_json(answer, what, self.retry.max_body))
+
+    async def list_reviews(self, number: int) -> list[Review]:
+        """Every review of the pull request, oldest first, following `Link: rel="next"`."""
+        url = f"/repos/{self._config.repo}/pulls/{number}/reviews?per_page={PER_PAGE}"
+        items = await self._pages(
+            url,
+            f"the reviews of #{number}",
+            f"#{number} has more than {{n}} reviews",
+            _READ_PULL_HINTS,
+        )
+        return [_review(item) for item in items]
+
+    async def team_member(self, org: str, slug: str, login: str) -> bool | None:
+        """`GET /orgs/{org}/teams/{slug}/memberships/{login}`: True for an active member,
+        False for a pending one, None for 404 (not a member, or a team the token cannot
+        see); a 403 is a GitHubError saying which token can read teams."""
+        path = f"/orgs/{org}/teams/{slug}/memberships/{login}"
+        what = f"read whether {login} is a member of @{org}/{slug}"
+        answer = await self._call("GET", path, None, what, allow=(403, 404))
+        if answer.status == 403:
+            raise GitHubError(f"cannot {what}: GitHub answered 403: {TEAMS_TOKEN_HINT}")
+        if answer.status == 404:
+            return None
+        data = _json(answer, what, self.retry.max_body)
+        return isinstance(data, dict) and data.get("state") == "active"
+
+    async def pulls_of_commit(self, sha: str) -> list[PullRequest]:
+        """`GET /repos/{o}/{r}/commits/{sha}/pulls`: the pull requests merged as (or holding)
+        the commit; the one whose merge commit it is comes first."""
+        path = f"/repos/{self._config.repo}/commits/{sha}/pulls"
+        what = f"find the pull request of commit {sha}"
+        answer = await self._call("GET", path, None, what, hints=_READ_PULL_HINTS)
+        items = _json(answer, what, self.retry.max_body)
+        if not isinstance(items, list):
+            raise GitHubError(f"{what}: expected a JSON list")
+        merged = [i for i in items if isinstance(i, dict) and i.get("merge_commit_sha") == sha]
+        return [_pull(item) for item in merged + [i for i in items if i not in merged]]
 
     async def create_comment(self, pr: int, body: str) -> Comment:
         return await self._add_comment(pr, body, f"comment on #{pr}", _PULL_REQUEST_HINTS)
@@ -459,6 +527,37 @@ def _author(item: dict[str, Any]) -> str:
     """The login of the account that wrote a comment or opened an issue, or ""."""
     user = item.get("user")
     return _text(user, "login") if isinstance(user, dict) else ""
+
+
+def _pull(item: Any) -> PullRequest:
+    head = item.get("head") if isinstance(item, dict) else None
+    user = item.get("user") if isinstance(item, dict) else None
+    sha = head.get("sha") if isinstance(head, dict) else None
+    login = user.get("login") if isinstance(user, dict) else None
+    if (
+        not isinstance(item, dict)
+        or type(item.get("number")) is not int
+        or not isinstance(sha, str)
+        or not isinstance(login, str)
+    ):
+        raise GitHubError("GitHub answered a pull request without a number, head sha or author")
+    url = item.get("html_url")
+    return PullRequest(item["number"], sha, login, url if isinstance(url, str) else "")
+
+
+def _review(item: Any) -> Review:
+    user = item.get("user") if isinstance(item, dict) else None
+    login = user.get("login") if isinstance(user, dict) else None
+    if not isinstance(item, dict) or not isinstance(item.get("state"), str):
+        raise GitHubError("GitHub answered a review without a state")
+    commit, submitted = item.get("commit_id"), item.get("submitted_at")
+    return Review(
+        # A deleted account's review has no user: it can approve nothing.
+        login if isinstance(login, str) else "",
+        item["state"],
+        commit if isinstance(commit, str) else "",
+        submitted if isinstance(submitted, str) else "",
+    )
 
 
 def _json(answer: Answer, what: str, limit: int) -> Any:

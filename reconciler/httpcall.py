@@ -218,12 +218,14 @@ async def retrying(
     sleep: Sleep,
     stop: asyncio.Event | None,
     check: Callable[[], None] = lambda: None,
+    retry_note: Callable[[int, float, str], None] | None = None,
 ) -> T:
     """`once()` until it gives a value, by the rule of this module's docstring.
 
     `until` is the clock time after which no wait ends and no retry starts (the call's budget);
     `check` runs before each request and after each failure (Spike's outage stop raises there).
-    Raises NotRetried, or whatever `once` or `check` raise.
+    `retry_note(attempt, wait, last)` is told of each retry before its wait (the attempt
+    about to be made, counting from 1). Raises NotRetried, or whatever `once` or `check` raise.
     """
     failures = throttles = 0
     while True:
@@ -244,6 +246,8 @@ async def retrying(
             wait = policy.backoff(tried, rng)
         if failures >= policy.attempts or clock() + wait > until:
             raise NotRetried("exhausted", outcome.last, tried)
+        if retry_note is not None:
+            retry_note(tried + 1, wait, outcome.last)
         if await _stopped_during(wait, stop, sleep):
             raise NotRetried("interrupted", outcome.last, tried)
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, overload
 
 from . import endpoints as ep
+from .approvals import Needed
 from .errors import PlanError
 from .model import (
     FIELDS,
@@ -57,6 +58,8 @@ class Plan:
     #: The forgets (among `forget`) of incidents a rule put in the journal and that are
     #: resolved: they left the rule's matches (docs/rules.md). Counter id -> the rule.
     left_rule: dict[str, str] = field(default_factory=dict)
+    #: The approvals its changes need (reconcile.yaml's `approvals:`; docs/approvals.md).
+    approvals: list[Needed] = field(default_factory=list)
 
     @property
     def changed_incidents(self) -> int:

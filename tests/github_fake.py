@@ -7,7 +7,13 @@ server on 127.0.0.1 that records every request it gets.
 It misbehaves on request, as GitHub and the networks before it do: `faults` answer matching
 requests with an error status (and headers such as Retry-After), drip the answer a byte at a
 time, or send a body of any size; `on_page` runs before each page of a listing is answered,
-so a test can change the listing between pages (delete a comment, close an issue)."""
+so a test can change the listing between pages (delete a comment, close an issue).
+
+For `reconcile approvals` and apply's check (docs/approvals.md) it serves pull requests (head
+commit, author), their reviews (paged like comments; `review`, `push` and `dismiss` make the
+histories a test needs: an approval of an older commit, a dismissed one), team memberships
+(`teams`; `team_status` answers every membership read with that status instead, e.g. the 403
+the Actions token gets) and the pull requests of a merge commit."""
 
 from __future__ import annotations
 
@@ -72,6 +78,54 @@ class FakeGitHub:
     sent: int = 0
     #: Set when the server stops: drips end.
     closing: threading.Event = field(default_factory=threading.Event)
+    #: Pull requests by number, as `GET /repos/{o}/{r}/pulls/{n}` answers them.
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Reviews of each pull request, oldest first.
+    reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: (org, team slug) -> the logins of its active members.
+    teams: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: When set, every team membership read is answered with this status.
+    team_status: int | None = None
+
+    def add_pull(self, number: int, author: str, head: str = "a" * 40) -> None:
+        self.pulls[number] = {
+            "number": number,
+            "state": "open",
+            "user": {"login": author},
+            "head": {"sha": head},
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "html_url": f"https://github.example/{REPO}/pull/{number}",
+        }
+
+    def push(self, number: int, head: str) -> None:
+        """A new commit on the pull request's branch."""
+        self.pulls[number]["head"]["sha"] = head
+
+    def review(self, number: int, login: str, state: str, commit: str | None = None) -> int:
+        """A review of the pull request (by default of its current head commit)."""
+        self.next_id += 1
+        second = len(self.reviews.get(number, []))
+        self.reviews.setdefault(number, []).append(
+            {
+                "id": self.next_id,
+                "user": {"login": login},
+                "state": state,
+                "commit_id": commit or self.pulls[number]["head"]["sha"],
+                "submitted_at": f"2030-01-01T10:{second // 60:02}:{second % 60:02}Z",
+            }
+        )
+        return self.next_id
+
+    def dismiss(self, number: int, review_id: int) -> None:
+        """GitHub shows a dismissed review with the state DISMISSED."""
+        for item in self.reviews[number]:
+            if item["id"] == review_id:
+                item["state"] = "DISMISSED"
+
+    def merge(self, number: int, sha: str) -> None:
+        pull = self.pulls[number]
+        pull.update(state="closed", merged_at="2030-01-02T00:00:00Z", merge_commit_sha=sha)
 
     @property
     def author(self) -> str:
@@ -168,6 +222,12 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             edited = re.fullmatch(r"/repos/octo/states/issues/comments/(\d+)", parts.path)
             issues = re.fullmatch(r"/(?:repos/octo/states|repositories/42)/issues", parts.path)
             issue = re.fullmatch(r"/repos/octo/states/issues/(\d+)", parts.path)
+            pull = re.fullmatch(r"/repos/octo/states/pulls/(\d+)", parts.path)
+            reviews = re.fullmatch(
+                r"/(?:repos/octo/states|repositories/42)/pulls/(\d+)/reviews", parts.path
+            )
+            member = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", parts.path)
+            commit = re.fullmatch(r"/repos/octo/states/commits/([0-9a-f]+)/pulls", parts.path)
             if parts.path == "/user" and method == "GET":
                 if fake.login is None:
                     self._answer(403, {"message": "Resource not accessible by integration"})
@@ -175,6 +235,17 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     self._answer(200, {"login": fake.login, "id": 1})
             elif listed and method == "GET":
                 self._list(int(listed[1]), parse_qs(parts.query))
+            elif pull and method == "GET" and int(pull[1]) in fake.pulls:
+                self._answer(200, fake.pulls[int(pull[1])])
+            elif reviews and method == "GET" and int(reviews[1]) in fake.pulls:
+                self._list(int(reviews[1]), parse_qs(parts.query), fake.reviews, "pulls", "reviews")
+            elif member and method == "GET":
+                self._membership(member[1], member[2], member[3])
+            elif commit and method == "GET":
+                found = [
+                    p for _, p in sorted(fake.pulls.items()) if p["merge_commit_sha"] == commit[1]
+                ]
+                self._answer(200, found)
             elif listed and method == "POST":
                 new_id = fake.add(int(listed[1]), body["body"], login=fake.author)
                 self._answer(201, fake.comments[int(listed[1])][-1] | {"id": new_id})
@@ -218,16 +289,32 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             except OSError:  # the client stopped reading and closed the connection
                 pass
 
-        def _list(self, pr: int, query: dict[str, list[str]]) -> None:
+        def _membership(self, org: str, slug: str, login: str) -> None:
+            if fake.team_status is not None:
+                message = "Resource not accessible by integration"
+                self._answer(fake.team_status, {"message": message})
+            elif login.lower() in {m.lower() for m in fake.teams.get((org, slug), set())}:
+                self._answer(200, {"state": "active", "role": "member"})
+            else:
+                self._answer(404, {"message": "Not Found"})
+
+        def _list(
+            self,
+            pr: int,
+            query: dict[str, list[str]],
+            source: dict[int, list[dict[str, Any]]] | None = None,
+            kind: str = "issues",
+            what: str = "comments",
+        ) -> None:
             per_page = min(int(query.get("per_page", ["30"])[0]), fake.per_page_max)
             page = int(query.get("page", ["1"])[0])
             if fake.on_page is not None:
                 fake.on_page(page)
-            items = fake.comments.get(pr, [])
+            items = (fake.comments if source is None else source).get(pr, [])
             chunk = items[(page - 1) * per_page : page * per_page]
             headers = {}
             if page * per_page < len(items):
-                nxt = f"{fake.url}/repositories/42/issues/{pr}/comments?per_page={per_page}"
+                nxt = f"{fake.url}/repositories/42/{kind}/{pr}/{what}?per_page={per_page}"
                 headers["Link"] = f'<{nxt}&page={page + 1}>; rel="next"'
             self._answer(200, chunk, headers)
 

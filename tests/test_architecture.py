@@ -21,11 +21,13 @@ LAYERS: dict[str, int] = {
     "reconciler.errors": 0,
     "reconciler.jsontext": 0,
     "reconciler.redact": 0,
+    "reconciler.wording": 0,
     "reconciler.model": 1,
     "reconciler.endpoints": 2,
     "reconciler.httpcall": 2,
     "reconciler.planner": 3,
     "reconciler.rules": 3,
+    "reconciler.approvals": 3,
     "reconciler.states": 3,
     "reconciler.journal": 3,
     "reconciler.spike": 3,
@@ -161,13 +163,37 @@ def test_only_the_cli_imports_click() -> None:
     assert users and all(name.startswith("reconciler.cli.") for name in users), users
 
 
-def test_mypy_checks_every_test_file() -> None:
-    # pyproject's override for the tests names each module: mypy's patterns match only name.*
+def test_every_test_folder_is_a_package() -> None:
+    # `mypy tests` names a module by its packages: a folder without __init__.py would turn
+    # its files into top-level modules that pyproject's `tests.*` override does not cover
+    # (and two test files of one name in two such folders would clash).
+    tests = Path(__file__).resolve().parent
+    folders = {p.parent for p in tests.rglob("*.py")}
+    bare = sorted(
+        str(f.relative_to(tests.parent)) for f in folders if not (f / "__init__.py").exists()
+    )
+    assert folders and not bare, f"add an __init__.py to: {bare}"
+
+
+def test_the_shared_helpers_are_excluded_from_the_crawl_and_relaxed() -> None:
+    # The modules beside conftest.py are imported by bare name (`from helpers import ...`,
+    # pytest's `pythonpath`): mypy must find them only as such, through mypy_path, and check
+    # them with the tests' relaxed settings.
     tests = Path(__file__).resolve().parent
     text = (tests.parent / "pyproject.toml").read_text(encoding="utf-8")
-    listed = set(re.findall(r'^    "([A-Za-z0-9_]+)",$', text, flags=re.M))
-    missing = sorted({p.stem for p in tests.rglob("*.py")} - listed)
-    assert not missing, f"add to [[tool.mypy.overrides]] in pyproject.toml: {missing}"
+    helpers = sorted(
+        p.stem
+        for p in tests.glob("*.py")
+        if p.stem not in {"__init__", "conftest"} and not p.stem.startswith("test_")
+    )
+    exclude = re.search(r"^exclude = \['(.+)'\]$", text, flags=re.M)
+    relaxed = re.search(r"^module = \[(.+)\]$", text, flags=re.M)
+    assert helpers and exclude and relaxed, "pyproject.toml's [tool.mypy] changed shape"
+    assert '"tests.*"' in relaxed.group(1)
+    missing = [h for h in helpers if not re.match(exclude.group(1), f"tests/{h}.py")]
+    assert not missing, f"add to [tool.mypy] exclude in pyproject.toml: {missing}"
+    unrelaxed = [h for h in helpers if f'"{h}"' not in relaxed.group(1)]
+    assert not unrelaxed, f"add to [[tool.mypy.overrides]] in pyproject.toml: {unrelaxed}"
 
 
 def test_the_planner_is_pure() -> None:
@@ -177,7 +203,9 @@ def test_the_planner_is_pure() -> None:
         "reconciler.errors",
         "reconciler.model",
         "reconciler.endpoints",
+        "reconciler.approvals",  # pure as well: it imports only the model
     }, GRAPH["reconciler.planner"]
+    assert GRAPH["reconciler.approvals"] <= {"reconciler.model"}, GRAPH["reconciler.approvals"]
     tree = ast.parse(MODULES["reconciler.planner"].read_text(encoding="utf-8"))
     stdlib = {
         (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
@@ -189,9 +217,9 @@ def test_the_planner_is_pure() -> None:
     assert not stdlib & impure, stdlib & impure
 
 
-def test_the_readme_layout_lists_every_module() -> None:
-    """The README's layout section names each module of the package, and no other."""
-    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
-    listed = set(re.findall(r"`(reconciler/[\w/]+\.py)`", readme))
+def test_the_architecture_page_lists_every_module() -> None:
+    """docs/architecture.md's layout names each module of the package, and no other."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"`(reconciler/[\w/]+\.py)`", page))
     actual = {str(f.relative_to(PACKAGE.parent)) for f in PACKAGE.rglob("*.py")}
     assert listed == actual, (sorted(actual - listed), sorted(listed - actual))

@@ -15,6 +15,7 @@ from ..spike import DEFAULT_PARALLELISM
 from .completion import CONFIG, complete_teams
 
 if TYPE_CHECKING:
+    from ..approvals import ApprovalRule
     from ..config import Project
     from ..usecases.project import Selection
 
@@ -28,8 +29,11 @@ class Context:
     """Output settings shared by every command."""
 
     def __init__(self, verbose: bool, no_color: bool) -> None:
-        self.verbose = verbose
-        self.no_color = no_color
+        # Given before the subcommand (`reconcile -v drift`) or after it: either counts.
+        meta = click.get_current_context(silent=True)
+        shared = meta.meta.get(SHARED, {}) if meta is not None else {}
+        self.verbose = verbose or bool(shared.get("verbose"))
+        self.no_color = no_color or bool(shared.get("no_color"))
 
     def color(self, stream: Any) -> bool:
         if self.no_color or os.environ.get("NO_COLOR"):
@@ -59,7 +63,7 @@ def output_options(func: F) -> F:
 
 def common(func: F) -> F:
     """-v/--verbose, --no-color and --config on every subcommand, after its name (but
-    `schema`, whose --config asks for the project file's schema)."""
+    `schema`, whose --config asks for the project file's schema), and on the group, before it."""
     func = output_options(func)
     func = click.option(
         "--config",
@@ -72,19 +76,33 @@ def common(func: F) -> F:
     return func
 
 
+#: -v and --no-color as given before the subcommand.
+SHARED = "reconcile.shared"
+
+
 def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    ctx.meta[CONFIG] = value
+    # ctx.meta is shared by the group's context and the subcommand's: a --config given
+    # before the subcommand is kept when none is given after it.
+    if value is not None or CONFIG not in ctx.meta:
+        ctx.meta[CONFIG] = value
 
 
-def team_option(func: F) -> F:
+def team_option(func: F, *, one: bool = False) -> F:
+    """--team NAME: repeatable, or (`one`) the one team a command writes into."""
     return click.option(
         "--team",
         "teams",
         multiple=True,
         metavar="NAME",
-        help="Only this team of reconcile.yaml (repeatable) [default: every team].",
+        help="The team of reconcile.yaml to write into (exactly one when teams are configured)."
+        if one
+        else "Only this team of reconcile.yaml (repeatable) [default: every team].",
         shell_complete=complete_teams,
     )(func)
+
+
+def one_team_option(func: F) -> F:
+    return team_option(func, one=True)
 
 
 def current_project() -> Project | None:
@@ -98,6 +116,12 @@ def current_project() -> Project | None:
         ctx.meta[key] = find_project(ctx.meta.get(CONFIG))
     project: Project | None = ctx.meta[key]
     return project
+
+
+def approval_rules() -> tuple[ApprovalRule, ...]:
+    """reconcile.yaml's approval rules (docs/approvals.md); none without the file."""
+    project = current_project()
+    return project.approvals if project is not None else ()
 
 
 def select(

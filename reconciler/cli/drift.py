@@ -60,6 +60,7 @@ def drift(
             parallelism,
             team=run.team,
             drift_policy=run.drift,
+            observe=ctx.info if ctx.verbose else None,
         )
         for run in selection.runs
     ]

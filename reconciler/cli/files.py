@@ -23,6 +23,7 @@ def fmt_command(
     """
     from ..errors import ReconcileError, StateFileError, printable
     from ..usecases.files import FmtRequest, run_fmt
+    from ..wording import counted
 
     selection = core.select(core.Context(verbose, no_color), (), paths, None)
     files = tuple(p for run in selection.runs for p in run.files)
@@ -30,10 +31,11 @@ def fmt_command(
     for changed in outcome.changed:
         click.echo(printable(changed.path))
         click.echo(changed.diff, nl=False)
-    core.Context(verbose, no_color).info(f"{outcome.unchanged} files already formatted")
+    core.Context(verbose, no_color).info(f"{counted(outcome.unchanged, 'file')} already formatted")
     if check and outcome.changed:
-        count = len(outcome.changed)
-        message = f"{count} file{'s' * (count != 1)} not formatted; run `reconcile fmt` to fix"
+        message = (
+            f"{counted(len(outcome.changed), 'file')} not formatted; run `reconcile fmt` to fix"
+        )
         if not outcome.problems:
             raise ReconcileError(message)
         click.echo(f"error: {message}", err=True)
@@ -64,7 +66,7 @@ def fmt_command(
 @core.journal_option
 @core.parallelism_option
 @core.lock_timeout_option
-@core.team_option
+@core.one_team_option
 @core.common
 def import_command(
     ids: tuple[str, ...],

@@ -3,6 +3,8 @@ report's issue on GitHub."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from . import core
@@ -54,6 +56,48 @@ def comment(
         markdown=render.plan_markdown,
     )
     click.echo(render.comment_text(post_plan_comment(request), pr))
+
+
+@click.command()
+@click.option(
+    "--plan",
+    "plan_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A plan file from `reconcile plan --out`.",
+)
+@core.repo_option
+@click.option("--pr", type=click.IntRange(min=1), required=True, help="Pull request number.")
+@core.common
+def approvals(plan_file: str, repo: str, pr: int, verbose: bool, no_color: bool) -> None:
+    """Check the plan's approvals against the pull request's reviews (needs GITHUB_TOKEN).
+
+    Exit 0 when every approval rule the plan names is met by an approval of the pull
+    request's head commit, 1 naming each unmet rule and who could meet it (docs/approvals.md).
+    Writes a step summary when GITHUB_STEP_SUMMARY is set.
+    """
+    from .. import render
+    from ..usecases.approvals import GitHubAccess, check_plan_file
+
+    outcome = check_plan_file(plan_file, pr, GitHubAccess(repo))
+    click.echo(render.approvals_text(outcome), nl=False)
+    _step_summary(render.approvals_markdown_summary(outcome))
+    if not outcome.met:
+        raise click.exceptions.Exit(1)
+
+
+def _step_summary(markdown: str) -> None:
+    """Append to the job's summary page ($GITHUB_STEP_SUMMARY), when there is one."""
+    from ..errors import ReconcileError
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown + "\n")
+    except OSError as exc:
+        raise ReconcileError(f"GITHUB_STEP_SUMMARY: cannot write: {exc.strerror}") from None
 
 
 @click.command()

@@ -19,14 +19,15 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     """Check state files only (default: states, or every team's paths). Exit 0 valid, 1
     invalid."""
     from ..usecases.plan import load_teams
+    from ..wording import counted
 
     selection = core.select(core.Context(verbose, no_color), (), paths, None)
     loaded = load_teams([run.files for run in selection.runs])
     files = sum(len(desired.files) for desired in loaded)
     incidents = sum(len(desired.incidents) for desired in loaded)
     rules = sum(len(desired.rules) for desired in loaded)
-    counted = f", {rules} rule{'s' * (rules != 1)}" if rules else ""
-    click.echo(f"{files} files, {incidents} incidents{counted}: valid.")
+    ruled = f", {counted(rules, 'rule')}" if rules else ""
+    click.echo(f"{counted(files, 'file')}, {counted(incidents, 'incident')}{ruled}: valid.")
 
 
 @click.command()
@@ -55,6 +56,11 @@ def validate(paths: tuple[str, ...], verbose: bool, no_color: bool) -> None:
     is_flag=True,
     help="Read live state from Spike first (needs credentials); show drift, plan against it.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="List every changed incident and call in text, however big the plan.",
+)
 @core.parallelism_option
 @core.team_option
 @core.common
@@ -67,6 +73,7 @@ def plan(
     journal_location: str | None,
     batch_size: int,
     refresh: bool,
+    full: bool,
     parallelism: int,
     teams: tuple[str, ...],
     verbose: bool,
@@ -104,6 +111,7 @@ def plan(
             unsafe=run.unsafe,
             drift_policy=run.drift,
             only=run.only,
+            approvals=core.approval_rules(),
         )
         for run in selection.runs
     ]
@@ -119,7 +127,7 @@ def plan(
     elif fmt == "markdown":
         click.echo(render.plan_markdown(made), nl=False)
     else:
-        click.echo(render.plan_text(made, color=ctx.color(sys.stdout)), nl=False)
+        click.echo(render.plan_text(made, color=ctx.color(sys.stdout), full=full), nl=False)
     has_changes = made.has_changes
     if out and fmt == "text":
         hint = _apply_command(out, journal_location, teams)

@@ -82,6 +82,7 @@ def sandbox(
     from ..model import is_loopback
     from ..sandbox.core import seed_from_json, seed_from_paths
     from ..sandbox.server import SandboxServer
+    from ..wording import counted
 
     if not is_loopback(host):
         raise ReconcileError(
@@ -116,12 +117,14 @@ def sandbox(
             raise ReconcileError(f"--calls-file {calls_file}: {exc.strerror}") from None
         raise ReconcileError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
     if teams is None:
-        click.echo(f"Spike sandbox on {server.url} with {len(incidents)} incidents", err=True)
+        click.echo(
+            f"Spike sandbox on {server.url} with {counted(len(incidents), 'incident')}", err=True
+        )
     else:
         count = sum(len(seed) for seed in teams.values())
         click.echo(
-            f"Spike sandbox on {server.url} with {count} incidents in {len(teams)} teams: "
-            + ", ".join(teams),
+            f"Spike sandbox on {server.url} with {counted(count, 'incident')} in "
+            f"{counted(len(teams), 'team')}: " + ", ".join(teams),
             err=True,
         )
     click.echo(f"  export SPIKE_API_URL={server.url}", err=True)

@@ -76,7 +76,7 @@ def doctor(
     if shapes:
         core.refuse_inputs_as_out(shapes, selection)
     request = DoctorRequest(
-        [run.team for run in selection.runs], counter_id, ctx.info if verbose else None
+        [run.team for run in selection.runs], counter_id, ctx.info if ctx.verbose else None
     )
     outcome = run_doctor(request)
     if shapes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -61,6 +62,21 @@ class LockInfo:
     @classmethod
     def mine(cls, purpose: str) -> LockInfo:
         return cls(os.getpid(), socket.gethostname(), now(), purpose)
+
+    def alive_here(self) -> bool | None:
+        """Whether the holder's process is running, when it ran on this host (None: another
+        host, or no way to tell)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return None
+        try:
+            os.kill(self.pid, 0)  # signal 0: only checks that the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists, under another user
+        except OSError:
+            return None
+        return True
 
 
 class Journal(ABC):
@@ -167,6 +183,11 @@ class JournalWriter(ABC):
         self.rule_owners: Mapping[str, str] = {}
         #: The id of the plan applied, named in the apply-start record (docs/journal.md).
         self.plan_id: str | None = None
+        #: Set by cancel(): the apply gave up on the journal; every later store fails at once.
+        self.cancelled = threading.Event()
+        #: Who and why (commit, pull request, approvals...), the apply-start record's
+        #: `audit` (docs/journal.md, docs/approvals.md); empty: none.
+        self.audit: Mapping[str, Any] = {}
 
     def _rules_of(self, ids: Iterable[str]) -> dict[str, Any]:
         owners = self.rule_owners
@@ -187,6 +208,20 @@ class JournalWriter(ABC):
         """Release what the writer holds (the journal's lock is released by the journal)."""
         return
 
+    def cancel(self) -> None:
+        """Give up on the journal, from any thread (a stop signal's grace has passed): a
+        backend whose writes can wait on another session (PostgreSQL) cancels the statement
+        in progress and sets `cancelled`, so every later append raises JournalError at once
+        instead of waiting. What was stored stays stored. A file's writes wait on no one:
+        nothing to give up, so the apply still writes its end record."""
+        return
+
+    def _given_up(self) -> JournalError:
+        return JournalError(
+            "the journal was given up on: its write did not complete within the grace after "
+            "the stop signal"
+        )
+
     @contextmanager
     def group(self) -> Iterator[None]:
         """Records appended inside share one sync (group commit): each is durable only when
@@ -200,6 +235,8 @@ class JournalWriter(ABC):
         self._sync()
 
     def _append(self, kind: str, **fields: Any) -> None:
+        if self.cancelled.is_set():
+            raise self._given_up()
         self._ensure_lineage()
         record: dict[str, Any] = {"kind": kind}
         if kind in STATE_KINDS:
@@ -254,7 +291,9 @@ class JournalWriter(ABC):
             )
 
     def start(self, plan: str | None, operations: int) -> None:
-        extra = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        extra: dict[str, Any] = {} if self.plan_id is None else {"plan_id": self.plan_id}
+        if self.audit:
+            extra["audit"] = dict(self.audit)
         self._append("apply-start", plan=plan, operations=operations, **extra)
 
     def end(self, plan: str | None, outcome: str, **counts: Any) -> None:

@@ -425,7 +425,20 @@ class PostgresJournal(Journal):
         backend, pid, host, since, purpose = row
         if pid is None:
             return f"holder unknown (PostgreSQL backend pid {backend})"
-        return f"{LockInfo(pid, host, since, purpose)} (PostgreSQL backend pid {backend})"
+        info = LockInfo(pid, host, since, purpose)
+        alive = info.alive_here()
+        if alive is None:
+            whether = ""
+        elif alive:
+            whether = f"; pid {pid} is running on this host"
+        else:
+            # Killed in the middle of a statement: the server has not noticed yet.
+            whether = (
+                f"; pid {pid} is not running on this host any more: its session ends, and "
+                "frees the lock, within client_connection_check_interval (PostgreSQL 14 and "
+                "later) or statement_timeout"
+            )
+        return f"{info} (PostgreSQL backend pid {backend}){whether}"
 
     # -- sessions, schema, errors --------------------------------------------------------------
 
@@ -577,6 +590,7 @@ class _PostgresWriter(JournalWriter):
         start = self._position
         try:
             with (
+                self._given_up_if_cancelled(),
                 self._journal._failures("cannot write the journal"),
                 self._conn.transaction(),
                 super().group(),
@@ -586,9 +600,28 @@ class _PostgresWriter(JournalWriter):
             self._position = start  # the whole group was rolled back
             raise
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+        # From another thread, while the writer's thread waits in a statement: libpq sends
+        # the server a cancel request on a connection of its own (cancel_safe: psycopg 3.2).
+        # The statement then fails with QueryCanceled; a group's transaction rolls back.
+        conn = self._conn
+        with suppress(_psycopg().Error):  # the server unreachable: nothing more to do
+            if hasattr(conn, "cancel_safe"):
+                conn.cancel_safe(timeout=2.0)
+            else:
+                conn.cancel()
+
+    def _given_up(self) -> JournalError:
+        return JournalError(
+            f"{self._journal.location}: cannot write the journal: the statement in progress "
+            "did not complete within the grace after the stop signal (another session holds "
+            "a lock on the journal's tables? see pg_locks), so it was cancelled"
+        )
+
     def _store(self, record: dict[str, Any]) -> None:
         psycopg = _psycopg()
-        with self._journal._failures("cannot write the journal"):
+        with self._given_up_if_cancelled(), self._journal._failures("cannot write the journal"):
             try:
                 self._conn.execute(
                     "INSERT INTO reconcile_journal (namespace, position, record)"
@@ -602,3 +635,13 @@ class _PostgresWriter(JournalWriter):
                     "stopping so the two histories do not interleave"
                 ) from None
         self._position += 1
+
+    @contextmanager
+    def _given_up_if_cancelled(self) -> Iterator[None]:
+        """A statement that failed because cancel() cancelled it says so (not as a timeout)."""
+        try:
+            yield
+        except JournalError:
+            if self.cancelled.is_set():
+                raise self._given_up() from None
+            raise

@@ -46,13 +46,15 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   (or incidents) that a rule's expansion asked for, with the rule (docs/rules.md). The
   journal keeps the last rule named for each incident until it is forgotten; journals
   written before rules existed have none.
-- `apply-start` {plan, operations[, plan_id]} / `apply-end` {plan, outcome, applied, failed,
-  skipped, uncertain[, error]}: history only. `outcome` is `applied`, `failed` (some calls failed or
-  are uncertain), `interrupted` (a signal) or `aborted` (the apply died on an error, named
-  in `error`). An `apply-start` with no `apply-end` after it (the last one in the journal)
-  means the apply was killed or is still running: reading the journal warns about it.
+- `apply-start` {plan, operations[, plan_id][, audit]} / `apply-end` {plan, outcome, applied,
+  failed, skipped, uncertain[, error]}: history only. `outcome` is `applied`, `failed` (some
+  calls failed or are uncertain), `interrupted` (a signal) or `aborted` (the apply died on an
+  error, named in `error`). An `apply-start` with no `apply-end` after it (the last one in the
+  journal) means the apply was killed or is still running: reading the journal warns about it.
   `plan_id` is the random id of the plan applied (journals written before plan ids have
   none): a saved plan whose id the journal holds was applied already, and is refused.
+  `audit` says who and why (docs/approvals.md): the commit, repository, pull request and its
+  author, the approvals met, the CI run's URL or the local user, a --force-approvals reason.
 
 Every record that changes the last-applied state (`op`, `intent`, `uncertain`, `not-sent`,
 `forget`, `unmanage`, `set`) carries the next `serial`, so a plan saved before any of them is
@@ -322,8 +324,11 @@ def _history_well_formed(kind: str, record: dict[str, Any]) -> bool:
     if not isinstance(record.get("plan"), str | type(None)):
         return False
     if kind == "apply-start":
-        return _is_int(record.get("operations")) and (
-            "plan_id" not in record or is_plan_id(record["plan_id"])
+        return (
+            _is_int(record.get("operations"))
+            and ("plan_id" not in record or is_plan_id(record["plan_id"]))
+            # who and why (docs/approvals.md); journals older than it have none
+            and isinstance(record.get("audit", {}), dict)
         )
     if kind == "apply-end":
         counts = ("applied", "failed", "skipped", "uncertain")

@@ -19,9 +19,7 @@ from ..model import (
     Drift,
     Operation,
 )
-from ..planner import (
-    Plan,
-)
+from ..planner import Plan
 
 if TYPE_CHECKING:
     pass
@@ -246,6 +244,8 @@ def section_content(
         "refresh": {cid: dict(fields) for cid, fields in sorted(plan.live_values.items())},
         "unsafe": plan.unsafe,
         "warnings": list(plan.warnings),
+        # Only with approval rules: every other plan file stays as it was.
+        **({"approvals": [n.to_json() for n in plan.approvals]} if plan.approvals else {}),
     }
     if with_digest:
         body["plan_digest"] = digest(body)

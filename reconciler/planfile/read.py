@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import jsontext
+from ..approvals import Approver, Needed
 from ..errors import InvalidPlanError, ReconcileError, printable
 from ..journal.records import is_plan_id
 from ..model import (
@@ -21,9 +22,7 @@ from ..model import (
     is_desired_value,
     is_field_value,
 )
-from ..planner import (
-    Plan,
-)
+from ..planner import Plan
 from ..rules import is_rule_name
 from .content import FORMAT_VERSION, TEAMS_FORMAT_VERSION, digest
 
@@ -56,6 +55,8 @@ class SavedPlan:
     team_id: str | None = None
     location: str = ""
     plan_id: str = ""
+    #: The approvals its changes need (docs/approvals.md); none without approval rules.
+    approvals: list[Needed] = field(default_factory=list)
 
 
 @dataclass
@@ -249,7 +250,35 @@ def _section(
         team_id=team_id,
         location=journal["location"],
         plan_id=plan_id,
+        approvals=_approvals(path, body.get("approvals", [])),
     )
+
+
+def _approvals(path: str, raw: Any) -> list[Needed]:
+    """The plan's `approvals`: rule names, approvers, counts and changes, all well formed."""
+    if not isinstance(raw, list):
+        raise InvalidPlanError(f"{path}: approvals must be a list")
+    out = []
+    for n, item in enumerate(raw):
+        where = f"{path}: approvals[{n}] is malformed"
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"rule", "approvers", "count", "changes"}
+            and is_rule_name(item["rule"])
+            and type(item["count"]) is int
+            and item["count"] >= 1
+            and isinstance(item["approvers"], list)
+            and item["approvers"]
+            and all(isinstance(a, str) for a in item["approvers"])
+        ):
+            raise InvalidPlanError(f"{where}: not {{rule, approvers, count, changes}}")
+        try:
+            approvers = tuple(Approver.parse(a) for a in item["approvers"])
+        except ValueError:
+            raise InvalidPlanError(f"{where}: an approver is not a login or a team") from None
+        changes = tuple(_changes(f"{path}: approvals[{n}]", item["changes"]))
+        out.append(Needed(item["rule"], approvers, item["count"], changes))
+    return out
 
 
 def _changes(path: str, raw: Any) -> list[Change]:
@@ -317,6 +346,7 @@ def section_plan(saved: SavedPlan) -> Plan:
             for d in drift
         ],
         live_values=saved.refresh,
+        approvals=saved.approvals,
     )
 
 

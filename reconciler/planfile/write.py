@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ReconcileError, printable
-from ..planner import (
-    Plan,
-)
+from ..planner import Plan
 from .content import (
     TEAMS_FORMAT_VERSION,
     Bound,

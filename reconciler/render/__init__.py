@@ -7,6 +7,8 @@ drift.py and account.py; every view is imported from here.
 from __future__ import annotations
 
 from .account import (
+    approvals_markdown_summary,
+    approvals_text,
     doctor_json,
     doctor_text,
     import_text,
@@ -16,7 +18,10 @@ from .account import (
 )
 from .apply import (
     apply_json,
+    apply_refused_json,
+    apply_stopped,
     apply_text,
+    progress_line,
     result_text,
 )
 from .drift import (
@@ -38,10 +43,13 @@ from .journal import (
     state_text,
 )
 from .plans import (
+    SUMMARY_PAST,
+    approvals_markdown,
     plan_markdown,
     plan_text,
     section_markdown,
     section_text,
+    summarized_changes,
 )
 from .text import (
     MARKDOWN_BUDGET,
@@ -52,10 +60,16 @@ from .text import (
 
 __all__ = [
     "MARKDOWN_BUDGET",
+    "SUMMARY_PAST",
     "accept_json",
     "accept_text",
     "apply_json",
+    "apply_refused_json",
+    "apply_stopped",
     "apply_text",
+    "approvals_markdown",
+    "approvals_markdown_summary",
+    "approvals_text",
     "by_team_json",
     "by_team_text",
     "comment_text",
@@ -73,6 +87,7 @@ __all__ = [
     "markdown_text",
     "plan_markdown",
     "plan_text",
+    "progress_line",
     "refresh_json",
     "refresh_text",
     "result_text",
@@ -80,6 +95,7 @@ __all__ = [
     "section_text",
     "state_json",
     "state_text",
+    "summarized_changes",
     "teams_json",
     "teams_text",
 ]

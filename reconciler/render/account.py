@@ -7,13 +7,17 @@ import json
 from typing import TYPE_CHECKING
 
 from ..errors import printable
+from ..wording import counted
 
 if TYPE_CHECKING:
+    from ..usecases.approvals import ApprovalsOutcome
     from ..usecases.doctor import DoctorOutcome, TeamChecks
     from ..usecases.files import ImportOutcome
     from ..usecases.init import InitOutcome
     from ..usecases.teams import TeamsOutcome
-
+from .text import (
+    markdown_text,
+)
 
 #: How a team Spike lists without a name is shown in text.
 NO_NAME = "(no name)"
@@ -106,8 +110,7 @@ def doctor_json(outcome: DoctorOutcome) -> str:
 def import_text(outcome: ImportOutcome) -> str:
     """What `reconcile import` prints: which file got which ids, the journal's serial."""
     lines = [
-        f"Imported {len(ids)} incident{'s' * (len(ids) != 1)} into {printable(path)}: "
-        + ", ".join(ids)
+        f"Imported {counted(len(ids), 'incident')} into {printable(path)}: " + ", ".join(ids)
         for path, ids in outcome.files.items()
     ]
     lines.append(f"Recorded their live values in the journal (serial {outcome.serial}).")
@@ -125,4 +128,44 @@ def init_text(outcome: InitOutcome) -> str:
         )
     else:
         lines.append("Next: run `reconcile validate` and `reconcile plan`.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_text(outcome: ApprovalsOutcome) -> str:
+    """`reconcile approvals`: one line per rule, and what GitHub would not say."""
+    if outcome.pull is None:
+        return "The plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [f"Pull request #{pull.number} by {printable(pull.author)}, head {pull.head_sha[:12]}:"]
+    lines += [f"  {printable(s.line(pull.author))}" for s in outcome.statuses]
+    if outcome.unseen and not outcome.met:
+        lines.append(
+            f"Note: GitHub answered 404 for the membership of {', '.join(outcome.unseen)}: not "
+            "a member, or a team the token cannot see (the Actions GITHUB_TOKEN cannot read "
+            "team membership; a token with read:org or Members: read can)"
+        )
+    met = len(outcome.statuses) - len(outcome.unmet)
+    lines.append(f"Approvals: {met} of {len(outcome.statuses)} rules met.")
+    return "\n".join(lines) + "\n"
+
+
+def approvals_markdown_summary(outcome: ApprovalsOutcome) -> str:
+    """The step summary of `reconcile approvals` (GITHUB_STEP_SUMMARY)."""
+    if outcome.pull is None:
+        return "### spike-reconcile approvals\n\nThe plan needs no approval.\n"
+    pull = outcome.pull
+    lines = [
+        "### spike-reconcile approvals",
+        "",
+        f"Pull request #{pull.number}, head commit `{pull.head_sha[:12]}`",
+        "",
+        "| rule | | approvals |",
+        "| --- | --- | --- |",
+    ]
+    for status in outcome.statuses:
+        mark = "met" if status.met else "**not met**"
+        lines.append(
+            f"| {markdown_text(status.need.rule)} | {mark} | "
+            f"{markdown_text(status.line(pull.author).split(': ', 1)[1])} |"
+        )
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import printable
 from ..model import Value
+from ..wording import counted
 
 if TYPE_CHECKING:
     from ..usecases.accept import AcceptOutcome
@@ -36,8 +37,8 @@ def accept_text(outcome: AcceptOutcome) -> str:
     count = sum(len(entries) for entries in outcome.files.values())
     files = len(outcome.files)
     lines.append(
-        f"Accepted {count} live value{'s' * (count != 1)} into {files} "
-        f"file{'s' * (files != 1)}; recorded in the journal (serial {outcome.serial})."
+        f"Accepted {counted(count, 'live value')} into {counted(files, 'file')}"
+        f"; recorded in the journal (serial {outcome.serial})."
     )
     return "\n".join(lines) + "\n"
 
@@ -86,16 +87,16 @@ def drift_json(report: DriftReport) -> str:
 
 
 def drift_summary(report: DriftReport) -> str:
-    checked = f"{report.incidents} incident{'s' * (report.incidents != 1)} checked"
+    checked = f"{counted(report.incidents, 'incident')} checked"
     if not report.has_drift:
         return f"No drift: {checked}, all match the state files."
     parts = []
     if report.fields:
-        parts.append(f"{report.fields} field{'s' * (report.fields != 1)} drifted")
+        parts.append(f"{counted(report.fields, 'field')} drifted")
     if report.missing:
-        parts.append(f"{report.missing} incident{'s' * (report.missing != 1)} missing")
+        parts.append(f"{counted(report.missing, 'incident')} missing")
     drifted = report.drifted_incidents
-    return f"Drift: {' and '.join(parts)} in {drifted} incident{'s' * (drifted != 1)} ({checked})."
+    return f"Drift: {' and '.join(parts)} in {counted(drifted, 'incident')} ({checked})."
 
 
 def _drift_line(entry: DriftEntry) -> str:

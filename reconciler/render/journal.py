@@ -6,7 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import printable
 from ..model import FIELDS, Drift, Value
+from ..wording import counted, natural_sorted
 
 if TYPE_CHECKING:
     from ..journal.records import Recorded
@@ -23,16 +25,17 @@ def state_text(state: Recorded) -> str:
         return "The journal is empty: nothing has been applied yet.\n"
     incidents = state.incidents
     lines = [
-        f"journal lineage {state.lineage}, serial {state.serial}, {len(incidents)} incidents",
+        f"journal lineage {state.lineage}, serial {state.serial}, "
+        f"{counted(len(incidents), 'incident')}",
         "",
     ]
-    for cid in sorted(incidents):
+    for cid in natural_sorted(incidents):
         fields = incidents[cid]
         shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
         lines.append(f"{cid}  {shown}" if shown else cid)
     if state.kept:
         lines += ["", "Kept after forgetting or unmanaging (Spike cannot undo these):"]
-        for cid in sorted(state.kept):
+        for cid in natural_sorted(state.kept):
             facts = state.kept[cid]
             lines.append(
                 f"{cid}  " + "  ".join(f"{f}={show_value(facts[f])}" for f in FIELDS if f in facts)
@@ -42,7 +45,7 @@ def state_text(state: Recorded) -> str:
             "",
             "Escalation outcome uncertain (record Spike's count with refresh --escalations):",
         ]
-        lines += [f"{cid}  {state.uncertain[cid]}" for cid in sorted(state.uncertain)]
+        lines += [f"{cid}  {state.uncertain[cid]}" for cid in natural_sorted(state.uncertain)]
     return "\n".join(lines) + "\n"
 
 
@@ -80,6 +83,8 @@ def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "operations": [],
                 "outcome": "interrupted",
             }
+            if isinstance(record.get("audit"), dict):
+                current["audit"] = record["audit"]
             entries.append(current)
         elif kind == "apply-end" and current is not None:
             current["outcome"] = record.get("outcome")
@@ -131,8 +136,9 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
             applied = sum("call" in o for o in ops)
             lines.append(
                 f"{entry['at']}  apply {entry['plan'] or '(no plan digest)'}  "
-                f"{entry['outcome']}: {applied} of {entry['planned']} calls applied"
+                f"{entry['outcome']}: {applied} of {counted(entry['planned'], 'call')} applied"
             )
+            lines.extend(f"    {line}" for line in _audit_lines(entry.get("audit")))
             for item in ops:
                 lines.append("    " + _item_text(item))
         elif kind == "created":
@@ -140,6 +146,40 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
         else:
             lines.append(f"{entry['at']}  {_item_text(entry)}")
     return "\n".join(lines) + "\n"
+
+
+def _audit_lines(audit: Any) -> list[str]:
+    """Who and why of one apply (docs/approvals.md), as `reconcile log` shows it."""
+    if not isinstance(audit, dict):
+        return []
+    lines = []
+    source = " ".join(
+        part
+        for part in (
+            f"commit {audit['commit']}" if "commit" in audit else "",
+            f"of {audit['repository']}" if "repository" in audit else "",
+            f"pull request #{audit['pull_request']}" if "pull_request" in audit else "",
+            f"by {audit['author']}" if "author" in audit else "",
+        )
+        if part
+    )
+    if source:
+        lines.append(source)
+    approvals = audit.get("approvals")
+    if isinstance(approvals, list) and approvals:
+        lines.append(
+            "approved by "
+            + ", ".join(
+                f"{a.get('login')} ({a.get('at')})" for a in approvals if isinstance(a, dict)
+            )
+        )
+    if "run_url" in audit:
+        lines.append(f"run {audit['run_url']}")
+    if "user" in audit:
+        lines.append(f"by local user {audit['user']}")
+    if "force_approvals" in audit:
+        lines.append(f"approvals forced: {audit['force_approvals']}")
+    return [printable(str(line)) for line in lines]
 
 
 def _item_text(item: Mapping[str, Any]) -> str:
@@ -183,8 +223,16 @@ def refresh_text(outcome: RefreshOutcome) -> str:
         for d in outcome.drift
     ]
     count = len(outcome.recorded)
+    if not count and not outcome.read:
+        lines.append(
+            "Nothing to refresh: the journal records none of the incidents of the state files. "
+            "Adopt incidents with `reconcile apply`, `reconcile refresh --id ID...` (their live "
+            "values, into the journal) or `reconcile import ID... --to FILE` (into a state file "
+            "too)."
+        )
+        return "\n".join(lines) + "\n"
     lines.append(
-        f"Recorded live values of {count} incident{'s' * (count != 1)} "
+        f"Recorded live values of {counted(count, 'incident')} "
         f"(journal serial {outcome.serial}); nothing was changed in Spike."
         if count
         else "The journal already matches Spike; nothing recorded."

@@ -3,15 +3,17 @@ reconcile.yaml a section each with their totals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import printable
 from ..model import FIELDS, Change, Drift
 from ..planner import Plan
 from ..redact import clip
+from ..wording import counted, natural_sorted
 
 if TYPE_CHECKING:
+    from ..approvals import Needed
     from ..usecases.plan import ProjectPlan
 from .text import (
     MARKDOWN_BUDGET,
@@ -27,18 +29,18 @@ from .text import (
 
 def plan_summary(plan: Plan) -> str:
     parts = [
-        f"{len(plan.changes)} change{'s' * (len(plan.changes) != 1)} "
-        f"on {plan.changed_incidents} of {plan.incidents} incidents",
-        f"{len(plan.operations)} API call{'s' * (len(plan.operations) != 1)}",
+        f"{counted(len(plan.changes), 'change')} "
+        f"on {plan.changed_incidents} of {counted(plan.incidents, 'incident')}",
+        counted(len(plan.operations), "API call"),
     ]
     if plan.forget:
         parts.append(f"{len(plan.forget)} to forget")
     if plan.unmanaged:
-        parts.append(f"{len(plan.unmanaged)} field{'s' * (len(plan.unmanaged) != 1)} unmanaged")
+        parts.append(f"{counted(len(plan.unmanaged), 'field')} unmanaged")
     if plan.drift:
         parts.append(f"{len(plan.drift)} changed outside reconcile")
     if plan.live_values:
-        parts.append(f"live values of {len(plan.live_values)} incidents to record")
+        parts.append(f"live values of {counted(len(plan.live_values), 'incident')} to record")
     if not plan.has_changes:
         noun = "incident matches" if plan.incidents == 1 else "incidents match"
         return f"No changes. {plan.incidents} {noun} the journal."
@@ -66,17 +68,56 @@ def _grouped(changes: Iterable[Change]) -> dict[str, list[Change]]:
     return out
 
 
-def plan_text(plan: ProjectPlan, color: bool = False) -> str:
+#: Past this many changed incidents, a text plan summarizes its changes and calls (one line
+#: per field transition and per endpoint) unless asked for in full (`--full`).
+SUMMARY_PAST = 200
+
+
+def summarized_changes(plan: Plan) -> list[str]:
+    """A big plan's changes and calls in a few lines: each field transition with the number
+    of incidents making it, each endpoint with its calls and ids."""
+    transitions: dict[tuple[str, str, str], int] = {}
+    for c in plan.changes:
+        key = (c.field, show_before(c), show_value(c.after))
+        transitions[key] = transitions.get(key, 0) + 1
+    lines = [
+        f"Changes to incidents, summarized ({counted(plan.changed_incidents, 'incident')}; "
+        "--full lists each):",
+        "",
+    ]
+    shown = {key: f"{key[0]}: {key[1]} -> {key[2]}" for key in transitions}
+    width = max(len(text) for text in shown.values())
+    lines += [
+        f"  {shown[key].ljust(width)}  {counted(n, 'incident')}"
+        for key, n in sorted(transitions.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    endpoints: dict[str, list[int]] = {}
+    for op in plan.operations:
+        ids = op.body.get("ids")
+        tally = endpoints.setdefault(f"{op.method} {op.path}", [0, 0])
+        tally[0] += 1
+        tally[1] += len(ids) if isinstance(ids, list) else 0
+    if endpoints:
+        width = max(len(name) for name in endpoints)
+        lines += ["", "API calls, by endpoint:"]
+        lines += [
+            f"  {name.ljust(width)}  {counted(calls, 'call')}, {counted(ids, 'id')}"
+            for name, (calls, ids) in endpoints.items()
+        ]
+    return [*lines, ""]
+
+
+def plan_text(plan: ProjectPlan, color: bool = False, full: bool = False) -> str:
     """The plan of the implicit team as its section alone; the teams of reconcile.yaml a
     section per team headed `Team NAME:` (the team's plan, indented), then one summary line
     per team and the total."""
     if not plan.named:
-        return section_text(plan.only.plan, plan.only.sources, color)
+        return section_text(plan.only.plan, plan.only.sources, color, full)
     paint = styler(color)
     out: list[str] = []
     for team in plan.teams:
         out.append(paint(f"Team {team.name}:", "cyan"))
-        body = section_text(team.made.plan, team.made.sources, color)
+        body = section_text(team.made.plan, team.made.sources, color, full)
         out.extend(f"  {line}" if line else "" for line in body.rstrip("\n").split("\n"))
         out.append("")
     width = max((len(team.name or "") for team in plan.teams), default=0) + 1
@@ -90,12 +131,19 @@ def plan_text(plan: ProjectPlan, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def section_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bool = False) -> str:
+def section_text(
+    plan: Plan,
+    sources: Mapping[str, str] | None = None,
+    color: bool = False,
+    full: bool = False,
+) -> str:
     """One team's plan, Terraform-style: a block per incident, the calls in order, a summary
-    line."""
+    line. Past SUMMARY_PAST changed incidents, unless `full`, the blocks and calls are
+    summarized."""
     paint = styler(color)
     sources = sources or {}
     lines: list[str] = []
+    summarize = plan.changed_incidents > SUMMARY_PAST and not full
     width = max(len(f) for f in FIELDS) + 1
     if plan.drift:
         lines.append("Changed outside reconcile (journal -> live):")
@@ -105,10 +153,14 @@ def section_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bo
             for d in plan.drift
         )
         lines.append("")
-    if plan.changes:
+    if summarize:
+        lines += summarized_changes(plan)
+    elif plan.changes:
         lines.append("Changes to incidents (before -> after):")
         lines.append("")
-        for cid, changes in _grouped(plan.changes).items():
+        grouped = _grouped(plan.changes)
+        for cid in natural_sorted(grouped):
+            changes = grouped[cid]
             where = f"  ({printable(sources[cid])})" if cid in sources else ""
             lines.append(paint(f"  ~ incident {cid}", "yellow") + where)
             for c in changes:
@@ -125,14 +177,14 @@ def section_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bo
         lines.append("Journal only (no API call):")
         lines.extend(
             paint(f"  - forget {cid}", "red") + f"  ({forget_reason(plan, cid)})"
-            for cid in plan.forget
+            for cid in natural_sorted(plan.forget)
         )
         lines.extend(
             paint(f"  - stop managing {cid} {name}", "red") + "  (removed from the state file)"
             for cid, name in plan.unmanaged
         )
         lines.append("")
-    if plan.operations:
+    if plan.operations and not summarize:
         lines.append("API calls, in order:")
         digits = len(str(len(plan.operations)))
         lines.extend(
@@ -140,9 +192,54 @@ def section_text(plan: Plan, sources: Mapping[str, str] | None = None, color: bo
             for n, op in enumerate(plan.operations, start=1)
         )
         lines.append("")
-    lines.extend(paint(f"Warning: {printable(w)}", "yellow") for w in plan.warnings)
+    lines.extend(paint(f"warning: {printable(w)}", "yellow") for w in plan.warnings)
+    if plan.approvals:
+        lines.append("Needs approval (reconcile approvals checks the pull request's reviews):")
+        for need in plan.approvals:
+            lines.append(paint(f"  ! {printable(need.rule)}: {_needs(need)}", "yellow"))
+            lines.append("      " + ", ".join(_change_short(c) for c in need.changes[:10]))
+            if len(need.changes) > 10:
+                lines.append(f"      ... and {len(need.changes) - 10} more")
+        lines.append("")
     lines.append(paint(plan_summary(plan), "cyan"))
     return "\n".join(lines) + "\n"
+
+
+def _needs(need: Needed) -> str:
+    """`1 approval of @acme/comms, dana`."""
+    return f"{need.count} approval{'s' * (need.count != 1)} of " + ", ".join(
+        str(a) for a in need.approvers
+    )
+
+
+def _change_short(change: Change) -> str:
+    return f"{change.incident} {change.field} {show_before(change)} -> {show_value(change.after)}"
+
+
+#: Changes listed per rule in the markdown comment's "Needs approval" (the plan file has all).
+_NEEDS_SHOWN = 20
+
+
+def approvals_markdown(needs: Sequence[Needed]) -> str:
+    """The "Needs approval" section at the top of a plan comment: each rule, who may approve
+    it and the changes it covers; every text through markdown_text (an approver is shown,
+    never @mentioned)."""
+    if not needs:
+        return ""
+    lines = [
+        "> [!IMPORTANT]",
+        "> **Needs approval** (a review of this pull request's head commit):",
+    ]
+    for need in needs:
+        lines.append(f"> - **{markdown_text(need.rule)}**: {markdown_text(_needs(need))}")
+        shown = [
+            f"`{c.incident}` {markdown_text(_change_short(c).split(' ', 1)[1])}"
+            for c in need.changes[:_NEEDS_SHOWN]
+        ]
+        lines.append(">   " + "; ".join(shown))
+        if len(need.changes) > _NEEDS_SHOWN:
+            lines.append(f">   ... and {len(need.changes) - _NEEDS_SHOWN} more (see the plan file)")
+    return "\n".join(lines) + "\n\n"
 
 
 def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = True) -> str:
@@ -153,6 +250,8 @@ def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = 
     `heading`, no title (a team's section of a plan of teams has its own).
     """
     head: list[str] = ["### spike-reconcile plan", ""] if heading else []
+    if heading and plan.approvals:  # a team's section: the comment's top has them all
+        head += [*approvals_markdown(plan.approvals).rstrip("\n").split("\n"), ""]
     head += [f"**{plan_summary(plan)}**", ""]
     # Warnings can be many (one per unknown --target) and, from a plan file, of any length:
     # together they get at most a quarter of the budget, each at most WARNING_CHARS.
@@ -169,7 +268,10 @@ def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = 
             break
         head += ["> [!WARNING]", f"> {text}", ""]
     if plan.drift:
-        head += ["> [!WARNING]", f"> {len(plan.drift)} fields changed outside reconcile:"]
+        head += [
+            "> [!WARNING]",
+            f"> {counted(len(plan.drift), 'field')} changed outside reconcile:",
+        ]
         head += [
             f"> - `{d.incident}` {d.field}: {show_value(d.journaled)} -> {show_value(d.live)}"
             f" ({drift_policy_note(d)})"
@@ -196,7 +298,7 @@ def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = 
     ]
     rows += [f"| `{cid}` | {f} | managed | _unmanaged_ |" for cid, f in plan.unmanaged]
     calls = [f"{n}. `{describe_operation(op)}`" for n, op in enumerate(plan.operations, 1)]
-    folded_open = f"\n<details><summary>{len(calls)} API calls, in order</summary>\n\n"
+    folded_open = f"\n<details><summary>{counted(len(calls), 'API call')}, in order</summary>\n\n"
     folded_close = "\n</details>\n"
     # Room for the header row, the folded block's tags and two truncation notes.
     room = budget - len(out) - 2 * (len(tail_note) + 100) - len(folded_open) - 100
@@ -222,14 +324,13 @@ def section_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, heading: bool = 
 def teams_total(plan: ProjectPlan) -> str:
     """The last line of a plan of teams: every team's changes added up."""
     total, teams = plan.summary(), len(plan.teams)
-    noun = f"{teams} team{'s' * (teams != 1)}"
+    noun = counted(teams, "team")
     if not plan.has_changes:
-        return f"Total: no changes in {noun} ({total.get('incidents', 0)} incidents)."
-    calls = total.get("operations", 0)
+        return f"Total: no changes in {noun} ({counted(total.get('incidents', 0), 'incident')})."
     return (
-        f"Total: {total.get('changes', 0)} change{'s' * (total.get('changes', 0) != 1)} on "
-        f"{total.get('changed_incidents', 0)} of {total.get('incidents', 0)} incidents in "
-        f"{noun}, {calls} API call{'s' * (calls != 1)}."
+        f"Total: {counted(total.get('changes', 0), 'change')} on "
+        f"{total.get('changed_incidents', 0)} of {counted(total.get('incidents', 0), 'incident')}"
+        f" in {noun}, {counted(total.get('operations', 0), 'API call')}."
     )
 
 
@@ -250,7 +351,11 @@ def plan_markdown(plan: ProjectPlan, budget: int = MARKDOWN_BUDGET) -> str:
     if not plan.named:
         return section_markdown(plan.only.plan, budget)
     note = "\n_{n} more teams not shown to fit a GitHub comment; the plan file has them._\n"
-    out = "### spike-reconcile plan\n\n" + f"**{teams_total(plan)}**\n\n"
+    from ..approvals import merge_needed
+
+    out = "### spike-reconcile plan\n\n"
+    out += approvals_markdown(merge_needed(team.made.plan.approvals for team in plan.teams))
+    out += f"**{teams_total(plan)}**\n\n"
     rows = []
     for team in plan.teams:
         numbers = team.made.plan.summary()

@@ -42,7 +42,8 @@ apply to API endpoints only. Control endpoints under `/_sandbox/` need no auth a
   POST below take `?team=ID` (default: the first team; an unknown team is a 404);
 - `POST /_sandbox/incidents`: `{id: {field: value}}` creates or changes incidents behind the
   tool's back, as the dashboard or an acknowledge timeout would, and `{id: null}` deletes one
-  (see `set_incidents`).
+  (see `set_incidents`); it answers `{"success": true, "ids": [...]}`, with `"created":
+  [...]` too when an id was new (a deleted or unknown id cannot be deleted: 400).
 
 The server binds loopback addresses only: the control endpoints have no auth.
 """
@@ -664,7 +665,7 @@ class SandboxCore:
             store = self._store(team)
             return {cid: incident.snapshot(cid) for cid, incident in store.items()}
 
-    def set_incidents(self, changes: Changes, team: str | None = None) -> None:
+    def set_incidents(self, changes: Changes, team: str | None = None) -> list[str]:
         """Create, change or delete incidents behind the tool's back (the dashboard, a timeout).
 
         `{id: {field: value}}` (keys: `INCIDENT_KEYS`): the given fields change, the others stay
@@ -673,17 +674,23 @@ class SandboxCore:
         `{id: None}` deletes that incident: reads of it answer 404 and batches naming it 400,
         as for an id that never existed (deleting an unknown id is an error).
         All-or-nothing: ValueError, and no change, if any of it is invalid. `team`: whose
-        incidents (default: the first team's); ValueError for an unknown team.
+        incidents (default: the first team's); ValueError for an unknown team. Returns the ids
+        it created (sorted): an id the team lacked is a new incident, never an error, so that a
+        caller can see a typo for what it is.
         """
         with self._lock:
             self._expire_acks()
             store = self._store(team)
             self._generation += 1
+            created = []
             for cid, incident in _check_changes(changes, store, self.clock()).items():
                 if incident is None:
                     del store[cid]
                 else:
+                    if cid not in store:
+                        created.append(cid)
                     store[cid] = incident
+            return sorted(created)
 
     def _store(self, team: str | None) -> dict[str, _Incident]:
         """A team's incidents (None: the first team's). Caller holds the lock."""
@@ -961,8 +968,11 @@ class SandboxCore:
                     changes = _parse_json(raw)
                     if changes is _NO_BODY:
                         raise _BadRequest("request body is required: {id: {field: value}}")
-                    self.set_incidents(changes, team)
+                    created = self.set_incidents(changes, team)
                 except (_BadRequest, ValueError) as exc:
                     return _error(400, str(exc))
-                return _Response(200, {"success": True, "ids": sorted(changes)})
+                # Creating is how a test triggers a new incident; naming what was created keeps
+                # a mistyped id from passing for a change to an existing incident.
+                answer: dict[str, object] = {"success": True, "ids": sorted(changes)}
+                return _Response(200, {**answer, "created": created} if created else answer)
         return _error(404, f"no such control endpoint: {method} {path}")

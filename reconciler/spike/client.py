@@ -53,9 +53,11 @@ successes grows it back by one, up to the parallelism asked for.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import re
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -94,12 +96,21 @@ from ..httpcall import retry_after as retry_after
 from ..jsontext import JsonTooDeepError, loads
 from ..model import Operation, check_header_secret, is_loopback
 from ..redact import clip, redact, register
+from ..wording import counted
 from . import DEFAULT_PARALLELISM
 
 DEFAULT_URL = "https://api.spike.sh"
 USER_AGENT = "spike-reconcile"
 #: The organisation's team list: the only call that needs no x-team-id.
 TEAMS_PATH = "/teams/get-all-teams"
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's own TLS settings (its CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR), made once per
+    process: a client left to make them loads the CA bundle again (tens of milliseconds each
+    time, for every team's client and every client the tests make)."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,9 @@ class AdaptiveLimiter:
 
 
 Observer = Callable[[str], None]
+#: How the note of a retry about to be made begins: the CLI shows these without -v too, so
+#: that a call retried for seconds is never silence.
+RETRY_NOTE = "retrying "
 
 
 class _NotSuccess(ReconcileError):
@@ -295,6 +309,22 @@ def _success_value(answer: Answer, max_body: int) -> Any:
     if isinstance(value, dict) and value.get("success") is False:
         raise _NotSuccess(f"the API reported failure: {_api_message(answer)}", outage=False)
     return value
+
+
+def _connect_reason(exc: httpx.RequestError) -> str:
+    """Why a connection failed, in the OS's words ("connection refused"), from the OSError
+    under httpx's exception; "timed out" for a connect timeout."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            # asyncio's strerror quotes the address ("Connect call failed (...)"): the errno's
+            # own words say why.
+            said = os.strerror(cause.errno) if cause.errno else str(cause.strerror)
+            return said[:1].lower() + said[1:]
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
 
 
 class SpikeClient:
@@ -364,6 +394,7 @@ class SpikeClient:
             limits=limits,
             transport=self._transport,
             follow_redirects=False,
+            verify=_tls(),
         )
         # One waiter on the stop event for every request (a task per request cost a few
         # percent of a large apply's time on the event loop).
@@ -416,6 +447,7 @@ class SpikeClient:
         self, method: str, path: str, body: dict[str, Any] | None, *, idempotent: bool
     ) -> Any:
         where = f"{method} {path}"
+        started = self._clock()
         try:
             return await retrying(
                 lambda: self._once(where, method, path, body, idempotent=idempotent),
@@ -427,6 +459,10 @@ class SpikeClient:
                 sleep=self._sleep,
                 stop=self._stop,
                 check=lambda: self._check_available(where),
+                retry_note=lambda attempt, wait, last: self._note(
+                    f"{RETRY_NOTE}{where} in {wait:.1f} s (attempt {attempt}, at most "
+                    f"{self.retry.attempts}): {last}"
+                ),
             )
         except NotRetried as ended:
             if ended.why == "acted":
@@ -436,7 +472,15 @@ class SpikeClient:
                     method=method,
                     path=path,
                 ) from None
-            if ended.why == "exhausted":
+            unreachable = self._unreachable()
+            if ended.why == "exhausted" and ended.last.startswith(unreachable):
+                # Nothing answered: say where it was sent and what was tried (never the key).
+                spent = self._clock() - started
+                message = (
+                    f"{where}: {unreachable.rstrip(': ')} ({counted(ended.tried, 'attempt')} "
+                    f"over {spent:.0f} s: {ended.last[len(unreachable) :]})"
+                )
+            elif ended.why == "exhausted":
                 message = f"{where}: gave up after {ended.tried} attempts; last: {ended.last}"
             else:
                 message = f"{where}: not retried, apply was interrupted; last: {ended.last}"
@@ -472,8 +516,13 @@ class SpikeClient:
                 self._failed(where, str(cut))
                 return Failed(str(cut), maybe_acted=True)
             except httpx.RequestError as exc:
-                # The type only: some of httpx's messages quote request headers.
-                last = type(exc).__name__
+                # The type only: some of httpx's messages quote request headers; a failed
+                # connection says where to and why (the OS's reason, which quotes nothing).
+                last = (
+                    self._unreachable() + _connect_reason(exc)
+                    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                    else type(exc).__name__
+                )
                 self._failed(where, last)
                 return Failed(last, maybe_acted=not not_sent(exc))
             status = self.last_status = answer.status
@@ -529,6 +578,10 @@ class SpikeClient:
             )
         finally:
             await self.limiter.release(throttled=throttled, succeeded=succeeded)
+
+    def _unreachable(self) -> str:
+        """How a request that reached nothing begins its reason."""
+        return f"could not connect to {self.config.base_url}: "
 
     def _failed(self, where: str, last: str) -> None:
         """Count one failed request toward an outage; past RetryPolicy.outage, stop sending."""

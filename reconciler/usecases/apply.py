@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..approvals import Needed, merge_needed
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
+    from .approvals import ApprovalGate
 from ..planfile import check_made_for, check_signature, section_content
 from .plan import (
     MadePlan,
@@ -56,6 +59,9 @@ class ApplyRequest(PlanRequest):
     plan_file: str | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
+    #: Checks the plan's approvals before any call and says who and why for the journal;
+    #: None: no check, no audit record.
+    gate: ApprovalGate | None = None
 
 
 @dataclass
@@ -101,6 +107,16 @@ class ApplyOutcome:
         return any(team.name is not None for team in self.teams)
 
     @property
+    def stopped(self) -> ApplyResult | None:
+        """The implicit team's result when an error stopped its apply (outcome aborted: its
+        error is shown as the one error line); None otherwise, and always with teams, which
+        show each team's result."""
+        if self.named:
+            return None
+        result = self.teams[0].result
+        return result if result is not None and result.error is not None else None
+
+    @property
     def drift_left(self) -> ProjectPlan | None:
         """The implicit team's plan when it applied nothing but shows drift (a self-heal with
         nothing to revert: the drift it left alone is shown instead of the result); None
@@ -124,6 +140,8 @@ class _Prepared:
     unsafe: bool = False
     made: MadePlan | None = None
     notes: list[str] = field(default_factory=list)
+    #: The approvals its changes need (docs/approvals.md).
+    needs: Sequence[Needed] = ()
 
     @property
     def idle(self) -> bool:
@@ -196,6 +214,10 @@ def run_apply(
                     message.removeprefix("the plan is marked unsafe ")
                 )
             raise UnsafePlanError(message)
+        if busy and first.gate is not None:
+            record = first.gate.check(merge_needed(job.ready.needs for job in busy))
+            for job in busy:
+                job.ready.writer.audit = record
         for job in busy:
             if job.saved is not None:
                 _check_live_again(job.saved, job.ready, job.request)
@@ -377,6 +399,7 @@ def _prepare(
             unsafe,
             None,
             notes,
+            saved.approvals,
         )
     # Read again under the lock (an import may have written meanwhile); parsed again only
     # if the files changed.
@@ -400,6 +423,7 @@ def _prepare(
         fresh.unsafe,
         made,
         notes,
+        fresh.approvals,
     )
 
 
@@ -448,20 +472,32 @@ async def _apply_all(
     retry: RetryPolicy | None,
 ) -> tuple[list[ApplyResult | BaseException], int | None]:
     """Run each journal's apply concurrently, all under one limit of calls in flight (one
-    key, one rate limit: a 429 slows every team). A job that raises (its journal cannot be
-    written) is that job's result; the others go on."""
+    key, one rate limit: a 429 slows every team). A job that dies on an error (its journal
+    cannot be written) has its partial result, outcome `aborted`; one that raises anything
+    else (a bug) has the exception; the others go on. A stop signal stops starting calls;
+    a grace later, the journal writes still waiting are cancelled (JournalWriter.cancel)."""
     from ..applier import Applier
-    from ..spike.client import AdaptiveLimiter, SpikeClient
+    from ..spike.client import AdaptiveLimiter, RetryPolicy, SpikeClient
 
     stop = asyncio.Event()
     received: list[int] = []
     loop = asyncio.get_running_loop()
 
+    def cancel_writes() -> None:
+        for _, job in jobs:
+            job.writer.cancel()
+
+    give_up = threading.Timer((retry or RetryPolicy()).grace, cancel_writes)
+    give_up.daemon = True
+
     def on_signal(number: int) -> None:
-        # Stop starting calls; the ones in flight finish and are journaled. A second signal
-        # gets the default behaviour: the operator insists, the process ends at once.
+        # Stop starting calls; the ones in flight finish and are journaled, within the grace
+        # (a statement blocked behind another session's lock would otherwise hold the exit
+        # for its whole statement_timeout). A second signal gets the default behaviour: the
+        # operator insists, the process ends at once.
         received.append(number)
         stop.set()
+        give_up.start()
         for installed_number in installed:
             loop.remove_signal_handler(installed_number)
         installed.clear()
@@ -473,10 +509,15 @@ async def _apply_all(
             installed.append(number)
     limiter = AdaptiveLimiter(parallelism)
 
+    async def applied(applier: Applier, job: _Prepared) -> ApplyResult:
+        try:
+            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+        except ReconcileError:
+            return applier.result  # aborted: its error, and what was done before it
+
     async def run(config: SpikeConfig | None, job: _Prepared) -> ApplyResult:
         if config is None:  # journal-only changes: no client, no network
-            applier = Applier(None, job.writer, plan_digest=job.digest, stop=stop)
-            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+            return await applied(Applier(None, job.writer, plan_digest=job.digest, stop=stop), job)
         client = SpikeClient(
             config,
             parallelism=parallelism,
@@ -489,13 +530,14 @@ async def _apply_all(
             applier = Applier(
                 client, job.writer, plan_digest=job.digest, stop=stop, progress=progress
             )
-            return await applier.run(job.operations, job.forget, job.unmanaged, job.live)
+            return await applied(applier, job)
 
     try:
         results = await asyncio.gather(
             *(run(config, job) for config, job in jobs), return_exceptions=True
         )
     finally:
+        give_up.cancel()
         for handled in installed:
             loop.remove_signal_handler(handled)
     return list(results), (received[0] if received else None)

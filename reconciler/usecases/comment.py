@@ -115,7 +115,7 @@ def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | No
 
 
 @dataclass(frozen=True)
-class GitHubAccess:
+class GitHubOptions:
     """How a use case reaches GitHub (a CommentRequest, an IssueRequest)."""
 
     #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
@@ -127,7 +127,7 @@ class GitHubAccess:
 
 
 @dataclass(frozen=True)
-class CommentRequest(GitHubAccess):
+class CommentRequest(GitHubOptions):
     plan_file: str
     repo: str
     pr: int

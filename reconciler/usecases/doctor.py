@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, LiveStateError, ReconcileError, printable
 from ..model import is_counter_id
+from ..wording import counted
 
 if TYPE_CHECKING:
     from ..config import TeamConfig
@@ -166,7 +167,7 @@ async def _check_team(
         def read_teams(body: Any, readings: list[str]) -> str | None:
             teams = parse_teams(body, readings)
             hidden.update(t.name for t in teams if t.name)
-            readings.append(f"{len(teams)} team{'s' * (len(teams) != 1)}")
+            readings.append(counted(len(teams), "team"))
             if config.team_id is None:
                 return None
             if config.team_id in {t.id for t in teams}:
@@ -193,11 +194,11 @@ async def _check_team(
             def read_list(body: Any, readings: list[str], path: str = path) -> str | None:
                 ids, paging = read_page(path, 1, PER_PAGE, body, readings)
                 listed.extend(ids)
-                readings.append(f"{len(ids)} item{'s' * (len(ids) != 1)} on page 1")
+                readings.append(f"{counted(len(ids), 'item')} on page 1")
                 if paging is not None:
                     pages, total = paging
-                    counted = "" if total is None else f", {total} incident{'s' * (total != 1)}"
-                    readings.append(f"{pages} page{'s' * (pages != 1)}{counted}")
+                    shown_total = "" if total is None else f", {counted(total, 'incident')}"
+                    readings.append(f"{counted(pages, 'page')}{shown_total}")
                 return None
 
             sent = f"GET {path}?page=1&perPage={PER_PAGE}"

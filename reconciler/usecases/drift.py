@@ -7,7 +7,7 @@ teams yet, so an entry's team is None. docs/drift.md describes the report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -42,6 +42,8 @@ class DriftRequest:
     drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
     #: The team of reconcile.yaml checked (its id, key and name); None: SPIKE_TEAM_ID.
     team: TeamConfig | None = None
+    #: Told of each request and its answer (`-v`).
+    observe: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,13 @@ def _team_drift(request: DriftRequest) -> DriftReport:
             if not set(evaluation.expansion.incidents[cid]) & set(LIVE_FIELDS) <= set(fields)
         }
     missing: list[str] = []
-    read = read_live({*explicit, *unlisted}, request.parallelism, missing, team=request.team)
+    read = read_live(
+        {*explicit, *unlisted},
+        request.parallelism,
+        missing,
+        team=request.team,
+        observe=request.observe,
+    )
     live = {**listed, **read}
     entries = find_drift(desired, journal, live, missing, request.drift_policy)
     if request.team is not None:

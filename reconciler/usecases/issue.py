@@ -35,7 +35,8 @@ from ..github import (
     run_url_from_env,
 )
 from ..model import FIELDS, is_counter_id, is_field_value
-from .comment import GitHubAccess, find_marked, login_once, marker
+from ..wording import counted
+from .comment import GitHubOptions, find_marked, login_once, marker
 from .drift import DriftEntry, DriftReport
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def plan_issue(
         if existing is None:
             return IssueChange("nothing")
         comment = (
-            f"Drift resolved at {report.checked_at}: {_count(report.incidents, 'incident')} "
+            f"Drift resolved at {report.checked_at}: {counted(report.incidents, 'incident')} "
             "checked, all match the state files. Closing this issue; a new one opens if drift "
             "comes back."
         )
@@ -243,7 +244,7 @@ def issue_title(report: DriftReport, marker_name: str) -> str:
     """The counts, the teams (when the report has them) and a marker other than the default."""
     what = []
     if report.fields:
-        what.append(_count(report.fields, "field"))
+        what.append(counted(report.fields, "field"))
     if report.missing:
         what.append(f"{report.missing} missing")
     title = "Spike drift"
@@ -254,7 +255,7 @@ def issue_title(report: DriftReport, marker_name: str) -> str:
         shown = ", ".join(teams[:TITLE_TEAMS])
         more = len(teams) - TITLE_TEAMS
         title += f" in {shown}" + (f" and {more} more" if more > 0 else "")
-    title += f": {_count(report.drifted_incidents, 'incident')} ({', '.join(what)})"
+    title += f": {counted(report.drifted_incidents, 'incident')} ({', '.join(what)})"
     return title[:TITLE_LIMIT]
 
 
@@ -289,16 +290,12 @@ def _run_line(run_url: str | None) -> str:
     return f"\n[Workflow run]({run_url})\n" if run_url else ""
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
 # ---------------------------------------------------------------------------------------------
 # The use case
 
 
 @dataclass(frozen=True)
-class IssueRequest(GitHubAccess):
+class IssueRequest(GitHubOptions):
     drift_file: str
     repo: str
     marker_name: str = "default"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import ALL_REVERT, Policy
-from ..errors import ReconcileError, StateFileError
+from ..errors import LiveStateError, ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, new_plan_id, now
 from ..model import Fields, Unsafe, is_counter_id
@@ -17,6 +17,7 @@ from ..states import DEFAULT_PATHS
 from .rules import RulesInPlan
 
 if TYPE_CHECKING:
+    from ..approvals import ApprovalRule
     from ..config import TeamConfig
     from ..planfile import Bound, SavedPlan, SavedTeamsPlan
     from ..spike.client import SpikeConfig
@@ -54,6 +55,8 @@ class PlanRequest:
     unsafe: Unsafe = DEFAULT_UNSAFE
     #: Plan only the incidents of these state files (docs/teams.md: PATH arguments).
     only: Sequence[str] = ()
+    #: reconcile.yaml's approval rules: the plan names the approvals its changes need.
+    approvals: Sequence[ApprovalRule] = ()
 
 
 @dataclass
@@ -210,8 +213,10 @@ def make_plan(
     loaded, so that nothing is read twice. With `request.only` (state files among its paths:
     PATH arguments with teams), only their incidents are planned, as targets: nothing else
     is changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
-    `evaluate_rules`, by default when refreshing (usecases.rules).
+    `evaluate_rules`, by default when refreshing (usecases.rules). The plan names the
+    approvals its changes need under `request.approvals` (docs/approvals.md).
     """
+    from ..approvals import needed
     from ..states.loader import load
 
     check_targets(request.targets)
@@ -233,7 +238,10 @@ def make_plan(
     live = None
     if request.refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
-        live = read_live(scope, request.parallelism, team=team)
+        missing: list[str] = []
+        live = read_live(scope, request.parallelism, missing, team=team)
+        if missing:
+            raise LiveStateError(_not_found(missing, desired.sources, spike_config(team)))
     live = rules.live(desired, live)
     if only:  # the incidents the rules of those files expanded to as well
         targets = _incidents_of(rules.sources(desired), only, asked)
@@ -252,6 +260,9 @@ def make_plan(
     )
     result = plan(wanted, Journaled.of(state), live, options)
     rules.settle(result, desired, state)
+    if request.approvals:
+        name = team.name if team is not None else None
+        result.approvals = needed(request.approvals, result.changes, wanted.incidents, name)
     return MadePlan(
         result,
         now(),
@@ -295,10 +306,12 @@ def read_live(
     parallelism: int,
     missing: list[str] | None = None,
     team: TeamConfig | None = None,
+    observe: Callable[[str], None] | None = None,
 ) -> dict[str, Fields]:
     """Read incidents from Spike (GET /incidents/{counterId}), concurrently; with a `missing`
     list, the ids that answer 404 go there instead of failing the read (spike.live). `team`
-    says which team's id and key to use (None: SPIKE_TEAM_ID and SPIKE_API_KEY)."""
+    says which team's id and key to use (None: SPIKE_TEAM_ID and SPIKE_API_KEY); `observe` is
+    told of each request (-v)."""
     import asyncio  # here, not at the top: `plan` never needs it, and it is slow to import
 
     from ..spike.client import SpikeClient
@@ -307,10 +320,28 @@ def read_live(
     config = spike_config(team)
 
     async def read() -> dict[str, Fields]:
-        async with SpikeClient(config, parallelism=parallelism) as client:
+        async with SpikeClient(config, parallelism=parallelism, observe=observe) as client:
             return await read_incidents(client, ids, missing)
 
     return asyncio.run(read())
+
+
+def _not_found(missing: Sequence[str], sources: Mapping[str, str], config: SpikeConfig) -> str:
+    """Incidents of the state files that Spike does not find, and what to do about them."""
+    from ..errors import printable
+    from ..wording import natural_sorted
+
+    ids = natural_sorted(missing)
+    files = ", ".join(sorted({printable(sources[cid]) for cid in ids if cid in sources}))
+    them = "it" if len(ids) == 1 else "them"
+    lines = [f"incident {cid}: not found in Spike (deleted, or another team)" for cid in ids]
+    lines.append(
+        f"nothing was planned: if Spike deleted {them}, remove {them} from the state files "
+        f"({files}) and plan again (the journal then forgets {them}); if "
+        f"{'it belongs' if len(ids) == 1 else 'they belong'} to another team, check "
+        f"{config.team_source}"
+    )
+    return "\n".join(lines)
 
 
 def spike_config(team: TeamConfig | None) -> SpikeConfig:

@@ -98,8 +98,13 @@ def select(
     drift = defaults.drift if defaults is not None else ALL_REVERT
     if project is None or not project.teams:
         if teams:
-            where = project.path if project is not None else "reconcile.yaml"
-            raise ReconcileError(f"--team: {printable(where)} configures no teams")
+            if project is None:
+                raise ReconcileError(
+                    "--team: there is no reconcile.yaml here (nor --config or "
+                    "RECONCILE_CONFIG): --team picks a team of a project file's `teams` "
+                    "(docs/teams.md)"
+                )
+            raise ReconcileError(f"--team: {printable(project.path)} configures no teams")
         run = TeamRun(None, tuple(paths) or DEFAULT_PATHS, journal, drift, unsafe)
         return Selection([run])
     if journal:

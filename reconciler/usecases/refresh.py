@@ -29,6 +29,9 @@ class RefreshOutcome:
     recorded: dict[str, Fields]
     lineage: str | None
     serial: int
+    #: How many incidents were read from Spike (0: the journal records none of the state
+    #: files' incidents and nothing was adopted: there was nothing to refresh).
+    read: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ def run_refresh(request: RefreshRequest) -> RefreshOutcome:
         _, drift, record = overlay_live(state.incidents, known, desired, request.drift_policy)
         record.update(adopted)
         writer.set_values(record, "refresh")
-        return RefreshOutcome(drift, record, writer.state.lineage, writer.state.serial)
+        return RefreshOutcome(
+            drift, record, writer.state.lineage, writer.state.serial, read=len(ids)
+        )
 
 
 def _record_escalations(

@@ -233,9 +233,7 @@ def test_detailed_exitcode_is_2_with_changes_0_without_and_1_on_error(tmp_path: 
     forget = plan_cli(str(states), "--detailed-exitcode", journal=journal)
     assert forget.code == 2
     assert "  - forget a  (in no state file any more)\n" in forget.stdout
-    assert forget.stdout.endswith(
-        "Plan: 0 changes on 0 of 1 incidents, 0 API calls, 1 to forget.\n"
-    )
+    assert forget.stdout.endswith("Plan: 0 changes on 0 of 1 incident, 0 API calls, 1 to forget.\n")
 
     (states / "s.yaml").write_text("incidents: [")
     broken = plan_cli(str(states), "--detailed-exitcode", journal=journal)
@@ -336,7 +334,7 @@ def test_an_unsafe_plan_still_succeeds_and_says_so(tmp_path: Path) -> None:
     result = plan_cli(str(states), journal=journal)
     assert result.code == 0
     assert (
-        "Warning: unsafe plan: it changes or forgets recorded values on 4 of 10 journaled "
+        "warning: unsafe plan: it changes or forgets recorded values on 4 of 10 journaled "
         "incidents "
         "(more than 30%); apply refuses it without --force\n"
     ) in result.stdout

@@ -37,7 +37,7 @@ def test_init_writes_an_example_that_validates_and_plans(
     assert json.loads((tmp_path / "schema/state-file.json").read_text()) == json.loads(
         cli("schema").stdout
     )
-    assert cli("validate", env=ENV) == (0, "1 files, 0 incidents: valid.\n", "")
+    assert cli("validate", env=ENV) == (0, "1 file, 0 incidents: valid.\n", "")
     assert cli("plan", env=ENV) == (0, "No changes. 0 incidents match the journal.\n", "")
     assert cli("fmt", "--check", env=ENV).code == 0
 

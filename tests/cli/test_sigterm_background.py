@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 
 from helpers import RECONCILE
 
@@ -17,17 +15,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sigterm_stops_the_sandbox_when_sigint_is_ignored() -> None:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPIKE_", "RECONCILE_"))}
     proc = subprocess.Popen(
-        [str(RECONCILE), "sandbox", "--port", str(port)],
+        # Port 0: a port of its own, never one another test (or worker) may take meanwhile.
+        [str(RECONCILE), "sandbox", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -35,12 +27,9 @@ def test_sigterm_stops_the_sandbox_when_sigint_is_ignored() -> None:
         preexec_fn=_ignore_sigint,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until it listens
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # printed once it listens
+        assert first.startswith("Spike sandbox on http://127.0.0.1:"), first
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:

@@ -68,12 +68,12 @@ MALFORMED: dict[str, tuple[str | bytes, list[str]]] = {
         "version: 1\nteam:\n  a: {team_id: x}\n",
         [
             "2:1: unknown key 'team' at the top level; did you mean 'teams'? "
-            "(valid: version, defaults, teams)"
+            "(valid: version, defaults, teams, approvals)"
         ],
     ),
     "unknown-key-no-hint": (
         "version: 1\nzzz: 1\n",
-        ["2:1: unknown key 'zzz' at the top level (valid: version, defaults, teams)"],
+        ["2:1: unknown key 'zzz' at the top level (valid: version, defaults, teams, approvals)"],
     ),
     "syntax": (
         "version: 1\nteams:\n  a: {team_id: [}\n",
@@ -653,7 +653,7 @@ def test_schema_config_prints_the_bundled_project_file_schema() -> None:
     assert result.stdout == (REPO / "schema" / "reconcile.json").read_text()
     schema = json.loads(result.stdout)
     assert schema["required"] == ["version"]
-    assert set(schema["properties"]) == {"version", "defaults", "teams"}
+    assert set(schema["properties"]) == {"version", "defaults", "teams", "approvals"}
     teams = schema["properties"]["teams"]["anyOf"][0]
     # Every name is checked, not only those matching a pattern.
     assert teams["propertyNames"] == {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 32}

@@ -361,10 +361,19 @@ def test_kill_9_at_random_moments_loses_no_successful_call(tmp_path: Path) -> No
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(rng.uniform(0.3, 1.2))
+            # A moment in the apply, not after a time: a process slow to start (a busy
+            # machine) would be killed before its first call, a fast one after its last.
+            # 80 calls: 40 acknowledges, then 40 escalations.
+            after = rng.randint(1, 75)
+            deadline = time.monotonic() + 20
+            while len(server.calls) < after and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.02))  # mid-call, mid-sync, between calls
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             time.sleep(0.1)  # let the server finish what was in flight
+            assert proc.returncode == -signal.SIGKILL
+            server.latency = 0  # only there to kill the apply midway
             succeeded = sum(1 for c in server.calls if c["status"] == 200)
             journaled = sum(1 for r in FileJournal(journal).records() if r["kind"] == "op")
             # At most 2 x parallelism (4) calls are unjournaled: in flight, or being synced.

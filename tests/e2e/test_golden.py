@@ -1,7 +1,8 @@
 """The one-team outputs, byte for byte: the bundled states/ planned (text, JSON format 1,
-markdown), applied, shown and logged compare equal to tests/golden/, which the code wrote at
-commit 310f6f5 (release 0.1.0 with that round's Unreleased changes), before the one-team and
-the teams paths became one (issue 20). A plan file saved then (tests/golden/plan-format1.json)
+markdown), applied, shown and logged compare equal to tests/golden/, which the code wrote
+before the one-team and the teams paths became one (issue 20): at commit 310f6f5 (release
+0.1.0 with that round's Unreleased changes), the apply results again at main's de46466
+(tests/golden/README.md). A plan file saved by 310f6f5 (tests/golden/plan-format1.json)
 still applies.
 
 What changes from run to run is masked, on its own line, so the layout stays compared: a

@@ -129,7 +129,7 @@ def test_stale_incidents_are_resolved_and_nothing_else(
     # A plan without --refresh notes the rule and forgets none of what it journaled.
     code, out, err = cli("plan", folder, "--journal", journal, "--detailed-exitcode")
     assert code == 0, (out, err)
-    assert "Warning: rule close-stale-disk (" in out and "was not evaluated" in out
+    assert "warning: rule close-stale-disk (" in out and "was not evaluated" in out
     assert "forget" not in out
 
     # Applying again makes no call: the resolved incidents no longer match and are forgotten.

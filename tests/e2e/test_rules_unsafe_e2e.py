@@ -153,7 +153,7 @@ def test_after_a_rule_resolved_a_storm_the_next_apply_is_a_quiet_no_op(
     code, out, err = cli("plan", folder, "--refresh", "--journal", journal)
     assert code == 0, err
     assert (
-        "Warning: unsafe plan: it changes or forgets recorded values on 31 of 31 incidents: "
+        "warning: unsafe plan: it changes or forgets recorded values on 31 of 31 incidents: "
         "journaled, or changed by a rule (more than 30%); apply refuses it without --force"
     ) in out
     assert "journaled incidents" not in out

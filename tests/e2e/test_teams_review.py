@@ -306,7 +306,7 @@ def test_validate_counts_rules(tmp_path: Path) -> None:
     )
     code, out, err = cli("validate", str(states))
     assert code == 0, err
-    assert out == "1 files, 0 incidents, 1 rule: valid.\n"
+    assert out == "1 file, 0 incidents, 1 rule: valid.\n"
 
 
 def test_accept_of_teams_reads_every_team_before_writing_any(tmp_path: Path) -> None:

@@ -202,7 +202,7 @@ def test_a_project_file_with_a_postgresql_journal_installs_the_postgres_extra(
 def test_an_unknown_command_stops_the_action(runner: Runner) -> None:
     done = runner.run("Check the inputs", {"command": "destroy"})
     assert done.returncode == 1
-    assert done.stdout == "::error::command must be plan, apply or comment\n"
+    assert done.stdout == "::error::command must be plan, apply, comment or approvals\n"
     done = runner.run("Check the inputs", {"command": "comment"})
     assert done.returncode == 1
     assert done.stdout == "::error::command: comment needs plan-file\n"
@@ -292,6 +292,29 @@ def test_plan_then_comment_creates_one_comment_and_updates_it(
     ]
 
 
+def test_the_approvals_command_checks_the_plan_on_the_pull_request(
+    runner: Runner, github: FakeGitHub
+) -> None:
+    (runner.workspace / "reconcile.yaml").write_text(
+        "version: 1\napprovals:\n  public:\n"
+        "    when: {field: public_sharing, after: true}\n    approvers: [dana]\n"
+    )
+    write_states(runner.workspace / "states", {"a-1": {"public_sharing": True}})
+    env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": REPO}
+    inputs = {"command": "approvals", "github-token": TOKEN, "plan-file": "p.json"}
+    planned = runner.run("Plan", {"command": "plan", "paths": "states", "plan-file": "p.json"})
+    assert planned.returncode == 0, planned.stderr
+    github.add_pull(7, "erin")
+    done = runner.run("Check the approvals", inputs, env)
+    assert done.returncode == 1
+    assert "  public: not met: 0 of 1 approval on the head commit; 1 more from: dana" in done.stdout
+    github.review(7, "dana", "APPROVED")
+    done = runner.run("Check the approvals", inputs, env)
+    assert done.returncode == 0, done.stderr
+    assert "  public: met, approved by dana" in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
+
+
 def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> None:
     write_states(runner.workspace / "states", {"a-1": {"status": "resolved"}})
     # A plan is for the team it is planned as (docs/trust.md): the plan step gets the team id.
@@ -304,10 +327,10 @@ def test_apply_applies_the_saved_plan_and_writes_the_result(runner: Runner) -> N
         assert done.returncode == 0, done.stderr
         assert server.incidents()["a-1"]["status"] == "RES"
         again = runner.run("Apply", {"command": "apply", "plan-file": plan_file}, spike)
-    assert "Apply complete: 1 API calls applied." in done.stdout
+    assert "Apply complete: 1 API call applied." in done.stdout
     summary = runner.summary.read_text()
     assert "### spike-reconcile apply\n\n```\n" in summary
-    assert "Apply complete: 1 API calls applied.\n```\n" in summary
+    assert "Apply complete: 1 API call applied.\n```\n" in summary
     journal = runner.workspace / ".reconcile" / "journal.jsonl"
     assert '"path": "/incidents/resolve"' in journal.read_text().replace('":"', '": "')
     # The journal recorded the plan: it is applied once; the step fails and the summary says why.

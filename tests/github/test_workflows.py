@@ -58,6 +58,10 @@ def test_the_plan_job_cannot_write_and_only_the_comment_job_comments() -> None:
     [comment] = [s for s in jobs["comment"]["steps"] if s.get("with", {}).get("command")]
     assert comment["with"]["command"] == "comment"
     assert comment["with"]["github-token"] == "${{ github.token }}"
+    assert jobs["approvals"]["permissions"] == {"pull-requests": "read"}
+    assert jobs["approvals"]["needs"] == "plan"
+    [check] = [s for s in jobs["approvals"]["steps"] if s.get("with", {}).get("command")]
+    assert check["with"]["command"] == "approvals"
     [plan] = [s for s in jobs["plan"]["steps"] if s.get("with", {}).get("command")]
     assert "github-token" not in plan["with"]
     assert load(EXAMPLES / "plan.yml")["on"]["pull_request"]["paths"] == STATE_FILES
@@ -86,7 +90,10 @@ def test_applies_never_overlap_and_apply_the_plan_they_show(name: str) -> None:
 
 
 def test_only_the_file_journal_apply_may_write_to_the_repository() -> None:
-    assert load(EXAMPLES / "apply.yml")["jobs"]["apply"]["permissions"] == {"contents": "write"}
+    assert load(EXAMPLES / "apply.yml")["jobs"]["apply"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "read",
+    }
     postgres = load(EXAMPLES / "apply-postgres.yml")
     assert postgres["jobs"]["apply"]["permissions"] == {"contents": "read"}
     journals = {

@@ -122,11 +122,17 @@ def test_apply_plans_the_state_files_as_they_are_once_it_holds_the_lock(
                 "--lock-timeout", str(PATIENCE), "--format", "json",
             )  # fmt: skip
 
+            # This namespace's lock only: another test's (another worker's) waiting apply
+            # must not pass for this one. A bigint key shows as its two 32-bit halves.
+            key = journal._lock_key & 0xFFFF_FFFF_FFFF_FFFF  # type: ignore[attr-defined]
+
             def waiting() -> bool:
                 row = admin.execute(
                     "SELECT count(*) FROM pg_locks w JOIN pg_locks h USING "
-                    "(locktype, classid, objid, objsubid) WHERE w.locktype = 'advisory' "
-                    "AND NOT w.granted AND h.granted"
+                    "(locktype, database, classid, objid, objsubid) WHERE w.locktype = "
+                    "'advisory' AND NOT w.granted AND h.granted AND w.objsubid = 1 "
+                    "AND w.classid::bigint = %s AND w.objid::bigint = %s",
+                    (key >> 32, key & 0xFFFF_FFFF),
                 ).fetchone()
                 return bool(row[0])
 

@@ -5,9 +5,12 @@ schema where it locks a table, so no other session's tests are touched."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, command, with_params, write_states
+from helpers import KEY, TEAM, cli, command, live_matches, with_params, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import JournalError
+from reconciler.applier import Applier
+from reconciler.errors import JournalError, LockHeldError
 from reconciler.journal import migrate
 from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.model import Operation
+from reconciler.sandbox import SandboxServer
 
 PLAN = "sha256:" + "cd" * 32
 REFUSED = "did not finish, so it holds no usable record"
@@ -311,3 +316,155 @@ def test_a_killed_holder_in_a_blocked_statement_frees_the_lock_within_a_bound(
         proc.stdout.close()
     with PostgresJournal(journal).open_for_apply(0, "after the kill") as writer:
         writer.start(None, 0)
+
+
+def test_sigterm_ends_an_apply_blocked_on_a_journal_write_within_the_grace(
+    fresh_schema: str, admin: Any, tmp_path: Path
+) -> None:
+    journal = with_params(fresh_schema, statement_timeout="60s")
+    PostgresJournal(journal).read()
+    schema = fresh_schema.split("search_path%3D")[1].split("&")[0]
+    desired: dict[str, dict[str, Any]] = {"e-1": {"escalations": 1}}
+    desired.update({f"r-{n}": {"status": "resolved"} for n in range(10)})
+    write_states(tmp_path / "states", desired)
+    apply = ["apply", str(tmp_path / "states"), "--auto-approve", "--journal", journal]
+    with SandboxServer({cid: {} for cid in desired}, api_key=KEY, team_id=TEAM) as server:
+        spike = {**os.environ, "SPIKE_API_URL": server.url, "SPIKE_API_KEY": KEY}
+        spike["SPIKE_TEAM_ID"] = TEAM
+        server.latency = 0.2
+        proc = subprocess.Popen(
+            command(*apply, "--batch-size", "1", "--parallelism", "1", "--format", "json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=spike,
+        )
+        try:
+            # In its calls, past the escalation (wave 3): resolving, one call at a time.
+            wait_for(
+                lambda: admin.execute(
+                    f'SELECT count(*) FROM "{schema}".reconcile_journal'
+                    " WHERE record->>'kind' = 'op' AND record->>'path' = '/incidents/resolve'"
+                ).fetchone()[0]
+            )
+            with table_locked(admin, fresh_schema):
+                wait_for(lambda: blocked_backends(admin))
+                started = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=20)
+                took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        # The grace is 3 s: the blocked INSERT was cancelled then, not at statement_timeout.
+        assert 2.5 < took < 4.5, (took, err)
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err
+        result = json.loads(out)
+        assert result["outcome"] == "aborted"
+        assert "did not complete within the grace after the stop signal" in result["error"]
+        assert "so it was cancelled" in result["error"]
+        sent = [call["body"]["ids"][0] for call in server.calls if call["method"] == "POST"]
+        # What may not have been journaled is named: the resolve whose record was cancelled.
+        unjournaled = [op["body"]["ids"][0] for op in result["unjournaled"]]
+        assert unjournaled and set(unjournaled) < set(sent)
+        *_, error = err.splitlines()
+        assert error == f"error: {result['error']}; " + (
+            f"{len(unjournaled)} call{'s' * (len(unjournaled) > 1)} Spike confirmed may not be "
+            "journaled: "
+            + ", ".join(f"POST /incidents/resolve ({cid})" for cid in unjournaled)
+            + "; the next plan makes them again"
+        )
+        assert sent.count("e-1") == 1  # escalated once
+
+        # With the lock gone, a rerun does the rest, and escalates nothing again.
+        server.latency = 0
+        server.clear_calls()
+        again = subprocess.run(command(*apply), capture_output=True, text=True, env=spike)
+        assert again.returncode == 0, again.stderr
+        posts = [call["body"]["ids"] for call in server.calls if call["method"] == "POST"]
+        resent = [cid for ids in posts for cid in ids]
+        assert "e-1" not in resent
+        assert sorted(resent) == sorted(set(desired) - {"e-1"} - (set(sent) - set(unjournaled)))
+        live_matches(server, {cid: f for cid, f in desired.items() if "status" in f})
+        assert server.incidents()["e-1"]["escalations"] == 1
+    plan = subprocess.run(
+        command("plan", str(tmp_path / "states"), "--journal", journal, "--detailed-exitcode"),
+        capture_output=True,
+        text=True,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+
+
+def test_a_journal_write_never_blocks_the_apply_loop(fresh_schema: str, admin: Any) -> None:
+    """The writes of an apply outside its calls (apply-start, forgets, apply-end) run in a
+    worker thread too: while one waits behind a lock, the loop still runs (a stop signal's
+    handler can act), and cancelling the writer ends it at once."""
+    journal = PostgresJournal(with_params(fresh_schema, statement_timeout="5s"))
+    journal.read()
+
+    async def go(writer: Any) -> tuple[float, Any]:
+        applier = Applier(None, writer, plan_digest=PLAN)
+        task = asyncio.ensure_future(applier.run([], forget=["x"]))
+        deadline = time.monotonic() + 3
+        while not blocked_backends(admin):  # the loop runs while apply-start waits
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        writer.cancel()
+        with pytest.raises(JournalError, match="so it was cancelled"):
+            await task
+        return time.monotonic() - started, applier.result
+
+    with journal.open_for_apply(0, "apply") as writer, table_locked(admin, fresh_schema):
+        took, result = asyncio.run(go(writer))
+    assert took < 1
+    assert result.outcome == "aborted" and "so it was cancelled" in result.error
+    assert journal.records() == []  # nothing was stored, not even apply-start
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_stale_holder_row_never_blocks_and_a_dead_holder_is_named_so(
+    url: str, namespace: str, admin: Any
+) -> None:
+    journal = PostgresJournal(url)
+    journal.read()
+    dead, here = dead_pid(), socket.gethostname()
+    holder = (
+        "INSERT INTO reconcile_lock_holder (namespace, backend_pid, pid, host, since, purpose)"
+        " VALUES (%s, %s, %s, %s, '2026-11-30T14:00:00.000Z', 'reconcile apply states')"
+        " ON CONFLICT (namespace) DO UPDATE SET backend_pid = excluded.backend_pid,"
+        " pid = excluded.pid, host = excluded.host"
+    )
+    # A row left by a holder that died, the lock free: replaced, never in the way.
+    admin.execute(holder, (namespace, 2**31 - 1, dead, here))
+    with journal.open_for_apply(0, "after a crash") as writer:
+        writer.start(None, 0)
+        row = admin.execute(
+            "SELECT pid, purpose FROM reconcile_lock_holder WHERE namespace = %s", (namespace,)
+        ).fetchone()
+        assert row == (os.getpid(), "after a crash")
+    # The lock held by a session whose row names a process: alive here, gone, elsewhere.
+    admin.execute("SELECT pg_advisory_lock(%s)", (journal._lock_key,))
+    try:
+        for pid, host, says in (
+            (dead, here, f"; pid {dead} is not running on this host any more: its session "),
+            (os.getpid(), here, f"; pid {os.getpid()} is running on this host; use "),
+            (dead, "ci-elsewhere-7", " (PostgreSQL backend pid "),
+        ):
+            admin.execute(holder, (namespace, admin.info.backend_pid, pid, host))
+            with pytest.raises(LockHeldError) as caught, journal.open_for_apply(0, "second"):
+                pass
+            message = str(caught.value)
+            assert f"locked by another apply: pid {pid} on {host} since " in message
+            assert says in message, message
+            assert ("this host" in message) == (host == here)
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(%s)", (journal._lock_key,))

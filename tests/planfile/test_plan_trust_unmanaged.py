@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_plan_trust import forge, make_plan, refused, repo
-
 from reconciler.sandbox import SandboxServer
+
+from .test_plan_trust import forge, make_plan, refused, repo
 
 __all__ = ["repo"]  # the fixture, used by name
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import oracle
 import pytest
-from helpers import plan, plan_json, plan_to_json
+from helpers import examples, plan, plan_json, plan_to_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -477,7 +477,9 @@ def is_empty(p: Plan) -> bool:
     return not (p.operations or p.changes or p.forget or p.unmanaged)
 
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY

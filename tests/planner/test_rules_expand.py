@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from helpers import plan
+from helpers import examples, plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,7 +82,7 @@ def oracle_matches(rule: Rule, c: Candidate) -> bool:
     )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(rules=rules(), pool=candidates(), explicit_ids=st.sets(st.sampled_from(["a-1", "b-2"])))
 def test_the_expansion_equals_the_oracle_filter(
     rules: list[Rule], pool: list[Candidate], explicit_ids: set[str]

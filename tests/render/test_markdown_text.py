@@ -119,7 +119,7 @@ def test_a_plan_comment_shows_hostile_folder_names_as_text(tmp_path: Path) -> No
         for raw in ("@acme", "<img", "a|b", "[LGTM", "`x`"):  # unescaped, that is
             assert re.search(r"(?<!\\)" + re.escape(raw), markdown) is None, raw
         # The one <details> is the plan's own fold of its calls.
-        assert markdown.count("<details>") == markdown.count("<details><summary>1 API calls")
+        assert markdown.count("<details>") == markdown.count("<details><summary>1 API call,")
 
 
 def test_a_plan_of_teams_whose_team_name_is_markup_is_refused_before_github(

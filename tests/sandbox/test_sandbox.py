@@ -509,7 +509,8 @@ def test_set_incidents_changes_and_creates_behind_the_tools_back(
 ) -> None:
     # An acknowledge timeout: the incident is triggered again, the tool is not told.
     client.post("/incidents/acknowledge", json={"ids": ["t1"]})
-    sandbox.set_incidents({"t1": {"status": "NACK"}, "new-1": {"priority": "p1"}})
+    created = sandbox.set_incidents({"t1": {"status": "NACK"}, "new-1": {"priority": "p1"}})
+    assert created == ["new-1"]  # a typo in an id shows here, rather than passing for a change
     assert client.get("/incidents/t1").json()["incident"]["status"] == "NACK"
     assert sandbox.incidents()["new-1"] == {
         "counterId": "new-1",
@@ -554,7 +555,8 @@ def test_set_incidents_over_http(sandbox: SandboxServer, client: httpx.Client) -
     response = client.post(
         "/_sandbox/incidents", json={"t2": {"status": "RES", "severity": "sev3"}, "n-2": {}}
     )
-    assert response.json() == {"success": True, "ids": ["n-2", "t2"]}
+    # The answer names the ids the sandbox created, so a mistyped id is not silent.
+    assert response.json() == {"success": True, "ids": ["n-2", "t2"], "created": ["n-2"]}
     assert client.get("/incidents/t2").json()["groupedIncident"] == {
         "priority": None,
         "severity": "sev3",

@@ -183,7 +183,7 @@ def test_control_endpoint_sets_title_and_age() -> None:
         items = client.get("/incidents/triggered").json()["incidents"]
         bad = client.post("/_sandbox/incidents", json={"a": {"age": "3 days"}})
         snapshot = server.incidents()
-    assert response.json() == {"success": True, "ids": ["a", "n"]}
+    assert response.json() == {"success": True, "ids": ["a", "n"], "created": ["n"]}
     assert [(i["counterId"], i["title"], i["NACK_at"]) for i in items] == [
         ("a", "renamed", "2027-01-15T08:00:00.000Z"),
         ("n", "Sandbox incident n", "2027-01-15T09:30:00.000Z"),

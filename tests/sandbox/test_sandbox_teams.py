@@ -5,7 +5,7 @@ organisation's team list; `reconcile sandbox --team ID=PATH`."""
 from __future__ import annotations
 
 import os
-import socket
+import re
 import ssl
 import subprocess
 import sys
@@ -182,7 +182,7 @@ def test_control_endpoints_pick_a_team_with_a_query() -> None:
             server.incidents("team-c")
     assert list(default) == ["shared-9", "a-1"]
     assert list(chosen) == ["shared-9", "b-1"]
-    assert changed.json() == {"success": True, "ids": ["b-2", "shared-9"]}
+    assert changed.json() == {"success": True, "ids": ["b-2", "shared-9"], "created": ["b-2"]}
     assert unchanged_default.json() == {"success": True, "ids": ["a-1"]}
     assert unknown.status_code == unknown_post.status_code == 404
     assert unknown.json() == {"message": "unknown team: team-c", "error": "Not Found"}
@@ -266,24 +266,17 @@ def test_cli_refuses_an_invalid_team_state_file(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_cli_serves_each_team_from_its_state_files(tmp_path: Path) -> None:
     write_states(tmp_path / "a", {"shared-9": {"status": "resolved"}, "a-1": {}})
     write_states(tmp_path / "b1", {"shared-9": {"status": "resolved"}})
     write_states(tmp_path / "b2", {"b-1": {}})
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPIKE_", "RECONCILE_"))}
     proc = subprocess.Popen(
         [
             str(RECONCILE),
             "sandbox",
             "--port",
-            str(port),
+            "0",  # a port of its own, never one another test (or worker) may take meanwhile
             "--team",
             f"team-a={tmp_path / 'a'}",
             "--team",
@@ -299,7 +292,8 @@ def test_cli_serves_each_team_from_its_state_files(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()  # printed once it listens
-        url = f"http://127.0.0.1:{port}"
+        url = first.removeprefix("Spike sandbox on ").partition(" ")[0]
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", url), first
         with httpx.Client(base_url=url, timeout=10, verify=_TLS) as client:
             teams = client.get("/teams/get-all-teams", headers=headers(None)).json()
             a = client.get("/_sandbox/incidents", params={"team": "team-a"}).json()

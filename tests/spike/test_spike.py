@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -114,7 +115,9 @@ def test_connection_errors_are_retried_and_bounded() -> None:
         calls.append(1)
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(ApiError, match="gave up after 4 attempts; last: ConnectError"):
+    with pytest.raises(
+        ApiError, match=r"could not connect to https://api.spike.sh \(4 attempts over 0 s: "
+    ):
         run(handler)
     assert len(calls) == 4
 
@@ -254,3 +257,18 @@ def test_transport_errors_are_named_by_type_only() -> None:
         run(handler)
     assert str(info.value).endswith("last: LocalProtocolError")
     assert SECRET not in str(info.value)
+
+
+def test_clients_of_one_process_share_one_tls_context() -> None:
+    # Making one loads the CA bundle, tens of milliseconds: an apply of many teams (and the
+    # tests, which make hundreds of clients) would pay it for every client.
+    async def go() -> list[object]:
+        contexts = []
+        for _ in range(3):
+            async with SpikeClient(CONFIG) as client:
+                contexts.append(client._client._transport._pool._ssl_context)  # type: ignore[union-attr]
+        return contexts
+
+    contexts = asyncio.run(go())
+    assert all(isinstance(ctx, ssl.SSLContext) for ctx in contexts)
+    assert len({id(ctx) for ctx in contexts}) == 1

@@ -8,14 +8,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fmt import Owner, _check_placement, state_files
 
 from reconciler.model import LIVE_FIELDS, PRIORITIES, SEVERITIES
 from reconciler.states.loader import load
 from reconciler.usecases.accept import _accepted_texts
 from reconciler.usecases.drift import DriftEntry
+
+from .test_fmt import Owner, _check_placement, state_files
 
 # Every comment kept: the generated files of fmt's properties
 
@@ -27,7 +29,7 @@ LIVE_VALUES: dict[str, list[Any]] = {
 }
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(state_files(), st.data())
 def test_accepting_keeps_every_comment_in_place_and_changes_only_accepted_values(
     case: tuple[str, list[tuple[str, str, Owner]]], data: st.DataObject

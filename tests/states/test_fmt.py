@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, plan, plan_json
+from helpers import cli, examples, plan, plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -251,7 +251,7 @@ def _plan(incidents: dict[str, Any]) -> str:
     return plan_json(made, "2026-01-01T00:00:00.000Z")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(state_files())
 def test_fmt_is_idempotent_keeps_meaning_and_every_comment_in_place(
     case: tuple[str, list[tuple[str, str, Owner]]],

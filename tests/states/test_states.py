@@ -506,7 +506,8 @@ def test_valid_state_file(name: str, tmp_path: Path) -> None:
     assert desired.sources == {cid: str(tmp_path / "s.yaml") for cid in incidents}
     result = cli("validate", str(tmp_path))
     assert (result.code, result.stderr) == (0, "")
-    assert result.stdout == f"1 files, {len(incidents)} incidents: valid.\n"
+    noun = "incident" if len(incidents) == 1 else "incidents"
+    assert result.stdout == f"1 file, {len(incidents)} {noun}: valid.\n"
 
 
 def test_a_large_file_with_a_star_in_a_comment_is_not_an_alias_bomb(tmp_path: Path) -> None:

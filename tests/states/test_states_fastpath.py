@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -58,7 +59,7 @@ def items(incidents: dict[str, Any] | None) -> Any:
     return [(cid, None if spec is None else list(spec.items())) for cid, spec in incidents.items()]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(documents())
 def test_the_fast_path_reads_what_the_model_reads(doc: dict[Any, Any]) -> None:
     from pydantic import ValidationError
@@ -73,7 +74,7 @@ def test_the_fast_path_reads_what_the_model_reads(doc: dict[Any, Any]) -> None:
         assert items(fast) == items(model.incidents or {})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents(), st.booleans())
 def test_a_file_loads_the_same_with_and_without_the_fast_path(
     doc: dict[Any, Any], block: bool
@@ -136,7 +137,7 @@ def texts(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(texts())
 def test_yaml_spellings_load_the_same_with_and_without_the_fast_path(text: str) -> None:
     fast = _load_file("s.yaml", text.encode(), fast=True)
@@ -161,7 +162,7 @@ STATE = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(STATE, STATE, st.integers(1, 3))
 def test_the_one_pass_plan_json_carries_the_whole_digest(
     desired: dict[str, Any], journal: dict[str, Any], batch: int

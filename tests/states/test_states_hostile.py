@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import command
+from helpers import command, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,7 +139,7 @@ PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.lists(PIECES, max_size=40).map("".join), st.integers(1, 8))
 def test_the_shallow_verdict_is_never_wrong(text: str, limit: int) -> None:
     if not states._may_nest_too_deep(text, limit):

@@ -1,0 +1,1 @@
+"""The test suite: every folder a package (module names tests.FOLDER.NAME, for mypy)."""
