@@ -1529,6 +1529,7 @@ def init(team_names: str | None, github: bool, verbose: bool, no_color: bool) ->
 SHORT_HELP = {
     "accept": "Write drifted live values into the state files and the journal.",
     "apply": "Make the API calls: a saved plan, or plan the files and confirm.",
+    "approvals": "Check a plan's approvals against the pull request's reviews.",
     "comment": "Create or update the pull request's plan comment.",
     "doctor": "Check that reconcile reads this account's answers (GETs only).",
     "drift": "Report live values that differ from the state files.",

@@ -161,8 +161,11 @@ def test_self_heal_of_a_deleted_incident_says_what_to_do() -> None:
 def test_help_lists_each_command_with_a_whole_line() -> None:
     _, out, _ = cli("--help")
     listed = out.split("Commands:\n", 1)[1].splitlines()
-    assert "  plan      Show the API calls that would make Spike match the state files." in listed
-    assert "  apply     Make the API calls: a saved plan, or plan the files and confirm." in listed
+    # Whatever the column width (the longest command name sets it):
+    words = [" ".join(line.split()) for line in listed]
+    assert "plan Show the API calls that would make Spike match the state files." in words
+    assert "apply Make the API calls: a saved plan, or plan the files and confirm." in words
+    assert "approvals Check a plan's approvals against the pull request's reviews." in words
     assert not [line for line in listed if line.endswith("...")]
 
 
