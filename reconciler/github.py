@@ -546,17 +546,14 @@ def _pull(item: Any) -> PullRequest:
 
 
 def _review(item: Any) -> Review:
-    user = item.get("user") if isinstance(item, dict) else None
-    login = user.get("login") if isinstance(user, dict) else None
     if not isinstance(item, dict) or not isinstance(item.get("state"), str):
         raise GitHubError("GitHub answered a review without a state")
-    commit, submitted = item.get("commit_id"), item.get("submitted_at")
     return Review(
         # A deleted account's review has no user: it can approve nothing.
-        login if isinstance(login, str) else "",
+        _author(item),
         item["state"],
-        commit if isinstance(commit, str) else "",
-        submitted if isinstance(submitted, str) else "",
+        _text(item, "commit_id"),
+        _text(item, "submitted_at"),
     )
 
 

@@ -242,6 +242,21 @@ def repo_option(func: F) -> F:
     )
 
 
+def plan_on_pull_request_options(func: F) -> F:
+    """--plan FILE (from `reconcile plan --out`), --repo and --pr N: a plan on a pull request."""
+    func = click.option(
+        "--pr", type=click.IntRange(min=1), required=True, help="Pull request number."
+    )(func)
+    func = repo_option(func)
+    return click.option(
+        "--plan",
+        "plan_file",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="A plan file from `reconcile plan --out`.",
+    )(func)
+
+
 def author_option(what: str) -> Callable[[F], F]:
     """--author: whose marked `what` (comment, issue) is ours."""
     return click.option(

@@ -11,15 +11,7 @@ from . import core
 
 
 @click.command()
-@click.option(
-    "--plan",
-    "plan_file",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="A plan file from `reconcile plan --out`.",
-)
-@core.repo_option
-@click.option("--pr", type=click.IntRange(min=1), required=True, help="Pull request number.")
+@core.plan_on_pull_request_options
 @click.option("--marker", default="default", show_default=True, help="One comment per marker.")
 @click.option("--commit", metavar="SHA", help="The commit the plan is for (shown in the comment).")
 @click.option("--run-url", metavar="URL", help="Link to the CI run [default: from GITHUB_* vars].")
@@ -59,15 +51,7 @@ def comment(
 
 
 @click.command()
-@click.option(
-    "--plan",
-    "plan_file",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="A plan file from `reconcile plan --out`.",
-)
-@core.repo_option
-@click.option("--pr", type=click.IntRange(min=1), required=True, help="Pull request number.")
+@core.plan_on_pull_request_options
 @core.common
 def approvals(plan_file: str, repo: str, pr: int, verbose: bool, no_color: bool) -> None:
     """Check the plan's approvals against the pull request's reviews (needs GITHUB_TOKEN).
