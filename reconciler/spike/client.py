@@ -561,8 +561,9 @@ class SpikeClient:
                 self._failed(where, last)
                 return _Failed(last, maybe_acted=not isinstance(exc, NOT_SENT_ERRORS))
             status = self.last_status = answer.status
-            elapsed = (self._clock() - started) * 1000
-            self._note(f"{where} -> {status} in {elapsed:.0f} ms")
+            if self._observe is not None:  # --verbose: the line is built only to be shown
+                elapsed = (self._clock() - started) * 1000
+                self._note(f"{where} -> {status} in {elapsed:.0f} ms")
             if 200 <= status < 300:
                 try:
                     value = _success_value(answer, self.retry.max_body)

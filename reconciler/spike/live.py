@@ -181,19 +181,28 @@ def _paging(
 
 
 def _optional(
-    where: str, name: str, item: Mapping[str, Any], readings: list[str] | None = None
+    where: str,
+    name: str,
+    item: Mapping[str, Any],
+    readings: list[str] | None = None,
+    grouped: Any = None,
 ) -> Value | Unknown:
-    grouped = item.get("groupedIncident")
+    """`name` (priority or severity) of a list item, from its `groupedIncident` (`grouped`,
+    looked up when not given) when that holds it, else from the item; UNKNOWN when absent.
+    `where` names the item in a message (built only for one)."""
+    if grouped is None:
+        grouped = item.get("groupedIncident")
     source = grouped if isinstance(grouped, Mapping) and name in grouped else item
     if name not in source:
         _said(readings, f"{name}: not in the item (read from the incident when a rule needs it)")
         return UNKNOWN
-    _said(readings, f"{name} from {'groupedIncident.' if source is grouped else ''}{name}")
+    if readings is not None:
+        _said(readings, f"{name} from {'groupedIncident.' if source is grouped else ''}{name}")
     value = source[name]
-    allowed = PRIORITIES if name == "priority" else SEVERITIES
     if value in ("", None):
         return None
-    if value not in allowed:
+    if value not in (PRIORITIES if name == "priority" else SEVERITIES):
+        allowed = PRIORITIES if name == "priority" else SEVERITIES
         raise LiveStateError(
             f"{where}: unrecognised {name} {_shown(value)} (expected {', '.join(allowed)} or null)"
         )
@@ -280,13 +289,14 @@ def _parse_item(
                 f"{where}: NACK_at {_shown(created)} is not an ISO 8601 time with a zone"
             ) from None
     _said(readings, "creation time from NACK_at" if created is not None else "creation time: none")
+    grouped = item.get("groupedIncident")
     return counter_id, Candidate(
         counter_id,
         status,
         title,
         when,
-        _optional(where, "priority", item, readings),
-        _optional(where, "severity", item, readings),
+        _optional(where, "priority", item, readings, grouped),
+        _optional(where, "severity", item, readings, grouped),
     )
 
 
