@@ -14,12 +14,14 @@ with `--parallelism 8`. Two scenarios:
 
 Each prints the command's wall time (a fresh process: start-up, state files, journal, the
 reads, the plan and its JSON) over the bound ceil((list pages + per-incident reads) / 8) x
-20 ms (target <= 1.3), and the same for evaluating the rule in this process (the list pages,
-the per-incident reads and the expansion, as `plan --refresh` does them), which leaves out
-the interpreter's start-up and the 10,000-change plan: at 260 ms the bound of the `carried`
+20 ms (target <= 1.3), the list pages being those the lists hold (the few asked for ahead,
+past the end, are counted apart), and the same for evaluating the rule in this process (the
+list pages, the per-incident reads and the expansion, as `plan --refresh` does them; target
+<= 1.5 for `carried`, 1.3 for `missing`; --repeat N times it N times), which leaves out the
+interpreter's start-up and the 10,000-change plan: at 260 ms the bound of the `carried`
 scenario is shorter than those alone.
 
-Usage: python benchmarks/bench_rules.py [--incidents 10000] [--latency-ms 20]
+Usage: python benchmarks/bench_rules.py [--incidents 10000] [--latency-ms 20] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ rules:
 """
 
 
-def scenario(name: str, reconcile: str, count: int, latency: float) -> None:
+def scenario(name: str, reconcile: str, count: int, latency: float, repeat: int = 1) -> None:
     seed: dict[str, dict[str, Any]] = {}
     for n in range(count):
         noisy = n % 10 == 0
@@ -94,15 +96,23 @@ def scenario(name: str, reconcile: str, count: int, latency: float) -> None:
             from reconciler.usecases.rules import evaluate_rules
 
             rules = load([str(states)]).rules
-            began = time.perf_counter()
-            evaluation = evaluate_rules(rules, {}, PARALLELISM, config=SpikeConfig(url, KEY, TEAM))
-            reading = time.perf_counter() - began
-            assert len(evaluation.expansion.incidents) == expected
+            readings: list[float] = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                evaluation = evaluate_rules(
+                    rules, {}, PARALLELISM, config=SpikeConfig(url, KEY, TEAM)
+                )
+                readings.append(time.perf_counter() - began)
+                assert len(evaluation.expansion.incidents) == expected
     plan = json.loads(proc.stdout)
     # The calls of the command only (the in-process evaluation came after).
     calls = [c for c in calls if c["method"] == "GET"]
-    pages = sum(1 for c in calls if "?" in c["path"])
-    reads = len(calls) - pages
+    asked = sum(1 for c in calls if "?" in c["path"])
+    reads = len(calls) - asked
+    # The pages the lists hold (100 items a page; the acknowledged list one empty page); the
+    # reader also asks for a few pages past the end, ahead of knowing it (they answer empty).
+    pages = math.ceil(count / 100) + 1
+    assert asked >= pages, (asked, pages)
     changes = len(plan["changes"])
     assert changes == expected, (changes, expected)
     assert all(c["rule"] == "noisy-check-p5" for c in plan["changes"])
@@ -110,16 +120,22 @@ def scenario(name: str, reconcile: str, count: int, latency: float) -> None:
         assert reads == 0, f"{reads} per-incident reads although every item carries priority"
     bound = math.ceil((pages + reads) / PARALLELISM) * latency
     print(
-        f"{name}: {count} open incidents, {pages} list pages, {reads} per-incident reads, "
+        f"{name}: {count} open incidents, {pages} list pages (+{asked - pages} asked for ahead, "
+        f"past the end), {reads} per-incident reads, "
         f"{changes} changes, {len(plan['operations'])} calls planned"
     )
     print(
         f"  plan --refresh, whole command: {elapsed:.3f} s over the bound {bound:.3f} s = "
         f"{elapsed / bound:.2f} (target <= 1.3)"
     )
+    # Issue 20's target for the list pages alone; 1.3 with per-incident reads.
+    target = 1.5 if name == "carried" else 1.3
+    ratios = sorted(r / bound for r in readings)
+    spread = "" if repeat == 1 else f" (of {repeat}: {ratios[0]:.2f} to {ratios[-1]:.2f})"
     print(
-        f"  evaluating the rule (reads and expansion, in process): {reading:.3f} s over the "
-        f"bound = {reading / bound:.2f} (target <= 1.3)"
+        f"  evaluating the rule (reads and expansion, in process): {readings[0]:.3f} s over "
+        f"the bound = {readings[0] / bound:.2f}, median {ratios[len(ratios) // 2]:.2f}{spread} "
+        f"(target <= {target:g})"
     )
 
 
@@ -152,11 +168,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--repeat", type=int, default=1, help="evaluations in process, each timed")
     args = parser.parse_args()
     reconcile = shutil.which("reconcile") or sys.exit("install the package first: pip install .")
     print(f"latency {args.latency_ms:g} ms, parallelism {PARALLELISM}")
     for name in ("carried", "missing"):
-        scenario(name, reconcile, args.incidents, args.latency_ms / 1000)
+        scenario(name, reconcile, args.incidents, args.latency_ms / 1000, args.repeat)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,8 @@ class TitleSearches:
     """The title searches of one evaluation, metered: each search is stopped after `limit`
     seconds, and the searches of one rule over all candidates share `budget` seconds of CPU
     (`meter`). Each outcome is remembered, so the passes over the candidates (`undecided`,
-    then `expand`) search each title once."""
+    then `expand`) search each title once, and match each candidate they share once
+    (`decided`: a candidate read again since is a new one, matched again)."""
 
     def __init__(
         self,
@@ -180,6 +181,19 @@ class TitleSearches:
         self._meter = meter
         self._spent: dict[str, float] = {}
         self._found: dict[tuple[str, str, str], bool] = {}
+        #: (rule, counter id) -> the candidate matched, at what time, and the decision.
+        self._decided: dict[tuple[str, str], tuple[Candidate, float, bool | None]] = {}
+
+    def decided(self, rule: Rule, candidate: Candidate, now: float) -> bool | None:
+        """`_known_match`, once per rule, candidate and time. Raises as it does (a problem
+        is not remembered: the evaluation stops on it)."""
+        key = (rule.name, candidate.counter_id)
+        hit = self._decided.get(key)
+        if hit is not None and hit[0] is candidate and hit[1] == now:
+            return hit[2]
+        decision = _known_match(rule, candidate, now, self)
+        self._decided[key] = (candidate, now, decision)
+        return decision
 
     def found(self, rule: Rule, candidate: Candidate, title: str) -> bool:
         """Whether `rule`'s pattern is found in `title` (the candidate's). Raises
@@ -277,7 +291,7 @@ def undecided(
     for candidate in candidates:
         for rule in rules:
             try:
-                decided = _known_match(rule, candidate, now, searches)
+                decided = searches.decided(rule, candidate, now)
             except _Undecidable as exc:
                 problems.append(str(exc))
                 continue
@@ -341,7 +355,7 @@ def expand(
         matched: list[str] = []
         for cid in sorted(pool):
             try:
-                decided = _known_match(rule, pool[cid], now, searches)
+                decided = searches.decided(rule, pool[cid], now)
             except _OverBudget as exc:
                 problems.append(str(exc))
                 break  # the rest of this rule's candidates would only add to it

@@ -526,8 +526,9 @@ class SpikeClient:
                 self._failed(where, last)
                 return Failed(last, maybe_acted=not not_sent(exc))
             status = self.last_status = answer.status
-            elapsed = (self._clock() - started) * 1000
-            self._note(f"{where} -> {status} in {elapsed:.0f} ms")
+            if self._observe is not None:  # --verbose: the line is built only to be shown
+                elapsed = (self._clock() - started) * 1000
+                self._note(f"{where} -> {status} in {elapsed:.0f} ms")
             if 200 <= status < 300:
                 try:
                     value = _success_value(answer, self.retry.max_body)

@@ -181,19 +181,28 @@ def _paging(
 
 
 def _optional(
-    where: str, name: str, item: Mapping[str, Any], readings: list[str] | None = None
+    where: str,
+    name: str,
+    item: Mapping[str, Any],
+    readings: list[str] | None = None,
+    grouped: Any = None,
 ) -> Value | Unknown:
-    grouped = item.get("groupedIncident")
+    """`name` (priority or severity) of a list item, from its `groupedIncident` (`grouped`,
+    looked up when not given) when that holds it, else from the item; UNKNOWN when absent.
+    `where` names the item in a message (built only for one)."""
+    if grouped is None:
+        grouped = item.get("groupedIncident")
     source = grouped if isinstance(grouped, Mapping) and name in grouped else item
     if name not in source:
         _said(readings, f"{name}: not in the item (read from the incident when a rule needs it)")
         return UNKNOWN
-    _said(readings, f"{name} from {'groupedIncident.' if source is grouped else ''}{name}")
+    if readings is not None:
+        _said(readings, f"{name} from {'groupedIncident.' if source is grouped else ''}{name}")
     value = source[name]
-    allowed = PRIORITIES if name == "priority" else SEVERITIES
     if value in ("", None):
         return None
-    if value not in allowed:
+    if value not in (PRIORITIES if name == "priority" else SEVERITIES):
+        allowed = PRIORITIES if name == "priority" else SEVERITIES
         raise LiveStateError(
             f"{where}: unrecognised {name} {_shown(value)} (expected {', '.join(allowed)} or null)"
         )
@@ -280,26 +289,30 @@ def _parse_item(
                 f"{where}: NACK_at {_shown(created)} is not an ISO 8601 time with a zone"
             ) from None
     _said(readings, "creation time from NACK_at" if created is not None else "creation time: none")
+    grouped = item.get("groupedIncident")
     return counter_id, Candidate(
         counter_id,
         status,
         title,
         when,
-        _optional(where, "priority", item, readings),
-        _optional(where, "severity", item, readings),
+        _optional(where, "priority", item, readings, grouped),
+        _optional(where, "severity", item, readings, grouped),
     )
 
 
 async def list_open(client: SpikeClient, per_page: int = PER_PAGE) -> list[Candidate]:
     """Every open incident of the team: both lists, every page, sorted by counter id.
 
-    The first page of each list says how many there are (`pagination`); the others are read
-    concurrently. A list whose answer has no page counts is read page by page until an empty
-    page. What cannot be a whole list is an error, never a guess (`_read_list`). An incident
+    The first page of each list says how many there are (`pagination`); the next pages are
+    asked for with it, before it answers (`_read_list`), so a long list costs no extra round
+    trip. A list whose answer has no page counts is read page by page until an empty page.
+    What cannot be a whole list is an error, never a guess (`_read_list`). An incident
     listed in both lists (it moved between them while they were read) is taken from the
     later status (acknowledged)."""
+    # The lists share the calls in flight: each asks for its share of pages ahead.
+    ahead = max(1, client.limiter.maximum // len(OPEN_LISTS))
     pages = await asyncio.gather(
-        *(_read_list(client, path, status, per_page) for path, status in OPEN_LISTS.items())
+        *(_read_list(client, path, status, per_page, ahead) for path, status in OPEN_LISTS.items())
     )
     found: dict[str, Candidate] = {}
     for candidates in pages:  # triggered, then acknowledged: the later status wins
@@ -308,8 +321,15 @@ async def list_open(client: SpikeClient, per_page: int = PER_PAGE) -> list[Candi
     return [found[cid] for cid in sorted(found)]
 
 
-async def _read_list(client: SpikeClient, path: str, status: str, per_page: int) -> list[Candidate]:
+async def _read_list(
+    client: SpikeClient, path: str, status: str, per_page: int, ahead: int = 1
+) -> list[Candidate]:
     """The open incidents of one list, every page (resolved items left out).
+
+    Pages 1 to `ahead` are asked for at once (a page past the end answers empty); once page
+    1 tells the page count, every other page is asked for; a list without counts keeps
+    `ahead` pages asked for beyond the one read. Pages are read in order, each once, and
+    what was asked for beyond the end is dropped unread.
 
     Raises LiveStateError when the pages cannot be one whole list: more than MAX_PAGES
     pages (said, or walked); an empty page before the last one `pagination` stated; an
@@ -318,68 +338,83 @@ async def _read_list(client: SpikeClient, path: str, status: str, per_page: int)
     resolved items included: an item resolved since is still an item of its page."""
     first_page: dict[str, int] = {}  # counter id -> the page that listed it first
     out: list[Candidate] = []
+    asked: dict[int, asyncio.Future[Any]] = {}
+
+    def ask(last: int) -> None:
+        """Ask for every page up to `last` (at most MAX_PAGES) not asked for yet."""
+        for page in range(len(asked) + 1, min(last, MAX_PAGES) + 1):
+            asked[page] = asyncio.ensure_future(client.get_list_page(path, page, per_page))
 
     def take(page: int, body: Any, walking: bool) -> int:
         """Add one page's incidents; how many items it held."""
         where = f"GET {path} page {page}"
         parsed = [_parse_item(where, status, item) for item in _items(where, body)]
-        ids = [cid for cid, _ in parsed]
-        if walking and ids and all(cid in first_page for cid in ids):
+        if walking and parsed and all(cid in first_page for cid, _ in parsed):
             raise LiveStateError(
                 f"{where}: the same incidents as before: the list seems to ignore `page`, "
                 "so it cannot be read whole"
             )
-        for cid in ids:
-            if cid in first_page and first_page[cid] == page:
+        for cid, candidate in parsed:
+            seen = first_page.get(cid)
+            if seen == page:
                 raise LiveStateError(f"{where}: the list answered incident {cid} twice")
-            if cid in first_page:
+            if seen is not None:
                 raise LiveStateError(
-                    f"GET {path}: the list answered incident {cid} on pages {first_page[cid]} "
+                    f"GET {path}: the list answered incident {cid} on pages {seen} "
                     f"and {page} (it ignores `page`, or changed while it was read): run again"
                 )
             first_page[cid] = page
-        out.extend(c for _, c in parsed if c is not None)
-        return len(ids)
+            if candidate is not None:
+                out.append(candidate)
+        return len(parsed)
 
-    first = await client.get_list_page(path, 1, per_page)
-    paging = _paging(f"GET {path} page 1", first, 1, per_page)
-    if paging is None:
-        # No counts: never guess the end from a short page (a list may ignore perPage);
-        # only an empty page ends the list.
-        page, size = 1, take(1, first, walking=True)
-        while size:
-            page += 1
-            if page > MAX_PAGES:
-                raise LiveStateError(f"GET {path}: more than {MAX_PAGES} pages without an end")
-            size = take(page, await client.get_list_page(path, page, per_page), walking=True)
-        return out
-    count, total = paging
-    if count > MAX_PAGES:
-        raise LiveStateError(
-            f"GET {path} page 1: pagination says {count} pages, more than the "
-            f"{MAX_PAGES} reconcile reads"
-        )
-
-    def whole(page: int, body: Any) -> None:
-        if not take(page, body, walking=False) and page < count:
+    try:
+        ask(ahead)
+        first = await asked[1]
+        paging = _paging(f"GET {path} page 1", first, 1, per_page)
+        if paging is None:
+            # No counts: never guess the end from a short page (a list may ignore perPage);
+            # only an empty page ends the list.
+            page, body = 1, first
+            while take(page, body, walking=True):
+                page += 1
+                if page > MAX_PAGES:
+                    raise LiveStateError(f"GET {path}: more than {MAX_PAGES} pages without an end")
+                ask(page + ahead - 1)
+                body = await asked[page]
+            return out
+        count, total = paging
+        if count > MAX_PAGES:
             raise LiveStateError(
-                f"GET {path} page {page}: empty, yet pagination said {count} pages (the "
-                "list changed while it was read, or its counts are wrong): run again"
+                f"GET {path} page 1: pagination says {count} pages, more than the "
+                f"{MAX_PAGES} reconcile reads"
             )
-
-    whole(1, first)  # an empty first page of many: no need to ask for the others
-    rest = await asyncio.gather(
-        *(client.get_list_page(path, page, per_page) for page in range(2, count + 1))
-    )
-    for page, body in enumerate(rest, start=2):
-        _paging(f"GET {path} page {page}", body, page, per_page)
-        whole(page, body)
-    if total is not None and len(first_page) != total:
-        raise LiveStateError(
-            f"GET {path}: pagination.total is {total}, but the pages held {len(first_page)} "
-            "incidents (the list changed while it was read): run again"
-        )
-    return out
+        for page in range(1, count + 1):
+            if page == 1:
+                body = first
+            else:
+                body = await asked[page]
+                _paging(f"GET {path} page {page}", body, page, per_page)
+            if not take(page, body, walking=False) and page < count:
+                raise LiveStateError(
+                    f"GET {path} page {page}: empty, yet pagination said {count} pages (the "
+                    "list changed while it was read, or its counts are wrong): run again"
+                )
+            if page == 1:  # an empty first page of many: the others are not asked for
+                ask(count)
+        if total is not None and len(first_page) != total:
+            raise LiveStateError(
+                f"GET {path}: pagination.total is {total}, but the pages held "
+                f"{len(first_page)} incidents (the list changed while it was read): run again"
+            )
+        return out
+    finally:
+        # Pages asked for beyond the end (or after an error): dropped, never read.
+        left = [task for task in asked.values() if not task.done()]
+        for task in left:
+            task.cancel()
+        if asked:
+            await asyncio.gather(*asked.values(), return_exceptions=True)
 
 
 async def complete(

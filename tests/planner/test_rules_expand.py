@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import RuleError
-from reconciler.rules import UNKNOWN, Candidate, Rule, expand, undecided
+from reconciler.rules import UNKNOWN, Candidate, Rule, TitleSearches, expand, undecided
 
 NOW = 1_800_000_000.0
 DAY = 86400
@@ -227,3 +227,37 @@ def test_a_rule_refuses_to_be_public_or_to_escalate() -> None:
         rule("esc", set={"escalations": 1})
     with pytest.raises(ValueError):
         rule("res", statuses=["resolved"])
+
+
+class _Counted(Candidate):
+    """A candidate that counts how often a rule's match reads its fields."""
+
+    reads = 0
+
+    def value(self, name: str) -> Any:
+        _Counted.reads += 1
+        return super().value(name)
+
+
+def test_undecided_then_expand_match_each_candidate_once() -> None:
+    """The two passes over the open incidents (`undecided`, then `expand` with the same
+    TitleSearches) match each candidate once; a candidate read again since is matched
+    again."""
+    rule = Rule(
+        name="p4-to-p5",
+        source="states/r.yaml",
+        statuses=frozenset({"triggered"}),
+        set={"priority": "p5"},
+        priority=frozenset({"p4"}),
+        max_matches=1000,
+    )
+    now = 1_800_000_000.0
+    listed = [_Counted(f"i-{n:03}", "triggered", "t", now - 10, "p4") for n in range(50)]
+    searches = TitleSearches()
+    _Counted.reads = 0
+    assert undecided([rule], listed, now, searches) == []
+    assert _Counted.reads == 50
+    reread = _Counted("i-000", "triggered", "t", now - 10, "p3")  # read again: now p3
+    expansion = expand([rule], [reread, *listed[1:]], {}, now, searches)
+    assert _Counted.reads == 51
+    assert sorted(expansion.incidents) == [f"i-{n:03}" for n in range(1, 50)]
