@@ -482,12 +482,7 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     if loc == ("teams",):
         return at(loc, "teams must be a mapping of team name -> team")
     if len(loc) == 3 and loc[2] == "[key]":
-        return at(
-            loc[:2],
-            f"invalid team name {loc[1]!r}: names are lowercase letters and digits, groups "
-            f"joined by single hyphens, at most {TEAM_NAME_MAX} characters",
-            at_key=True,
-        )
+        return at(loc[:2], _invalid_name("team", loc[1], TEAM_NAME_MAX), at_key=True)
     team = f"team {loc[1]}" if len(loc) > 1 else ""
     if len(loc) == 2:
         return at(loc, f"{team} must be a mapping with at least team_id")
@@ -516,6 +511,14 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
 
 
+def _invalid_name(what: str, name: Any, limit: int) -> str:
+    """The message for a team's or an approval rule's name that is not one."""
+    return (
+        f"invalid {what} name {name!r}: names are lowercase letters and digits, groups joined "
+        f"by single hyphens, at most {limit} characters"
+    )
+
+
 def _describe_approval(at: Callable[..., Problem], loc: tuple[Any, ...], kind: str) -> Problem:
     """A problem of `approvals:` worded for reconcile.yaml."""
     from .model import FIELDS, PRIORITIES, SEVERITIES
@@ -526,12 +529,7 @@ def _describe_approval(at: Callable[..., Problem], loc: tuple[Any, ...], kind: s
         return at(loc, "approvals must be a mapping of rule name -> rule")
     rule = f"approval rule {loc[1]}"
     if len(loc) == 3 and loc[2] == "[key]":
-        return at(
-            loc[:2],
-            f"invalid approval rule name {loc[1]!r}: names are lowercase letters and digits, "
-            f"groups joined by single hyphens, at most {RULE_NAME_MAX} characters",
-            at_key=True,
-        )
+        return at(loc[:2], _invalid_name("approval rule", loc[1], RULE_NAME_MAX), at_key=True)
     if len(loc) == 2:
         return at(loc, f"{rule} must be a mapping with when and approvers")
     part = loc[2]

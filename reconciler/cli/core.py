@@ -125,14 +125,21 @@ def approval_rules() -> tuple[ApprovalRule, ...]:
 
 
 def select(
-    ctx: Context, teams: Sequence[str], paths: Sequence[str], journal: str | None
+    ctx: Context,
+    teams: Sequence[str],
+    paths: Sequence[str],
+    journal: str | None,
+    out: str | None = None,
 ) -> Selection:
-    """The teams this command runs for (docs/teams.md), its warnings shown."""
+    """The teams this command runs for (docs/teams.md), its warnings shown; `out`, a file the
+    command writes, must not be one it reads (refuse_inputs_as_out)."""
     from ..usecases.project import select
 
     selection = select(current_project(), teams, paths, journal)
     for warning in selection.warnings:
         ctx.warn(warning)
+    if out:
+        refuse_inputs_as_out(out, selection)
     return selection
 
 

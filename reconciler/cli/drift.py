@@ -48,9 +48,7 @@ def drift(
     from ..usecases.drift import DriftRequest, run_drift
 
     ctx = core.Context(verbose, no_color)
-    selection = core.select(ctx, teams, paths, journal_location)
-    if out:
-        core.refuse_inputs_as_out(out, selection)
+    selection = core.select(ctx, teams, paths, journal_location, out)
     selection.credentials_first()
     parallelism = core.configured("parallelism", parallelism)
     requests = [

@@ -92,9 +92,7 @@ def plan(
     from ..usecases.project import team_note
 
     ctx = core.Context(verbose, no_color)
-    selection = core.select(ctx, teams, paths, journal_location)
-    if out:
-        core.refuse_inputs_as_out(out, selection)
+    selection = core.select(ctx, teams, paths, journal_location, out)
     if refresh:
         selection.credentials_first()
     batch_size = core.configured("batch_size", batch_size)

@@ -72,9 +72,7 @@ def doctor(
     from ..usecases.doctor import DoctorRequest, run_doctor
 
     ctx = core.Context(verbose, no_color)
-    selection = core.select(ctx, teams, (), None)
-    if shapes:
-        core.refuse_inputs_as_out(shapes, selection)
+    selection = core.select(ctx, teams, (), None, shapes)
     request = DoctorRequest(
         [run.team for run in selection.runs], counter_id, ctx.info if ctx.verbose else None
     )
