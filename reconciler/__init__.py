@@ -18,7 +18,10 @@ Words
   candidates are the open incidents Spike lists (`rules.Candidate`), its expansion the
   incidents it matched, with the rule behind each field (`rules.expand`).
 - project, team: `reconcile.yaml` (`config.Project`) and one team of it (`config.TeamConfig`):
-  its Spike team id, state files, journal and drift policies.
+  its Spike team id, state files, journal and drift policies. Without `reconcile.yaml` the
+  project has one implicit team (SPIKE_TEAM_ID, the paths and journal of the command line);
+  every use case and view takes the project's teams, one or many (`usecases.project`), and
+  whether they are named is what makes plan format 2 and `Team NAME:` headings.
 - forget: an incident in no state file any more: dropped from the journal (two facts kept).
 - unmanaged: a field removed from a state file: no longer managed, left as it is in Spike.
 - escalation intent / uncertain: an escalate call is journaled as an intent before it is
@@ -28,8 +31,8 @@ Words
 Layers (bottom to top)
 ----------------------
 0 errors, jsontext, redact, wording . 1 model . 2 endpoints, httpcall . 3 planner, rules,
-approvals, states/, journal/, spike/, github, config . 4 planfile, applier, sandbox/ .
-5 usecases/ . 6 render . 7 cli . 8 this package file, which imports nothing.
+approvals, states/, journal/, spike/, github, config . 4 planfile/, applier, sandbox/ .
+5 usecases/ . 6 render/ . 7 cli/ . 8 this package file, which imports nothing.
 
 The import rule: a module imports only its own layer or lower; no cycles, counting
 function-local and TYPE_CHECKING imports; tests/test_architecture.py checks it.

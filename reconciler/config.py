@@ -144,6 +144,8 @@ def _models() -> tuple[Any, Any]:
     from pydantic import Field as PydanticField
     from typing_extensions import Required, TypedDict
 
+    from .states.schema import version_is_a_number
+
     def described(text: str) -> Any:
         return PydanticField(description=text)
 
@@ -297,13 +299,7 @@ def _models() -> tuple[Any, Any]:
 
         version: Literal[1]
 
-        @field_validator("version", mode="before")
-        @classmethod
-        def _version_is_a_number(cls, value: Any) -> Any:
-            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
-            if isinstance(value, bool):
-                raise ValueError("version must be 1")
-            return value
+        _version_is_a_number = field_validator("version", mode="before")(version_is_a_number)
 
         defaults: ProjectDefaults | None = None
         teams: Annotated[
@@ -392,7 +388,7 @@ def load_project(path: str) -> Project:
 def _stringify_keys(path: str, text: str, doc: dict[Any, Any]) -> list[Problem]:
     """Keys written as numbers (`2024:`, a team named 2024) as the strings they spell, in
     the mappings of the file's shape, so that they are checked as names like any other."""
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     problems: list[Problem] = []
     seen: set[int] = set()
@@ -424,20 +420,18 @@ def _stringify_keys(path: str, text: str, doc: dict[Any, Any]) -> list[Problem]:
 
 
 def _locate(path: str, text: str, exc: Any) -> list[Problem]:
-    from .states.loader import rt_positions
+    from .states.problems import model_errors, rt_positions
 
     root = rt_positions(text)
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = tuple(error["loc"])
-        kind = error["type"]
+    for loc, kind, msg in model_errors(exc):
         if loc in seen or (loc and loc[-1] == "[key]" and kind == "string_type"):
             continue  # a key that is not a string: the loader already asked for quotes
         if kind == "invalid_key" or (kind == "extra_forbidden" and type(loc[-1]) is not str):
             continue  # the same
         seen.add(loc)
-        problem = _describe(path, root, loc, kind, error["msg"])
+        problem = _describe(path, root, loc, kind, msg)
         if problem not in problems:  # a union's members each say the one thing
             problems.append(problem)
     return problems
@@ -445,7 +439,7 @@ def _locate(path: str, text: str, exc: Any) -> list[Problem]:
 
 def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -> Problem:
     """One pydantic error at `loc` as a problem worded for reconcile.yaml."""
-    from .states.loader import position, unknown_key
+    from .states.problems import position, unknown_key
 
     def at(where: tuple[Any, ...], message: str, at_key: bool = False) -> Problem:
         return Problem(path, *position(root, where, at_key=at_key), message)
@@ -488,12 +482,7 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     if loc == ("teams",):
         return at(loc, "teams must be a mapping of team name -> team")
     if len(loc) == 3 and loc[2] == "[key]":
-        return at(
-            loc[:2],
-            f"invalid team name {loc[1]!r}: names are lowercase letters and digits, groups "
-            f"joined by single hyphens, at most {TEAM_NAME_MAX} characters",
-            at_key=True,
-        )
+        return at(loc[:2], _invalid_name("team", loc[1], TEAM_NAME_MAX), at_key=True)
     team = f"team {loc[1]}" if len(loc) > 1 else ""
     if len(loc) == 2:
         return at(loc, f"{team} must be a mapping with at least team_id")
@@ -522,22 +511,25 @@ def _describe(path: str, root: Any, loc: tuple[Any, ...], kind: str, msg: str) -
     return at(loc, f"{_label(loc)}: {msg}")  # pragma: no cover - defensive
 
 
+def _invalid_name(what: str, name: Any, limit: int) -> str:
+    """The message for a team's or an approval rule's name that is not one."""
+    return (
+        f"invalid {what} name {name!r}: names are lowercase letters and digits, groups joined "
+        f"by single hyphens, at most {limit} characters"
+    )
+
+
 def _describe_approval(at: Callable[..., Problem], loc: tuple[Any, ...], kind: str) -> Problem:
     """A problem of `approvals:` worded for reconcile.yaml."""
     from .model import FIELDS, PRIORITIES, SEVERITIES
     from .rules import RULE_NAME_MAX
-    from .states.loader import unknown_key
+    from .states.problems import unknown_key
 
     if len(loc) == 1:
         return at(loc, "approvals must be a mapping of rule name -> rule")
     rule = f"approval rule {loc[1]}"
     if len(loc) == 3 and loc[2] == "[key]":
-        return at(
-            loc[:2],
-            f"invalid approval rule name {loc[1]!r}: names are lowercase letters and digits, "
-            f"groups joined by single hyphens, at most {RULE_NAME_MAX} characters",
-            at_key=True,
-        )
+        return at(loc[:2], _invalid_name("approval rule", loc[1], RULE_NAME_MAX), at_key=True)
     if len(loc) == 2:
         return at(loc, f"{rule} must be a mapping with when and approvers")
     part = loc[2]
@@ -582,7 +574,7 @@ def _approval_problems(path: str, text: str, model: Any, project: Project) -> li
     that is not in `teams:`, a login too long, and a count more than its approvers (when
     they are all users; a team's size is known only to GitHub)."""
     from .model import is_desired_value, is_field_value
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     problems: list[Problem] = []
     root = None
@@ -719,7 +711,7 @@ def _journals_among_states(path: str, text: str, project: Project) -> list[Probl
     """A journal file under a team's paths would be read as a state file: each such team's
     journal is a problem, at its `journal` key (or the team's name when it is the default)."""
     from .journal import is_database_url
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     problems: list[Problem] = []
     root = None
@@ -752,7 +744,7 @@ def _clashes(
 ) -> list[Problem]:
     """Two teams with one team id, or one journal: each problem at the later team in the
     file, naming the other."""
-    from .states.loader import position, rt_positions
+    from .states.problems import position, rt_positions
 
     root = None
     problems: list[Problem] = []

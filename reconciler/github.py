@@ -509,16 +509,24 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def _comment(item: Any) -> Comment:
     if not isinstance(item, dict) or type(item.get("id")) is not int:
         raise GitHubError("GitHub answered a comment without an integer id")
-    body = item.get("body")
-    url = item.get("html_url")
-    user = item.get("user")
-    login = user.get("login") if isinstance(user, dict) else None
     return Comment(
         id=item["id"],
-        body=body if isinstance(body, str) else "",
-        url=url if isinstance(url, str) else "",
-        author=login if isinstance(login, str) else "",
+        body=_text(item, "body"),
+        url=_text(item, "html_url"),
+        author=_author(item),
     )
+
+
+def _text(item: dict[str, Any], key: str) -> str:
+    """A string member of GitHub's answer; anything else (missing, null) as ""."""
+    value = item.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _author(item: dict[str, Any]) -> str:
+    """The login of the account that wrote a comment or opened an issue, or ""."""
+    user = item.get("user")
+    return _text(user, "login") if isinstance(user, dict) else ""
 
 
 def _pull(item: Any) -> PullRequest:
@@ -538,17 +546,14 @@ def _pull(item: Any) -> PullRequest:
 
 
 def _review(item: Any) -> Review:
-    user = item.get("user") if isinstance(item, dict) else None
-    login = user.get("login") if isinstance(user, dict) else None
     if not isinstance(item, dict) or not isinstance(item.get("state"), str):
         raise GitHubError("GitHub answered a review without a state")
-    commit, submitted = item.get("commit_id"), item.get("submitted_at")
     return Review(
         # A deleted account's review has no user: it can approve nothing.
-        login if isinstance(login, str) else "",
+        _author(item),
         item["state"],
-        commit if isinstance(commit, str) else "",
-        submitted if isinstance(submitted, str) else "",
+        _text(item, "commit_id"),
+        _text(item, "submitted_at"),
     )
 
 
@@ -569,19 +574,14 @@ def _is_pull_request(item: Any) -> bool:
 def _issue(item: Any) -> Issue:
     if not isinstance(item, dict) or type(item.get("number")) is not int:
         raise GitHubError("GitHub answered an issue without an integer number")
-    title, body, url, state, created = (
-        item.get(k) for k in ("title", "body", "html_url", "state", "created_at")
-    )
-    user = item.get("user")
-    login = user.get("login") if isinstance(user, dict) else None
     return Issue(
         number=item["number"],
-        title=title if isinstance(title, str) else "",
-        body=body if isinstance(body, str) else "",
-        url=url if isinstance(url, str) else "",
-        author=login if isinstance(login, str) else "",
-        state=state if isinstance(state, str) else "",
-        created_at=created if isinstance(created, str) else "",
+        title=_text(item, "title"),
+        body=_text(item, "body"),
+        url=_text(item, "html_url"),
+        author=_author(item),
+        state=_text(item, "state"),
+        created_at=_text(item, "created_at"),
     )
 
 

@@ -290,30 +290,73 @@ class ChangeView(Sequence[Change]):
         return f"ChangeView({list(self)!r})"
 
 
-def plan(
-    desired: IncidentMap,
-    journal: IncidentMap,
-    *,
-    lineage: str | None = None,
-    serial: int = 0,
-    inputs_digest: str = "",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    targets: Sequence[str] | None = None,
-    sources: Mapping[str, str] | None = None,
-    warnings: Sequence[str] = (),
-    live: Mapping[str, Fields] | None = None,
-    kept: Mapping[str, Fields] | None = None,
-    uncertain: Mapping[str, str] | None = None,
-    unsafe: Unsafe = DEFAULT_UNSAFE,
-    drift_policy: Mapping[str, str] | None = None,
-    rules: Mapping[str, Mapping[str, str]] | None = None,
-    keep: Collection[str] = (),
-    recorded: Collection[str] | None = None,
-    owners: Mapping[str, str] | None = None,
-) -> Plan:
-    """The minimal plan that takes `journal` (last-applied) to `desired`.
+@dataclass(frozen=True)
+class Wanted:
+    """What the state files ask, the rules' expansion included: the planner's first input."""
 
-    `rules` names the rule behind each rule-expanded field (counter id -> field -> rule);
+    #: Counter id -> the desired fields.
+    incidents: IncidentMap
+    #: Counter id -> the state file naming it (or whose rule expanded to it).
+    sources: Mapping[str, str] = field(default_factory=dict)
+    inputs_digest: str = ""
+    #: The rule behind each rule-expanded field: counter id -> field -> rule name.
+    rules: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Journaled incidents a rule put there, when the rules were not evaluated.
+    keep: Collection[str] = ()
+    #: Notes the plan carries (what the rules said).
+    warnings: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Journaled:
+    """What the journal says (journal.records.Recorded): the planner's second input."""
+
+    #: Counter id -> the last-applied fields.
+    incidents: IncidentMap
+    lineage: str | None = None
+    serial: int = 0
+    #: Facts that survive forgetting ({"status": "resolved"}, {"escalations": N}).
+    kept: IncidentMap = field(default_factory=dict)
+    #: Incidents whose last escalation has an unknown outcome -> what happened.
+    uncertain: Mapping[str, str] = field(default_factory=dict)
+    #: The rule that put each journaled incident there.
+    owners: Mapping[str, str] = field(default_factory=dict)
+    #: The journaled incidents the unsafe rule counts (default: those of `incidents`).
+    recorded: Collection[str] | None = None
+
+    @classmethod
+    def of(cls, state: Any) -> Journaled:
+        """From a journal's Recorded state."""
+        return cls(
+            state.incidents, state.lineage, state.serial, state.kept, state.uncertain, state.rules
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to plan: the planner's last input."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    #: Plan only these incidents (None: all).
+    targets: Sequence[str] | None = None
+    unsafe: Unsafe = DEFAULT_UNSAFE
+    #: Field -> revert | warn | accept, followed with live values (revert when absent).
+    drift_policy: Mapping[str, str] | None = None
+
+
+DEFAULT_OPTIONS = Options()
+
+
+def plan(
+    wanted: Wanted | IncidentMap,
+    journal: Journaled | IncidentMap,
+    live: Mapping[str, Fields] | None = None,
+    options: Options = DEFAULT_OPTIONS,
+) -> Plan:
+    """The minimal plan that takes `journal` (last-applied) to `wanted`; a bare mapping
+    stands for a Wanted or Journaled of those incidents alone.
+
+    `wanted.rules` names the rule behind each rule-expanded field (counter id -> field -> rule);
     each such change carries it. `keep` lists journaled incidents a rule put in the journal,
     when the rules were not evaluated (docs/rules.md): never forgotten although no entry
     names them, and none of their fields unmanaged although no entry holds it.
@@ -343,29 +386,36 @@ def plan(
     changes nothing counts in neither; a forget in `left_rule` counts in neither numerator
     nor, beyond being journaled, denominator.
     """
+    asks = wanted if isinstance(wanted, Wanted) else Wanted(wanted)
+    said = journal if isinstance(journal, Journaled) else Journaled(journal)
+    desired, sources, inputs_digest = asks.incidents, asks.sources, asks.inputs_digest
+    rules, keep, warnings = asks.rules, asks.keep, asks.warnings
+    lineage, serial, kept, uncertain = said.lineage, said.serial, said.kept, said.uncertain
+    owners, recorded = said.owners, said.recorded
+    batch_size, targets, unsafe = options.batch_size, options.targets, options.unsafe
     if batch_size < 1:
         raise PlanError(["--batch-size must be at least 1"])
     drift: list[Drift] = []
     refresh: dict[str, Fields] = {}
     # A snapshot of the mapping (incidents' fields are never changed in place): the plan's
     # ChangeView reads it later, while apply may be recording into the journal's own.
-    journal = dict(journal)
+    journal = dict(said.incidents)
     journaled = set(journal if recorded is None else recorded)
     last_applied = journal
     if live:
         kept = with_resolved(journal, kept)
-        journal, drift, refresh = overlay_live(journal, live, desired, drift_policy)
+        journal, drift, refresh = overlay_live(journal, live, desired, options.drift_policy)
     sources = sources or {}
     notes = list(warnings)
     if targets is not None:
-        wanted = set(targets)
-        scope = sorted(cid for cid in wanted if cid in desired)
+        targeted = set(targets)
+        scope = sorted(cid for cid in targeted if cid in desired)
         forget = sorted(
-            cid for cid in wanted if cid in journal and cid not in desired and cid not in keep
+            cid for cid in targeted if cid in journal and cid not in desired and cid not in keep
         )
         notes.extend(
             f"target {cid} is in no state file and not in the journal"
-            for cid in sorted(wanted)
+            for cid in sorted(targeted)
             if cid not in desired and cid not in journal
         )
     else:

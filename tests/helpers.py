@@ -101,11 +101,40 @@ def plan_json(plan: Plan, created_at: str, bound: Bound = BOUND) -> str:
     return "".join(parts)
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan file's content (planfile.plan_content) with every list made whole."""
-    from reconciler.planfile import LazyList, plan_content
+_WANTED = ("sources", "inputs_digest", "rules", "keep", "warnings")
+_JOURNALED = ("lineage", "serial", "kept", "uncertain", "owners", "recorded")
+_OPTIONS = ("batch_size", "targets", "unsafe", "drift_policy")
 
-    return {k: list(v) if isinstance(v, LazyList) else v for k, v in plan_content(plan).items()}
+
+def plan(desired: Any, journal: Any, *, live: Any = None, **keywords: Any) -> Plan:
+    """planner.plan with its values given as keywords, for brevity: each keyword goes into
+    the value it belongs to (Wanted, Journaled, Options)."""
+    from reconciler import planner
+
+    unknown = set(keywords) - {*_WANTED, *_JOURNALED, *_OPTIONS}
+    assert not unknown, unknown
+    pick = {name: value for name, value in keywords.items() if value is not None}
+    return planner.plan(
+        planner.Wanted(desired, **{k: v for k, v in pick.items() if k in _WANTED}),
+        planner.Journaled(journal, **{k: v for k, v in pick.items() if k in _JOURNALED}),
+        live,
+        planner.Options(**{k: v for k, v in keywords.items() if k in _OPTIONS}),
+    )
+
+
+def one_team(made: Any) -> Any:
+    """A plan of one team (usecases.plan.MadePlan) as the plan of a repository without
+    reconcile.yaml, what the plan file and the views take."""
+    from reconciler.usecases.plan import project_plan
+
+    return project_plan([(None, None, made)])
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan file's content (planfile.section_content) with every list made whole."""
+    from reconciler.planfile import LazyList, section_content
+
+    return {k: list(v) if isinstance(v, LazyList) else v for k, v in section_content(plan).items()}
 
 
 #: CI (CI=true) and RECONCILE_TEST_THOROUGH=1 make each property's whole count of examples.

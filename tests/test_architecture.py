@@ -160,7 +160,7 @@ def test_every_module_is_in_a_layer() -> None:
 def test_only_the_cli_imports_click() -> None:
     # Parsed, not searched: a docstring saying "no click here" is no import.
     users = sorted(name for name, file in MODULES.items() if "click" in _imported_roots(file))
-    assert users == ["reconciler.cli"], users
+    assert users and all(name.startswith("reconciler.cli.") for name in users), users
 
 
 def test_every_test_folder_is_a_package() -> None:

@@ -20,6 +20,14 @@ from ..rules import AGE_PATTERN, MAX_MATCHES_LIMIT, RULE_NAME_MAX, RULE_NAME_PAT
 
 
 @functools.cache
+def version_is_a_number(value: Any) -> Any:
+    """`version`'s check before its Literal[1], which accepts True (True == 1): a YAML
+    boolean is not a version (the state file's and reconcile.yaml's models)."""
+    if isinstance(value, bool):
+        raise ValueError("version must be 1")
+    return value
+
+
 def models() -> tuple[Any, Any]:
     """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
     building the models costs more than planning the bundled states, and a valid file in
@@ -95,13 +103,7 @@ def models() -> tuple[Any, Any]:
 
         version: Literal[1] = 1
 
-        @field_validator("version", mode="before")
-        @classmethod
-        def _version_is_a_number(cls, value: Any) -> Any:
-            # Literal[1] accepts True (True == 1); a YAML boolean is not a version.
-            if isinstance(value, bool):
-                raise ValueError("version must be 1")
-            return value
+        _version_is_a_number = field_validator("version", mode="before")(version_is_a_number)
 
         incidents: dict[counter_id, IncidentSpec | None] | None = None
         rules: dict[rule_name, RuleSpec] | None = None

@@ -57,27 +57,23 @@ class AcceptOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def run_accept(request: AcceptRequest) -> AcceptOutcome:
-    """Rewrite the state files with live values, and record them in the journal.
+def run_accept(requests: Sequence[AcceptRequest]) -> list[AcceptOutcome]:
+    """Rewrite the state files of the project's teams (one request per team) with live
+    values, and record them in their journals.
 
     Without `ids` and `fields`, takes the `outside` drift of fields whose policy is accept
     (a `pending` field is a change of the files not applied yet: the files win). With them,
     takes every drifted field selected (both filters when both are given), outside or
     pending, whatever its policy.
 
-    Everything is read first (the state files, the journal, Spike): any failed read, a 404
-    included, raises with nothing written. The files (each atomically) and then the journal
-    are written under the journal's apply lock, decided again there if another writer moved
-    the journal or the files meanwhile.
+    Everything is read first, all or nothing as far as reading goes (every team's state
+    files, journal and Spike's values; each --id found in some team, the team whose files
+    hold it): any failed read, a 404 included, raises with nothing written. Each team's
+    files (each atomically) and then its journal are written under the journal's apply
+    lock, decided again there if another writer moved the journal or the files meanwhile.
     """
-    return _write(_prepare(request))
-
-
-def run_accept_teams(requests: Sequence[AcceptRequest]) -> list[AcceptOutcome]:
-    """`run_accept` for every team's request, all or nothing as far as reading goes: every
-    team's files, journal and live values are read (and each --id found in some team)
-    before any team's file is written. An --id belongs to the team whose files hold it."""
-    prepared = [_prepare(request, anywhere=True) for request in requests]
+    named = requests[0].team is not None
+    prepared = [_prepare(request, anywhere=named) for request in requests]
     ids = {cid for request in requests for cid in request.ids}
     found = {cid for job in prepared for cid in job.desired.incidents}
     unknown = sorted(ids - found)

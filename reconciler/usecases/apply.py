@@ -12,8 +12,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..approvals import Needed
-from ..config import ALL_REVERT, Policy
+from ..approvals import Needed, merge_needed
 from ..errors import (
     InvalidPlanError,
     ReconcileError,
@@ -23,72 +22,109 @@ from ..errors import (
 )
 from ..journal import DEFAULT_LOCK_TIMEOUT, open_journal
 from ..journal.base import JournalWriter
-from ..journal.records import Recorded, now
+from ..journal.records import Recorded
 from ..model import Fields, Operation, Unsafe
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE
 from ..redact import redact
-from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from ..applier import ApplyResult
-    from ..approvals import ApprovalRule
-    from ..config import TeamConfig
     from ..planfile import SavedPlan, SavedTeamsPlan
     from ..spike.client import RetryPolicy, SpikeConfig
     from ..states.loader import DesiredState
     from .approvals import ApprovalGate
-from ..planfile import check_made_for, check_signature, plan_content, read_saved_plan
+from ..planfile import check_made_for, check_signature, section_content
 from .plan import (
     MadePlan,
-    TeamPlan,
-    TeamsPlan,
+    PlanRequest,
+    ProjectPlan,
     check_targets,
     journal_shown,
     make_plan,
+    project_plan,
     read_live,
     spike_config,
 )
+from .project import team_note
 from .rules import owners_of_changes, rules_of_changes
 
 
-@dataclass
-class ApplyRequest:
+@dataclass(frozen=True)
+class ApplyRequest(PlanRequest):
+    """What `reconcile apply` applies for one team: a plan of its state files (the
+    PlanRequest; with `refresh`, self-heal: plan against live values, reverting only the
+    fields whose `drift_policy` is revert, docs/drift.md, and record the live values read),
+    or its section of a saved plan."""
+
     plan_file: str | None = None
-    paths: Sequence[str] = ()
-    journal_location: str | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    parallelism: int = DEFAULT_PARALLELISM
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     force: bool = False
-    targets: Sequence[str] = ()
-    #: Self-heal (apply --refresh): plan against live values, reverting only the fields whose
-    #: `drift_policy` is revert (docs/drift.md); the live values read are recorded.
-    refresh: bool = False
-    drift_policy: Mapping[str, Policy] = field(default_factory=lambda: ALL_REVERT)
-    #: The team of reconcile.yaml applied (its id and key); None: SPIKE_TEAM_ID.
-    team: TeamConfig | None = None
-    unsafe: Unsafe = DEFAULT_UNSAFE
-    #: Apply only the incidents of these state files (docs/teams.md: PATH arguments).
-    only: Sequence[str] = ()
-    #: reconcile.yaml's approval rules (docs/approvals.md).
-    approvals: Sequence[ApprovalRule] = ()
     #: Checks the plan's approvals before any call and says who and why for the journal;
     #: None: no check, no audit record.
     gate: ApprovalGate | None = None
 
 
 @dataclass
-class ApplyOutcome:
-    """What happened: the result (None when there was nothing to do), the journal after."""
+class TeamApplied:
+    """One team's part of an apply: its result (None when there was nothing to do) and its
+    journal after, or the error that stopped it."""
 
-    result: ApplyResult | None
-    lineage: str | None
-    serial: int
-    signal: int | None = None
+    #: None: the one implicit team of a repository without reconcile.yaml.
+    name: str | None
+    result: ApplyResult | None = None
+    lineage: str | None = None
+    serial: int = 0
+    #: The plan made from the state files (None for a saved plan).
     made: MadePlan | None = None
-    #: The journal's own warnings (a torn last line ignored).
+    #: The apply of this team died on this error (its journal says so); the others went on.
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        if self.error is not None:
+            return True
+        return self.result is not None and self.result.outcome != "applied"
+
+
+@dataclass
+class ApplyOutcome:
+    """What happened in each team of the project, in name order."""
+
+    teams: list[TeamApplied]
+    signal: int | None = None
+    #: The plan made from the state files, shown before it was applied (None for a saved plan).
+    made: ProjectPlan | None = None
+    #: The journals' own warnings (a torn last line ignored), the signature's.
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(team.failed for team in self.teams)
+
+    @property
+    def named(self) -> bool:
+        """Whether the teams are reconcile.yaml's (the views then name them)."""
+        return any(team.name is not None for team in self.teams)
+
+    @property
+    def stopped(self) -> ApplyResult | None:
+        """The implicit team's result when an error stopped its apply (outcome aborted: its
+        error is shown as the one error line); None otherwise, and always with teams, which
+        show each team's result."""
+        if self.named:
+            return None
+        result = self.teams[0].result
+        return result if result is not None and result.error is not None else None
+
+    @property
+    def drift_left(self) -> ProjectPlan | None:
+        """The implicit team's plan when it applied nothing but shows drift (a self-heal with
+        nothing to revert: the drift it left alone is shown instead of the result); None
+        otherwise, and always with teams, which show each team's result."""
+        made = self.made
+        if made is None or made.named or self.teams[0].result is not None:
+            return None
+        return made if made.only.plan.drift else None
 
 
 @dataclass
@@ -113,149 +149,52 @@ class _Prepared:
 
 
 def run_apply(
-    request: ApplyRequest,
+    requests: Sequence[ApplyRequest],
     *,
-    confirm: Callable[[MadePlan], bool],
+    plan_file: str | None = None,
+    confirm: Callable[[ProjectPlan], bool],
     observe: Callable[[str], None] | None = None,
     progress: Callable[[int], Callable[[int], None]] | None = None,
     retry: RetryPolicy | None = None,
 ) -> ApplyOutcome:
-    """Plan (or read a saved plan), take the lock, apply, journal.
+    """Apply the project's teams (one request per team: the implicit one, or each team of
+    reconcile.yaml selected, docs/teams.md): plan each (or verify its part of the saved
+    plan), take the locks, run the calls, journal each one. All share `requests[0]`'s
+    parallelism, lock timeout and --force.
 
-    `confirm` is shown the plan made from paths and says whether to go on. Raises
-    StalePlanError, UnsafePlanError, InvalidPlanError before any call is made. A saved plan
-    is checked against its signature, the journal and (for the live values it carries)
-    Spike, as docs/trust.md describes.
+    Every input is checked first, before any journal is touched (not even created); then the
+    journals' locks are taken in team-name order (so two applies of overlapping teams never
+    wait on each other in a circle), each team is planned (or its section of the saved plan
+    verified, as docs/trust.md describes) under its lock, and `confirm` is shown the plan made
+    from the state files. Raises StalePlanError, UnsafePlanError, InvalidPlanError before any
+    call is made. The teams run concurrently under one shared limit of calls in flight; a
+    team whose calls fail never stops another. The implicit team's error is raised.
     """
-    from ..states.loader import load
-
-    # Every input is checked before the journal is touched (not even created); what the
-    # lock protects (the journal, the state files that import writes under it) is read
-    # again once it is held.
-    notes: list[str] = []
-    saved = read_saved_plan(request.plan_file) if request.plan_file else None
-    if saved is not None and (note := check_signature(saved)):
-        notes.append(note)
-    read_before = None if saved is not None else load(request.paths or DEFAULT_PATHS)
-    check_targets(request.targets)
-    journal = open_journal(request.journal_location)
-    if saved is not None:
-        check_made_for(saved, _team_id(request), journal.location)
-    shown = request.plan_file or " ".join(map(str, request.paths or DEFAULT_PATHS))
-    purpose = f"reconcile apply {printable(shown)}"
-    with journal.open_for_apply(request.lock_timeout, purpose) as writer:
-        prepared = _prepare(request, writer, saved, read_before, notes)
-        if prepared.idle:
-            return ApplyOutcome(
-                None,
-                writer.state.lineage,
-                writer.state.serial,
-                made=prepared.made,
-                warnings=prepared.notes,
-            )
-        if prepared.unsafe and not request.force:
-            raise UnsafePlanError(_unsafe_message(request.unsafe))
-        if request.gate is not None:
-            writer.audit = request.gate.check(prepared.needs)
-        if saved is not None:
-            _check_live_again(saved, prepared, request)
-        config = spike_config(request.team) if prepared.operations else None
-        if prepared.made is not None and not confirm(prepared.made):
-            raise ReconcileError("apply cancelled; nothing was changed")
-        results, signal = asyncio.run(
-            _apply_all(
-                [(config, prepared)],
-                parallelism=request.parallelism,
-                observe=observe,
-                progress=progress(len(prepared.operations))
-                if progress and prepared.operations
-                else None,
-                retry=retry,
-            )
-        )
-        result = results[0]
-        if isinstance(result, BaseException):
-            raise result
-        return ApplyOutcome(
-            result, writer.state.lineage, writer.state.serial, signal, prepared.made, notes
-        )
-
-
-@dataclass
-class TeamApplied:
-    """One team's part of an apply of teams: its outcome, or the error that stopped it."""
-
-    name: str
-    outcome: ApplyOutcome | None = None
-    #: The apply of this team died on this error (its journal says so); the others went on.
-    error: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        if self.error is not None:
-            return True
-        result = self.outcome.result if self.outcome is not None else None
-        return result is not None and result.outcome != "applied"
-
-
-@dataclass
-class TeamsApplyOutcome:
-    """What happened in each team, in name order."""
-
-    teams: list[TeamApplied]
-    signal: int | None = None
-    made: TeamsPlan | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return any(team.failed for team in self.teams)
-
-
-def run_apply_teams(
-    requests: Sequence[ApplyRequest],
-    *,
-    plan_file: str | None = None,
-    confirm: Callable[[TeamsPlan], bool],
-    observe: Callable[[str], None] | None = None,
-    progress: Callable[[int], Callable[[int], None]] | None = None,
-    retry: RetryPolicy | None = None,
-) -> TeamsApplyOutcome:
-    """Apply several teams of reconcile.yaml at once (docs/teams.md): every team's request
-    names its team, and all share `requests[0]`'s parallelism, lock timeout and --force.
-
-    Every input is checked first; then the teams' journal locks are taken in name order
-    (so two applies of overlapping teams never wait on each other in a circle), each team
-    is planned (or its section of the saved plan verified) under its lock, and the teams
-    run concurrently under one shared limit of calls in flight. A team whose calls fail
-    never stops another.
-    """
-    from ..planfile import SavedTeamsPlan, check_signature, read_plan_file
+    from ..planfile import read_plan_file
     from .plan import load_teams
 
     first = requests[0]
+    named = first.team is not None
     notes: list[str] = []
-    by_name = {request.team.name: request for request in requests if request.team is not None}
-    assert len(by_name) == len(requests), "an apply of teams applies teams"
-    sections: dict[str, SavedPlan] = {}
     if plan_file is not None:
-        saved = read_plan_file(plan_file)
-        if not isinstance(saved, SavedTeamsPlan):
-            raise InvalidPlanError(
-                f"{saved.path}: a plan of one team (format_version 1), but reconcile.yaml "
-                "configures teams; plan again"
-            )
+        saved = _of_format(read_plan_file(plan_file), named)
         if note := check_signature(saved):
             notes.append(note)
-        sections = _saved_sections(saved, by_name)
-        jobs = [_TeamJob(by_name[name], sections[name]) for name in sorted(sections)]
+        sections = _saved_sections(saved, requests)
+        jobs = [_TeamJob(request, section) for request, section in sections]
     else:
-        runs = [by_name[name] for name in sorted(by_name)]
+        runs = sorted(requests, key=_name)
         loaded = load_teams([request.paths for request in runs])
         jobs = [_TeamJob(r, None, d) for r, d in zip(runs, loaded, strict=True)]
     for job in jobs:
         check_targets(job.request.targets)
-    purpose = f"reconcile apply {printable(plan_file or 'of teams ' + ', '.join(by_name))}"
+        if job.saved is not None and not named:
+            check_made_for(job.saved, _team_id(job.request), job.journal.location)
+    if named:
+        shown = plan_file or "of teams " + ", ".join(job.name or "" for job in jobs)
+    else:
+        shown = plan_file or " ".join(map(str, first.paths or DEFAULT_PATHS))
+    purpose = f"reconcile apply {printable(shown)}"
     with ExitStack() as stack:
         # In name order: two applies of overlapping teams never wait on each other in a
         # circle; the one that comes second fails at the first lock it cannot take.
@@ -264,18 +203,18 @@ def run_apply_teams(
             job.writer = stack.enter_context(opened)
         for job in jobs:
             assert job.writer is not None
-            job.prepared = _prepare(job.request, job.writer, job.saved, job.read_before, [])
-            notes.extend(f"team {job.name}: {note}" for note in job.prepared.notes)
-        unsafe = [job.name for job in jobs if job.ready.unsafe and not job.ready.idle]
-        if unsafe and not first.force:
-            raise UnsafePlanError(
-                f"the plan is marked unsafe for team {', '.join(unsafe)}: "
-                + _unsafe_message(first.unsafe).removeprefix("the plan is marked unsafe ")
-            )
+            job.prepared = _prepare(job.request, job.writer, job.saved, job.read_before)
+            notes.extend(team_note(job.name, note) for note in job.prepared.notes)
         busy = [job for job in jobs if not job.ready.idle]
+        unsafe = [job.name or "" for job in busy if job.ready.unsafe]
+        if unsafe and not first.force:
+            message = _unsafe_message(first.unsafe)
+            if named:
+                message = f"the plan is marked unsafe for team {', '.join(unsafe)}: " + (
+                    message.removeprefix("the plan is marked unsafe ")
+                )
+            raise UnsafePlanError(message)
         if busy and first.gate is not None:
-            from ..approvals import merge_needed
-
             record = first.gate.check(merge_needed(job.ready.needs for job in busy))
             for job in busy:
                 job.ready.writer.audit = record
@@ -285,7 +224,13 @@ def run_apply_teams(
         configs = [spike_config(job.request.team) if job.ready.operations else None for job in busy]
         made = None
         if plan_file is None:
-            made = TeamsPlan(now(), [job.team_plan() for job in jobs])
+            made = project_plan(
+                [
+                    (job.request.team, job.request.journal_location, job.ready.made)
+                    for job in jobs
+                    if job.ready.made is not None
+                ]
+            )
         if busy and made is not None and not confirm(made):
             raise ReconcileError("apply cancelled; nothing was changed")
         results: list[ApplyResult | BaseException] = []
@@ -302,13 +247,15 @@ def run_apply_teams(
                 )
             )
         outcomes = dict(zip([job.name for job in busy], results, strict=True))
-        applied = [job.applied(outcomes, signal) for job in jobs]
-        return TeamsApplyOutcome(applied, signal, made, notes)
+        if not named and isinstance(error := outcomes.get(None), BaseException):
+            raise error
+        applied = [job.applied(outcomes) for job in jobs]
+        return ApplyOutcome(applied, signal, made, notes)
 
 
 @dataclass
 class _TeamJob:
-    """One team's part of an apply of teams, filled in step by step."""
+    """One team's part of an apply, filled in step by step."""
 
     request: ApplyRequest
     saved: SavedPlan | None = None
@@ -320,34 +267,26 @@ class _TeamJob:
         self.journal = open_journal(self.request.journal_location)
 
     @property
-    def name(self) -> str:
-        return _name(self.request)
+    def name(self) -> str | None:
+        return None if self.request.team is None else self.request.team.name
 
     @property
     def ready(self) -> _Prepared:
         assert self.prepared is not None
         return self.prepared
 
-    def team_plan(self) -> TeamPlan:
-        team, made = self.request.team, self.ready.made
-        assert team is not None and made is not None
-        return TeamPlan(
-            team.name, team.team_id, journal_shown(team, self.request.journal_location), made
-        )
-
-    def applied(
-        self, results: Mapping[str, ApplyResult | BaseException], signal: int | None
-    ) -> TeamApplied:
+    def applied(self, results: Mapping[str | None, ApplyResult | BaseException]) -> TeamApplied:
         assert self.writer is not None
         state = self.writer.state
         result = results.get(self.name)
         if isinstance(result, BaseException):
             message = str(result) if isinstance(result, ReconcileError) else repr(result)
             return TeamApplied(self.name, error=redact(message))
-        outcome = ApplyOutcome(
-            result, state.lineage, state.serial, signal if result else None, self.ready.made
-        )
-        return TeamApplied(self.name, outcome)
+        return TeamApplied(self.name, result, state.lineage, state.serial, self.ready.made)
+
+
+def _name(request: ApplyRequest) -> str:
+    return "" if request.team is None else request.team.name
 
 
 def _team_id(request: ApplyRequest) -> str | None:
@@ -359,24 +298,40 @@ def _team_id(request: ApplyRequest) -> str | None:
     return os.environ.get("SPIKE_TEAM_ID") or None
 
 
-def _name(request: ApplyRequest) -> str:
-    assert request.team is not None
-    return request.team.name
+def _of_format(saved: SavedPlan | SavedTeamsPlan, named: bool) -> SavedPlan | SavedTeamsPlan:
+    """The saved plan, refused unless of the project's format: 1 for the implicit team, 2
+    for the teams of reconcile.yaml."""
+    from ..planfile import SavedTeamsPlan, one_team
+
+    if not named:
+        return one_team(saved)
+    if not isinstance(saved, SavedTeamsPlan):
+        raise InvalidPlanError(
+            f"{saved.path}: a plan of one team (format_version 1), but reconcile.yaml "
+            "configures teams; plan again"
+        )
+    return saved
 
 
 def _saved_sections(
-    saved: SavedTeamsPlan, requests: Mapping[str, ApplyRequest]
-) -> dict[str, SavedPlan]:
-    """The saved plan's sections, each checked to be a configured team: the same team id and
-    the same journal as reconcile.yaml says now (a file journal as it spells it, a database
-    by what it is: journal.same_journal)."""
+    saved: SavedPlan | SavedTeamsPlan, requests: Sequence[ApplyRequest]
+) -> list[tuple[ApplyRequest, SavedPlan]]:
+    """The saved plan's sections with the team each applies to, in name order: a plan of one
+    team (format 1) for the implicit team; for the teams of reconcile.yaml a plan of teams,
+    each section checked to be a configured team: the same team id and the same journal as
+    reconcile.yaml says now (a file journal as it spells it, a database by what it is:
+    journal.same_journal)."""
     import os
 
     from ..journal import is_database_url, same_journal
+    from ..planfile import SavedTeamsPlan
 
-    sections: dict[str, SavedPlan] = {}
+    if not isinstance(saved, SavedTeamsPlan):
+        return [(requests[0], saved)]
+    by_name = {request.team.name: request for request in requests if request.team is not None}
+    sections: list[tuple[ApplyRequest, SavedPlan]] = []
     for name, team in saved.teams.items():
-        request = requests.get(name)
+        request = by_name.get(name)
         if request is None or request.team is None:
             raise InvalidPlanError(
                 f"{saved.path}: team {printable(name)} is not a team of reconcile.yaml "
@@ -398,8 +353,8 @@ def _saved_sections(
                 f"{saved.path}: team {name}: the plan was made for another journal: "
                 f"{printable(team.journal)}, reconcile.yaml now says {location}; plan again"
             )
-        sections[name] = team.plan
-    return sections
+        sections.append((request, team.plan))
+    return sorted(sections, key=lambda pair: _name(pair[0]))
 
 
 def _unsafe_message(unsafe: Unsafe) -> str:
@@ -415,7 +370,6 @@ def _prepare(
     writer: JournalWriter,
     saved: SavedPlan | None,
     read_before: DesiredState | None,
-    notes: list[str],
 ) -> _Prepared:
     """Decide, under the journal's lock, what applying means for one journal: the saved
     plan checked against the journal, or a fresh plan of the state files."""
@@ -423,7 +377,7 @@ def _prepare(
     from ..states.loader import load, reload
 
     state = writer.state
-    notes = [*notes, *state.warnings]
+    notes = list(state.warnings)
     if saved is not None:
         # A plan for another journal, or applied already, says so whatever it asks; then
         # the specific refusal: verify would only say the calls differ.
@@ -451,22 +405,8 @@ def _prepare(
     # if the files changed.
     paths = request.paths or DEFAULT_PATHS
     desired = load(paths) if read_before is None else reload(read_before, paths)
-    made = make_plan(
-        request.paths,
-        request.journal_location,
-        request.batch_size,
-        request.targets,
-        journal_state=state,
-        refresh=request.refresh,
-        parallelism=request.parallelism,
-        desired=desired,
-        team=request.team,
-        unsafe=request.unsafe,
-        drift_policy=request.drift_policy,
-        only=request.only,
-        evaluate_rules=True,  # apply reads Spike anyway (docs/rules.md)
-        approvals=request.approvals,
-    )
+    # apply reads Spike anyway (docs/rules.md): rules are evaluated.
+    made = make_plan(request, desired=desired, state=state, evaluate_rules=True)
     fresh = made.plan
     writer.rule_owners = owners_of_changes(fresh.rules)
     writer.plan_id = made.bound.plan_id if made.bound is not None else None
@@ -479,7 +419,7 @@ def _prepare(
         fresh.forget,
         fresh.unmanaged,
         fresh.live_values,
-        plan_content(fresh, request.batch_size)["plan_digest"],
+        section_content(fresh, request.batch_size)["plan_digest"],
         fresh.unsafe,
         made,
         notes,

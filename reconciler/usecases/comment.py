@@ -27,7 +27,6 @@ from ..errors import ReconcileError
 if TYPE_CHECKING:
     from ..github import Transport
     from ..httpcall import RetryPolicy
-    from ..planner import Plan
 
 from ..github import (
     ACTIONS_LOGIN,
@@ -39,8 +38,8 @@ from ..github import (
     Issue,
     run_url_from_env,
 )
-from ..planfile import SavedTeamsPlan, plan_from_saved, read_plan_file
-from .plan import TeamsPlan, teams_plan_from_saved
+from ..planfile import read_plan_file
+from .plan import ProjectPlan, plan_from_saved
 
 _MARKER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -116,7 +115,19 @@ def comment_body(markdown: str, mark: str, commit: str | None, run_url: str | No
 
 
 @dataclass(frozen=True)
-class CommentRequest:
+class GitHubOptions:
+    """How a use case reaches GitHub (a CommentRequest, an IssueRequest)."""
+
+    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
+    env: Mapping[str, str] | None = field(default=None, kw_only=True)
+    #: For tests: an httpx transport instead of the network.
+    transport: Transport | None = field(default=None, kw_only=True)
+    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
+    retry: RetryPolicy | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class CommentRequest(GitHubOptions):
     plan_file: str
     repo: str
     pr: int
@@ -126,15 +137,7 @@ class CommentRequest:
     #: Whose comment to edit when the token cannot read its own login (see GitHubClient.login).
     author: str = ACTIONS_LOGIN
     #: The comment's view of the plan (render.plan_markdown: views live above the use cases).
-    markdown: Callable[[Plan], str] = field(kw_only=True)
-    #: The same for a plan of teams (render.teams_plan_markdown).
-    teams_markdown: Callable[[TeamsPlan], str] | None = field(default=None, kw_only=True)
-    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
-    env: Mapping[str, str] | None = field(default=None, kw_only=True)
-    #: For tests: an httpx transport instead of the network.
-    transport: Transport | None = field(default=None, kw_only=True)
-    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
-    retry: RetryPolicy | None = field(default=None, kw_only=True)
+    markdown: Callable[[ProjectPlan], str] = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -148,14 +151,8 @@ def post_plan_comment(request: CommentRequest) -> CommentResult:
     env = request.env
     if request.commit and not _SHA.fullmatch(request.commit):
         raise ReconcileError(f"--commit: {request.commit!r} is not a commit SHA")
-    saved = read_plan_file(request.plan_file)
-    if isinstance(saved, SavedTeamsPlan):
-        teams = teams_plan_from_saved(saved)
-        assert request.teams_markdown is not None, "the CLI passes both views"
-        markdown, has_changes = request.teams_markdown(teams), teams.has_changes
-    else:
-        plan = plan_from_saved(saved)
-        markdown, has_changes = request.markdown(plan), plan.has_changes
+    plan = plan_from_saved(read_plan_file(request.plan_file))
+    markdown, has_changes = request.markdown(plan), plan.has_changes
     config = GitHubConfig.from_env(request.repo, env)
     mark = marker(request.marker_name)
     run_url = request.run_url or run_url_from_env(env)

@@ -90,8 +90,8 @@ class DriftReport:
         return bool(self.entries)
 
 
-def run_drift(request: DriftRequest) -> DriftReport:
-    """Read every incident of the state files from Spike and report its drifted fields.
+def _team_drift(request: DriftRequest) -> DriftReport:
+    """Read every incident of one team's state files from Spike and report its drifted fields.
 
     The state files and the journal are read first, so bad input fails before any call.
     A read that fails other than with 404 fails the whole report (ReconcileError naming the
@@ -132,14 +132,14 @@ def run_drift(request: DriftRequest) -> DriftReport:
     return DriftReport(checked_at, entries, len(desired))
 
 
-def run_drift_teams(requests: Sequence[DriftRequest]) -> DriftReport:
-    """One report for every team's request (one request without teams): each team's files
-    are loaded before any team is read, entries sorted by team, then incident."""
+def run_drift(requests: Sequence[DriftRequest]) -> DriftReport:
+    """One report for the project's teams (one request per team): each team's files are
+    loaded before any team is read, entries sorted by team, then incident."""
     from .plan import load_teams
 
     if len(requests) > 1:
         load_teams([request.paths for request in requests])
-    reports = [run_drift(request) for request in requests]
+    reports = [_team_drift(request) for request in requests]
     if len(reports) == 1:
         return reports[0]
     entries = [entry for report in reports for entry in report.entries]

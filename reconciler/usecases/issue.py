@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,12 +36,11 @@ from ..github import (
 )
 from ..model import FIELDS, is_counter_id, is_field_value
 from ..wording import counted
-from .comment import find_marked, login_once, marker
+from .comment import GitHubOptions, find_marked, login_once, marker
 from .drift import DriftEntry, DriftReport
 
 if TYPE_CHECKING:
-    from ..github import Transport
-    from ..httpcall import RetryPolicy
+    pass
 
 IssueAction = Literal["created", "updated", "unchanged", "closed", "nothing"]
 
@@ -296,7 +295,7 @@ def _run_line(run_url: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class IssueRequest:
+class IssueRequest(GitHubOptions):
     drift_file: str
     repo: str
     marker_name: str = "default"
@@ -305,12 +304,6 @@ class IssueRequest:
     run_url: str | None = None
     #: The report's table in at most N characters (render.drift_markdown: views live above).
     markdown: Callable[[DriftReport, int], str] = field(kw_only=True)
-    #: Where GITHUB_TOKEN and GITHUB_API_URL are read (None: os.environ).
-    env: Mapping[str, str] | None = field(default=None, kw_only=True)
-    #: For tests: an httpx transport instead of the network.
-    transport: Transport | None = field(default=None, kw_only=True)
-    #: For tests: other bounds than the GitHub client's (github.DEFAULT_RETRY).
-    retry: RetryPolicy | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

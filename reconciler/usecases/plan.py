@@ -11,7 +11,7 @@ from ..errors import LiveStateError, ReconcileError, StateFileError
 from ..journal import open_journal
 from ..journal.records import Recorded, new_plan_id, now
 from ..model import Fields, Unsafe, is_counter_id
-from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Plan, plan
+from ..planner import DEFAULT_BATCH_SIZE, DEFAULT_UNSAFE, Journaled, Options, Plan, Wanted, plan
 from ..spike import DEFAULT_PARALLELISM
 from ..states import DEFAULT_PATHS
 from .rules import RulesInPlan
@@ -19,7 +19,7 @@ from .rules import RulesInPlan
 if TYPE_CHECKING:
     from ..approvals import ApprovalRule
     from ..config import TeamConfig
-    from ..planfile import Bound, SavedTeamsPlan
+    from ..planfile import Bound, SavedPlan, SavedTeamsPlan
     from ..spike.client import SpikeConfig
     from ..states.loader import DesiredState
 
@@ -61,23 +61,38 @@ class PlanRequest:
 
 @dataclass
 class TeamPlan:
-    """One team's plan in a plan of the teams of reconcile.yaml."""
+    """One team's plan in the plan of a project."""
 
-    name: str
-    team_id: str
+    #: None: the one implicit team of a repository without reconcile.yaml.
+    name: str | None
+    team_id: str | None
     #: The journal's location as shown (never with a password).
     journal: str
     made: MadePlan
 
 
 @dataclass
-class TeamsPlan:
-    """A plan of several teams (docs/teams.md): one plan per team, planned independently."""
+class ProjectPlan:
+    """The plan of a project's teams, each planned independently: the one implicit team of a
+    repository without reconcile.yaml (plan format 1, no team headings), or the teams of
+    reconcile.yaml that the command selected (format 2, docs/teams.md)."""
 
     created_at: str
     teams: list[TeamPlan]
     #: The plan's random id (each team's journal records it when the plan is applied).
     plan_id: str = field(default_factory=new_plan_id)
+
+    @property
+    def named(self) -> bool:
+        """Whether the teams are reconcile.yaml's: the one property every view and the plan
+        file's format follow (format 2, `Team NAME:` headings)."""
+        return any(team.name is not None for team in self.teams)
+
+    @property
+    def only(self) -> MadePlan:
+        """The plan of the one implicit team."""
+        assert not self.named and len(self.teams) == 1, "a plan of the implicit team"
+        return self.teams[0].made
 
     def summary(self) -> dict[str, int]:
         """The teams' summaries added up."""
@@ -96,47 +111,60 @@ class TeamsPlan:
         return any(team.made.plan.has_changes for team in self.teams)
 
 
-def teams_plan_from_saved(saved: SavedTeamsPlan) -> TeamsPlan:
-    """A checked plan file of teams as a TeamsPlan, for its markdown (reconcile comment)."""
-    from ..planfile import plan_from_saved
+def project_plan(made: Sequence[tuple[TeamConfig | None, str | None, MadePlan]]) -> ProjectPlan:
+    """The plan of the teams planned, as (team, journal location given, its plan): the plan
+    of the implicit team (None) takes that plan's id, bound into its file."""
+    teams = [TeamPlan(*_whose(team, location, one), one) for team, location, one in made]
+    if len(teams) == 1 and teams[0].name is None and made[0][2].bound is not None:
+        return ProjectPlan(made[0][2].created_at, teams, made[0][2].bound.plan_id)
+    return ProjectPlan(now(), teams)
+
+
+def _whose(
+    team: TeamConfig | None, location: str | None, made: MadePlan
+) -> tuple[str | None, str | None, str]:
+    if team is not None:
+        return team.name, team.team_id, journal_shown(team, location)
+    bound = made.bound
+    return None, bound.team_id if bound else None, bound.location if bound else ""
+
+
+def plan_from_saved(saved: SavedPlan | SavedTeamsPlan) -> ProjectPlan:
+    """A checked plan file of either format as the plan it holds, for its markdown
+    (reconcile comment)."""
+    from ..planfile import SavedTeamsPlan, section_plan
 
     created = saved.body.get("created_at")
+    shown = created if isinstance(created, str) else ""
+    if not isinstance(saved, SavedTeamsPlan):
+        made = MadePlan(section_plan(saved), shown, batch_size=saved.batch_size)
+        return ProjectPlan(shown, [TeamPlan(None, saved.team_id, saved.location, made)])
     teams = [
         TeamPlan(
             name,
             team.team_id,
             team.journal,
-            MadePlan(plan_from_saved(team.plan), "", batch_size=team.plan.batch_size),
+            MadePlan(section_plan(team.plan), "", batch_size=team.plan.batch_size),
         )
         for name, team in saved.teams.items()
     ]
-    return TeamsPlan(created if isinstance(created, str) else "", teams, saved.plan_id)
+    return ProjectPlan(shown, teams, saved.plan_id)
 
 
-def run_team_plans(requests: Sequence[PlanRequest]) -> TeamsPlan:
-    """Plan each team (every request names its team): files and journals are read first,
-    each team's live values after (plan --refresh), so bad input fails before any call."""
+def run_plan(requests: Sequence[PlanRequest]) -> ProjectPlan:
+    """Plan each team of the project (one request per team): files and journals are read
+    first, each team's live values after (plan --refresh), so bad input fails before any
+    call."""
     desired = load_teams([request.paths for request in requests])
-    teams = []
-    for request, loaded in zip(requests, desired, strict=True):
-        assert request.team is not None, "a plan of teams plans teams"
-        made = make_plan(
-            request.paths,
+    made = [
+        (
+            request.team,
             request.journal_location,
-            request.batch_size,
-            request.targets,
-            refresh=request.refresh,
-            parallelism=request.parallelism,
-            desired=loaded,
-            team=request.team,
-            unsafe=request.unsafe,
-            drift_policy=request.drift_policy,
-            only=request.only,
-            approvals=request.approvals,
+            make_plan(request, desired=loaded),
         )
-        location = journal_shown(request.team, request.journal_location)
-        teams.append(TeamPlan(request.team.name, request.team.team_id, location, made))
-    return TeamsPlan(now(), teams)
+        for request, loaded in zip(requests, desired, strict=True)
+    ]
+    return project_plan(made)
 
 
 def journal_shown(team: TeamConfig, location: str | None) -> str:
@@ -165,23 +193,6 @@ def load_teams(paths: Sequence[Sequence[str]]) -> list[DesiredState]:
     return loaded
 
 
-def run_plan(request: PlanRequest) -> MadePlan:
-    """Load the state files and the journal, and plan (see make_plan)."""
-    return make_plan(
-        request.paths,
-        request.journal_location,
-        request.batch_size,
-        request.targets,
-        refresh=request.refresh,
-        parallelism=request.parallelism,
-        team=request.team,
-        unsafe=request.unsafe,
-        drift_policy=request.drift_policy,
-        only=request.only,
-        approvals=request.approvals,
-    )
-
-
 def check_targets(targets: Sequence[str]) -> None:
     bad = [t for t in targets if not is_counter_id(t)]
     if bad:
@@ -189,89 +200,76 @@ def check_targets(targets: Sequence[str]) -> None:
 
 
 def make_plan(
-    paths: Sequence[str],
-    journal_location: str | None,
-    batch_size: int,
-    targets: Sequence[str] = (),
-    journal_state: Recorded | None = None,
-    refresh: bool = False,
-    parallelism: int = DEFAULT_PARALLELISM,
+    request: PlanRequest,
+    *,
     desired: DesiredState | None = None,
-    team: TeamConfig | None = None,
-    unsafe: Unsafe = DEFAULT_UNSAFE,
-    drift_policy: Mapping[str, Policy] = ALL_REVERT,
-    only: Sequence[str] = (),
+    state: Recorded | None = None,
     evaluate_rules: bool | None = None,
-    approvals: Sequence[ApprovalRule] = (),
 ) -> MadePlan:
     """Load the state files and the journal, and plan. Reads files only, no network, unless
-    `refresh` asks to read the managed incidents' live values from Spike first.
+    `request.refresh` asks to read the managed incidents' live values from Spike first.
 
-    `apply` passes the journal's state it read under the lock, and the desired state it
-    loaded, so that nothing is read twice. With `only` (state files among `paths`: PATH
-    arguments with teams), only their incidents are planned, as targets: nothing else is
-    changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
+    `apply` passes the journal's `state` it read under the lock, and the `desired` state it
+    loaded, so that nothing is read twice. With `request.only` (state files among its paths:
+    PATH arguments with teams), only their incidents are planned, as targets: nothing else
+    is changed or forgotten. Rules are evaluated (reading Spike's open incidents) with
     `evaluate_rules`, by default when refreshing (usecases.rules). The plan names the
-    approvals its changes need under `approvals` (docs/approvals.md).
+    approvals its changes need under `request.approvals` (docs/approvals.md).
     """
     from ..approvals import needed
     from ..states.loader import load
 
-    check_targets(targets)
-    desired = desired or load(paths or DEFAULT_PATHS)
-    state = journal_state or open_journal(journal_location).read()
-    asked = targets
+    check_targets(request.targets)
+    team, only = request.team, request.only
+    desired = desired or load(request.paths or DEFAULT_PATHS)
+    state = state or open_journal(request.journal_location).read()
+    targets = asked = request.targets
     if only:
         targets = _incidents_of(desired.sources, only, asked)
-    evaluate = refresh if evaluate_rules is None else evaluate_rules
+    evaluate = request.refresh if evaluate_rules is None else evaluate_rules
     rules = RulesInPlan.make(
         desired,
         state,
         evaluate=evaluate,
-        parallelism=parallelism,
+        parallelism=request.parallelism,
         # The team's id and key: rules are evaluated once per team, against its incidents.
         config=spike_config(team) if evaluate and desired.rules else None,
     )
     live = None
-    if refresh:
+    if request.refresh:
         scope = set(targets) & set(desired.incidents) if targets else set(desired.incidents)
         missing: list[str] = []
-        live = read_live(scope, parallelism, missing, team=team)
+        live = read_live(scope, request.parallelism, missing, team=team)
         if missing:
             raise LiveStateError(_not_found(missing, desired.sources, spike_config(team)))
     live = rules.live(desired, live)
     if only:  # the incidents the rules of those files expanded to as well
         targets = _incidents_of(rules.sources(desired), only, asked)
-    wanted = rules.desired(desired)
-    result = plan(
-        wanted,
-        state.incidents,
-        lineage=state.lineage,
-        serial=state.serial,
-        inputs_digest=desired.inputs_digest,
-        batch_size=batch_size,
-        targets=list(targets) if only or targets else None,
-        sources=rules.sources(desired),
-        live=live,
-        kept=state.kept,
-        uncertain=state.uncertain,
-        unsafe=unsafe,
-        drift_policy=drift_policy,
+    wanted = Wanted(
+        rules.desired(desired),
+        rules.sources(desired),
+        desired.inputs_digest,
         warnings=rules.notes,
-        owners=state.rules,
         **rules.planner_arguments(),
     )
+    options = Options(
+        request.batch_size,
+        list(targets) if only or targets else None,
+        request.unsafe,
+        request.drift_policy,
+    )
+    result = plan(wanted, Journaled.of(state), live, options)
     rules.settle(result, desired, state)
-    if approvals:
+    if request.approvals:
         name = team.name if team is not None else None
-        result.approvals = needed(approvals, result.changes, wanted, name)
+        result.approvals = needed(request.approvals, result.changes, wanted.incidents, name)
     return MadePlan(
         result,
         now(),
         rules.sources(desired),
         list(state.warnings),
-        batch_size,
-        bound_to(team, journal_location),
+        request.batch_size,
+        bound_to(team, request.journal_location),
     )
 
 

@@ -45,12 +45,37 @@ class TeamRun:
 
 @dataclass(frozen=True)
 class Selection:
-    """The runs of one command, in team-name order, and what to warn about."""
+    """The runs of one command, in team-name order, and what to warn about: the project's
+    teams, the one implicit team (`TeamRun.team` None) of a repository without
+    reconcile.yaml, or the teams of reconcile.yaml that the command selects. Which of the two
+    is the one difference between them: the outputs then name the teams (plan format 2,
+    `Team NAME:` headings), and every team's inputs are checked before any team is read."""
 
     runs: list[TeamRun]
-    #: Whether reconcile.yaml configures teams (outputs then name them: plan format 2 ...).
-    teams: bool
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def named(self) -> bool:
+        """Whether the teams are reconcile.yaml's."""
+        return any(run.team is not None for run in self.runs)
+
+    def credentials_first(self) -> None:
+        """With teams, every team's key and id are checked before any team is read or
+        written: a missing key of the last team must not leave the first team's journal
+        changed. (The implicit team's are checked when its first call is made.)"""
+        from .plan import spike_config
+
+        for run in self.runs:
+            if run.team is not None:
+                spike_config(run.team)
+
+    def files_first(self) -> None:
+        """With teams, every team's files are loaded before any call (StateFileError with
+        the problems of all of them)."""
+        from .plan import load_teams
+
+        if self.named:
+            load_teams([run.files for run in self.runs])
 
 
 def select(
@@ -81,7 +106,7 @@ def select(
                 )
             raise ReconcileError(f"--team: {printable(project.path)} configures no teams")
         run = TeamRun(None, tuple(paths) or DEFAULT_PATHS, journal, drift, unsafe)
-        return Selection([run], teams=False)
+        return Selection([run])
     if journal:
         raise ReconcileError(
             "--journal (or RECONCILE_JOURNAL) cannot be used with the teams of "
@@ -109,7 +134,12 @@ def select(
             raise ReconcileError(
                 f"{printable(files[0])} belongs to team {strays[0]}, which --team does not select"
             )
-    return Selection(runs, teams=True, warnings=warnings)
+    return Selection(runs, warnings=warnings)
+
+
+def team_note(name: str | None, message: str) -> str:
+    """A message about one team of the project: named after it, unless it is the implicit one."""
+    return message if name is None else f"team {name}: {message}"
 
 
 def ignored_env(project: Project | None, env: Mapping[str, str] | None = None) -> list[str]:

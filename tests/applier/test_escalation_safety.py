@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import KEY, RECONCILE, TEAM, cli, env, write_states
+from helpers import KEY, RECONCILE, TEAM, cli, env, plan, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +48,6 @@ from reconciler.journal.postgres import PostgresJournal
 from reconciler.journal.records import Recorded
 from reconciler.model import Operation
 from reconciler.planfile import digest
-from reconciler.planner import plan
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import RetryPolicy, SpikeClient, SpikeConfig
 

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RECONCILE, CliRun, cli
+from helpers import RECONCILE, CliRun, cli, plan
 
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
 from reconciler.planfile import digest
-from reconciler.planner import plan
 from reconciler.states.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -532,9 +531,10 @@ def test_the_installed_command_plans_the_bundled_states(tmp_path: Path) -> None:
 
 
 def test_a_markdown_plan_of_only_forgets_still_has_its_table_header() -> None:
-    from reconciler.planner import plan
-    from reconciler.render import plan_markdown
+    from helpers import plan
 
-    out = plan_markdown(plan({}, {"old-1": {"status": "resolved"}}))
+    from reconciler.render import section_markdown
+
+    out = section_markdown(plan({}, {"old-1": {"status": "resolved"}}))
     assert "| incident | field | before | after |\n| --- | --- | --- | --- |\n" in out
     assert "| `old-1` | _forget_ | journaled | _not in any file_ |" in out

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RECONCILE, cli
+from helpers import RECONCILE, cli, plan
 
 from reconciler import redact
 from reconciler.github import COMMENT_LIMIT as GITHUB_COMMENT_LIMIT
 from reconciler.journal import open_journal
 from reconciler.journal.file import FileJournal
-from reconciler.planner import plan
-from reconciler.render import MARKDOWN_BUDGET, plan_markdown
+from reconciler.render import MARKDOWN_BUDGET, section_markdown
 from reconciler.sandbox import SandboxServer
 
 KEY = "sk-edges-Secret-4f1e9b77"
@@ -312,7 +311,7 @@ def test_a_markdown_plan_with_every_part_at_its_largest_stays_under_the_limit() 
     # 1,500 unknown targets, and the unsafe warning: forgetting 1,000 journaled incidents.
     assert len(made.warnings) == 1501
     assert made.warnings[-1].startswith("unsafe plan:")
-    markdown = plan_markdown(made)
+    markdown = section_markdown(made)
     assert len(markdown) <= MARKDOWN_BUDGET < GITHUB_COMMENT_LIMIT
     assert markdown.startswith("### spike-reconcile plan\n\n**Plan: 10000 changes on 2000 of ")
     assert "> - ... and" not in markdown
@@ -326,7 +325,7 @@ def test_a_markdown_plan_with_every_part_at_its_largest_stays_under_the_limit() 
 def test_a_huge_warning_is_cut_and_a_newline_in_it_cannot_leave_the_quote() -> None:
     made = plan({}, {})
     made.warnings.extend(["x" * 200_000, "line one\n::error::two"])
-    markdown = plan_markdown(made)
+    markdown = section_markdown(made)
     assert len(markdown) < 3_000
     assert f"> {'x' * 1000} ...\n" in markdown
     # As text: the backslash of \n escaped too, so it shows as written.

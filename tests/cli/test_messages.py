@@ -19,7 +19,7 @@ from helpers import KEY, TEAM, cli
 from reconciler.applier import ApplyResult, Failure
 from reconciler.errors import ApiError
 from reconciler.model import Operation
-from reconciler.render import apply_text, progress_line
+from reconciler.render import progress_line, result_text
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import RETRY_NOTE, RetryPolicy, SpikeClient, SpikeConfig
 from reconciler.wording import counted, natural_sorted
@@ -231,7 +231,7 @@ def test_an_incident_whose_call_failed_is_not_counted_again_as_skipped() -> None
         failed=[Failure(cid, ack, "503 down") for cid in ("b-1", "b-2")],
         skipped=[Failure(cid, resolve, "an earlier call failed") for cid in ("b-1", "b-2")],
     )
-    assert apply_text(result).splitlines()[-1] == (
+    assert result_text(result).splitlines()[-1] == (
         "Apply failed: 0 API calls applied, 2 incidents failed. Run apply again to do the rest."
     )
 

@@ -161,14 +161,15 @@ def test_apply_converges_in_one_run_under_thirty_percent_faults(
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
     ):
         outcome = run_apply(
-            ApplyRequest(paths=[str(work / "states")], journal_location=journal, batch_size=2),
+            [ApplyRequest(paths=[str(work / "states")], journal_location=journal, batch_size=2)],
             confirm=lambda made: True,
             retry=FAST_RETRY,
         )
         assert outcome.made is not None
-        planned = outcome.made.plan.operations
-        assert (outcome.result is None) == (not planned)
-        assert outcome.result is None or outcome.result.outcome == "applied"
+        planned = outcome.made.only.plan.operations
+        (team,) = outcome.teams
+        assert (team.result is None) == (not planned)
+        assert team.result is None or team.result.outcome == "applied"
         live_matches(server, desired)
         succeeded = [c for c in server.calls if c["status"] == 200]
         assert len(succeeded) == len(planned)

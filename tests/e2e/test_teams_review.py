@@ -15,9 +15,9 @@ from reconciler.config import load_project
 from reconciler.errors import ProjectFileError
 from reconciler.model import Change, Operation
 from reconciler.planner import Plan
-from reconciler.render import teams_plan_markdown
+from reconciler.render import plan_markdown
 from reconciler.sandbox import SandboxServer
-from reconciler.usecases.plan import MadePlan, TeamPlan, TeamsPlan
+from reconciler.usecases.plan import MadePlan, ProjectPlan, TeamPlan
 from reconciler.usecases.project import select
 
 PAY, PLAT = "64b7f0c2e1d3a4b5c6d7e8f9", "64b7f0c2e1d3a4b5c6d7e8fa"
@@ -187,11 +187,11 @@ def made(cid_count: int, drift: int = 0) -> MadePlan:
 def test_the_markdown_of_many_teams_stays_under_githubs_limit(
     teams: int, size: int, drift: int
 ) -> None:
-    plan = TeamsPlan(
+    plan = ProjectPlan(
         "now",
         [TeamPlan(f"team-{n:04d}", f"id-{n}", f"j-{n}", made(size, drift)) for n in range(teams)],
     )
-    text = teams_plan_markdown(plan)
+    text = plan_markdown(plan)
     assert len(text) < 65_536 - 1_000, len(text)
     assert text.startswith("### spike-reconcile plan")
     assert "Total: " in text

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import RECONCILE, cli, plan_to_json
+from helpers import RECONCILE, cli, one_team, plan_to_json
 
 from reconciler.errors import GitHubError, InvalidPlanError, ReconcileError
 from reconciler.github import GitHubClient, GitHubConfig
-from reconciler.planfile import digest, plan_from_saved, read_saved_plan, write_plan
-from reconciler.render import plan_markdown
+from reconciler.planfile import digest, read_saved_plan, section_plan, write_plan
+from reconciler.render import plan_markdown, section_markdown
 from reconciler.usecases.comment import CommentRequest, decide, marker, post_plan_comment
-from reconciler.usecases.plan import make_plan
+from reconciler.usecases.plan import PlanRequest, make_plan
 
 
 @pytest.fixture
@@ -49,9 +49,9 @@ def saved_plan(tmp_path: Path, incidents: dict[str, Any], name: str = "plan.json
     states = tmp_path / f"states-{name}"
     states.mkdir()
     (states / "s.yaml").write_text(json.dumps({"incidents": incidents}))
-    made = make_plan([str(states)], str(tmp_path / "journal.jsonl"), 100)
+    made = make_plan(PlanRequest([str(states)], str(tmp_path / "journal.jsonl"), 100))
     out = str(tmp_path / name)
-    write_plan(made, out)
+    write_plan(one_team(made), out)
     return out
 
 
@@ -167,11 +167,11 @@ def test_the_comment_is_the_plan_markdown_of_the_saved_plan(tmp_path: Path) -> N
     states.mkdir()
     incidents = {f"i-{n}": {"status": "acknowledged", "escalations": n % 3} for n in range(30)}
     (states / "s.yaml").write_text(json.dumps({"incidents": incidents}))
-    made = make_plan([str(states)], str(tmp_path / "j.jsonl"), 7)
-    write_plan(made, str(tmp_path / "p.json"))
+    made = make_plan(PlanRequest([str(states)], str(tmp_path / "j.jsonl"), 7))
+    write_plan(one_team(made), str(tmp_path / "p.json"))
 
-    again = plan_from_saved(read_saved_plan(str(tmp_path / "p.json")))
-    assert plan_markdown(again) == plan_markdown(made.plan)
+    again = section_plan(read_saved_plan(str(tmp_path / "p.json")))
+    assert section_markdown(again) == section_markdown(made.plan)
     assert again.has_changes and plan_to_json(again) == plan_to_json(made.plan)
 
 
@@ -193,7 +193,7 @@ def test_a_forged_change_never_reaches_a_comment(tmp_path: Path, change: dict[st
     body["plan_digest"] = digest(body)
     Path(plan_file).write_text(json.dumps(body))
     with pytest.raises(InvalidPlanError, match=r"changes\[0\] is malformed"):
-        plan_from_saved(read_saved_plan(plan_file))
+        section_plan(read_saved_plan(plan_file))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from github_fake import MARK, REPO, TOKEN, FakeGitHub, serve_fake_github
-from helpers import RECONCILE, cli
+from helpers import RECONCILE, cli, one_team
 
 from reconciler.errors import GitHubError
 from reconciler.github import GitHubClient, GitHubConfig
 from reconciler.planfile import write_plan
-from reconciler.usecases.plan import make_plan
+from reconciler.usecases.plan import PlanRequest, make_plan
 
 
 @pytest.fixture
@@ -36,8 +36,8 @@ def plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (tmp_path / "states" / "s.yaml").write_text(
         json.dumps({"incidents": {"a-1": {"priority": "p2"}}})
     )
-    made = make_plan(["states"], str(tmp_path / "journal.jsonl"), 100)
-    write_plan(made, "plan.json")
+    made = make_plan(PlanRequest(["states"], str(tmp_path / "journal.jsonl"), 100))
+    write_plan(one_team(made), "plan.json")
     return "plan.json"
 
 

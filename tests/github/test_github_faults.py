@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 from github_fake import DRIFT_MARK, FAST, MARK, REPO, TOKEN, FakeGitHub, Fault, serve_fake_github
+from helpers import one_team
 
 from reconciler.errors import GitHubError
 from reconciler.github import GitHubClient, GitHubConfig
@@ -23,7 +24,7 @@ from reconciler.render import drift_json, drift_markdown, plan_markdown
 from reconciler.usecases.comment import CommentRequest, post_plan_comment
 from reconciler.usecases.drift import DriftEntry, DriftReport
 from reconciler.usecases.issue import IssueRequest, run_issue
-from reconciler.usecases.plan import make_plan
+from reconciler.usecases.plan import PlanRequest, make_plan
 
 T = TypeVar("T")
 COMMENTS = r"/repos/octo/states/issues/7/comments"
@@ -43,7 +44,9 @@ def plan_file(tmp_path: Path) -> str:
     states.mkdir()
     (states / "s.yaml").write_text(json.dumps({"incidents": {"a-1": {"severity": "sev1"}}}))
     out = str(tmp_path / "plan.json")
-    write_plan(make_plan([str(states)], str(tmp_path / "journal.jsonl"), 100), out)
+    write_plan(
+        one_team(make_plan(PlanRequest([str(states)], str(tmp_path / "journal.jsonl"), 100))), out
+    )
     return out
 
 

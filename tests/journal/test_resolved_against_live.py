@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import plan
 
 from reconciler.errors import PlanError
 from reconciler.journal.file import FileJournal
 from reconciler.model import Operation
-from reconciler.planner import plan
 
 RESOLVE = Operation("POST", "/incidents/resolve", {"ids": ["r"]})
 #: What a live open status over a recorded resolve means, and the deliberate way out.

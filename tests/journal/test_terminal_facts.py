@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, plan_json, write_states
+from helpers import cli, plan, plan_json, write_states
 
 from reconciler.errors import PlanError
 from reconciler.journal import migrate
@@ -18,7 +18,6 @@ from reconciler.journal.file import FileJournal
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.model import Operation
 from reconciler.planfile import digest, read_saved_plan, verify
-from reconciler.planner import plan
 
 PLAN = "sha256:test"
 RESOLVE = Operation("POST", "/incidents/resolve", {"ids": ["r"]})

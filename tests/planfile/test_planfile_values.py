@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import InvalidPlanError
-from reconciler.planfile import digest, plan_from_saved, read_saved_plan
+from reconciler.planfile import digest, read_saved_plan, section_plan
 
 
 def write(tmp_path: Path, drift: list[dict[str, Any]]) -> str:
@@ -39,7 +39,7 @@ def write(tmp_path: Path, drift: list[dict[str, Any]]) -> str:
 
 def test_a_drift_value_valid_for_its_field_is_shown(tmp_path: Path) -> None:
     drift = [{"incident": "a-1", "field": "priority", "journaled": "p2", "live": None}]
-    plan = plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+    plan = section_plan(read_saved_plan(write(tmp_path, drift)))
     assert [(d.incident, d.journaled, d.live) for d in plan.drift] == [("a-1", "p2", None)]
 
 
@@ -50,7 +50,7 @@ def test_a_drift_value_valid_for_its_field_is_shown(tmp_path: Path) -> None:
 def test_a_drift_value_of_another_field_is_refused(tmp_path: Path, field: str, value: Any) -> None:
     drift = [{"incident": "a-1", "field": field, "journaled": None, "live": value}]
     with pytest.raises(InvalidPlanError, match=r"drift\[0\] is malformed"):
-        plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+        section_plan(read_saved_plan(write(tmp_path, drift)))
 
 
 def test_a_drift_policy_is_shown_and_read_as_revert_when_absent(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_a_drift_policy_is_shown_and_read_as_revert_when_absent(tmp_path: Path) 
         {"incident": "a-1", "field": "status", "journaled": "acknowledged", "live": "triggered"},
         {"incident": "b-2", "field": "priority", "journaled": "p1", "live": "p3", "policy": "warn"},
     ]
-    plan = plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+    plan = section_plan(read_saved_plan(write(tmp_path, drift)))
     assert [d.policy for d in plan.drift] == ["revert", "warn"]
 
 
@@ -67,4 +67,4 @@ def test_an_unknown_drift_policy_is_refused(tmp_path: Path, policy: Any) -> None
     drift = [{"incident": "a-1", "field": "priority", "journaled": "p1", "live": "p3"}]
     drift[0]["policy"] = policy
     with pytest.raises(InvalidPlanError, match=r"drift\[0\] is malformed"):
-        plan_from_saved(read_saved_plan(write(tmp_path, drift)))
+        section_plan(read_saved_plan(write(tmp_path, drift)))

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import plan_to_json
+from helpers import plan, plan_to_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.config import ALL_REVERT, POLICIES
 from reconciler.model import Drift
-from reconciler.planner import plan
-from reconciler.render import plan_markdown, plan_text
+from reconciler.render import section_markdown, section_text
 
 DESIRED: dict[str, dict[str, Any]] = {"a": {"status": "acknowledged", "priority": "p2"}}
 JOURNAL: dict[str, dict[str, Any]] = {"a": {"status": "acknowledged", "priority": "p2"}}
@@ -48,10 +47,10 @@ def test_warn_and_accept_report_without_reverting_or_recording() -> None:
         assert result.drift[0] == Drift("a", "status", "acknowledged", "triggered", policy)
         assert [c.field for c in result.changes] == ["priority"]
         assert plan_to_json(result)["drift"][0]["policy"] == policy
-        text = plan_text(result)
+        text = section_text(result)
         assert f"! a status acknowledged -> triggered  (policy {policy}: not reverted" in text
         assert "! a priority p2 -> p4  (policy revert: planned against live)" in text
-        assert f"(policy {policy}: not reverted, only reported)" in plan_markdown(result)
+        assert f"(policy {policy}: not reverted, only reported)" in section_markdown(result)
 
 
 def test_a_held_field_that_already_matches_its_file_is_recorded() -> None:

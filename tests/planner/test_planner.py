@@ -12,7 +12,7 @@ from typing import Any
 
 import oracle
 import pytest
-from helpers import examples, plan_json, plan_to_json
+from helpers import examples, plan, plan_json, plan_to_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,7 @@ from reconciler.errors import InvalidPlanError, PlanError
 from reconciler.journal.records import Recorded
 from reconciler.model import PRIORITIES, SEVERITIES, STATUSES
 from reconciler.planfile import digest
-from reconciler.planner import Plan, pack_escalations, plan
+from reconciler.planner import Plan, pack_escalations
 
 ACK = "/incidents/acknowledge"
 UNACK = "/incidents/unacknowledge"

@@ -7,12 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from helpers import examples
+from helpers import examples, plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import RuleError
-from reconciler.planner import plan
 from reconciler.rules import UNKNOWN, Candidate, Rule, TitleSearches, expand, undecided
 
 NOW = 1_800_000_000.0

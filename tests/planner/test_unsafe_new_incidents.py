@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import plan
+
 from reconciler.model import Unsafe
 from reconciler.planfile import verify
-from reconciler.planner import plan
 
 JOURNAL: dict[str, dict[str, Any]] = {
     f"i-{n}": {"status": "triggered", "priority": "p1"} for n in range(10)

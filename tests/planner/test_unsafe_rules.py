@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import plan_json
+from helpers import plan, plan_json
 
 from reconciler.journal.records import Recorded
 from reconciler.planfile import read_saved_plan, verify
-from reconciler.planner import Plan, plan
+from reconciler.planner import Plan
 
 Incidents = dict[str, dict[str, Any]]
 

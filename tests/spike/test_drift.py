@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import KEY, TEAM, cli, env, plan_to_json, write_states
+from helpers import KEY, TEAM, cli, env, plan, plan_to_json, write_states
 
 from reconciler.errors import CredentialsError, LiveStateError
 from reconciler.journal.file import FileJournal
-from reconciler.planner import overlay_live, plan
+from reconciler.planner import overlay_live
 from reconciler.sandbox import SandboxServer
 from reconciler.spike.client import SpikeClient, SpikeConfig
 from reconciler.spike.live import parse_incident, read_incidents

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, examples, plan_json
+from helpers import cli, examples, plan, plan_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -30,7 +30,6 @@ from ruamel.yaml import YAML
 from reconciler.errors import ReconcileError
 from reconciler.model import FIELDS
 from reconciler.planfile import atomic_write
-from reconciler.planner import plan
 from reconciler.states.document import _comments, format_text, quote_id
 from reconciler.states.loader import load
 

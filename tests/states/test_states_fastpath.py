@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler.planfile import plan_content
+from reconciler.planfile import section_content
 from reconciler.states.loader import _load_file, _valid_incidents
 from reconciler.states.schema import models
 
@@ -167,17 +167,16 @@ STATE = st.dictionaries(
 def test_the_one_pass_plan_json_carries_the_whole_digest(
     desired: dict[str, Any], journal: dict[str, Any], batch: int
 ) -> None:
-    from helpers import BOUND, plan_json
+    from helpers import BOUND, plan, plan_json
 
     from reconciler.errors import PlanError
     from reconciler.planfile import digest
-    from reconciler.planner import plan
 
     try:
         made = plan(desired, journal, lineage="l", serial=3, batch_size=batch)
     except PlanError:
         return
     written = json.loads(plan_json(made, "2026-01-01T00:00:00Z"))
-    content = plan_content(made, bound=BOUND)
+    content = section_content(made, bound=BOUND)
     assert written["plan_digest"] == digest(written) == content["plan_digest"]
     assert list(written) == ["format_version", "created_at", *list(content)[1:]]

@@ -48,11 +48,12 @@ class Repo(NamedTuple):
             fields,
             drift_policy={**ALL_REVERT, **policy},
         )
-        return run_accept(request)
+        (outcome,) = run_accept([request])
+        return outcome
 
     def drift(self, **policy: str) -> list[DriftEntry]:
         request = DriftRequest([str(self.states)], str(self.journal), 4, {**ALL_REVERT, **policy})
-        return run_drift(request).entries
+        return run_drift([request]).entries
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_an_accepted_severity_is_written_with_its_comments_and_journaled(repo: R
     journal = [json.loads(line) for line in repo.journal.read_text().splitlines()]
     assert journal[-1]["kind"] == "set" and journal[-1]["source"] == "accept"
     assert journal[-1]["incidents"] == {"pay-1": {"severity": "sev2"}}
-    assert not run_plan(PlanRequest([str(repo.states)], str(repo.journal))).plan.has_changes
+    assert not run_plan([PlanRequest([str(repo.states)], str(repo.journal))]).has_changes
 
 
 def test_without_selection_only_outside_drift_of_accept_fields_is_taken(repo: Repo) -> None:
@@ -159,7 +160,7 @@ def test_any_failed_read_writes_nothing(tmp_path: Path) -> None:
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
         pytest.raises(LiveStateError, match="nothing written"),
     ):
-        run_accept(AcceptRequest([str(states)], str(tmp_path / "journal.jsonl"), ("pay-1",)))
+        run_accept([AcceptRequest([str(states)], str(tmp_path / "journal.jsonl"), ("pay-1",))])
     assert not (tmp_path / "journal.jsonl").exists()
     assert (states / "payments.yaml").read_text() == FILE
 

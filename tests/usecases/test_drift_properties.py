@@ -75,12 +75,12 @@ class Repo(NamedTuple):
             refresh=refresh,
             force=True,
         )
-        outcome = run_apply(request, confirm=lambda _made: True)
-        assert outcome.result is None or outcome.result.outcome == "applied"
+        outcome = run_apply([request], confirm=lambda _made: True)
+        assert not outcome.failed
 
     def drift(self, **policy: str) -> Any:
         return run_drift(
-            DriftRequest([str(self.states)], str(self.journal), 4, {**ALL_REVERT, **policy})
+            [DriftRequest([str(self.states)], str(self.journal), 4, {**ALL_REVERT, **policy})]
         )
 
 
@@ -111,7 +111,7 @@ def test_after_self_heal_with_revert_policies_there_is_no_drift(
         repo.apply(refresh=True)
         assert repo.drift().entries == []
         # Everything reverted was recorded: a plain plan has nothing to do either.
-        plain = run_plan(PlanRequest([str(repo.states)], str(repo.journal)))
+        plain = run_plan([PlanRequest([str(repo.states)], str(repo.journal))]).only
         assert not plain.plan.has_changes
 
 
@@ -123,12 +123,14 @@ def test_after_accept_there_is_no_drift_in_accepted_fields_and_a_plain_plan_is_e
     desired, changes = case
     with applied(desired, changes) as repo:
         before = repo.drift(**{accepted: "accept"}).entries
-        outcome = run_accept(
-            AcceptRequest(
-                [str(repo.states)],
-                str(repo.journal),
-                drift_policy={**ALL_REVERT, accepted: "accept"},
-            )
+        (outcome,) = run_accept(
+            [
+                AcceptRequest(
+                    [str(repo.states)],
+                    str(repo.journal),
+                    drift_policy={**ALL_REVERT, accepted: "accept"},
+                )
+            ]
         )
         taken = {(e.incident, e.field) for entries in outcome.files.values() for e in entries}
         assert taken == {(e.incident, e.field) for e in before if e.field == accepted}
@@ -136,7 +138,7 @@ def test_after_accept_there_is_no_drift_in_accepted_fields_and_a_plain_plan_is_e
         assert [e for e in after if e.field == accepted] == []
         # The other fields' drift is left as it was.
         assert after == [e for e in before if e.field != accepted]
-        assert not run_plan(PlanRequest([str(repo.states)], str(repo.journal))).plan.has_changes
+        assert not run_plan([PlanRequest([str(repo.states)], str(repo.journal))]).has_changes
 
 
 @PROPERTY

@@ -42,7 +42,7 @@ class Repo(NamedTuple):
     journal: Path
 
     def report(self) -> list[DriftEntry]:
-        return run_drift(DriftRequest([str(self.states)], str(self.journal), 4)).entries
+        return run_drift([DriftRequest([str(self.states)], str(self.journal), 4)]).entries
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 def test_right_after_apply_there_is_no_drift(repo: Repo) -> None:
-    report = run_drift(DriftRequest([str(repo.states)], str(repo.journal)))
+    report = run_drift([DriftRequest([str(repo.states)], str(repo.journal))])
     assert report.entries == []
     assert (report.incidents, report.drifted_incidents, report.fields) == (3, 0, 0)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", report.checked_at)
@@ -88,7 +88,7 @@ def test_a_change_not_applied_yet_is_pending(repo: Repo) -> None:
     write_states(
         repo.states, {**DESIRED, "web-1": {"priority": "p1"}, "new-4": {"severity": "sev2"}}
     )
-    report = run_drift(DriftRequest([str(repo.states)], str(repo.journal)))
+    report = run_drift([DriftRequest([str(repo.states)], str(repo.journal))])
     assert report.entries == [
         DriftEntry("new-4", "severity", "sev2", None, None, "pending", journaled_known=False),
         DriftEntry("web-1", "priority", "p1", "p2", "p2", "pending"),
@@ -98,7 +98,7 @@ def test_a_change_not_applied_yet_is_pending(repo: Repo) -> None:
 
 def test_a_deleted_incident_is_missing_and_the_others_still_reported(repo: Repo) -> None:
     repo.server.set_incidents({"db-2": None, "web-1": {"priority": "p3"}})
-    report = run_drift(DriftRequest([str(repo.states)], str(repo.journal)))
+    report = run_drift([DriftRequest([str(repo.states)], str(repo.journal))])
     assert report.entries == [
         DriftEntry("db-2", None, None, None, None, "missing", journaled_known=False),
         DriftEntry("web-1", "priority", "p2", "p2", "p3", "outside"),
@@ -134,7 +134,7 @@ def test_a_read_that_fails_other_than_404_fails_the_report(tmp_path: Path) -> No
         env(SPIKE_API_URL=server.url, SPIKE_API_KEY=KEY, SPIKE_TEAM_ID=TEAM),
         pytest.raises(LiveStateError, match=r"^incident db-2: could not be read: .*429"),
     ):
-        run_drift(DriftRequest([str(states)], str(tmp_path / "journal.jsonl")))
+        run_drift([DriftRequest([str(states)], str(tmp_path / "journal.jsonl"))])
     assert not (tmp_path / "journal.jsonl").exists()
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reconciler.config import load_project
 from reconciler.journal import open_journal
 from reconciler.sandbox import SandboxServer
-from reconciler.usecases.plan import PlanRequest, run_plan, run_team_plans
+from reconciler.usecases.plan import PlanRequest, run_plan
 from reconciler.usecases.project import select
 
 NAMES = ["alpha", "beta", "gamma"]
@@ -80,15 +80,15 @@ def test_the_plan_of_all_teams_is_each_teams_own_plan(
     work = tmp_path_factory.mktemp("union")
     project = load_project(lay_out(work, teams))
     runs = select(project, env={}).runs
-    together = run_team_plans([PlanRequest(run.paths, run.journal, team=run.team) for run in runs])
+    together = run_plan([PlanRequest(run.paths, run.journal, team=run.team) for run in runs])
     assert [team.name for team in together.teams] == sorted(teams)
     for team in together.teams:
-        name = team.name
+        name = str(team.name)
         # The same files and journal as one team of its own, without reconcile.yaml.
         alone = run_plan(
-            PlanRequest((str(work / "teams" / name),), str(work / ".reconcile" / f"{name}.jsonl"))
+            [PlanRequest((str(work / "teams" / name),), str(work / ".reconcile" / f"{name}.jsonl"))]
         )
-        mine, theirs = plan_to_json(team.made.plan), plan_to_json(alone.plan)
+        mine, theirs = plan_to_json(team.made.plan), plan_to_json(alone.only.plan)
         assert mine == theirs
     assert together.summary()["changes"] == sum(len(t.made.plan.changes) for t in together.teams)
 
