@@ -96,7 +96,7 @@ def sandbox(
         incidents.update(seed_from_paths(list(seed_paths)))
     if seed_json:
         incidents.update(seed_from_json(seed_json))
-    teams = _sandbox_teams(team_seeds, seed_paths, seed_json) if team_seeds else None
+    teams = _seeds_by_team(team_seeds, seed_paths, seed_json) if team_seeds else None
     server = SandboxServer(
         None if teams is not None else incidents,
         teams=teams,
@@ -135,7 +135,7 @@ def sandbox(
         server.stop()
 
 
-def _sandbox_teams(
+def _seeds_by_team(
     team_seeds: tuple[str, ...], seed_paths: tuple[str, ...], seed_json: str | None
 ) -> dict[str, dict[str, Any]]:
     """`--team ID=PATH` options as `{team id: incidents}`, in the order given; a team given

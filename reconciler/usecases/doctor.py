@@ -136,7 +136,7 @@ def run_doctor(request: DoctorRequest) -> DoctorOutcome:
                 None if team is None else team.name,
                 config.key_source,
                 config.team_source,
-                await _check_team(
+                await _check_endpoints(
                     config,
                     request.counter_id,
                     () if team is None else (team.name,),
@@ -149,7 +149,7 @@ def run_doctor(request: DoctorRequest) -> DoctorOutcome:
     return DoctorOutcome(asyncio.run(check_all()))
 
 
-async def _check_team(
+async def _check_endpoints(
     config: SpikeConfig,
     counter_id: str | None,
     names: Collection[str],
