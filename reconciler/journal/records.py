@@ -147,6 +147,8 @@ class Recorded:
     unfinished: tuple[str, Mapping[str, Any]] | None = None
     #: The journal was migrated: (where to, when), from its `retired` record.
     retired: tuple[str, str] | None = None
+    #: The last apply-start record (its `at`, `audit`...): the last apply, for drift.
+    last_apply: Mapping[str, Any] | None = None
 
     def escalations(self, cid: str) -> int | None:
         """The incident's escalation count, journaled or kept; None when never recorded."""
@@ -383,6 +385,7 @@ def fold(state: Recorded, where: str, record: Any) -> None:
         state.lineage = record["lineage"]
     elif kind == "apply-start":
         state.unfinished = (where, record)
+        state.last_apply = record
         if "plan_id" in record:
             state.applied_plans.add(record["plan_id"])
     elif kind == "apply-end":
