@@ -116,7 +116,7 @@ def issue(
     from ..usecases.issue import IssueRequest, run_issue
 
     outcome = run_issue(
-        IssueRequest(drift_file, repo, marker, author, markdown=render.drift_markdown)
+        IssueRequest(drift_file, repo, marker, author, markdown=render.drift_issue_markdown)
     )
     show = render.issue_json if fmt == "json" else render.issue_text
     click.echo(show(outcome), nl=False)

@@ -21,12 +21,21 @@ def journal() -> None:
 def journal_migrate(
     source: str, dest: str, lock_timeout: float, verbose: bool, no_color: bool
 ) -> None:
-    """Copy a journal with its lineage and history (file <-> postgresql://)."""
+    """Copy a journal with its lineage and history (file <-> postgresql://), retire the source."""
+    import shlex
+
+    from ..errors import printable
     from ..journal import migrate, open_journal
 
     src, dst = open_journal(source), open_journal(dest)
-    count = migrate(src, dst, timeout=lock_timeout)
-    click.echo(f"Copied {count} records from {src.location} to {dst.location}.")
+    done = migrate(src, dst, timeout=lock_timeout)
+    what = (
+        f"Copied {done.records} records from {src.location} to {dst.location}"
+        if done.copied
+        else f"{dst.location} holds the whole copy of {src.location} ({done.records} records)"
+    )
+    hint = f"use --journal {shlex.quote(dst.location)} from now on"
+    click.echo(printable(f"{what}; {src.location} is retired: {hint}."))
 
 
 @click.command()
@@ -47,7 +56,7 @@ def show(
     show_state = render.state_json if fmt == "json" else render.state_text
     parts: dict[str | None, str] = {}
     for run in selection.runs:
-        state = open_journal(run.journal).read()
+        state = open_journal(run.journal).read(retired_ok=True)
         for warning in state.warnings:
             ctx.warn(team_note(run.name, warning))
         parts[run.name] = show_state(state)

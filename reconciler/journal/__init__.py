@@ -4,13 +4,14 @@ records.py: the record kinds, their checks and replay(); base.py: the Journal in
 its writer; file.py and postgres.py: the backends.
 
 open_journal() picks the backend from the location (a path, or a postgresql:// URL);
-migrate() copies one journal into another.
+migrate() copies one journal into another and retires the source.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import shlex
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import JournalError
 
@@ -25,6 +26,7 @@ DEFAULT_LOCATION = ".reconcile/journal.jsonl"
 __all__ = [
     "DEFAULT_LOCATION",
     "DEFAULT_LOCK_TIMEOUT",
+    "Migration",
     "is_database_url",
     "migrate",
     "open_journal",
@@ -50,15 +52,28 @@ def open_journal(location: str | None = None) -> Journal:
     return FileJournal(location)
 
 
-def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
-    """Copy every record of `source` into the empty journal `dest`; return how many.
+class Migration(NamedTuple):
+    """What `migrate` did: how many records the destination holds from the source, and
+    whether it copied them now (False: a whole copy was there already, so it only retired)."""
 
-    Lineage, serials and history are kept verbatim, so plans made against the source stay
-    valid against the destination. Both apply locks are held throughout (each waiting up to
-    `timeout` seconds), so no apply can change either journal mid-copy. The copy is all or
-    nothing (`Journal.copy_in`): a destination that already has records, or an empty
-    source, is refused with nothing written; a copy cut short leaves a destination that
-    every command refuses until a migration is run again.
+    records: int
+    copied: bool
+
+
+def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Migration:
+    """Copy every record of `source` into the empty journal `dest`, then retire `source`.
+
+    Lineage, serials and history are kept verbatim (the plan ids applied too). Both apply
+    locks are held throughout (each waiting up to `timeout` seconds), so no apply can change
+    either journal mid-copy. The copy is all or nothing (`Journal.copy_in`): a destination
+    that already has records, or an empty source, is refused with nothing written; a copy
+    cut short leaves a destination that every command refuses until a migration is run
+    again. Once the copy is whole, a `retired` record naming `dest` is appended to `source`
+    under its lock, in the same run: from then on every command that would write to the
+    source or plan against it refuses it (two live journals would share one history).
+
+    A destination that already starts with every record of the source (a migration whose
+    retire record could not be written) is not copied again: the source is only retired.
     """
     from .records import replay
 
@@ -68,15 +83,38 @@ def migrate(source: Journal, dest: Journal, timeout: float = DEFAULT_LOCK_TIMEOU
         )
     if source.read().lineage is None:  # before the lock, which would create a missing file
         raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
-    with source.open_for_apply(timeout, "journal migrate (source)"):
+    with source.open_for_apply(timeout, "journal migrate (source)") as writer:
         records = source.records()
         if not records:
             raise JournalError(f"{source.location}: the journal is empty; nothing to migrate")
         # Checked as the destination's reads will check them: a migration can only produce
         # a journal that reads back.
         replay([(f"{source.location}: record {n}", r) for n, r in enumerate(records, start=1)])
-        dest.copy_in(records, source.location, timeout)
-    return len(records)
+        copied = not _holds_copy(dest, records)
+        if copied:
+            dest.copy_in(records, source.location, timeout)
+        try:
+            writer.retire(dest.location)
+        except JournalError as exc:
+            again = ("--from", source.location, "--to", dest.location)
+            command = shlex.join(["reconcile", "journal", "migrate", *again])
+            raise JournalError(
+                f"{dest.location}: the copy is whole ({len(records)} records), but the source "
+                f"could not be marked retired ({exc}): {source.location} is NOT retired and "
+                "still takes the plans made for it; stop applying to it and run "
+                f"`{command}` again: it finds the whole copy and only retires the source"
+            ) from None
+    return Migration(len(records), copied)
+
+
+def _holds_copy(dest: Journal, records: list[dict[str, Any]]) -> bool:
+    """Whether `dest` starts with every one of `records` (a whole copy of them, maybe
+    written to since)."""
+    try:
+        found = dest.records()
+    except JournalError:
+        return False  # an unfinished copy, or none that reads: copy_in replaces or refuses it
+    return found[: len(records)] == records
 
 
 def same_journal(one: str, other: str) -> bool:

@@ -18,6 +18,7 @@ from ..errors import JournalError, LockHeldError, printable
 from ..model import Operation, Value
 from .records import (
     FORMAT,
+    RETIRED,
     STATE_KINDS,
     Recorded,
     now,
@@ -45,6 +46,21 @@ def refuse_unfinished(location: str, records: Sequence[tuple[str, Any]]) -> None
             "did not finish, so it holds no usable record: run that migration again (it "
             "replaces an unfinished copy), or keep using the source journal"
         )
+
+
+def refuse_retired(location: str, state: Recorded) -> None:
+    """Refuse a journal `journal migrate` retired: it moved, and two live journals would
+    share one history (docs/journal.md, reconcile journal migrate)."""
+    if state.retired is None:
+        return
+    import shlex
+
+    to, at = (printable(part) for part in state.retired)
+    raise JournalError(
+        f"{location}: this journal was migrated to {to} on {at} and is retired: nothing is "
+        "written to it or planned against it any more (reconcile show and log still read "
+        f"it); use --journal {shlex.quote(to)} (with reconcile.yaml: the team's journal)"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,9 +100,19 @@ class Journal(ABC):
 
     location: str
 
+    def read(self, retired_ok: bool = False) -> Recorded:
+        """The last-applied state (an empty state when the journal does not exist yet).
+
+        A retired journal (migrated elsewhere) is refused, unless `retired_ok` (`reconcile
+        show`, which says it is retired): nothing is planned against it."""
+        state = self._read()
+        if not retired_ok:
+            refuse_retired(self.location, state)
+        return state
+
     @abstractmethod
-    def read(self) -> Recorded:
-        """The last-applied state (an empty state when the journal does not exist yet)."""
+    def _read(self) -> Recorded:
+        """The last-applied state, retired or not."""
 
     @abstractmethod
     def records(self) -> list[dict[str, Any]]:
@@ -97,15 +123,16 @@ class Journal(ABC):
         """Take the apply lock (waiting up to `timeout` seconds) and return a writer.
 
         The protocol, the same for every backend (docs/journal.md, Locations): take the lock,
-        write who holds it, replay the records, prove the journal writable (so no API call is
-        made against a journal that could not record it), yield the writer, then close it,
-        clear the holder and release the lock, whatever happened. The backends fill in the
-        steps (the hooks below).
+        write who holds it, replay the records, refuse a retired journal, prove the journal
+        writable (so no API call is made against a journal that could not record it), yield
+        the writer, then close it, clear the holder and release the lock, whatever happened.
+        The backends fill in the steps (the hooks below).
         """
         with self._locked(timeout) as held:
             try:
                 self._write_holder(held, LockInfo.mine(purpose))
                 state = self._replay_locked(held)
+                refuse_retired(self.location, state)
                 writer = self._open_writer(held, state)
                 try:
                     yield writer
@@ -298,3 +325,7 @@ class JournalWriter(ABC):
 
     def end(self, plan: str | None, outcome: str, **counts: Any) -> None:
         self._append("apply-end", plan=plan, outcome=outcome, **counts)
+
+    def retire(self, to: str) -> None:
+        """Record that the journal was migrated to `to`: its last record (journal migrate)."""
+        self._append(RETIRED, to=to)

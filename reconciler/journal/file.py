@@ -140,7 +140,7 @@ class FileJournal(Journal):
         state.warnings[:0] = warnings
         return state, good, unterminated
 
-    def read(self) -> Recorded:
+    def _read(self) -> Recorded:
         return self._replayed()[0]
 
     def records(self) -> list[dict[str, Any]]:

@@ -221,7 +221,7 @@ class PostgresJournal(Journal):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> Recorded:
+    def _read(self) -> Recorded:
         with self._session() as conn:
             return replay(self._records(conn))
 

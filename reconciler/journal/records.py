@@ -55,6 +55,11 @@ Every record is a JSON object with `kind` and `at` (UTC time, ISO 8601 with mill
   none): a saved plan whose id the journal holds was applied already, and is refused.
   `audit` says who and why (docs/approvals.md): the commit, repository, pull request and its
   author, the approvals met, the CI run's URL or the local user, a --force-approvals reason.
+- `retired` {to}: the last record of a journal `journal migrate` copied whole to `to` (the
+  destination as `--to` spelled it; a database URL without its credentials), written under
+  the source's lock in the same run. History only, and final: no record may follow it, and
+  every command that would write to the journal or plan against it refuses it, naming `to`
+  (`show` and `log` still read it).
 
 Every record that changes the last-applied state (`op`, `intent`, `uncertain`, `not-sent`,
 `forget`, `unmanage`, `set`) carries the next `serial`, so a plan saved before any of them is
@@ -79,7 +84,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..endpoints import ESCALATE, effects, parse_operation
-from ..errors import InvalidPlanError, JournalError
+from ..errors import InvalidPlanError, JournalError, printable
 from ..jsontext import JsonTooDeepError, loads
 from ..model import FIELDS, Fields, IncidentMap, Operation, Value, is_counter_id, is_field_value
 from ..rules import is_rule_name
@@ -87,7 +92,9 @@ from ..rules import is_rule_name
 FORMAT = 1
 OUTCOME_KINDS = frozenset({"uncertain", "not-sent"})
 STATE_KINDS = frozenset({"op", "forget", "unmanage", "set", "intent", *OUTCOME_KINDS})
-HISTORY_KINDS = frozenset({"lineage", "apply-start", "apply-end"})
+#: The kind of the last record of a journal migrated elsewhere (docs/journal.md).
+RETIRED = "retired"
+HISTORY_KINDS = frozenset({"lineage", "apply-start", "apply-end", RETIRED})
 _PLAN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The `source` of a `set` record holding an escalation count the operator read in Spike.
 ACTIVITY_LOG = "activity-log"
@@ -138,6 +145,10 @@ class Recorded:
     applied_plans: set[str] = field(default_factory=set)
     #: The last apply-start record with no apply-end after it, with where it is.
     unfinished: tuple[str, Mapping[str, Any]] | None = None
+    #: The journal was migrated: (where to, when), from its `retired` record.
+    retired: tuple[str, str] | None = None
+    #: The last apply-start record (its `at`, `audit`...): the last apply, for drift.
+    last_apply: Mapping[str, Any] | None = None
 
     def escalations(self, cid: str) -> int | None:
         """The incident's escalation count, journaled or kept; None when never recorded."""
@@ -253,6 +264,11 @@ def check_record(record: Any, where: str, state: Recorded) -> None:
     kind = record["kind"]
     if not isinstance(record.get("at"), str):
         raise JournalError(f"{where}: a {kind} record without its time ('at')")
+    if state.retired is not None:
+        raise JournalError(
+            f"{where}: a {kind} record after the journal was retired (migrated to "
+            f"{printable(state.retired[0])}): two histories; fix it by hand"
+        )
     if kind == "lineage":
         if state.lineage is not None:
             raise JournalError(f"{where}: a second lineage record")
@@ -320,8 +336,9 @@ def _rules_well_formed(record: Mapping[str, Any], ids: Iterable[str]) -> bool:
 
 
 def _history_well_formed(kind: str, record: dict[str, Any]) -> bool:
-    """An apply-start or apply-end record: a plan digest or null, and integer counts."""
-    if not isinstance(record.get("plan"), str | type(None)):
+    """An apply-start or apply-end record: a plan digest or null, and integer counts; a
+    retired record: where to."""
+    if kind != RETIRED and not isinstance(record.get("plan"), str | type(None)):
         return False
     if kind == "apply-start":
         return (
@@ -330,6 +347,8 @@ def _history_well_formed(kind: str, record: dict[str, Any]) -> bool:
             # who and why (docs/approvals.md); journals older than it have none
             and isinstance(record.get("audit", {}), dict)
         )
+    if kind == RETIRED:
+        return isinstance(record.get("to"), str) and bool(record["to"])
     if kind == "apply-end":
         counts = ("applied", "failed", "skipped", "uncertain")
         return isinstance(record.get("outcome"), str) and all(
@@ -366,10 +385,13 @@ def fold(state: Recorded, where: str, record: Any) -> None:
         state.lineage = record["lineage"]
     elif kind == "apply-start":
         state.unfinished = (where, record)
+        state.last_apply = record
         if "plan_id" in record:
             state.applied_plans.add(record["plan_id"])
     elif kind == "apply-end":
         state.unfinished = None
+    elif kind == RETIRED:
+        state.retired = (record["to"], record["at"])
     elif kind in STATE_KINDS:
         state.apply_record(record)
 

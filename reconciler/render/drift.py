@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from .text import (
     MARKDOWN_BUDGET,
     fill,
+    markdown_text,
     show_value,
     styler,
 )
@@ -82,6 +83,17 @@ def drift_json(report: DriftReport) -> str:
             "drifted_incidents": report.drifted_incidents,
             "fields": report.fields,
         },
+        "last_apply": [
+            {
+                "team": last.team,
+                "at": last.at,
+                "commit": last.commit,
+                "repository": last.repository,
+                "pull_request": last.pull_request,
+                "run_url": last.run_url,
+            }
+            for last in report.last_apply
+        ],
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
@@ -131,6 +143,28 @@ def drift_text(report: DriftReport, color: bool = False) -> str:
         lines.append("")
     lines.append(paint(drift_summary(report), "cyan"))
     return "\n".join(lines) + "\n"
+
+
+def drift_issue_markdown(report: DriftReport, budget: int = MARKDOWN_BUDGET) -> str:
+    """The drift issue's body below its callout: the report's markdown, then the last apply
+    of each team (when, commit, pull request, run), escaped: the report file says them."""
+    lines = []
+    for last in report.last_apply:
+        parts = [f"at {last.at}"]
+        if last.commit is not None:
+            parts.append(f"commit {last.commit}")
+        if last.repository is not None:
+            parts.append(f"of {last.repository}")
+        if last.pull_request is not None:
+            parts.append(f"pull request #{last.pull_request}")
+        if last.run_url is not None:
+            parts.append(f"run {last.run_url}")
+        whose = f" of team {last.team}" if last.team is not None else ""
+        lines.append(f"- Last apply{whose}: " + markdown_text(", ".join(parts)))
+    if not lines:
+        return drift_markdown(report, budget)
+    tail = "\n" + "\n".join(lines) + "\n"
+    return drift_markdown(report, budget - len(tail)).rstrip("\n") + "\n" + tail
 
 
 def drift_markdown(report: DriftReport, budget: int = MARKDOWN_BUDGET) -> str:

@@ -29,6 +29,9 @@ def state_text(state: Recorded) -> str:
         f"{counted(len(incidents), 'incident')}",
         "",
     ]
+    if state.retired is not None:
+        to, at = (printable(part) for part in state.retired)
+        lines[1:1] = [f"retired: migrated to {to} on {at}; nothing is written or planned here"]
     for cid in natural_sorted(incidents):
         fields = incidents[cid]
         shown = "  ".join(f"{f}={show_value(fields[f])}" for f in FIELDS if f in fields)
@@ -65,6 +68,8 @@ def state_json(state: Recorded) -> str:
         "kept": ordered(state.kept),
         "uncertain": {cid: state.uncertain[cid] for cid in sorted(state.uncertain)},
     }
+    if state.retired is not None:
+        body["retired"] = {"to": state.retired[0], "at": state.retired[1]}
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -95,6 +100,8 @@ def history(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             current = None
         elif kind == "lineage":
             entries.append({"at": record["at"], "kind": "created", "lineage": record["lineage"]})
+        elif kind == "retired":
+            entries.append({"at": record["at"], "kind": "retired", "to": record["to"]})
         elif current is not None:
             current["operations"].append(_history_item(record))
         else:
@@ -143,6 +150,8 @@ def history_text(entries: Sequence[Mapping[str, Any]]) -> str:
                 lines.append("    " + _item_text(item))
         elif kind == "created":
             lines.append(f"{entry['at']}  journal created, lineage {entry['lineage']}")
+        elif kind == "retired":
+            lines.append(f"{entry['at']}  journal retired: migrated to {printable(entry['to'])}")
         else:
             lines.append(f"{entry['at']}  {_item_text(entry)}")
     return "\n".join(lines) + "\n"

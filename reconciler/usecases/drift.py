@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import ALL_REVERT, Policy
 from ..journal import open_journal
@@ -64,12 +64,46 @@ class DriftEntry:
 
 
 @dataclass(frozen=True)
+class LastApply:
+    """A team's last apply, from its journal's last apply-start record and its `audit`
+    (docs/approvals.md, The audit trail): each field None when the audit does not say."""
+
+    team: str | None
+    at: str
+    commit: str | None = None
+    repository: str | None = None
+    pull_request: int | None = None
+    run_url: str | None = None
+
+    @classmethod
+    def of(cls, team: str | None, record: Mapping[str, Any]) -> LastApply:
+        audit = record.get("audit")
+        said: Mapping[str, Any] = audit if isinstance(audit, dict) else {}
+
+        def text(name: str) -> str | None:
+            value = said.get(name)
+            return value if isinstance(value, str) else None
+
+        number = said.get("pull_request")
+        return cls(
+            team,
+            str(record["at"]),
+            text("commit"),
+            text("repository"),
+            number if type(number) is int else None,
+            text("run_url"),
+        )
+
+
+@dataclass(frozen=True)
 class DriftReport:
     checked_at: str
     #: Sorted by incident, then in the order of model.FIELDS.
     entries: list[DriftEntry]
     #: How many managed incidents were checked.
     incidents: int
+    #: Per team checked whose journal records an apply, its last one (by team name).
+    last_apply: list[LastApply] = field(default_factory=list)
 
     @property
     def drifted_incidents(self) -> int:
@@ -101,7 +135,10 @@ def _team_drift(request: DriftRequest) -> DriftReport:
 
     loaded = load(request.paths or DEFAULT_PATHS)
     explicit = desired = loaded.incidents
-    journal = open_journal(request.journal_location).read().incidents
+    state = open_journal(request.journal_location).read()
+    journal = state.incidents
+    team_name = request.team.name if request.team is not None else None
+    last = [] if state.last_apply is None else [LastApply.of(team_name, state.last_apply)]
     checked_at = now()
     listed: dict[str, Fields] = {}
     unlisted: set[str] = set()
@@ -129,7 +166,7 @@ def _team_drift(request: DriftRequest) -> DriftReport:
     entries = find_drift(desired, journal, live, missing, request.drift_policy)
     if request.team is not None:
         entries = [replace(entry, team=request.team.name) for entry in entries]
-    return DriftReport(checked_at, entries, len(desired))
+    return DriftReport(checked_at, entries, len(desired), last)
 
 
 def run_drift(requests: Sequence[DriftRequest]) -> DriftReport:
@@ -147,6 +184,7 @@ def run_drift(requests: Sequence[DriftRequest]) -> DriftReport:
         min((report.checked_at for report in reports), default=now()),
         entries,
         sum(report.incidents for report in reports),
+        [last for report in reports for last in report.last_apply],
     )
 
 

@@ -37,7 +37,7 @@ from ..github import (
 from ..model import FIELDS, is_counter_id, is_field_value
 from ..wording import counted
 from .comment import GitHubOptions, find_marked, login_once, marker
-from .drift import DriftEntry, DriftReport
+from .drift import DriftEntry, DriftReport, LastApply
 
 if TYPE_CHECKING:
     pass
@@ -103,7 +103,45 @@ def read_drift_report(path: str, limit: int = MAX_REPORT_BYTES) -> DriftReport:
     if not isinstance(raw, list):
         raise ReconcileError(f"{name}: drift must be a list")
     entries = [_entry(item, f"{name}: drift[{n}]") for n, item in enumerate(raw)]
-    return DriftReport(str(checked_at), entries, summary["incidents"])
+    applies = body.get("last_apply", [])  # reports written before it have none
+    if not isinstance(applies, list):
+        raise ReconcileError(f"{name}: last_apply must be a list")
+    last = [_last_apply(item, f"{name}: last_apply[{n}]") for n, item in enumerate(applies)]
+    return DriftReport(str(checked_at), entries, summary["incidents"], last)
+
+
+#: What a last apply's audit may say, as the issue shows it (docs/approvals.md).
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+_RUN_URL = re.compile(r"https?://[!-~]{1,2000}")  # printable ASCII, no space
+
+
+def _last_apply(item: Any, where: str) -> LastApply:
+    if not isinstance(item, dict):
+        raise ReconcileError(f"{where} must be an object")
+    for key in ("team", "at", "commit", "repository", "pull_request", "run_url"):
+        if key not in item:
+            raise ReconcileError(f"{where}: {key} is missing")
+    if item["team"] is not None and not _is_team_name(item["team"]):
+        raise ReconcileError(f"{where}: team must be null or a team name")
+    if not is_time(item["at"]):
+        raise ReconcileError(f"{where}: at must be an ISO-8601 time")
+    for key, pattern, what in (
+        ("commit", _COMMIT, "a commit's hex id"),
+        ("repository", _REPOSITORY, "OWNER/NAME"),
+        ("run_url", _RUN_URL, "an http(s) URL"),
+    ):
+        value = item[key]
+        if value is not None and not (
+            isinstance(value, str) and pattern.fullmatch(value) is not None
+        ):
+            raise ReconcileError(f"{where}: {key} must be null or {what}")
+    number = item["pull_request"]
+    if number is not None and not (_is_count(number) and number > 0):
+        raise ReconcileError(f"{where}: pull_request must be null or a pull request number")
+    return LastApply(
+        item["team"], item["at"], item["commit"], item["repository"], number, item["run_url"]
+    )
 
 
 def _entry(item: Any, where: str) -> DriftEntry:

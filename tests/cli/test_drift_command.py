@@ -61,6 +61,11 @@ def test_the_json_report_has_exactly_this_shape(repo: Repo) -> None:
     assert (code, err) == (0, "")
     report = json.loads(out)
     assert STAMP.fullmatch(report.pop("checked_at"))
+    # The fixture's apply (its audit's values depend on the environment: see
+    # tests/github/test_drift_issue_last_apply.py for them).
+    [last] = report.pop("last_apply")
+    assert list(last) == ["team", "at", "commit", "repository", "pull_request", "run_url"]
+    assert last["team"] is None and STAMP.fullmatch(last["at"])
     assert report == {
         "format_version": 1,
         "drift": [
@@ -87,7 +92,13 @@ def test_the_json_report_has_exactly_this_shape(repo: Repo) -> None:
         ],
         "summary": {"incidents": 2, "drifted_incidents": 2, "fields": 1},
     }
-    assert list(json.loads(out)) == ["format_version", "checked_at", "drift", "summary"]
+    assert list(json.loads(out)) == [
+        "format_version",
+        "checked_at",
+        "drift",
+        "summary",
+        "last_apply",
+    ]
 
 
 def test_out_saves_the_json_whatever_is_printed(repo: Repo, tmp_path: Path) -> None:

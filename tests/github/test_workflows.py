@@ -87,6 +87,10 @@ def test_applies_never_overlap_and_apply_the_plan_they_show(name: str) -> None:
         "SPIKE_API_KEY": "${{ secrets.SPIKE_API_KEY }}",
         "SPIKE_TEAM_ID": "${{ secrets.SPIKE_TEAM_ID }}",
     }
+    # Apply checks the approvals again on the merged pull request (docs/approvals.md): with
+    # the job's token, which may read pull requests, whichever journal the workflow keeps.
+    assert apply["with"]["github-token"] == "${{ github.token }}"
+    assert workflow["jobs"]["apply"]["permissions"]["pull-requests"] == "read"
 
 
 def test_only_the_file_journal_apply_may_write_to_the_repository() -> None:
@@ -95,7 +99,10 @@ def test_only_the_file_journal_apply_may_write_to_the_repository() -> None:
         "pull-requests": "read",
     }
     postgres = load(EXAMPLES / "apply-postgres.yml")
-    assert postgres["jobs"]["apply"]["permissions"] == {"contents": "read"}
+    assert postgres["jobs"]["apply"]["permissions"] == {
+        "contents": "read",
+        "pull-requests": "read",
+    }
     journals = {
         s["with"].get("journal") for s in steps(postgres) if "with" in s and "command" in s["with"]
     }

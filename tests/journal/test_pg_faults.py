@@ -94,7 +94,7 @@ def test_a_migration_cut_at_any_record_leaves_a_copy_every_command_refuses(
     tmp_path: Path, url: str, admin: Any
 ) -> None:
     source = source_journal(tmp_path / "source.jsonl")
-    records = source.records()
+    records, state = source.records(), source.read()
     assert len(records) == 7
     for cut in range(1, len(records) + 2):
         with pytest.raises(JournalError) as caught:
@@ -106,18 +106,23 @@ def test_a_migration_cut_at_any_record_leaves_a_copy_every_command_refuses(
         else:
             assert "the commit's outcome is unknown" in message
         refused_by_every_command(url, tmp_path)
-    # A retry replaces the unfinished copy with the whole one.
-    assert migrate(source, PostgresJournal(url)) == len(records)
+    # A retry replaces the unfinished copy with the whole one, and retires the source.
+    assert migrate(source, PostgresJournal(url)) == (len(records), True)
     assert PostgresJournal(url).records() == records
-    assert PostgresJournal(url).read() == source.read()
+    assert PostgresJournal(url).read() == state
+    retired = source.read(retired_ok=True).retired
+    assert retired is not None and retired[0] == PostgresJournal(url).location
 
 
 def test_a_whole_copy_is_not_replaced(tmp_path: Path, url: str) -> None:
     source = source_journal(tmp_path / "source.jsonl")
+    records = source.records()
     migrate(source, PostgresJournal(url))
-    with pytest.raises(JournalError, match=r"not empty; .*\(nothing was copied\)"):
+    retired = source.path.read_bytes()
+    with pytest.raises(JournalError, match=r"source.jsonl: this journal was migrated to "):
         migrate(source, PostgresJournal(url))
-    assert PostgresJournal(url).records() == source.records()
+    assert PostgresJournal(url).records() == records
+    assert source.path.read_bytes() == retired
 
 
 PROPERTY = settings(
@@ -136,6 +141,7 @@ def test_whatever_the_faults_the_destination_is_the_source_or_refused(
     schedule: list[int | None],
 ) -> None:
     source = source_journal(tmp_path_factory.mktemp("source") / "journal.jsonl")
+    records = source.records()
     url = with_params(server_url, namespace=f"test-{uuid.uuid4()}")
     try:
         whole = False
@@ -144,11 +150,13 @@ def test_whatever_the_faults_the_destination_is_the_source_or_refused(
                 migrate(source, CutDestination(url, admin, cut))
                 whole = True
             except JournalError as exc:
-                # Refused as not empty only once a whole copy is there.
-                assert whole == ("not empty" in str(exc)), str(exc)
+                # Refused as retired only once a whole copy is there (a commit whose
+                # outcome is unknown may have made it whole: the next run only retires).
+                assert whole == ("this journal was migrated to" in str(exc)), str(exc)
             dest = PostgresJournal(url)
             if whole:
-                assert dest.records() == source.records()
+                assert dest.records() == records
+                assert source.read(retired_ok=True).retired is not None
             else:
                 with pytest.raises(JournalError, match=REFUSED):
                     dest.read()
@@ -162,8 +170,9 @@ def test_an_unfinished_file_copy_is_refused_then_replaced(tmp_path: Path) -> Non
     marker = '{"kind":"migration-unfinished","from":"old.jsonl","at":"2026-11-30T14:00:00.000Z"}\n'
     dest.path.write_text(marker)  # what a migration cut short leaves
     refused_by_every_command(str(dest.path), tmp_path)
-    assert migrate(source, dest) == 7
-    assert dest.path.read_bytes() == source.path.read_bytes()
+    copied = source.path.read_bytes()
+    assert migrate(source, dest) == (7, True)
+    assert dest.path.read_bytes() == copied
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 

@@ -264,22 +264,22 @@ def test_migration_file_to_postgres_to_file_is_byte_exact(
 ) -> None:
     source = FileJournal(tmp_path / "source.jsonl")
     exercise(source)
-    original = source.path.read_bytes()
+    original, records, state = source.path.read_bytes(), source.records(), source.read()
     count = len(original.splitlines())
 
-    assert migrate(source, journal) == count
-    assert journal.records() == source.records()
-    assert journal.read() == source.read()
+    assert migrate(source, journal) == (count, True)
+    assert journal.records() == records
+    assert journal.read() == state
 
     back = FileJournal(tmp_path / "back.jsonl")
-    assert migrate(journal, back) == count
+    assert migrate(journal, back) == (count, True)
     assert back.path.read_bytes() == original
 
-    # Writing goes on from the migrated serial and lineage.
-    with journal.open_for_apply(0, "after migrate") as writer:
-        assert (writer.state.lineage, writer.state.serial) == (source.read().lineage, 7)
+    # Writing goes on from the migrated serial and lineage, in the last copy.
+    with back.open_for_apply(0, "after migrate") as writer:
+        assert (writer.state.lineage, writer.state.serial) == (state.lineage, 7)
         writer.forget(["116"], None)
-    assert journal.read().serial == 8
+    assert back.read().serial == 8
 
 
 def test_migration_refuses_a_non_empty_destination(

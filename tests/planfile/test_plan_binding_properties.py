@@ -1,11 +1,12 @@
 """The property of bound plans (docs/trust.md): over any sequence of plan, apply, migrate and
 replay across two teams and their journals, a saved plan applies only to the team, journal
-location and lineage it was made for, once, at the serial it was made at; and no incident is
-escalated past what its file asks.
+location and lineage it was made for, once, at the serial it was made at, never to the source
+of a migration (retired); and no incident is escalated past what its file asks.
 
 In process (the CLI's entry point, a sandbox on loopback serving both teams): each plan is
 made against its team's current journal (after `journal migrate`, the copy), and each apply
-tries a saved plan on either team's current journal, or a fresh one, as either team.
+tries a saved plan on either team's current journal, a source it was migrated from, or a
+fresh one, as either team.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import KEY, cli, write_states
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.journal import open_journal
@@ -26,12 +27,18 @@ TEAMS = ("team-a-0001", "team-b-0002")
 PLAN_KEY = "p" * 32
 
 STEP = st.one_of(
-    st.tuples(st.just("plan"), st.sampled_from(TEAMS), st.sampled_from(["p1", "p2", "p3"])),
+    st.tuples(
+        st.just("plan"),
+        st.sampled_from(TEAMS),
+        st.sampled_from(["p1", "p2", "p3"]),
+        st.booleans(),  # whether the file asks for the escalations (a journal can then hold
+        # the incident below its count, so a plan made for it still escalates)
+    ),
     st.tuples(
         st.just("apply"),
         st.integers(0, 7),  # which saved plan (modulo how many there are)
         st.sampled_from(TEAMS),  # as which team
-        st.sampled_from(["mine", "theirs", "fresh"]),  # to which journal
+        st.sampled_from(["mine", "theirs", "old", "fresh"]),  # to which journal
     ),
     st.tuples(st.just("migrate"), st.sampled_from(TEAMS)),
 )
@@ -47,6 +54,8 @@ class World:
         self.plans: list[tuple[Path, str, str, str, str | None, int]] = []
         #: Journal location -> the plan ids applied to it (a copy inherits its source's).
         self.applied: dict[str, set[str]] = {}
+        #: Per team, the journals it migrated from (retired), oldest first.
+        self.retired: dict[str, list[str]] = {team: [] for team in TEAMS}
         self.made = 0
 
     def env(self, team: str) -> dict[str, str | None]:
@@ -57,10 +66,13 @@ class World:
             "RECONCILE_PLAN_KEY": PLAN_KEY,
         }
 
-    def plan(self, team: str, priority: str) -> None:
+    def plan(self, team: str, priority: str, escalate: bool) -> None:
         self.made += 1
         states = self.work / f"states-{self.made}"
-        write_states(states, {"42": {"escalations": self.asked[team], "priority": priority}})
+        fields: dict[str, Any] = {"priority": priority}
+        if escalate:
+            fields["escalations"] = self.asked[team]
+        write_states(states, {"42": fields})
         out = self.work / f"plan-{self.made}.json"
         journal = self.current[team]
         code, stdout, stderr = cli(
@@ -80,19 +92,25 @@ class World:
         ]
         other = TEAMS[1 - TEAMS.index(team)]
         self.made += 1
+        old = self.retired[team]
         journal = {
             "mine": self.current[team],
             "theirs": self.current[other],
+            "old": old[which % len(old)] if old else self.current[team],
             "fresh": str(self.work / f"fresh-{self.made}.jsonl"),
         }[target]
-        state = open_journal(journal).read()
+        records = open_journal(journal).records()
+        retired = [r["to"] for r in records if r["kind"] == "retired"]
+        state = open_journal(journal).read() if not retired else None
         if planned_team != team:
             expected = "made for another team"
         elif planned_at != journal:
             expected = "made for another journal"
+        elif retired:
+            expected = f"this journal was migrated to {retired[0]} on "
         elif plan_id in self.applied.get(journal, set()):
             expected = "was already applied to this journal"
-        elif lineage != state.lineage:
+        elif state is None or lineage != state.lineage:
             expected = "made for another journal"
         elif serial != state.serial:
             expected = "is stale"
@@ -118,6 +136,7 @@ class World:
         assert code == 0, stdout + stderr
         self.applied[copy] = set(self.applied.get(source, set()))
         self.current[team] = copy
+        self.retired[team].append(source)
 
     def check(self) -> None:
         for team in TEAMS:
@@ -132,6 +151,20 @@ class World:
 @given(
     asked=st.fixed_dictionaries({team: st.integers(1, 2) for team in TEAMS}),
     steps=st.lists(STEP, min_size=1, max_size=7),
+)
+# The plan made for a journal before its migration, applied to it after a plan made for the
+# copy was: before sources were retired, a second escalation for a file asking one.
+@example(
+    asked={TEAMS[0]: 1, TEAMS[1]: 1},
+    steps=[
+        ("plan", TEAMS[0], "p2", False),
+        ("apply", 0, TEAMS[0], "mine"),
+        ("plan", TEAMS[0], "p2", True),
+        ("migrate", TEAMS[0]),
+        ("plan", TEAMS[0], "p2", True),
+        ("apply", 2, TEAMS[0], "mine"),
+        ("apply", 1, TEAMS[0], "old"),
+    ],
 )
 def test_no_saved_plan_applies_anywhere_but_where_it_was_made_for(
     tmp_path_factory: pytest.TempPathFactory, asked: dict[str, int], steps: list[Any]
