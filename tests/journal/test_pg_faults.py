@@ -197,7 +197,7 @@ def test_a_blocked_statement_ends_within_its_bound(fresh_schema: str, admin: Any
             started = time.monotonic()
             with pytest.raises(JournalError) as caught:
                 attempt()
-            assert 0.9 <= time.monotonic() - started < 2.5
+            assert 0.9 <= time.monotonic() - started < 4  # the bound, not the 30 s default
         message = str(caught.value)
         assert re.search("canceling statement due to (lock|statement) timeout", message)
         assert "statement_timeout=1000ms" in message and "?statement_timeout=" in message
@@ -268,7 +268,7 @@ def test_sigterm_ends_a_plan_blocked_on_the_journal_within_the_grace(
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=10)
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < 4.5  # the 3 s grace, with room for a loaded machine
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -316,7 +316,7 @@ def test_a_killed_holder_in_a_blocked_statement_frees_the_lock_within_a_bound(
             # Its backend ends (and frees the advisory lock) while the table is still
             # locked: the server noticed the client is gone.
             wait_for(lambda: backend not in alive(admin), within=3)
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 3
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -367,7 +367,7 @@ def test_sigterm_ends_an_apply_blocked_on_a_journal_write_within_the_grace(
                 proc.kill()
                 proc.communicate()
         # The grace is 3 s: the blocked INSERT was cancelled then, not at statement_timeout.
-        assert 2.5 < took < 4.5, (took, err)
+        assert 2.5 < took < 6, (took, err)  # far below the 30 s statement_timeout
         assert proc.returncode == 143, err
         assert "Traceback" not in err
         result = json.loads(out)
@@ -428,7 +428,7 @@ def test_a_journal_write_never_blocks_the_apply_loop(fresh_schema: str, admin: A
 
     with journal.open_for_apply(0, "apply") as writer, table_locked(admin, fresh_schema):
         took, result = asyncio.run(go(writer))
-    assert took < 1
+    assert took < 2
     assert result.outcome == "aborted" and "so it was cancelled" in result.error
     assert journal.records() == []  # nothing was stored, not even apply-start
 
