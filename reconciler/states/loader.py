@@ -7,7 +7,7 @@ for a file that has a problem: it is read again in round-trip mode, whose nodes 
 column. A text nested too deep for the parser's recursion is refused before it is parsed.
 
 `read_yaml` (the reading, with every refusal) serves the project file's loader too
-(config.py). This module finds the problems; problems.py words them (positions, messages,
+(config/loader.py). This module finds the problems; problems.py words them (positions, messages,
 suggestions).
 """
 
