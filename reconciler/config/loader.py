@@ -74,7 +74,7 @@ def load_project(path: str) -> Project:
     """Read and validate the project file at `path`; raise ProjectFileError listing every
     problem. Team paths and file journals are relative to the file's folder: kept as written
     when that folder is the working directory, joined to it otherwise."""
-    from ..states.loader import read_yaml, too_deep_problem
+    from ..states.reading import read_yaml, too_deep_problem
 
     try:
         data = Path(path).read_bytes()
