@@ -80,7 +80,7 @@ class When:
 
 @dataclass(frozen=True)
 class ApprovalRule:
-    """One rule of `approvals:` (validated by config.py)."""
+    """One rule of `approvals:` (validated by config/approval_rules.py)."""
 
     name: str
     when: When

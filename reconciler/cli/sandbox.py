@@ -80,7 +80,7 @@ def sandbox(
     """
     from ..errors import ReconcileError
     from ..model import is_loopback
-    from ..sandbox.core import seed_from_json, seed_from_paths
+    from ..sandbox.incidents import seed_from_json, seed_from_paths
     from ..sandbox.server import SandboxServer
     from ..wording import counted
 
@@ -141,7 +141,7 @@ def _seeds_by_team(
     """`--team ID=PATH` options as `{team id: incidents}`, in the order given; a team given
     twice is seeded from all its paths."""
     from ..errors import ReconcileError
-    from ..sandbox.core import seed_from_paths
+    from ..sandbox.incidents import seed_from_paths
 
     if seed_paths or seed_json:
         raise ReconcileError(

@@ -18,10 +18,9 @@ from .core import (
     _POLL_INTERVAL,
     MAX_BODY_BYTES,
     SandboxCore,
-    _error,
     _log,
-    _Response,
 )
+from .wire import _error, _Response
 
 
 class SandboxServer(SandboxCore):

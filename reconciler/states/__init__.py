@@ -1,4 +1,5 @@
-"""State files: loading and validating them (loader.py), their schema (schema.py), and the
+"""State files: loading and validating them (loader.py, reading the YAML with reading.py and
+checking plainly valid data with fastpath.py), their schema (schema.py), and the
 comment-keeping YAML document that `fmt` and `import` rewrite (document.py).
 
 docs/state-files.md describes the format. This file holds the defaults only and imports

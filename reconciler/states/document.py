@@ -224,7 +224,7 @@ _COMPOSER: Any = None
 
 def _compose(text: str) -> Any:
     global _COMPOSER
-    from .loader import nesting_problem
+    from .reading import nesting_problem
 
     # libyaml's composer recurses once per level: a text too deep for it crashes the process.
     problem = nesting_problem("<state file>", text)

@@ -16,7 +16,8 @@ from typing import Any
 from ..config import locate
 from ..errors import ReconcileError
 from ..states import DEFAULT_PATHS
-from ..states.loader import discover, read_yaml
+from ..states.loader import discover
+from ..states.reading import read_yaml
 
 
 def team_names(config: str | None) -> list[str]:

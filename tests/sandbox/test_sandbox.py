@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.errors import ReconcileError, StateFileError
 from reconciler.sandbox import SandboxServer
-from reconciler.sandbox.core import seed_from_json, seed_from_paths
+from reconciler.sandbox.incidents import seed_from_json, seed_from_paths
 
 AUTH = {"x-api-key": "dev", "x-team-id": "dev"}
 #: A client loads the CA bundle (~30 ms) even for plain http unless handed a context: share one.

@@ -11,7 +11,7 @@ from helpers import T0, HandClock, cli, serve_sandbox
 
 from reconciler.errors import ReconcileError
 from reconciler.sandbox import SandboxServer
-from reconciler.sandbox.core import seed_from_json
+from reconciler.sandbox.incidents import seed_from_json
 
 # ---------------------------------------------------------------------------------------------
 # Deleting

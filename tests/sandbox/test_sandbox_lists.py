@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ReconcileError
-from reconciler.sandbox.core import seed_from_json
+from reconciler.sandbox.incidents import seed_from_json
 
 _TLS = ssl.create_default_context()
 

@@ -199,7 +199,7 @@ RULE = st.fixed_dictionaries(
 def test_the_rules_fast_path_accepts_exactly_what_the_model_accepts(rules: Any) -> None:
     from pydantic import ValidationError
 
-    from reconciler.states.loader import _valid_rules
+    from reconciler.states.fastpath import _valid_rules
     from reconciler.states.schema import models
 
     fast = _valid_rules(rules)

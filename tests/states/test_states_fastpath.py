@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.planfile import section_content
-from reconciler.states.loader import _load_file, _valid_incidents
+from reconciler.states.fastpath import _valid_incidents
+from reconciler.states.loader import _load_file
 from reconciler.states.schema import models
 
 IDS = st.sampled_from(

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import StateFileError
-from reconciler.states import loader as states
+from reconciler.states import reading as states
 from reconciler.states.loader import load
 
 DEEP = 30_000
