@@ -19,15 +19,16 @@ from ..model import (
 from ..rules import AGE_PATTERN, MAX_MATCHES_LIMIT, RULE_NAME_MAX, RULE_NAME_PATTERN
 
 
-@functools.cache
 def version_is_a_number(value: Any) -> Any:
     """`version`'s check before its Literal[1], which accepts True (True == 1): a YAML
-    boolean is not a version (the state file's and reconcile.yaml's models)."""
+    boolean is not a version (the state file's and reconcile.yaml's models). Not cached:
+    a list or a mapping is no key of a cache."""
     if isinstance(value, bool):
         raise ValueError("version must be 1")
     return value
 
 
+@functools.cache
 def models() -> tuple[Any, Any]:
     """(the StateFile model, its TypeAdapter). Built on first use: importing pydantic and
     building the models costs more than planning the bundled states, and a valid file in

@@ -632,3 +632,17 @@ def test_a_copied_file_reports_every_duplicate_quickly(tmp_path: Path) -> None:
         3,
         f"incident i999 is also defined at {tmp_path}/a.yaml:2000:3",
     )
+
+
+@pytest.mark.parametrize("version", ["[null]", "{a: 1}"])
+def test_a_version_that_is_a_list_or_a_mapping_is_a_problem_at_its_place(
+    version: str, tmp_path: Path
+) -> None:
+    # A cached version check hashed its value: a list raised TypeError, a traceback.
+    (tmp_path / "a.yaml").write_text(f"version: {version}\nincidents: {{}}\n")
+    code, out, err = cli("validate", str(tmp_path / "a.yaml"))
+    assert (code, out) == (1, "")
+    assert (
+        err
+        == f"{tmp_path / 'a.yaml'}:1:10: version must be 1\nerror: 1 problem in the state files\n"
+    )
