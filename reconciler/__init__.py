@@ -30,7 +30,7 @@ Words
 
 Layers (bottom to top)
 ----------------------
-0 errors, jsontext, redact, wording . 1 model . 2 endpoints, httpcall . 3 planner, rules,
+0 errors, jsontext, redact, wording, limits . 1 model . 2 endpoints, httpcall . 3 planner, rules,
 approvals, states/, journal/, spike/, github, config/ . 4 planfile/, applier, sandbox/ .
 5 usecases/ . 6 render/ . 7 cli/ . 8 this package file, which imports nothing.
 

@@ -53,6 +53,7 @@ from .httpcall import (
     retry_after,
     retrying,
 )
+from .limits import COMMENT_LIMIT as COMMENT_LIMIT
 
 if TYPE_CHECKING:
     import httpx
@@ -61,8 +62,6 @@ if TYPE_CHECKING:
     Transport = httpx.AsyncBaseTransport
 
 DEFAULT_API_URL = "https://api.github.com"
-#: GitHub refuses longer comment bodies.
-COMMENT_LIMIT = 65_536
 #: Comments are listed 100 at a time; a pull request with more pages than this is refused
 #: rather than walked forever.
 MAX_PAGES = 200

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "reconciler.jsontext": 0,
     "reconciler.redact": 0,
     "reconciler.wording": 0,
+    "reconciler.limits": 0,
     "reconciler.model": 1,
     "reconciler.endpoints": 2,
     "reconciler.httpcall": 2,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import printable
-from ..github import COMMENT_LIMIT
+from ..limits import COMMENT_LIMIT
 from ..model import Change, Operation, Value
 
 if TYPE_CHECKING:
