@@ -53,6 +53,18 @@ def command(*args: str) -> list[str]:
     return [str(RECONCILE), *args]
 
 
+#: `python -c DISK_FULL LIMIT ARGS...`: reconcile ARGS with files limited to LIMIT bytes, so
+#: a journal write past it fails with EFBIG (a full disk, as the journal sees it).
+DISK_FULL = """
+import resource, signal, sys
+from reconciler.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def cli(*args: str, env: Mapping[str, str | None] | None = None) -> CliRun:
     """`reconcile ARGS...` in-process through reconciler.cli.main, the real entry point, with
     stdout and stderr captured apart (click's CliRunner isolation) and `env` set meanwhile.

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import KEY, RECONCILE, TEAM, cli, env, plan, write_states
+from helpers import DISK_FULL, KEY, RECONCILE, TEAM, cli, env, plan, write_states
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -424,16 +424,6 @@ def test_a_killed_apply_leaves_its_escalation_uncertain(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the journal cannot be written
-
-
-DISK_FULL = """
-import resource, signal, sys
-from reconciler.cli import main
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-limit = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_a_full_disk_is_a_clean_error_and_keeps_what_was_journaled(tmp_path: Path) -> None:

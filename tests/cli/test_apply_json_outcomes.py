@@ -12,21 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import KEY, TEAM, cli, command, write_states
+from helpers import DISK_FULL, KEY, TEAM, cli, command, write_states
 
 from reconciler.journal.file import FileJournal
 from reconciler.sandbox import SandboxServer
-
-#: `reconcile ARGS...` with the file size limited: a journal write past LIMIT bytes fails
-#: with EFBIG (a full disk, as the journal sees it).
-DISK_FULL = """
-import resource, signal, sys
-from reconciler.cli import main
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-limit = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_an_apply_aborted_by_a_journal_write_prints_what_it_did(tmp_path: Path) -> None:
